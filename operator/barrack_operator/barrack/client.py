@@ -1,0 +1,293 @@
+"""The async Barrack client.
+
+Every request goes through :meth:`BarrackClient._call`: one rate limiter, one retry policy, one
+error mapping, one per-route call counter. Reads are retried on transient faults with jittered
+backoff; a mutation is repeated only when Barrack surely did not act on it (429, or a connection
+that never opened), because a 5xx or a timeout after a create may mean the create happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from barrack_operator.barrack import models as m
+from barrack_operator.barrack.credentials import ApiKeySource
+from barrack_operator.barrack.errors import (
+    ApiUnavailable,
+    BarrackError,
+    RateLimited,
+    TransientError,
+    error_from_response,
+    map_transport_errors,
+)
+from barrack_operator.barrack.ratelimit import RateLimiter
+from barrack_operator.barrack.routes import AUTH_HEADER, ROUTES, Route, auth_header_value
+
+R = TypeVar("R", bound=BaseModel)
+PAGE_LIMIT = 100
+CallObserver = Callable[[str, str, float], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to wait before repeating a request that failed transiently."""
+
+    attempts: int = 4
+    base_delay: float = 0.2
+    max_delay: float = 5.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Full-jitter exponential backoff."""
+        return rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+    def may_retry(self, route: Route, error: TransientError) -> bool:
+        if isinstance(error, RateLimited):
+            return True
+        if route.is_read:
+            return True
+        return isinstance(error, ApiUnavailable) and not error.sent
+
+
+class BarrackClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: ApiKeySource,
+        *,
+        requests_per_second: float = 10.0,
+        burst: int = 5,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        observer: CallObserver | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport
+        )
+        self.limiter = RateLimiter(requests_per_second, burst)
+        self.retry = retry or RetryPolicy()
+        self._rng = random.Random(seed)
+        self._observer = observer
+        self.calls: Counter[tuple[str, str]] = Counter()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> BarrackClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # The one request path ------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        route_name: str,
+        reply: type[R],
+        *,
+        body: BaseModel | None = None,
+        params: dict[str, Any] | None = None,
+        **path: str,
+    ) -> R:
+        route = ROUTES[route_name]
+        attempt = 0
+        while True:
+            try:
+                return await self._send_once(route, reply, body, params, path)
+            except TransientError as error:
+                attempt += 1
+                if attempt >= self.retry.attempts or not self.retry.may_retry(route, error):
+                    raise
+                if isinstance(error, RateLimited):
+                    self.limiter.pause_for(error.retry_after)
+                else:
+                    await asyncio.sleep(self.retry.delay(attempt, self._rng))
+
+    async def _send_once(
+        self,
+        route: Route,
+        reply: type[R],
+        body: BaseModel | None,
+        params: dict[str, Any] | None,
+        path: dict[str, str],
+    ) -> R:
+        await self.limiter.acquire()
+        key = self._api_key.get()
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            with map_transport_errors(route.name):
+                response = await self._http.request(
+                    route.method.value,
+                    route.url(**path),
+                    params=params,
+                    json=body.model_dump(mode="json", exclude_none=True) if body is not None else None,
+                    headers={AUTH_HEADER: auth_header_value(key)},
+                )
+            outcome = str(response.status_code)
+            if response.is_success:
+                return reply.model_validate(response.json())
+            raise error_from_response(response, route=route.name, secret=key)
+        finally:
+            self.calls[(route.name, outcome)] += 1
+            if self._observer is not None:
+                self._observer(route.name, outcome, time.monotonic() - started)
+
+    async def _paginate(
+        self, route_name: str, reply: type[R], items: str, params: dict[str, Any] | None = None
+    ) -> AsyncIterator[Any]:
+        page = 1
+        while True:
+            result = await self._call(
+                route_name, reply, params={**(params or {}), "page": page, "limit": PAGE_LIMIT}
+            )
+            for item in getattr(result, items):
+                yield item
+            if page >= getattr(result, "total_pages", 1):
+                return
+            page += 1
+
+    # Account -------------------------------------------------------------------------------------
+
+    async def get_balance(self) -> m.BalanceResponse:
+        return await self._call("get_balance", m.BalanceResponse)
+
+    async def list_regions(self) -> list[dict[str, Any]]:
+        return [r async for r in self._paginate("list_regions", m.RegionListResponse, "regions")]
+
+    async def list_gpu_stocks(self) -> list[dict[str, Any]]:
+        return [s async for s in self._paginate("list_gpu_stocks", m.GPUStockListResponse, "gpu_stocks")]
+
+    async def list_os_images(self, region: str | None = None) -> list[m.OSImage]:
+        params = {"region": region} if region else None
+        return [i async for i in self._paginate("list_os_images", m.OSImageListResponse, "os_images", params)]
+
+    async def get_pricing(self, request: m.PricingRequest) -> m.PricingResponse:
+        return await self._call("get_pricing", m.PricingResponse, body=request)
+
+    async def list_volume_types(self) -> list[dict[str, Any]]:
+        return [
+            t async for t in self._paginate("list_volume_types", m.VolumeTypeListResponse, "volume_types")
+        ]
+
+    # Volumes -------------------------------------------------------------------------------------
+
+    def iter_volumes(self, region: str | None = None) -> AsyncIterator[m.Volume]:
+        params = {"region": region} if region else None
+        return self._paginate("list_volumes", m.VolumeListResponse, "volumes", params)
+
+    async def create_volume(self, request: m.CreateVolumeRequest) -> m.Volume:
+        return (await self._call("create_volume", m.VolumeResponse, body=request)).volume
+
+    async def get_volume(self, volume_id: str) -> m.Volume:
+        return (await self._call("get_volume", m.VolumeResponse, id=volume_id)).volume
+
+    async def delete_volume(self, volume_id: str) -> None:
+        await self._call("delete_volume", m.Envelope, id=volume_id)
+
+    async def resize_volume(self, volume_id: str, size_gb: int) -> m.Volume:
+        body = m.ResizeVolumeRequest(size_gb=size_gb)
+        return (await self._call("resize_volume", m.VolumeResponse, body=body, id=volume_id)).volume
+
+    async def clone_volume(self, volume_id: str, name: str) -> m.Volume:
+        body = m.CloneVolumeRequest(name=name)
+        return (await self._call("clone_volume", m.VolumeResponse, body=body, id=volume_id)).volume
+
+    async def attach_volumes(self, instance_id: str, volume_ids: list[str]) -> m.VMInstance:
+        body = m.AttachVolumesRequest(volume_ids=volume_ids)
+        return (await self._call("attach_volumes", m.InstanceResponse, body=body, id=instance_id)).instance
+
+    async def detach_volumes(self, instance_id: str, volume_ids: list[str]) -> m.VMInstance:
+        body = m.DetachVolumesRequest(volume_ids=volume_ids)
+        return (await self._call("detach_volumes", m.InstanceResponse, body=body, id=instance_id)).instance
+
+    # Instances -----------------------------------------------------------------------------------
+
+    def iter_instances(self) -> AsyncIterator[m.VMInstance]:
+        return self._paginate("list_instances", m.InstanceListResponse, "instances")
+
+    async def create_instance(self, request: m.DeploymentRequest) -> m.VMInstance:
+        return (await self._call("create_instance", m.InstanceResponse, body=request)).instance
+
+    async def get_instance(self, instance_id: str) -> m.VMInstance:
+        return (await self._call("get_instance", m.InstanceResponse, id=instance_id)).instance
+
+    async def delete_instance(self, instance_id: str) -> None:
+        await self._call("delete_instance", m.Envelope, id=instance_id)
+
+    async def instance_action(self, instance_id: str, action: str) -> m.VMInstance:
+        """``action`` is one of start, stop, reboot, hibernate, restore."""
+        route = f"{action}_instance"
+        if route not in ROUTES:
+            raise ValueError(f"unknown instance action {action!r}")
+        return (await self._call(route, m.InstanceResponse, id=instance_id)).instance
+
+    async def set_public_ip(self, instance_id: str, enabled: bool) -> m.VMInstance:
+        body = m.PublicIPRequest(enabled=enabled)
+        return (await self._call("set_public_ip", m.InstanceResponse, body=body, id=instance_id)).instance
+
+    async def add_security_rule(self, instance_id: str, rule: m.AddFirewallRuleRequest) -> m.FirewallRule:
+        return (await self._call("add_security_rule", m.FirewallRuleResponse, body=rule, id=instance_id)).rule
+
+    async def remove_security_rule(self, instance_id: str, rule_id: str) -> None:
+        await self._call("remove_security_rule", m.Envelope, id=instance_id, rule_id=rule_id)
+
+    async def list_instance_firewalls(self, instance_id: str) -> list[m.Firewall]:
+        reply = await self._call("list_instance_firewalls", m.FirewallListResponse, id=instance_id)
+        return reply.firewalls
+
+    # Firewalls -----------------------------------------------------------------------------------
+
+    async def list_firewall_protocols(self) -> list[str]:
+        return (await self._call("list_firewall_protocols", m.ProtocolListResponse)).protocols
+
+    def iter_firewalls(self) -> AsyncIterator[m.Firewall]:
+        return self._paginate("list_firewalls", m.FirewallListResponse, "firewalls")
+
+    async def create_firewall(self, request: m.CreateFirewallRequest) -> m.Firewall:
+        return (await self._call("create_firewall", m.FirewallResponse, body=request)).firewall
+
+    async def get_firewall(self, firewall_id: str) -> m.Firewall:
+        return (await self._call("get_firewall", m.FirewallResponse, id=firewall_id)).firewall
+
+    async def delete_firewall(self, firewall_id: str) -> None:
+        await self._call("delete_firewall", m.Envelope, id=firewall_id)
+
+    async def add_firewall_rule(self, firewall_id: str, rule: m.AddFirewallRuleRequest) -> m.FirewallRule:
+        return (await self._call("add_firewall_rule", m.FirewallRuleResponse, body=rule, id=firewall_id)).rule
+
+    async def remove_firewall_rule(self, firewall_id: str, rule_id: str) -> None:
+        await self._call("remove_firewall_rule", m.Envelope, id=firewall_id, rule_id=rule_id)
+
+    async def attach_firewall(self, firewall_id: str, instance_ids: list[str]) -> m.Firewall:
+        body = m.AttachFirewallRequest(instance_ids=instance_ids)
+        return (await self._call("attach_firewall", m.FirewallResponse, body=body, id=firewall_id)).firewall
+
+    # SSH keys ------------------------------------------------------------------------------------
+
+    def iter_ssh_keys(self) -> AsyncIterator[m.SSHKey]:
+        return self._paginate("list_ssh_keys", m.SSHKeyListResponse, "ssh_keys")
+
+    async def create_ssh_key(self, request: m.CreateSSHKeyRequest) -> m.SSHKey:
+        return (await self._call("create_ssh_key", m.SSHKeyResponse, body=request)).ssh_key
+
+    async def get_ssh_key(self, key_id: str) -> m.SSHKey:
+        return (await self._call("get_ssh_key", m.SSHKeyResponse, id=key_id)).ssh_key
+
+    async def delete_ssh_key(self, key_id: str) -> None:
+        await self._call("delete_ssh_key", m.Envelope, id=key_id)
+
+
+__all__ = ["BarrackClient", "BarrackError", "RetryPolicy"]

@@ -1,0 +1,556 @@
+"""The simulated Barrack account: resources, their state machines, and every rule of the contract.
+
+Mutations check their preconditions, move a resource into a transitional state and schedule the
+state it settles in; :meth:`Account.tick` applies every scheduled transition that is due on the
+clock. Each transition's duration is configurable by name (``create_volume``, ``stop`` ...), with
+one default. All refusals are :mod:`barrack_sim.errors` exceptions with Barrack's wording where the
+docs give it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import itertools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from barrack_operator.barrack import models as m
+from barrack_sim.clock import SimClock
+from barrack_sim.errors import Conflict, Invalid, Missing, NoCredits
+
+VOLUME_NAME = re.compile(r"^[A-Za-z0-9 _.\-]{1,50}$")
+SSH_KEY_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,50}$")
+SSH_KEY_TYPES = ("ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
+MIN_VOLUME_GB = 100
+MAX_VOLUME_GB = 1_048_576
+MAX_FIREWALLS = 25
+MAX_SSH_KEYS = 25
+MAX_DESCRIPTION = 255
+DETACH_REFUSAL = (
+    "Cannot detach: Volume is attached to a {status} instance. The instance must be in SHUTOFF state "
+    "to perform volume operations. Please shut down the instance first before attempting to detach volumes."
+)
+DETACH_REFUSAL_OLD_RULE = (
+    "Cannot detach: Volume is attached to a {status} instance. The instance must be ACTIVE to detach volumes."
+)
+VOLUME_PRICE_PER_GB_HOUR = 0.0001
+GPU_PRICE_PER_HOUR = 1.0
+
+DetachRule = Literal["shutoff", "active"]
+VS, IS, FS = m.VolumeState, m.InstanceState, m.FirewallState
+
+
+@dataclass
+class Transition:
+    due: float
+    apply: Callable[[], None]
+
+
+@dataclass
+class SimConfig:
+    """What a run of the simulator is set to; every field can be changed at run time."""
+
+    transition_seconds: float = 2.0
+    transition_overrides: dict[str, float] = field(default_factory=dict)
+    detach_rule: DetachRule = "shutoff"
+    balance: float = 1000.0
+    currency: str = "USD"
+    stock_per_model: int = 64
+
+    def duration(self, name: str) -> float:
+        return self.transition_overrides.get(name, self.transition_seconds)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Account:
+    def __init__(self, config: SimConfig | None = None, clock: SimClock | None = None) -> None:
+        self.config = config or SimConfig()
+        self.clock = clock or SimClock()
+        self.volumes: dict[str, m.Volume] = {}
+        self.instances: dict[str, m.VMInstance] = {}
+        self.firewalls: dict[str, m.Firewall] = {}
+        self.ssh_keys: dict[str, m.SSHKey] = {}
+        self.images: dict[str, m.OSImage] = {}
+        self.stock: dict[tuple[str, str], int] = {
+            (region.value, gpu): self.config.stock_per_model for region in m.Region for gpu in m.GPU_MODELS
+        }
+        self._pending: dict[str, Transition] = {}
+        self._public_ip_wanted: dict[str, bool] = {}
+        self._ids = itertools.count(100001)
+        for region in m.Region:
+            for name in ("Ubuntu 22.04", "Ubuntu 24.04 CUDA 12"):
+                image = m.OSImage(id=self._new_id("I"), name=name, region=region.value)
+                self.images[image.id] = image
+
+    # Clock and transitions -----------------------------------------------------------------------
+
+    def _new_id(self, suffix: str) -> str:
+        return f"BRK-{next(self._ids)}{suffix}"
+
+    def _schedule(self, resource_id: str, transition_name: str, apply: Callable[[], None]) -> None:
+        self._pending[resource_id] = Transition(self.clock.now() + self.config.duration(transition_name), apply)
+
+    def tick(self) -> None:
+        """Apply every transition that is due, earliest first."""
+        now = self.clock.now()
+        due = sorted(((t.due, rid) for rid, t in self._pending.items() if t.due <= now))
+        for _, rid in due:
+            transition = self._pending.pop(rid, None)
+            if transition is not None:
+                transition.apply()
+
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def _busy(self, resource_id: str) -> bool:
+        return resource_id in self._pending
+
+    # Lookups -------------------------------------------------------------------------------------
+
+    def volume(self, volume_id: str) -> m.Volume:
+        try:
+            return self.volumes[volume_id]
+        except KeyError:
+            raise Missing(f"Volume {volume_id} not found") from None
+
+    def instance(self, instance_id: str) -> m.VMInstance:
+        try:
+            return self.instances[instance_id]
+        except KeyError:
+            raise Missing(f"Instance {instance_id} not found") from None
+
+    def firewall(self, firewall_id: str) -> m.Firewall:
+        try:
+            return self.firewalls[firewall_id]
+        except KeyError:
+            raise Missing(f"Firewall {firewall_id} not found") from None
+
+    def ssh_key(self, key_id: str) -> m.SSHKey:
+        try:
+            return self.ssh_keys[key_id]
+        except KeyError:
+            raise Missing(f"SSH key {key_id} not found") from None
+
+    # Shared checks -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_region(region: str) -> None:
+        if region not in {r.value for r in m.Region}:
+            raise Invalid(f"Unknown region {region!r}; choose one of NORWAY-1, CANADA-1, US-1")
+
+    @staticmethod
+    def _check_name(kind: str, name: str, taken: list[str], pattern: re.Pattern[str] = VOLUME_NAME) -> None:
+        if not pattern.match(name):
+            raise Invalid(
+                f"Invalid {kind} name {name!r}: 1 to 50 characters of letters, digits, "
+                + ("space, " if pattern is VOLUME_NAME else "")
+                + "'_', '.' and '-'"
+            )
+        if name in taken:
+            raise Invalid(f"A {kind} named {name!r} already exists", "name_taken")
+
+    def _charge_check(self, hourly_price: float) -> None:
+        if self.config.balance < hourly_price:
+            raise NoCredits(
+                f"Insufficient credits: this needs {hourly_price:.2f} {self.config.currency} per hour, "
+                f"the balance is {self.config.balance:.2f}"
+            )
+
+    # Volumes -------------------------------------------------------------------------------------
+
+    def create_volume(self, req: m.CreateVolumeRequest) -> m.Volume:
+        self._check_region(req.region)
+        self._check_name("volume", req.name, [v.name for v in self.volumes.values()])
+        if req.volume_type not in {t.value for t in m.VolumeType}:
+            raise Invalid(f"Unknown volume type {req.volume_type!r}; choose SSD, NVMe or HDD")
+        if not MIN_VOLUME_GB <= req.size_gb <= MAX_VOLUME_GB:
+            raise Invalid(f"size_gb must be between {MIN_VOLUME_GB} and {MAX_VOLUME_GB}")
+        if req.bootable:
+            self._check_image(req.image_id, req.region)
+        self._charge_check(req.size_gb * VOLUME_PRICE_PER_GB_HOUR)
+        volume = m.Volume(
+            id=self._new_id("V"),
+            name=req.name,
+            status=VS.CREATING,
+            region=req.region,
+            size_gb=req.size_gb,
+            volume_type=req.volume_type,
+            bootable=req.bootable,
+            image_id=req.image_id if req.bootable else None,
+            created_at=_now_iso(),
+        )
+        self.volumes[volume.id] = volume
+        self._schedule(volume.id, "create_volume", lambda: setattr(volume, "status", VS.AVAILABLE))
+        return volume
+
+    def _check_image(self, image_id: str | None, region: str) -> None:
+        image = self.images.get(image_id or "")
+        if image is None:
+            raise Invalid(f"OS image {image_id!r} not found")
+        if image.region != region:
+            raise Invalid(f"OS image {image_id} is in {image.region}, not {region}")
+
+    def delete_volume(self, volume_id: str) -> None:
+        volume = self.volume(volume_id)
+        if volume.instance_id is not None or volume.status != VS.AVAILABLE:
+            raise Conflict(
+                f"Volume {volume_id} is {volume.status}: a volume can be deleted only when it is "
+                "AVAILABLE and detached from every instance"
+            )
+        volume.status = VS.DELETING
+        self._schedule(volume_id, "delete_volume", lambda: self.volumes.pop(volume_id, None))
+
+    def resize_volume(self, volume_id: str, size_gb: int) -> m.Volume:
+        volume = self.volume(volume_id)
+        if not m.VolumeType(volume.volume_type).advanced:
+            raise Invalid("Resize is available for advanced-tier volume types (NVMe, HDD) only")
+        if size_gb <= volume.size_gb:
+            raise Invalid(f"A volume can only grow: {size_gb} GB is not more than {volume.size_gb} GB")
+        if size_gb > MAX_VOLUME_GB:
+            raise Invalid(f"size_gb must be at most {MAX_VOLUME_GB}")
+        if volume.status not in {VS.AVAILABLE, VS.ATTACHED}:
+            raise Conflict(f"Volume {volume_id} is {volume.status}; resize needs AVAILABLE or ATTACHED")
+        settled = volume.status
+
+        def done() -> None:
+            volume.size_gb = size_gb
+            volume.status = settled
+
+        volume.status = VS.RESIZING
+        self._schedule(volume_id, "resize_volume", done)
+        return volume
+
+    def clone_volume(self, volume_id: str, name: str) -> m.Volume:
+        source = self.volume(volume_id)
+        if not m.VolumeType(source.volume_type).advanced:
+            raise Invalid("Clone is available for advanced-tier volume types (NVMe, HDD) only")
+        if source.status not in {VS.AVAILABLE, VS.ATTACHED}:
+            raise Conflict(f"Volume {volume_id} is {source.status}; clone needs AVAILABLE or ATTACHED")
+        request = m.CreateVolumeRequest(
+            name=name,
+            region=source.region,
+            size_gb=source.size_gb,
+            volume_type=source.volume_type,
+            bootable=source.bootable,
+            image_id=source.image_id,
+        )
+        return self.create_volume(request)
+
+    def attach_volumes(self, instance_id: str, volume_ids: list[str]) -> m.VMInstance:
+        instance = self.instance(instance_id)
+        volumes = [self.volume(v) for v in volume_ids]
+        if not volumes:
+            raise Invalid("volume_ids must name at least one volume")
+        for volume in volumes:
+            if volume.region != instance.region:
+                raise Invalid(
+                    f"Volume {volume.id} is in {volume.region} and instance {instance_id} in "
+                    f"{instance.region}: a volume attaches only in its own region"
+                )
+            if volume.status != VS.AVAILABLE or volume.instance_id is not None:
+                raise Conflict(f"Volume {volume.id} is {volume.status}; attach needs an AVAILABLE volume")
+        if instance.status not in {IS.ACTIVE, IS.SHUTOFF} or self._busy(instance_id):
+            raise Conflict(
+                f"Instance {instance_id} is {instance.status}; volumes attach to an ACTIVE or SHUTOFF instance"
+            )
+        for volume in volumes:
+            self._start_attach(volume, instance)
+        return instance
+
+    def _start_attach(self, volume: m.Volume, instance: m.VMInstance) -> None:
+        volume.status = VS.ATTACHING
+        volume.instance_id = instance.id
+        instance.volume_ids.append(volume.id)
+        self._schedule(volume.id, "attach_volume", lambda: setattr(volume, "status", VS.ATTACHED))
+
+    def detach_volumes(self, instance_id: str, volume_ids: list[str]) -> m.VMInstance:
+        instance = self.instance(instance_id)
+        volumes = [self.volume(v) for v in volume_ids]
+        if not volumes:
+            raise Invalid("volume_ids must name at least one volume")
+        for volume in volumes:
+            if volume.instance_id != instance_id:
+                raise Invalid(f"Volume {volume.id} is not attached to instance {instance_id}")
+            if volume.bootable:
+                raise Invalid(
+                    f"Volume {volume.id} is the instance's bootable (OS) volume: it is permanently attached "
+                    "and cannot be detached",
+                    "boot_volume",
+                )
+            if volume.status != VS.ATTACHED:
+                raise Conflict(f"Volume {volume.id} is {volume.status}; detach needs an ATTACHED volume")
+        required = IS.SHUTOFF if self.config.detach_rule == "shutoff" else IS.ACTIVE
+        if instance.status != required:
+            template = DETACH_REFUSAL if required is IS.SHUTOFF else DETACH_REFUSAL_OLD_RULE
+            raise Conflict(template.format(status=instance.status), "instance_state")
+        for volume in volumes:
+            self._start_detach(volume, instance)
+        return instance
+
+    def _start_detach(self, volume: m.Volume, instance: m.VMInstance) -> None:
+        def done() -> None:
+            volume.status = VS.AVAILABLE
+            volume.instance_id = None
+            if volume.id in instance.volume_ids:
+                instance.volume_ids.remove(volume.id)
+
+        volume.status = VS.DETACHING
+        self._schedule(volume.id, "detach_volume", done)
+
+    # Instances -----------------------------------------------------------------------------------
+
+    def create_instance(self, req: m.DeploymentRequest) -> m.VMInstance:
+        self._check_region(req.region)
+        self._check_name("instance", req.name, [i.name for i in self.instances.values()])
+        if req.gpu_model not in m.GPU_MODELS:
+            raise Invalid(f"Unknown GPU model {req.gpu_model!r}")
+        if req.gpu_count not in m.GPU_COUNTS:
+            raise Invalid("gpu_count must be 1, 2, 4 or 8")
+        if not req.ssh_key_ids:
+            raise Invalid("An instance needs at least one SSH key")
+        for key_id in req.ssh_key_ids:
+            self.ssh_key(key_id)
+        if (req.image_id is None) == (req.boot_volume_id is None):
+            raise Invalid("Give exactly one boot source: image_id or boot_volume_id")
+        boot_volume: m.Volume | None = None
+        if req.image_id is not None:
+            self._check_image(req.image_id, req.region)
+        else:
+            boot_volume = self.volume(req.boot_volume_id or "")
+            if not boot_volume.bootable or boot_volume.region != req.region:
+                raise Invalid(f"Volume {boot_volume.id} is not a bootable volume in {req.region}")
+            if boot_volume.status != VS.AVAILABLE:
+                raise Conflict(f"Boot volume {boot_volume.id} is {boot_volume.status}; it must be AVAILABLE")
+        if self.stock.get((req.region, req.gpu_model), 0) < req.gpu_count:
+            raise Conflict(f"{req.gpu_model} x{req.gpu_count} is out of stock in {req.region}", "out_of_stock")
+        self._charge_check(req.gpu_count * GPU_PRICE_PER_HOUR)
+        rules = [m.FirewallRule(id=self._new_id("R"), **r.model_dump()) for r in req.security_rules or []]
+        instance = m.VMInstance(
+            id=self._new_id("D"),
+            name=req.name,
+            status=IS.CREATING,
+            region=req.region,
+            gpu_model=req.gpu_model,
+            gpu_count=req.gpu_count,
+            image_id=req.image_id,
+            boot_volume_id=req.boot_volume_id,
+            private_ip=f"10.0.{len(self.instances) // 250}.{len(self.instances) % 250 + 2}",
+            ssh_key_ids=list(req.ssh_key_ids),
+            security_rules=rules,
+            created_at=_now_iso(),
+        )
+        self._public_ip_wanted[instance.id] = req.public_ip
+        self.stock[(req.region, req.gpu_model)] -= req.gpu_count
+        self.instances[instance.id] = instance
+        if boot_volume is not None:
+            boot_volume.status = VS.ATTACHED
+            boot_volume.instance_id = instance.id
+            instance.volume_ids.append(boot_volume.id)
+
+        def done() -> None:
+            instance.status = IS.ACTIVE
+            self._assign_public_ip(instance)
+
+        self._schedule(instance.id, "create_instance", done)
+        return instance
+
+    def _assign_public_ip(self, instance: m.VMInstance) -> None:
+        wanted = self._public_ip_wanted.get(instance.id, True)
+        suffix = int(instance.id[4:-1]) % 250 + 2
+        instance.public_ip = f"203.0.113.{suffix}" if wanted and instance.status == IS.ACTIVE else None
+
+    _ACTIONS: dict[str, tuple[frozenset[m.InstanceState], m.InstanceState, m.InstanceState]] = {
+        "start": (frozenset({IS.SHUTOFF}), IS.STARTING, IS.ACTIVE),
+        "stop": (frozenset({IS.ACTIVE}), IS.STOPPING, IS.SHUTOFF),
+        "reboot": (frozenset({IS.ACTIVE}), IS.REBOOTING, IS.ACTIVE),
+        "hibernate": (frozenset({IS.ACTIVE}), IS.HIBERNATING, IS.HIBERNATED),
+        "restore": (frozenset({IS.HIBERNATED}), IS.RESTORING, IS.ACTIVE),
+    }
+
+    def instance_action(self, instance_id: str, action: str) -> m.VMInstance:
+        instance = self.instance(instance_id)
+        allowed, moving, settled = self._ACTIONS[action]
+        if instance.status not in allowed or self._busy(instance_id):
+            names = " or ".join(sorted(s.value for s in allowed))
+            raise Conflict(f"Cannot {action} instance {instance_id}: it is {instance.status}, {action} needs {names}")
+        instance.status = moving
+
+        def done() -> None:
+            instance.status = settled
+            self._assign_public_ip(instance)
+
+        self._schedule(instance_id, action, done)
+        return instance
+
+    def set_public_ip(self, instance_id: str, enabled: bool) -> m.VMInstance:
+        instance = self.instance(instance_id)
+        if instance.status not in {IS.ACTIVE, IS.SHUTOFF}:
+            raise Conflict(f"Instance {instance_id} is {instance.status}; public IP changes need ACTIVE or SHUTOFF")
+        self._public_ip_wanted[instance_id] = enabled
+        self._assign_public_ip(instance)
+        return instance
+
+    def delete_instance(self, instance_id: str) -> None:
+        instance = self.instance(instance_id)
+        if self._busy(instance_id) or instance.status == IS.DELETING:
+            raise Conflict(f"Instance {instance_id} is {instance.status}; wait until it settles to delete it")
+        instance.status = IS.DELETING
+
+        def done() -> None:
+            self.instances.pop(instance_id, None)
+            self.stock[(instance.region, instance.gpu_model)] += instance.gpu_count
+            for volume in self.volumes.values():
+                if volume.instance_id == instance_id:
+                    volume.instance_id = None
+                    volume.status = VS.AVAILABLE
+            for firewall in self.firewalls.values():
+                firewall.attachments = [a for a in firewall.attachments if a.instance_id != instance_id]
+
+        self._schedule(instance_id, "delete_instance", done)
+
+    def add_security_rule(self, instance_id: str, rule: m.AddFirewallRuleRequest) -> m.FirewallRule:
+        instance = self.instance(instance_id)
+        created = self._new_rule(rule)
+        instance.security_rules.append(created)
+        return created
+
+    def remove_security_rule(self, instance_id: str, rule_id: str) -> None:
+        instance = self.instance(instance_id)
+        instance.security_rules = self._without_rule(instance.security_rules, rule_id)
+
+    def _new_rule(self, rule: m.AddFirewallRuleRequest) -> m.FirewallRule:
+        check_rule(rule)
+        return m.FirewallRule(id=self._new_id("R"), **rule.model_dump())
+
+    @staticmethod
+    def _without_rule(rules: list[m.FirewallRule], rule_id: str) -> list[m.FirewallRule]:
+        kept = [r for r in rules if r.id != rule_id]
+        if len(kept) == len(rules):
+            raise Missing(f"Rule {rule_id} not found")
+        return kept
+
+    # Firewalls -----------------------------------------------------------------------------------
+
+    def create_firewall(self, req: m.CreateFirewallRequest) -> m.Firewall:
+        self._check_region(req.region)
+        self._check_name("firewall", req.name, [f.name for f in self.firewalls.values()])
+        if len(req.description or "") > MAX_DESCRIPTION:
+            raise Invalid(f"description must be at most {MAX_DESCRIPTION} characters")
+        if len(self.firewalls) >= MAX_FIREWALLS:
+            raise Conflict(f"An account holds at most {MAX_FIREWALLS} firewalls", "limit_reached")
+        firewall = m.Firewall(
+            id=self._new_id("F"),
+            name=req.name,
+            status=FS.CREATING,
+            region=req.region,
+            description=req.description or "",
+            created_at=_now_iso(),
+        )
+        self.firewalls[firewall.id] = firewall
+        self._schedule(firewall.id, "create_firewall", lambda: setattr(firewall, "status", FS.SUCCESS))
+        return firewall
+
+    def delete_firewall(self, firewall_id: str) -> None:
+        firewall = self.firewall(firewall_id)
+        if firewall.attachments:
+            attached = ", ".join(a.instance_id for a in firewall.attachments)
+            raise Conflict(f"Firewall {firewall_id} is attached to {attached}; detach it before deleting it")
+        del self.firewalls[firewall_id]
+        self._pending.pop(firewall_id, None)
+
+    def add_firewall_rule(self, firewall_id: str, rule: m.AddFirewallRuleRequest) -> m.FirewallRule:
+        firewall = self.firewall(firewall_id)
+        created = self._new_rule(rule)
+        firewall.rules.append(created)
+        return created
+
+    def remove_firewall_rule(self, firewall_id: str, rule_id: str) -> None:
+        firewall = self.firewall(firewall_id)
+        firewall.rules = self._without_rule(firewall.rules, rule_id)
+
+    def attach_firewall(self, firewall_id: str, instance_ids: list[str]) -> m.Firewall:
+        firewall = self.firewall(firewall_id)
+        if firewall.status != FS.SUCCESS:
+            raise Conflict(f"Firewall {firewall_id} is {firewall.status}; wait until it is SUCCESS")
+        current = {a.instance_id: a for a in firewall.attachments}
+        for instance_id in instance_ids:
+            if instance_id in current:
+                continue
+            instance = self.instance(instance_id)
+            if instance.region != firewall.region:
+                raise Invalid(f"Instance {instance_id} is in {instance.region}, the firewall in {firewall.region}")
+            if instance.status != IS.ACTIVE:
+                raise Conflict(f"Instance {instance_id} is {instance.status}; a firewall attaches to ACTIVE instances")
+        attachments = []
+        for instance_id in dict.fromkeys(instance_ids):
+            attachment = current.get(instance_id) or m.FirewallAttachment(instance_id=instance_id, status=FS.ATTACHING)
+            if attachment.status == FS.ATTACHING:
+                self._schedule(
+                    f"{firewall_id}/{instance_id}", "attach_firewall", lambda a=attachment: setattr(a, "status", FS.SUCCESS)
+                )
+            attachments.append(attachment)
+        for instance_id in current.keys() - set(instance_ids):
+            self._pending.pop(f"{firewall_id}/{instance_id}", None)
+        firewall.attachments = attachments
+        return firewall
+
+    def instance_firewalls(self, instance_id: str) -> list[m.Firewall]:
+        self.instance(instance_id)
+        return [f for f in self.firewalls.values() if any(a.instance_id == instance_id for a in f.attachments)]
+
+    # SSH keys ------------------------------------------------------------------------------------
+
+    def create_ssh_key(self, req: m.CreateSSHKeyRequest) -> m.SSHKey:
+        self._check_name("SSH key", req.name, [k.name for k in self.ssh_keys.values()], SSH_KEY_NAME)
+        parts = req.public_key.split()
+        if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
+            raise Invalid("public_key must be an OpenSSH public key of type " + ", ".join(SSH_KEY_TYPES))
+        if len(self.ssh_keys) >= MAX_SSH_KEYS:
+            raise Conflict(f"An account holds at most {MAX_SSH_KEYS} SSH keys", "limit_reached")
+        digest = hashlib.sha256(parts[1].encode()).hexdigest()
+        key = m.SSHKey(
+            id=self._new_id("K"),
+            name=req.name,
+            public_key=req.public_key,
+            fingerprint="SHA256:" + digest[:43],
+            created_at=_now_iso(),
+        )
+        self.ssh_keys[key.id] = key
+        return key
+
+    def delete_ssh_key(self, key_id: str) -> None:
+        self.ssh_key(key_id)
+        users = [i.id for i in self.instances.values() if key_id in i.ssh_key_ids and i.status == IS.ACTIVE]
+        if users:
+            raise Conflict(f"SSH key {key_id} is used by active instance(s) {', '.join(users)}")
+        del self.ssh_keys[key_id]
+
+    # Account -------------------------------------------------------------------------------------
+
+    def gpu_stocks(self) -> list[dict[str, object]]:
+        return [{"region": r, "gpu_model": g, "available": n} for (r, g), n in sorted(self.stock.items())]
+
+
+def check_rule(rule: m.AddFirewallRuleRequest) -> None:
+    """Port and CIDR rules shared by firewall and instance security rules."""
+    try:
+        ipaddress.ip_network(rule.remote_ip_prefix, strict=False)
+    except ValueError:
+        raise Invalid(f"remote_ip_prefix {rule.remote_ip_prefix!r} is not a CIDR") from None
+    ports = (rule.port_range_min, rule.port_range_max)
+    if rule.protocol == m.Protocol.ICMP:
+        if ports != (None, None):
+            raise Invalid("icmp rules take no port range")
+        return
+    if None in ports:
+        raise Invalid("tcp and udp rules need port_range_min and port_range_max")
+    low, high = rule.port_range_min or 0, rule.port_range_max or 0
+    if not 1 <= low <= high <= 65535:
+        raise Invalid("ports must satisfy 1 <= port_range_min <= port_range_max <= 65535")

@@ -1,0 +1,386 @@
+"""The simulator's ASGI app: the contract's routes under ``/api`` (from the one routes table), each
+bound to an :class:`~barrack_sim.account.Account` operation, with Barrack's envelopes, auth and
+status codes; fault injection on those routes; and the admin API under ``/_sim/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from barrack_operator.barrack import models as m
+from barrack_operator.barrack.routes import AUTH_HEADER, ROUTES, api_key_from_header
+from barrack_sim.account import Account
+from barrack_sim.errors import Invalid, SimError, Unauthenticated
+from barrack_sim.faults import FaultInjector
+
+MAX_PAGE_LIMIT = 100
+Handler = Callable[[Request, Account], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class Simulator:
+    account: Account
+    api_keys: set[str]
+    faults: FaultInjector = field(default_factory=FaultInjector)
+    calls: Counter[tuple[str, int]] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self._request_ids = itertools.count(1)
+
+    def request_id(self) -> str:
+        return f"req-{next(self._request_ids):08x}"
+
+
+def _dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")
+
+
+async def _body(request: Request, model: type[BaseModel]) -> Any:
+    try:
+        raw = await request.body()
+        return model.model_validate(json.loads(raw or b"{}"))
+    except (ValueError, ValidationError) as exc:
+        errors = exc.errors() if isinstance(exc, ValidationError) else []
+        where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
+        raise Invalid(f"Invalid request body: {where or 'not JSON'}") from None
+
+
+def _paged(request: Request, key: str, items: list[Any]) -> dict[str, Any]:
+    try:
+        page = int(request.query_params.get("page", 1))
+        limit = int(request.query_params.get("limit", MAX_PAGE_LIMIT))
+    except ValueError:
+        raise Invalid("page and limit must be whole numbers") from None
+    if page < 1 or not 1 <= limit <= MAX_PAGE_LIMIT:
+        raise Invalid(f"page must be at least 1 and limit between 1 and {MAX_PAGE_LIMIT}")
+    start = (page - 1) * limit
+    chunk = items[start : start + limit]
+    return {
+        key: [_dump(i) if isinstance(i, BaseModel) else i for i in chunk],
+        "total": len(items),
+        "page": page,
+        "limit": limit,
+        "total_pages": max(1, math.ceil(len(items) / limit)),
+    }
+
+
+def _in_region(request: Request, items: list[Any]) -> list[Any]:
+    region = request.query_params.get("region")
+    return [i for i in items if region is None or i.region == region]
+
+
+# Route handlers, keyed by the route names of the routes table ------------------------------------
+
+
+def _handlers() -> dict[str, Handler]:  # noqa: PLR0915 - one table, one entry a route
+    h: dict[str, Handler] = {}
+
+    def route(name: str) -> Callable[[Handler], Handler]:
+        def register(fn: Handler) -> Handler:
+            h[name] = fn
+            return fn
+
+        return register
+
+    @route("get_balance")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return {"currency": a.config.currency, "balance": a.config.balance}
+
+    @route("list_regions")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return _paged(rq, "regions", [{"name": r.value} for r in m.Region])
+
+    @route("list_gpu_stocks")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return _paged(rq, "gpu_stocks", a.gpu_stocks())
+
+    @route("list_os_images")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return _paged(rq, "os_images", _in_region(rq, list(a.images.values())))
+
+    @route("get_pricing")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        req: m.PricingRequest = await _body(rq, m.PricingRequest)
+        hourly = (req.volume_size_gb or 0) * 0.0001 + (req.gpu_count or 0) * 1.0
+        return {"pricing": {"currency": req.currency, "tier": req.tier, "hourly": round(hourly, 4)}}
+
+    @route("list_volume_types")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        types = [{"name": t.value, "tier": "advanced" if t.advanced else "legacy"} for t in m.VolumeType]
+        return _paged(rq, "volume_types", types)
+
+    @route("list_volumes")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return _paged(rq, "volumes", _in_region(rq, list(a.volumes.values())))
+
+    @route("create_volume")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return {"volume": _dump(a.create_volume(await _body(rq, m.CreateVolumeRequest)))}
+
+    @route("get_volume")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return {"volume": _dump(a.volume(rq.path_params["id"]))}
+
+    @route("delete_volume")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        a.delete_volume(rq.path_params["id"])
+        return {}
+
+    @route("resize_volume")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        req: m.ResizeVolumeRequest = await _body(rq, m.ResizeVolumeRequest)
+        return {"volume": _dump(a.resize_volume(rq.path_params["id"], req.size_gb))}
+
+    @route("clone_volume")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        req: m.CloneVolumeRequest = await _body(rq, m.CloneVolumeRequest)
+        return {"volume": _dump(a.clone_volume(rq.path_params["id"], req.name))}
+
+    @route("attach_volumes")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        req: m.AttachVolumesRequest = await _body(rq, m.AttachVolumesRequest)
+        return {"instance": _dump(a.attach_volumes(rq.path_params["id"], req.volume_ids))}
+
+    @route("detach_volumes")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        req: m.DetachVolumesRequest = await _body(rq, m.DetachVolumesRequest)
+        return {"instance": _dump(a.detach_volumes(rq.path_params["id"], req.volume_ids))}
+
+    @route("list_instances")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return _paged(rq, "instances", _in_region(rq, list(a.instances.values())))
+
+    @route("create_instance")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return {"instance": _dump(a.create_instance(await _body(rq, m.DeploymentRequest)))}
+
+    @route("get_instance")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return {"instance": _dump(a.instance(rq.path_params["id"]))}
+
+    @route("delete_instance")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        a.delete_instance(rq.path_params["id"])
+        return {}
+
+    for action in ("start", "stop", "reboot", "hibernate", "restore"):
+
+        async def act(rq: Request, a: Account, action: str = action) -> dict[str, Any]:
+            return {"instance": _dump(a.instance_action(rq.path_params["id"], action))}
+
+        h[f"{action}_instance"] = act
+
+    @route("set_public_ip")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        req: m.PublicIPRequest = await _body(rq, m.PublicIPRequest)
+        return {"instance": _dump(a.set_public_ip(rq.path_params["id"], req.enabled))}
+
+    @route("add_security_rule")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        req: m.AddFirewallRuleRequest = await _body(rq, m.AddFirewallRuleRequest)
+        return {"rule": _dump(a.add_security_rule(rq.path_params["id"], req))}
+
+    @route("remove_security_rule")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        a.remove_security_rule(rq.path_params["id"], rq.path_params["rule_id"])
+        return {}
+
+    @route("list_instance_firewalls")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return _paged(rq, "firewalls", a.instance_firewalls(rq.path_params["id"]))
+
+    @route("list_firewall_protocols")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return {"protocols": [p.value for p in m.Protocol]}
+
+    @route("list_firewalls")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return _paged(rq, "firewalls", _in_region(rq, list(a.firewalls.values())))
+
+    @route("create_firewall")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return {"firewall": _dump(a.create_firewall(await _body(rq, m.CreateFirewallRequest)))}
+
+    @route("get_firewall")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return {"firewall": _dump(a.firewall(rq.path_params["id"]))}
+
+    @route("delete_firewall")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        a.delete_firewall(rq.path_params["id"])
+        return {}
+
+    @route("add_firewall_rule")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        req: m.AddFirewallRuleRequest = await _body(rq, m.AddFirewallRuleRequest)
+        return {"rule": _dump(a.add_firewall_rule(rq.path_params["id"], req))}
+
+    @route("remove_firewall_rule")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        a.remove_firewall_rule(rq.path_params["id"], rq.path_params["rule_id"])
+        return {}
+
+    @route("attach_firewall")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        req: m.AttachFirewallRequest = await _body(rq, m.AttachFirewallRequest)
+        return {"firewall": _dump(a.attach_firewall(rq.path_params["id"], req.instance_ids))}
+
+    @route("list_ssh_keys")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return _paged(rq, "ssh_keys", list(a.ssh_keys.values()))
+
+    @route("create_ssh_key")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return {"ssh_key": _dump(a.create_ssh_key(await _body(rq, m.CreateSSHKeyRequest)))}
+
+    @route("get_ssh_key")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return {"ssh_key": _dump(a.ssh_key(rq.path_params["id"]))}
+
+    @route("delete_ssh_key")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        a.delete_ssh_key(rq.path_params["id"])
+        return {}
+
+    missing = ROUTES.keys() - h.keys()
+    if missing:
+        raise RuntimeError(f"simulator routes without a handler: {sorted(missing)}")
+    return h
+
+
+# Serving -----------------------------------------------------------------------------------------
+
+
+def _error(sim: Simulator, status: int, code: str, message: str, **headers: str) -> JSONResponse:
+    body = {"success": False, "message": message, "error_code": code, "request_id": sim.request_id()}
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+def _endpoint(sim: Simulator, name: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    mutating = not ROUTES[name].is_read
+
+    async def endpoint(request: Request) -> Response:
+        response = await _serve(request)
+        sim.calls[(name, response.status_code)] += 1
+        return response
+
+    async def _serve(request: Request) -> Response:
+        if sim.faults.config.latency_seconds:
+            await asyncio.sleep(sim.faults.config.latency_seconds)
+        if api_key_from_header(request.headers.get(AUTH_HEADER)) not in sim.api_keys:
+            err = Unauthenticated("Invalid or missing API key")
+            return _error(sim, err.status_code, err.error_code, err.message)
+        wait = sim.faults.retry_after(sim.account.clock.now())
+        if wait is not None:
+            retry_after = str(max(1, math.ceil(wait)))
+            return _error(sim, 429, "rate_limited", "Too many requests", **{"Retry-After": retry_after})
+        if sim.faults.fail_before():
+            return _error(sim, 500, "internal_error", "Internal server error")
+        sim.account.tick()
+        try:
+            payload = await handler(request, sim.account)
+        except SimError as err:
+            return _error(sim, err.status_code, err.error_code, err.message)
+        if mutating and sim.faults.fail_after_commit():
+            return _error(sim, 500, "internal_error", "Internal server error")
+        body = {"success": True, "message": "OK", "request_id": sim.request_id(), **payload}
+        return JSONResponse(body)
+
+    return endpoint
+
+
+def _admin_routes(sim: Simulator) -> list[Route]:
+    async def calls(_: Request) -> Response:
+        return JSONResponse({f"{name} {status}": n for (name, status), n in sorted(sim.calls.items())})
+
+    async def inventory(_: Request) -> Response:
+        a = sim.account
+        a.tick()
+        return JSONResponse(
+            {
+                "volumes": [_dump(v) for v in a.volumes.values()],
+                "instances": [_dump(i) for i in a.instances.values()],
+                "firewalls": [_dump(f) for f in a.firewalls.values()],
+                "ssh_keys": [_dump(k) for k in a.ssh_keys.values()],
+                "pending_transitions": a.pending(),
+            }
+        )
+
+    async def faults(request: Request) -> Response:
+        if request.method == "POST":
+            values = json.loads(await request.body() or b"{}")
+            seed = values.pop("seed", None)
+            try:
+                sim.faults.config.update(values)
+            except (ValueError, TypeError) as exc:
+                return JSONResponse({"message": str(exc)}, status_code=400)
+            if seed is not None:
+                sim.faults.reseed(int(seed))
+        return JSONResponse({**sim.faults.config.as_dict(), "injected": sim.faults.injected})
+
+    async def config(request: Request) -> Response:
+        cfg = sim.account.config
+        if request.method == "POST":
+            values = json.loads(await request.body() or b"{}")
+            for key in ("transition_seconds", "balance"):
+                if key in values:
+                    setattr(cfg, key, float(values[key]))
+            if "detach_rule" in values:
+                if values["detach_rule"] not in ("shutoff", "active"):
+                    return JSONResponse({"message": "detach_rule is shutoff or active"}, status_code=400)
+                cfg.detach_rule = values["detach_rule"]
+            cfg.transition_overrides.update({k: float(v) for k, v in values.get("transition_overrides", {}).items()})
+            for entry in values.get("stock", []):
+                sim.account.stock[(entry["region"], entry["gpu_model"])] = int(entry["available"])
+        return JSONResponse(
+            {
+                "transition_seconds": cfg.transition_seconds,
+                "transition_overrides": cfg.transition_overrides,
+                "detach_rule": cfg.detach_rule,
+                "balance": cfg.balance,
+            }
+        )
+
+    async def advance(request: Request) -> Response:
+        values = json.loads(await request.body() or b"{}")
+        sim.account.clock.advance(float(values.get("seconds", 0)))
+        sim.account.tick()
+        return JSONResponse({"pending_transitions": sim.account.pending()})
+
+    async def health(_: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    return [
+        Route("/calls", calls, methods=["GET"]),
+        Route("/inventory", inventory, methods=["GET"]),
+        Route("/faults", faults, methods=["GET", "POST"]),
+        Route("/config", config, methods=["GET", "POST"]),
+        Route("/advance", advance, methods=["POST"]),
+        Route("/healthz", health, methods=["GET"]),
+    ]
+
+
+def create_app(sim: Simulator) -> Starlette:
+    handlers = _handlers()
+    api = [
+        Route(route.path, _endpoint(sim, name, handlers[name]), methods=[route.method.value], name=name)
+        for name, route in ROUTES.items()
+    ]
+    # Static paths before templated ones, so /firewalls/protocols/ is not read as /firewalls/{id}/.
+    api.sort(key=lambda r: "{" in r.path)
+    app = Starlette(routes=[Mount("/api", routes=api), Mount("/_sim", routes=_admin_routes(sim))])
+    app.state.simulator = sim
+    return app

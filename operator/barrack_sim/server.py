@@ -1,0 +1,41 @@
+"""Serve the simulator over HTTP with uvicorn (``barrack-operator sim``)."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from barrack_sim.account import Account, DetachRule, SimConfig
+from barrack_sim.app import Simulator, create_app
+from barrack_sim.faults import FaultConfig, FaultInjector
+
+
+def build_simulator(
+    *,
+    api_keys: list[str],
+    transition_seconds: float,
+    transition_overrides: dict[str, float] | None = None,
+    detach_rule: DetachRule = "shutoff",
+    balance: float = 1000.0,
+    seed: int = 0,
+    faults: FaultConfig | None = None,
+) -> Simulator:
+    if not api_keys:
+        raise ValueError("the simulator needs at least one accepted API key")
+    config = SimConfig(
+        transition_seconds=transition_seconds,
+        transition_overrides=dict(transition_overrides or {}),
+        detach_rule=detach_rule,
+        balance=balance,
+    )
+    return Simulator(
+        account=Account(config),
+        api_keys=set(api_keys),
+        faults=FaultInjector(config=faults or FaultConfig(), seed=seed),
+    )
+
+
+def serve(simulator: Simulator, host: str, port: int, log_level: str = "warning") -> None:
+    logging.getLogger("uvicorn.access").disabled = log_level != "debug"
+    uvicorn.run(create_app(simulator), host=host, port=port, log_level=log_level, lifespan="off")
