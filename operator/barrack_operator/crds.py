@@ -1,0 +1,157 @@
+"""CRD manifests generated from the spec and status models (``barrack-operator crds``).
+
+Pydantic's JSON schema is turned into a Kubernetes structural schema: references inlined, optional
+values unwrapped from ``anyOf [X, null]``, titles dropped, descriptions kept, CEL rules attached.
+The files under ``crds/`` are this module's output; a test regenerates them and fails on drift.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from barrack_operator.resources import specs
+from barrack_operator.resources.kinds import EXTRA_SPEC_VALIDATIONS, KINDS, Kind
+
+_KEEP = {
+    "type",
+    "description",
+    "enum",
+    "pattern",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "default",
+    "items",
+    "properties",
+    "required",
+    "x-kubernetes-validations",
+}
+
+
+def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[-1]]
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return _structural(merged, defs)
+    if "anyOf" in node:
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        if len(options) != 1:
+            raise ValueError(f"cannot express {node} structurally")
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        return _structural({**options[0], **rest}, defs)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key not in _KEEP:
+            continue
+        if key == "properties":
+            out[key] = {name: _structural(prop, defs) for name, prop in value.items()}
+        elif key == "items":
+            out[key] = _structural(value, defs)
+        elif key == "default" and value is None:
+            continue
+        else:
+            out[key] = copy.deepcopy(value)
+    if "enum" in out and "type" not in out:
+        out["type"] = "integer" if all(isinstance(v, int) for v in out["enum"]) else "string"
+    if out.get("required") == []:
+        del out["required"]
+    return out
+
+
+def model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    raw = model.model_json_schema()
+    return _structural(raw, raw.get("$defs", {}))
+
+
+def _spec_schema(kind: Kind) -> dict[str, Any]:
+    schema = model_schema(kind.spec)
+    schema["description"] = f"Desired state of the {kind.kind}."
+    rules = [specs.immutable(f) for f in kind.immutable_fields] + EXTRA_SPEC_VALIDATIONS.get(kind.kind, [])
+    schema["x-kubernetes-validations"] = rules
+    _attach_rule_validations(schema)
+    return schema
+
+
+def _attach_rule_validations(schema: dict[str, Any]) -> None:
+    for name in ("rules", "securityRules"):
+        prop = schema.get("properties", {}).get(name)
+        if prop is not None:
+            prop["items"]["x-kubernetes-validations"] = list(specs.RULE_VALIDATIONS)
+            prop.setdefault("maxItems", 100)
+
+
+def crd(kind: Kind) -> dict[str, Any]:
+    status = model_schema(kind.status)
+    status["description"] = f"Observed state of the {kind.kind}, written by the operator."
+    columns = [
+        {"name": "ID", "type": "string", "jsonPath": ".status.id"},
+        {"name": "State", "type": "string", "jsonPath": ".status.state"},
+        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        {"name": "Synced", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Synced")].status'},
+        *kind.extra_columns,
+        {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Synced")].reason', "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": kind.crd_name},
+        "spec": {
+            "group": specs.GROUP,
+            "names": {
+                "kind": kind.kind,
+                "listKind": f"{kind.kind}List",
+                "plural": kind.plural,
+                "singular": kind.singular,
+                "shortNames": [kind.short_name],
+                "categories": [specs.CATEGORY],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": specs.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": kind.description,
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string", "description": "API version of the object."},
+                                "kind": {"type": "string", "description": "Kind of the object."},
+                                "metadata": {"type": "object"},
+                                "spec": _spec_schema(kind),
+                                "status": status,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render(kind: Kind) -> str:
+    header = "# Generated by `barrack-operator crds` from operator/barrack_operator/resources/specs.py.\n# Do not edit.\n"
+    return header + yaml.safe_dump(crd(kind), sort_keys=False, width=120)
+
+
+def write_all(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind in KINDS:
+        path = directory / f"{specs.GROUP}_{kind.plural}.yaml"
+        path.write_text(render(kind))
+        written.append(path)
+    return written

@@ -1,0 +1,101 @@
+"""The table of the four kinds: names, models, printer columns and CEL rules. One entry a kind;
+CRD generation, the handlers and the tests all read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from barrack_operator.resources import specs as s
+
+
+@dataclass(frozen=True)
+class Kind:
+    kind: str
+    plural: str
+    short_name: str
+    spec: type[s.CommonSpec]
+    status: type[s.CommonStatus]
+    description: str
+    immutable_fields: tuple[str, ...]
+    extra_columns: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{s.GROUP}"
+
+
+def _col(name: str, path: str, type_: str = "string", priority: int = 0) -> dict[str, Any]:
+    return {"name": name, "type": type_, "jsonPath": path, "priority": priority}
+
+
+VOLUME = Kind(
+    kind="BarrackVolume",
+    plural="barrackvolumes",
+    short_name="bvol",
+    spec=s.BarrackVolumeSpec,
+    status=s.BarrackVolumeStatus,
+    description="A Barrack persistent volume, optionally attached to a BarrackInstance in the same region.",
+    immutable_fields=("region", "volumeType", "bootable", "imageId", "source"),
+    extra_columns=(
+        _col("Size", ".status.sizeGB", "integer"),
+        _col("Instance", ".status.attachedInstanceId"),
+        _col("Attached", '.status.conditions[?(@.type=="Attached")].status'),
+    ),
+)
+INSTANCE = Kind(
+    kind="BarrackInstance",
+    plural="barrackinstances",
+    short_name="binst",
+    spec=s.BarrackInstanceSpec,
+    status=s.BarrackInstanceStatus,
+    description="A Barrack GPU virtual machine.",
+    immutable_fields=("region", "gpuModel", "gpuCount", "imageId", "bootVolumeRef"),
+    extra_columns=(
+        _col("GPU", ".spec.gpuModel"),
+        _col("Power", ".status.powerState"),
+        _col("Public-IP", ".status.publicIP"),
+    ),
+)
+FIREWALL = Kind(
+    kind="BarrackFirewall",
+    plural="barrackfirewalls",
+    short_name="bfw",
+    spec=s.BarrackFirewallSpec,
+    status=s.BarrackFirewallStatus,
+    description="A Barrack firewall: a set of rules attached to BarrackInstances of one region.",
+    immutable_fields=("region",),
+)
+SSH_KEY = Kind(
+    kind="BarrackSSHKey",
+    plural="barracksshkeys",
+    short_name="bkey",
+    spec=s.BarrackSSHKeySpec,
+    status=s.BarrackSSHKeyStatus,
+    description="An SSH public key registered on Barrack, installed on the instances that name it.",
+    immutable_fields=("publicKey",),
+)
+
+KINDS: tuple[Kind, ...] = (VOLUME, INSTANCE, FIREWALL, SSH_KEY)
+
+EXTRA_SPEC_VALIDATIONS: dict[str, list[dict[str, str]]] = {
+    "BarrackVolume": [
+        {"rule": "!(has(self.instanceRef) && has(self.instanceId))", "message": "set instanceRef or instanceId, not both"},
+        {"rule": "!self.bootable || has(self.imageId) || has(self.source)", "message": "a bootable volume needs imageId"},
+        {
+            "rule": "!has(self.source) || (has(self.source.volumeRef) != has(self.source.volumeId))",
+            "message": "source takes exactly one of volumeRef and volumeId",
+        },
+        {"rule": "!has(oldSelf.sizeGB) || self.sizeGB >= oldSelf.sizeGB", "message": "sizeGB can only grow"},
+    ],
+    "BarrackInstance": [
+        {
+            "rule": "has(self.imageId) != has(self.bootVolumeRef)",
+            "message": "set exactly one boot source: imageId or bootVolumeRef",
+        },
+    ],
+}

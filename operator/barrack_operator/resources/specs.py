@@ -1,0 +1,206 @@
+"""Spec and status models of the four custom resources: the one source of their CRD schemas.
+
+Field names are camelCase as in Kubernetes; descriptions become ``kubectl explain`` text; enums,
+patterns and bounds become schema validation; ``x-kubernetes-validations`` carries CEL rules
+(immutability, port ranges). :mod:`barrack_operator.crds` turns these models into CRDs.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from barrack_operator.barrack import models as wire
+
+GROUP = "barrack.ai"
+VERSION = "v1alpha1"
+CATEGORY = "barrack"
+
+RESOURCE_NAME_PATTERN = r"^[A-Za-z0-9 _.\-]{1,50}$"
+SSH_KEY_NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,50}$"
+ID_PATTERN = r"^BRK-[0-9A-Za-z]+$"
+CIDR_PATTERN = (
+    r"^(([0-9]{1,3}\.){3}[0-9]{1,3}/([0-9]|[12][0-9]|3[0-2])"
+    r"|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))$"
+)
+SSH_PUBLIC_KEY_PATTERN = r"^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/=]+( .*)?$"
+
+
+def immutable(field: str) -> dict[str, Any]:
+    """A CEL rule on the parent object: once set, ``field`` keeps its value (and cannot be added or
+    removed after creation)."""
+    return {
+        "rule": f"has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == oldSelf.{field})",
+        "message": f"{field} is immutable: Barrack cannot change it after creation",
+    }
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", use_enum_values=True)
+
+
+class DeletionPolicy(StrEnum):
+    DELETE = "Delete"
+    RETAIN = "Retain"
+
+
+class PowerState(StrEnum):
+    """The instance power state asked for. Running is Barrack's ACTIVE, Stopped is SHUTOFF,
+    Hibernated is HIBERNATED (hardware released, root disk kept)."""
+
+    RUNNING = "Running"
+    STOPPED = "Stopped"
+    HIBERNATED = "Hibernated"
+
+
+class LocalRef(Model):
+    name: str = Field(description="Name of an object of the expected kind in the same namespace.", min_length=1)
+
+
+class CommonSpec(Model):
+    name: str | None = Field(
+        default=None,
+        description="Name on Barrack; defaults to metadata.name. 1 to 50 letters, digits, spaces, '_', '.', '-'.",
+        pattern=RESOURCE_NAME_PATTERN,
+    )
+    deletionPolicy: DeletionPolicy = Field(
+        default=DeletionPolicy.DELETE,
+        description="Delete removes the Barrack resource with this object; Retain leaves it on Barrack.",
+    )
+    adoptId: str | None = Field(
+        default=None,
+        description="Take over this existing Barrack resource (for example BRK-123456V) instead of creating one.",
+        pattern=ID_PATTERN,
+    )
+
+
+class VolumeSource(Model):
+    volumeRef: LocalRef | None = Field(default=None, description="Clone the BarrackVolume of this name.")
+    volumeId: str | None = Field(default=None, description="Clone the Barrack volume of this id.", pattern=ID_PATTERN)
+
+
+class BarrackVolumeSpec(CommonSpec):
+    region: wire.Region = Field(description="Barrack region; immutable. A volume attaches only in its region.")
+    sizeGB: int = Field(
+        description="Size in GB, 100 to 1048576. Grows with a resize (NVMe and HDD only); never shrinks.",
+        ge=100,
+        le=1_048_576,
+    )
+    volumeType: wire.VolumeType = Field(
+        default=wire.VolumeType.NVME, description="SSD (legacy tier), NVMe or HDD (advanced tier); immutable."
+    )
+    bootable: bool = Field(default=False, description="An OS volume made from imageId; immutable. It never detaches.")
+    imageId: str | None = Field(default=None, description="OS image of a bootable volume; immutable.")
+    instanceRef: LocalRef | None = Field(
+        default=None, description="Attach to this BarrackInstance (same namespace). Remove it to detach."
+    )
+    instanceId: str | None = Field(
+        default=None, description="Attach to this Barrack instance id (one not managed here).", pattern=ID_PATTERN
+    )
+    source: VolumeSource | None = Field(default=None, description="Create the volume as a clone; immutable.")
+
+
+class RuleSpec(Model):
+    direction: wire.Direction = Field(description="ingress or egress.")
+    protocol: wire.Protocol = Field(description="tcp, udp or icmp.")
+    ethertype: wire.EtherType = Field(default=wire.EtherType.IPV4, description="IPv4 or IPv6.")
+    remoteIPPrefix: str = Field(default="0.0.0.0/0", description="Remote CIDR, e.g. 10.0.0.0/8.", pattern=CIDR_PATTERN)
+    portRangeMin: int | None = Field(default=None, description="First port, 1 to 65535; none for icmp.", ge=1, le=65535)
+    portRangeMax: int | None = Field(default=None, description="Last port, 1 to 65535; none for icmp.", ge=1, le=65535)
+
+    def to_wire(self) -> wire.AddFirewallRuleRequest:
+        return wire.AddFirewallRuleRequest(
+            direction=wire.Direction(self.direction),
+            protocol=wire.Protocol(self.protocol),
+            ethertype=wire.EtherType(self.ethertype),
+            remote_ip_prefix=self.remoteIPPrefix,
+            port_range_min=self.portRangeMin,
+            port_range_max=self.portRangeMax,
+        )
+
+
+RULE_VALIDATIONS = [
+    {
+        "rule": "self.protocol == 'icmp' ? (!has(self.portRangeMin) && !has(self.portRangeMax)) "
+        ": (has(self.portRangeMin) && has(self.portRangeMax) && self.portRangeMin <= self.portRangeMax)",
+        "message": "tcp and udp rules need portRangeMin <= portRangeMax; icmp rules take no ports",
+    }
+]
+
+
+class BarrackInstanceSpec(CommonSpec):
+    region: wire.Region = Field(description="Barrack region; immutable.")
+    gpuModel: str = Field(description="GPU model, e.g. A40 or H100-SXM5-80GB; immutable.", json_schema_extra={"enum": list(wire.GPU_MODELS)})
+    gpuCount: int = Field(default=1, description="GPUs: 1, 2, 4 or 8; immutable.", json_schema_extra={"enum": list(wire.GPU_COUNTS)})
+    imageId: str | None = Field(default=None, description="OS image to boot from (one of imageId, bootVolumeRef); immutable.")
+    bootVolumeRef: LocalRef | None = Field(
+        default=None, description="A bootable BarrackVolume to boot from (one of imageId, bootVolumeRef); immutable."
+    )
+    sshKeyRefs: list[LocalRef] = Field(description="BarrackSSHKeys installed on the instance; at least one.", min_length=1)
+    startupScript: str | None = Field(default=None, description="Barrack startup script id run at first boot.")
+    cloudInit: str | None = Field(default=None, description="cloud-init user data.")
+    publicIP: bool = Field(default=True, description="Give the instance a public IP address.")
+    powerState: PowerState = Field(default=PowerState.RUNNING, description="Running, Stopped or Hibernated.")
+    securityRules: list[RuleSpec] = Field(default_factory=list, description="Instance security rules, kept as a set.")
+
+
+class BarrackFirewallSpec(CommonSpec):
+    region: wire.Region = Field(description="Barrack region; immutable. Only instances of this region attach.")
+    description: str = Field(default="", description="Up to 255 characters.", max_length=255)
+    rules: list[RuleSpec] = Field(default_factory=list, description="Rules, kept as a set (added and removed).")
+    instanceRefs: list[LocalRef] = Field(
+        default_factory=list, description="BarrackInstances to attach the firewall to (they must be ACTIVE)."
+    )
+
+
+class BarrackSSHKeySpec(CommonSpec):
+    name: str | None = Field(
+        default=None,
+        description="Name on Barrack; defaults to metadata.name. 1 to 50 letters, digits, '_', '.', '-'.",
+        pattern=SSH_KEY_NAME_PATTERN,
+    )
+    publicKey: str = Field(
+        description="OpenSSH public key (ssh-rsa, ssh-ed25519 or ecdsa-sha2-nistp256/384/521); immutable.",
+        pattern=SSH_PUBLIC_KEY_PATTERN,
+    )
+
+
+# Status ------------------------------------------------------------------------------------------
+
+
+class Condition(Model):
+    type: str = Field(description="Ready, Synced, or Attached (volumes).")
+    status: str = Field(description="True, False or Unknown.")
+    reason: str = Field(description="CamelCase reason, e.g. DetachBlocked.")
+    message: str = Field(default="", description="What is happening and what to do next.")
+    lastTransitionTime: str = Field(description="When status last changed.")
+    observedGeneration: int | None = Field(default=None, description="metadata.generation this was computed for.")
+
+
+class CommonStatus(Model):
+    id: str | None = Field(default=None, description="Barrack id of the managed resource.")
+    state: str | None = Field(default=None, description="Barrack's own state word, e.g. ACTIVE or AVAILABLE.")
+    observedGeneration: int | None = Field(default=None, description="Last metadata.generation reconciled.")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready, Synced (and Attached on volumes).")
+
+
+class BarrackVolumeStatus(CommonStatus):
+    sizeGB: int | None = Field(default=None, description="Size Barrack reports.")
+    attachedInstanceId: str | None = Field(default=None, description="Instance the volume is attached to.")
+
+
+class BarrackInstanceStatus(CommonStatus):
+    publicIP: str | None = Field(default=None, description="Public IP address.")
+    privateIP: str | None = Field(default=None, description="Private IP address.")
+    powerState: str | None = Field(default=None, description="Running, Stopped, Hibernated or the transition underway.")
+
+
+class BarrackFirewallStatus(CommonStatus):
+    attachedInstanceIds: list[str] = Field(default_factory=list, description="Instances the firewall is attached to.")
+    ruleIds: list[str] = Field(default_factory=list, description="Barrack ids of the rules.")
+
+
+class BarrackSSHKeyStatus(CommonStatus):
+    fingerprint: str | None = Field(default=None, description="Key fingerprint Barrack reports.")
