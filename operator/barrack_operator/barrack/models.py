@@ -117,6 +117,14 @@ class FirewallState(StrEnum):
         return self in {FirewallState.CREATING, FirewallState.ATTACHING}
 
 
+def is_transitional(states: type[InstanceState | VolumeState | FirewallState], state: str) -> bool:
+    """True for a known transitional state; an unknown word is not treated as one."""
+    try:
+        return states(state).transitional
+    except ValueError:
+        return False
+
+
 class Direction(StrEnum):
     INGRESS = "ingress"
     EGRESS = "egress"

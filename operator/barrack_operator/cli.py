@@ -1,0 +1,213 @@
+"""``barrack-operator``: run the operator, serve the simulator, print the CRDs, or start a local
+control plane."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from barrack_operator import __version__
+
+
+def _run(args: argparse.Namespace) -> int:
+    import kopf
+    from prometheus_client import start_http_server
+
+    from barrack_operator.handlers import glue, kinds
+    from barrack_operator.handlers.runtime import Runtime
+    from barrack_operator.settings import Settings
+
+    settings = Settings.from_env(
+        namespaces=args.namespace or None,
+        all_namespaces=args.all_namespaces or None,
+        requests_per_second=args.requests_per_second,
+        poll_interval=args.poll_interval,
+        idle_poll_interval=args.idle_poll_interval,
+        drift_interval=args.drift_interval,
+        log_format=args.log_format,
+        log_level=args.log_level,
+        liveness_port=args.liveness_port,
+        metrics_port=args.metrics_port,
+    )
+    _configure_logging(settings.log_format, settings.log_level)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="0.0.0.0")  # noqa: S104 - scraped from the pod network
+    runtime = Runtime(settings)
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        glue.configure(settings)
+        await runtime.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await runtime.stop()
+
+    kinds.install(registry, runtime)
+    namespaces = settings.namespaces or ([] if settings.all_namespaces else ["default"])
+    liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            standalone=True,
+            clusterwide=settings.all_namespaces,
+            namespaces=[] if settings.all_namespaces else namespaces,
+            liveness_endpoint=liveness,
+        )
+    )
+    return 0
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _configure_logging(fmt: str, level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from barrack_sim.faults import FaultConfig
+    from barrack_sim.server import build_simulator, serve
+
+    keys = list(args.api_key or []) + [k for k in os.environ.get("BARRACK_SIM_API_KEYS", "").split(",") if k]
+    overrides = dict(item.split("=", 1) for item in args.transition or [])
+    simulator = build_simulator(
+        api_keys=keys,
+        transition_seconds=args.transition_seconds,
+        transition_overrides={k: float(v) for k, v in overrides.items()},
+        detach_rule=args.detach_rule,
+        balance=args.balance,
+        seed=args.seed,
+        faults=FaultConfig(
+            rate_limit_rps=args.rate_limit,
+            error_rate=args.error_rate,
+            commit_then_fail_rate=args.commit_then_fail_rate,
+            latency_seconds=args.latency,
+        ),
+    )
+    print(f"Barrack simulator on http://{args.host}:{args.port}/api (admin: /_sim/)", flush=True)
+    serve(simulator, args.host, args.port, log_level=args.log_level)
+    return 0
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from barrack_operator import crds
+    from barrack_operator.resources.kinds import KINDS
+
+    if args.output:
+        for path in crds.write_all(Path(args.output)):
+            print(path)
+    else:
+        print("---\n".join(crds.render(kind) for kind in KINDS), end="")
+    return 0
+
+
+def _dev_cluster(args: argparse.Namespace) -> int:
+    from barrack_operator.devcluster import ControlPlane
+
+    plane = ControlPlane(work_dir=Path(args.data_dir) if args.data_dir else None)
+    stop = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    plane.start()
+    try:
+        crd_dir = Path(args.crds)
+        if crd_dir.is_dir():
+            plane.apply_files(crd_dir)
+        path = plane.write_kubeconfig(Path(args.kubeconfig))
+        print(path.read_text(), flush=True)
+        print(f"# kube-apiserver on {plane.url}; kubeconfig written to {path}. Ctrl-C stops it.", flush=True)
+        while not stop:
+            time.sleep(0.5)
+    finally:
+        plane.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="barrack-operator", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the operator")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument("--namespace", action="append", help="namespace to watch (repeatable)")
+    scope.add_argument("--all-namespaces", action="store_true", default=None, help="watch every namespace")
+    run.add_argument("--requests-per-second", type=float, help="rate limit for Barrack calls")
+    run.add_argument("--poll-interval", type=float, help="inventory poll while anything moves (s)")
+    run.add_argument("--idle-poll-interval", type=float, help="inventory poll when all is steady (s)")
+    run.add_argument("--drift-interval", type=float, help="look at settled objects this often (s)")
+    run.add_argument("--log-format", choices=["plain", "json"])
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--liveness-port", type=int, help="kopf liveness endpoint port (0: off)")
+    run.add_argument("--metrics-port", type=int, help="Prometheus metrics port (0: off)")
+    run.set_defaults(func=_run)
+
+    sim = commands.add_parser("sim", help="serve the Barrack API simulator")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8765)
+    sim.add_argument("--api-key", action="append", help="accepted API key (repeatable; also BARRACK_SIM_API_KEYS)")
+    sim.add_argument("--transition-seconds", type=float, default=2.0, help="duration of every transitional state")
+    sim.add_argument("--transition", action="append", metavar="NAME=SECONDS", help="override one transition, e.g. stop=5")
+    sim.add_argument("--detach-rule", choices=["shutoff", "active"], default="shutoff", help="active: the older docs' rule")
+    sim.add_argument("--balance", type=float, default=1000.0)
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--rate-limit", type=float, default=0.0, help="requests per second before 429 (0: none)")
+    sim.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 500")
+    sim.add_argument("--commit-then-fail-rate", type=float, default=0.0, help="share of mutations that act, then 500")
+    sim.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply")
+    sim.add_argument("--log-level", default="warning")
+    sim.set_defaults(func=_sim)
+
+    crds_cmd = commands.add_parser("crds", help="print (or write) the CRD manifests")
+    crds_cmd.add_argument("--output", "-o", help="directory to write one file per kind into")
+    crds_cmd.set_defaults(func=_crds)
+
+    dev = commands.add_parser("dev-cluster", help="run etcd and kube-apiserver locally until interrupted")
+    dev.add_argument("--kubeconfig", required=True, help="where to write the kubeconfig")
+    dev.add_argument("--data-dir", help="keep the cluster's files here (default: a temporary directory)")
+    dev.add_argument("--crds", default="crds", help="directory of CRDs to install if it exists")
+    dev.set_defaults(func=_dev_cluster)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""Status conditions in the Kubernetes shape, and the reasons a person will see.
+
+Types:
+  Ready     the Barrack resource exists and is in the state the spec asks for.
+  Synced    the last reconcile succeeded; when False its reason says why.
+  Attached  (volumes) the volume is attached to the instance the spec names.
+
+A condition's ``lastTransitionTime`` moves only when its status changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+READY = "Ready"
+SYNCED = "Synced"
+ATTACHED = "Attached"
+
+
+class Reason(StrEnum):
+    """Reasons, each with what must be true for it."""
+
+    AVAILABLE = "Available"
+    """Ready=True: the resource exists and matches the spec."""
+    RECONCILED = "Reconciled"
+    """Synced=True: the last reconcile made no error."""
+    PROGRESSING = "Progressing"
+    """Ready=False: the operator made a call and waits for Barrack to act on it."""
+    CREATING = "Creating"
+    """Ready=False: no Barrack resource yet; it is being created."""
+    DETACH_BLOCKED = "DetachBlocked"
+    """Synced=False: a detach waits for a precondition (instance SHUTOFF, volume not bootable)."""
+    ATTACH_BLOCKED = "AttachBlocked"
+    """A needed attach waits for the instance to reach an attachable state."""
+    REFERENCE_NOT_READY = "ReferenceNotReady"
+    """A referenced object has no Barrack id yet, or does not exist."""
+    INVALID_SPEC = "InvalidSpec"
+    """The spec asks for something Barrack refuses or cannot do; change the spec."""
+    UNAUTHORIZED = "Unauthorized"
+    """Barrack refused the API key."""
+    INSUFFICIENT_CREDITS = "InsufficientCredits"
+    """Barrack refused for lack of credit; top up the account."""
+    RATE_LIMITED = "RateLimited"
+    """Barrack answered 429; the operator waits as told."""
+    API_UNAVAILABLE = "ApiUnavailable"
+    """Barrack could not be reached or answered 5xx; the operator retries."""
+    DELETION_BLOCKED = "DeletionBlocked"
+    """Deletion waits for a precondition; the finalizer stays until it passes."""
+    PRECONDITION_FAILED = "PreconditionFailed"
+    """Barrack refused with 409 for another state reason; the operator retries."""
+    NOT_FOUND = "NotFound"
+    """The Barrack resource the status or adoptId names does not exist."""
+    ATTACHED = "Attached"
+    DETACHED = "Detached"
+    DELETING = "Deleting"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: bool
+    reason: str
+    message: str = ""
+
+    def as_dict(self, previous: dict[str, Any] | None, generation: int | None, now: str) -> dict[str, Any]:
+        status = "True" if self.status else "False"
+        unchanged = previous is not None and previous.get("status") == status
+        return {
+            "type": self.type,
+            "status": status,
+            "reason": self.reason,
+            "message": self.message,
+            "lastTransitionTime": previous["lastTransitionTime"] if unchanged and previous else now,
+            "observedGeneration": generation,
+        }
+
+
+def merge_conditions(
+    previous: list[dict[str, Any]], updates: list[Condition], generation: int | None, now: str | None = None
+) -> list[dict[str, Any]]:
+    """The condition list after ``updates``: updated types replaced (keeping the transition time when
+    the status did not change), other types kept, in a stable order."""
+    now = now or now_iso()
+    by_type = {c.get("type"): c for c in previous}
+    for update in updates:
+        by_type[update.type] = update.as_dict(by_type.get(update.type), generation, now)
+    order = {READY: 0, SYNCED: 1, ATTACHED: 2}
+    return sorted(by_type.values(), key=lambda c: (order.get(str(c.get("type")), 9), str(c.get("type"))))

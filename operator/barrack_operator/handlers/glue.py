@@ -1,0 +1,45 @@
+"""The one way a kind is wired into kopf; the per-kind modules call :func:`register`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from barrack_operator.handlers.runtime import Reconciler, Runtime
+from barrack_operator.resources.kinds import Kind
+from barrack_operator.resources.specs import GROUP, VERSION
+
+FINALIZER = f"{GROUP}/finalizer"
+
+
+def register(registry: kopf.OperatorRegistry, runtime: Runtime, kind: Kind, reconcile: Reconciler, finalize: Reconciler) -> None:
+    resource = (GROUP, VERSION, kind.plural)
+
+    @kopf.daemon(*resource, registry=registry, id=f"reconcile-{kind.singular}", cancellation_timeout=30.0)
+    async def reconcile_loop(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
+        await runtime.run_object(kind, reconcile, body, stopped)
+
+    @kopf.on.event(*resource, registry=registry)
+    def observe(body: kopf.Body, type: str | None, **_: Any) -> None:  # noqa: A002 - kopf's kwarg name
+        runtime.on_event(kind, dict(body), type)
+
+    @kopf.on.delete(*resource, registry=registry, id=f"finalize-{kind.singular}", retries=None, backoff=2.0)
+    async def on_delete(body: kopf.Body, **_: Any) -> None:
+        await runtime.finalize(kind, finalize, body)
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """Kopf settings: our own finalizer name, progress kept in annotations (status belongs to the
+    operator's schema), log lines not mirrored as events (events are posted on purpose), and
+    watches that are re-established regularly."""
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    settings.posting.level = logging.CRITICAL
+    settings.watching.server_timeout = 120
+    settings.watching.client_timeout = 150
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 30
+    settings.batching.error_delays = [1, 2, 5, 10, 20]

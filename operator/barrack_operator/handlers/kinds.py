@@ -1,0 +1,22 @@
+"""Which reconcile and finalizer serve which kind: the one table the operator installs into kopf."""
+
+from __future__ import annotations
+
+import kopf
+
+from barrack_operator.handlers.glue import register
+from barrack_operator.handlers.runtime import Reconciler, Runtime
+from barrack_operator.resources import firewall, instance, sshkey, volume
+from barrack_operator.resources.kinds import FIREWALL, INSTANCE, SSH_KEY, VOLUME, Kind
+
+HANDLERS: dict[Kind, tuple[Reconciler, Reconciler]] = {
+    VOLUME: (volume.reconcile, volume.finalize),
+    INSTANCE: (instance.reconcile, instance.finalize),
+    FIREWALL: (firewall.reconcile, firewall.finalize),
+    SSH_KEY: (sshkey.reconcile, sshkey.finalize),
+}
+
+
+def install(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
+    for kind, (reconcile, finalize) in HANDLERS.items():
+        register(registry, runtime, kind, reconcile, finalize)

@@ -1,0 +1,245 @@
+"""What the kopf glue holds for the life of the operator: the Barrack client, the inventory and
+its poller, the reconcile context, the registry of objects (for references and wake-ups), and the
+per-object loop that runs reconcile and writes its outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from barrack_operator import metrics
+from barrack_operator.barrack import ApiKeySource, BarrackClient
+from barrack_operator.conditions import READY, SYNCED, Condition, Reason, merge_conditions
+from barrack_operator.inventory import Inventory
+from barrack_operator.kube import StatusWriter
+from barrack_operator.resources.common import (
+    Context,
+    Memory,
+    ObjectView,
+    Outcome,
+    RefInfo,
+    Timing,
+    failed,
+    id_key,
+    ref_key,
+)
+from barrack_operator.resources.kinds import Kind
+from barrack_operator.settings import Settings
+
+log = logging.getLogger(__name__)
+Reconciler = Callable[[Context, ObjectView], Awaitable[Outcome]]
+
+
+@dataclass
+class Registry:
+    """Every watched object's last-seen Barrack id and readiness, who claims which Barrack id, and
+    which objects want waking when a referent or a Barrack resource changes."""
+
+    objects: dict[tuple[str, str, str], RefInfo] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)
+    dependents: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    wakers: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    def get(self, kind: str, namespace: str, name: str) -> RefInfo | None:
+        return self.objects.get((kind, namespace, name))
+
+    def claimed_by_other(self, barrack_id: str, uid: str) -> bool:
+        owner = self.owners.get(barrack_id)
+        return owner is not None and owner != uid
+
+    def observe(self, kind: str, body: dict[str, Any], deleted: bool) -> bool:
+        """Record an object's latest state; True when its id or readiness changed."""
+        meta, status = body.get("metadata", {}), body.get("status") or {}
+        key = (kind, meta.get("namespace", ""), meta.get("name", ""))
+        if deleted:
+            info = self.objects.pop(key, None)
+            if info and info.id and self.owners.get(info.id) == info.uid:
+                del self.owners[info.id]
+            return info is not None
+        ready = any(c.get("type") == READY and c.get("status") == "True" for c in status.get("conditions", []))
+        info = RefInfo(uid=meta.get("uid", ""), id=status.get("id"), ready=ready, state=status.get("state"))
+        previous = self.objects.get(key)
+        self.objects[key] = info
+        if info.id:
+            self.owners.setdefault(info.id, info.uid)
+        return previous is None or (previous.id, previous.ready, previous.state) != (info.id, info.ready, info.state)
+
+    def watch(self, uid: str, keys: set[str]) -> None:
+        for waiting in self.dependents.values():
+            waiting.discard(uid)
+        for key in keys:
+            self.dependents[key].add(uid)
+
+    def waker(self, uid: str) -> asyncio.Event:
+        return self.wakers.setdefault(uid, asyncio.Event())
+
+    def wake(self, key: str) -> None:
+        for uid in self.dependents.get(key, ()):
+            self.waker(uid).set()
+
+    def forget(self, uid: str) -> None:
+        self.wakers.pop(uid, None)
+        for waiting in self.dependents.values():
+            waiting.discard(uid)
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        key_source = ApiKeySource(key_file=settings.api_key_file)
+        self.client = BarrackClient(
+            settings.api_url,
+            key_source,
+            requests_per_second=settings.requests_per_second,
+            burst=settings.burst,
+            observer=metrics.observe_barrack_call,
+        )
+        self.registry = Registry()
+        self.inventory = Inventory(
+            self.client,
+            fast_interval=settings.poll_interval,
+            slow_interval=settings.idle_poll_interval,
+            on_change=self._on_inventory_change,
+        )
+        self.context = Context(
+            client=self.client,
+            inventory=self.inventory,
+            refs=self.registry,
+            memory=Memory(),
+            timing=Timing(
+                transition_requeue=settings.poll_interval,
+                blocked_requeue=settings.blocked_requeue,
+                drift_interval=settings.drift_interval,
+            ),
+        )
+        self.status_writer: StatusWriter | None = None
+        self._poller: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.status_writer = StatusWriter()
+        self._poller = asyncio.create_task(self.inventory.run(), name="barrack-inventory")
+        metrics.watch_inventory(self.inventory)
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        await self.client.aclose()
+        if self.status_writer is not None:
+            await self.status_writer.aclose()
+
+    def _on_inventory_change(self, ids: set[str]) -> None:
+        for barrack_id in ids:
+            self.registry.wake(id_key(barrack_id))
+
+    # kopf events -----------------------------------------------------------------------------------
+
+    def on_event(self, kind: Kind, body: dict[str, Any], event_type: str | None) -> None:
+        meta = body.get("metadata", {})
+        deleted = event_type == "DELETED"
+        if self.registry.observe(kind.kind, body, deleted):
+            self.registry.wake(ref_key(kind.kind, meta.get("namespace", ""), meta.get("name", "")))
+        observed = (body.get("status") or {}).get("observedGeneration")
+        if not deleted and observed != meta.get("generation"):
+            self.registry.waker(meta.get("uid", "")).set()
+
+    # The per-object loop ---------------------------------------------------------------------------
+
+    async def run_object(self, kind: Kind, reconcile: Reconciler, body: kopf.Body, stopped: kopf.DaemonStopped) -> None:
+        uid = body.metadata.uid or ""
+        wake = self.registry.waker(uid)
+        stop_watch = asyncio.ensure_future(stopped.wait())
+        stop_watch.add_done_callback(lambda _: wake.set())
+        try:
+            while not stopped and not body.metadata.get("deletionTimestamp"):
+                wake.clear()
+                outcome = await self.reconcile_once(kind, reconcile, body)
+                if stopped:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), outcome.requeue_after or self.settings.drift_interval)
+        finally:
+            stop_watch.cancel()
+
+    async def reconcile_once(self, kind: Kind, reconcile: Reconciler, body: kopf.Body) -> Outcome:
+        obj = view(kind, body)
+        started = time.monotonic()
+        outcome = await self._reconcile_guarded(reconcile, obj)
+        metrics.RECONCILE_SECONDS.labels(kind.kind).observe(time.monotonic() - started)
+        self.registry.watch(obj.uid, outcome.watch)
+        if outcome.status.get("id"):
+            self.registry.owners.setdefault(outcome.status["id"], obj.uid)
+        await self.write(kind, body, obj, outcome)
+        return outcome
+
+    async def _reconcile_guarded(self, reconcile: Reconciler, obj: ObjectView) -> Outcome:
+        if not self.inventory.ready:
+            if self.inventory.last_error is not None:
+                return failed(Outcome(), self.inventory.last_error, self.context.timing)
+            await self.inventory.polled_once.wait()
+            if not self.inventory.ready and self.inventory.last_error is not None:
+                return failed(Outcome(), self.inventory.last_error, self.context.timing)
+        try:
+            return await reconcile(self.context, obj)
+        except Exception as exc:  # one object's bug must not stop the others
+            log.exception("Reconcile of %s %s/%s failed unexpectedly", obj.kind, obj.namespace, obj.name)
+            out = Outcome(requeue_after=self.context.timing.blocked_requeue)
+            message = f"unexpected {type(exc).__name__} in the operator; it retries (see the operator log)"
+            out.conditions.append(Condition(SYNCED, False, Reason.API_UNAVAILABLE, message))
+            return out
+
+    async def write(self, kind: Kind, body: kopf.Body, obj: ObjectView, outcome: Outcome) -> None:
+        """Write the outcome to status (only when it changed) and post its events (Warnings only when
+        the Synced condition's reason or message is new, so a blocked object does not flood)."""
+        previous = dict(obj.status)
+        conditions = merge_conditions(previous.get("conditions", []), outcome.conditions, obj.generation)
+        status = {**outcome.status, "conditions": conditions}
+        if outcome.conditions:
+            status["observedGeneration"] = obj.generation
+        changed = {k: v for k, v in status.items() if previous.get(k) != v}
+        previous_synced = _condition(previous.get("conditions", []), SYNCED)
+        for event in outcome.events:
+            if event.type == "Warning" and previous_synced is not None and previous_synced.get("message") == event.message:
+                continue
+            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        if changed and self.status_writer is not None:
+            try:
+                await self.status_writer.patch_status(kind.plural, obj.namespace, obj.name, changed)
+            except Exception as exc:  # the next pass writes again; ids are also held in memory
+                log.warning("Status write of %s %s/%s failed: %s", kind.kind, obj.namespace, obj.name, exc)
+
+    async def finalize(self, kind: Kind, finalizer: Reconciler, body: kopf.Body) -> None:
+        obj = view(kind, body)
+        outcome = await self._reconcile_guarded(finalizer, obj)
+        await self.write(kind, body, obj, outcome)
+        if not outcome.done:
+            message = next((c.message for c in outcome.conditions if c.type == SYNCED and not c.status), "waiting")
+            raise kopf.TemporaryError(message, delay=outcome.requeue_after or self.context.timing.transition_requeue)
+        self.context.memory.forget(obj.uid)
+        self.registry.forget(obj.uid)
+
+
+def _condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
+    return next((c for c in conditions if c.get("type") == type_), None)
+
+
+def view(kind: Kind, body: kopf.Body) -> ObjectView:
+    meta = body.get("metadata", {})
+    return ObjectView(
+        kind=kind.kind,
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        generation=int(meta.get("generation", 0)),
+        spec=dict(body.get("spec", {})),
+        status=dict(body.get("status") or {}),
+    )

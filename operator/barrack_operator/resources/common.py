@@ -1,0 +1,274 @@
+"""What every kind's reconcile shares: the object as reconcile sees it, the outcome it returns,
+the context it acts through, Barrack-error-to-condition mapping, and the guarded create.
+
+Reconcile is level-triggered: observe (the shared inventory, the referents), plan the smallest set
+of calls, act, and return an :class:`Outcome` that the kopf glue writes to status and events.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from barrack_operator.barrack import (
+    ApiUnavailable,
+    BarrackClient,
+    BarrackError,
+    InsufficientCredits,
+    InvalidRequest,
+    NotFound,
+    PreconditionFailed,
+    RateLimited,
+    Unauthorized,
+)
+from barrack_operator.barrack import models as wire
+from barrack_operator.barrack.credentials import MissingApiKey
+from barrack_operator.conditions import READY, SYNCED, Condition, Reason
+from barrack_operator.inventory import Inventory
+
+log = logging.getLogger(__name__)
+T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey)
+
+
+@dataclass(frozen=True)
+class ObjectView:
+    """The Kubernetes object as reconcile sees it: plain data, no kopf types."""
+
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    spec: dict[str, Any]
+    status: dict[str, Any]
+
+    @property
+    def barrack_name(self) -> str:
+        return str(self.spec.get("name") or self.name)
+
+    @property
+    def recorded_id(self) -> str | None:
+        value = self.status.get("id")
+        return str(value) if value else None
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    """What a reconcile found and did. ``status`` holds the observed fields (not conditions);
+    ``requeue_after`` is when to look again at the latest; ``done`` matters for deletion only."""
+
+    status: dict[str, Any] = field(default_factory=dict)
+    conditions: list[Condition] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    requeue_after: float | None = None
+    watch: set[str] = field(default_factory=set)
+    done: bool = False
+
+    def warn(self, reason: str, message: str) -> None:
+        self.events.append(Event("Warning", reason, message))
+
+    def note(self, reason: str, message: str) -> None:
+        self.events.append(Event("Normal", reason, message))
+
+
+@dataclass(frozen=True)
+class RefInfo:
+    """What the operator knows of a referenced object from its last-seen status."""
+
+    uid: str
+    id: str | None
+    ready: bool
+    state: str | None
+
+
+class References(Protocol):
+    def get(self, kind: str, namespace: str, name: str) -> RefInfo | None: ...
+
+    def claimed_by_other(self, barrack_id: str, uid: str) -> bool: ...
+
+
+@dataclass
+class Memory:
+    """What the operator remembers per object between reconciles, beyond status: ids learnt but
+    perhaps not yet written (a status write can fail), and when it last tried to create."""
+
+    known_ids: dict[str, str] = field(default_factory=dict)
+    create_attempts: dict[str, float] = field(default_factory=dict)
+
+    def forget(self, uid: str) -> None:
+        self.known_ids.pop(uid, None)
+        self.create_attempts.pop(uid, None)
+
+
+@dataclass
+class Timing:
+    transition_requeue: float = 2.0
+    """Seconds before a second look while Barrack reports a transitional state."""
+    blocked_requeue: float = 10.0
+    """Seconds before retrying a blocked precondition or a refused call."""
+    drift_interval: float = 60.0
+    """Seconds between looks at a settled object (drift is also seen at once by the inventory)."""
+
+
+@dataclass
+class Context:
+    client: BarrackClient
+    inventory: Inventory
+    refs: References
+    memory: Memory = field(default_factory=Memory)
+    timing: Timing = field(default_factory=Timing)
+    clock: Callable[[], float] = time.monotonic
+
+
+# Errors onto conditions --------------------------------------------------------------------------
+
+
+def failure_reason(error: BarrackError | MissingApiKey, blocked: Reason = Reason.PRECONDITION_FAILED) -> tuple[Reason, str]:
+    """The Synced=False reason and message for a Barrack error, the one mapping for every kind."""
+    if isinstance(error, MissingApiKey):
+        return Reason.UNAUTHORIZED, f"{error}; mount the API key Secret and restart nothing: the file is re-read"
+    if isinstance(error, Unauthorized):
+        return Reason.UNAUTHORIZED, (
+            f"Barrack refused the API key ({error.message}): put a valid key in the operator's API key Secret"
+        )
+    if isinstance(error, InsufficientCredits):
+        return Reason.INSUFFICIENT_CREDITS, f"{error.message}: top up the Barrack account; the operator retries"
+    if isinstance(error, RateLimited):
+        return Reason.RATE_LIMITED, f"Barrack rate limit hit; retrying after {error.retry_after:.0f}s"
+    if isinstance(error, ApiUnavailable):
+        return Reason.API_UNAVAILABLE, f"Barrack is unavailable ({error.message}); the operator retries"
+    if isinstance(error, InvalidRequest):
+        return Reason.INVALID_SPEC, f"Barrack refused the request: {error.message}. Change the spec."
+    if isinstance(error, NotFound):
+        return Reason.NOT_FOUND, f"Barrack has no such resource: {error.message}"
+    if isinstance(error, PreconditionFailed):
+        return blocked, f"Barrack refused for now: {error.message}"
+    return Reason.API_UNAVAILABLE, str(error)
+
+
+def failed(outcome: Outcome, error: BarrackError | MissingApiKey, timing: Timing, blocked: Reason = Reason.PRECONDITION_FAILED) -> Outcome:
+    reason, message = failure_reason(error, blocked)
+    outcome.conditions.append(Condition(SYNCED, False, reason, message))
+    if not any(c.type == READY for c in outcome.conditions):
+        outcome.conditions.append(Condition(READY, False, reason, message))
+    outcome.warn(reason, message)
+    retry = error.retry_after if isinstance(error, RateLimited) else timing.blocked_requeue
+    outcome.requeue_after = max(retry, 1.0)
+    return outcome
+
+
+def blocked(outcome: Outcome, reason: Reason, message: str, timing: Timing, *, ready: bool = False) -> Outcome:
+    outcome.conditions.append(Condition(SYNCED, False, reason, message))
+    if not ready and not any(c.type == READY for c in outcome.conditions):
+        outcome.conditions.append(Condition(READY, False, reason, message))
+    outcome.warn(reason, message)
+    outcome.requeue_after = timing.blocked_requeue
+    return outcome
+
+
+def synced(outcome: Outcome) -> None:
+    outcome.conditions.append(Condition(SYNCED, True, Reason.RECONCILED, "The last reconcile succeeded."))
+
+
+def waiting_on_state(outcome: Outcome, kind: str, state: str, timing: Timing) -> Outcome:
+    """A transitional Barrack state: not an error, Ready=False with the state as the reason."""
+    outcome.conditions.append(Condition(READY, False, state.title().replace("_", ""), f"The {kind} is {state} on Barrack."))
+    synced(outcome)
+    outcome.requeue_after = timing.transition_requeue
+    return outcome
+
+
+def ref_key(kind: str, namespace: str, name: str) -> str:
+    return f"k8s:{kind}/{namespace}/{name}"
+
+
+def id_key(barrack_id: str) -> str:
+    return f"brk:{barrack_id}"
+
+
+# The guarded create ------------------------------------------------------------------------------
+
+
+@dataclass
+class Found:
+    item: Any
+    created: bool = False
+
+
+async def ensure_exists(
+    ctx: Context,
+    obj: ObjectView,
+    snapshot_of: Callable[[], Any],
+    fetch: Callable[[str], Awaitable[T]],
+    create: Callable[[], Awaitable[T]],
+) -> Found:
+    """Find the Barrack resource this object manages, or create it, never twice.
+
+    Order: the id in status (or remembered), ``adoptId``, a resource carrying this object's Barrack
+    name in the inventory (a create whose reply was lost), and only then a create. A create is
+    preceded by an inventory listing newer than any earlier attempt of this object's.
+    """
+    adopt_id = obj.spec.get("adoptId")
+    target = obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or adopt_id
+    if target:
+        item = snapshot_of().items.get(target)
+        if item is not None:
+            return Found(item)
+        try:
+            item = await fetch(target)
+        except NotFound:
+            if target == adopt_id and not obj.recorded_id:
+                raise
+            log.warning("Barrack resource %s of %s/%s is gone; creating it again", target, obj.namespace, obj.name)
+            ctx.memory.known_ids.pop(obj.uid, None)
+        else:
+            ctx.inventory.record(item)
+            ctx.memory.known_ids[obj.uid] = item.id
+            return Found(item)
+    attempted = ctx.memory.create_attempts.get(obj.uid)
+    if attempted is not None:
+        await ctx.inventory.wait_fresh(attempted)
+    for item in snapshot_of().by_name(obj.barrack_name):
+        if not ctx.refs.claimed_by_other(item.id, obj.uid):
+            ctx.memory.known_ids[obj.uid] = item.id
+            return Found(item)
+    ctx.memory.create_attempts[obj.uid] = ctx.clock()
+    item = await create()
+    ctx.memory.known_ids[obj.uid] = item.id
+    ctx.inventory.record(item)
+    return Found(item, created=True)
+
+
+async def find_for_deletion(
+    ctx: Context,
+    obj: ObjectView,
+    snapshot_of: Callable[[], Any],
+    fetch: Callable[[str], Awaitable[T]],
+) -> T | None:
+    """The Barrack resource to delete with this object, or None when Barrack has none. Looks at the
+    recorded id, and by name for a create whose id was never written."""
+    target = obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or obj.spec.get("adoptId")
+    if target:
+        item: T | None = snapshot_of().items.get(target)
+        if item is not None:
+            return item
+        try:
+            return await fetch(target)
+        except NotFound:
+            return None
+    if ctx.memory.create_attempts.get(obj.uid) is not None:
+        await ctx.inventory.wait_fresh(ctx.memory.create_attempts[obj.uid])
+    for candidate in snapshot_of().by_name(obj.barrack_name):
+        if not ctx.refs.claimed_by_other(candidate.id, obj.uid):
+            return candidate  # type: ignore[no-any-return]
+    return None

@@ -1,0 +1,67 @@
+"""Typed settings of ``barrack-operator run``: each field says what it does and which environment
+variable sets it; a command-line flag of the same name wins over the variable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Settings:
+    api_url: str = field(default="https://barrack.ai/api", metadata={"env": "BARRACK_API_URL"})
+    """Base URL of the Barrack API; point it at the simulator for local work."""
+    api_key_file: Path | None = field(default=None, metadata={"env": "BARRACK_API_KEY_FILE"})
+    """File holding the API key (a mounted Secret); re-read when it changes. Preferred over BARRACK_API_KEY."""
+    requests_per_second: float = field(default=10.0, metadata={"env": "BARRACK_REQUESTS_PER_SECOND"})
+    """The one rate limit for every call to Barrack."""
+    burst: int = field(default=5, metadata={"env": "BARRACK_BURST"})
+    """Calls that may go at once before the rate limit applies."""
+    poll_interval: float = field(default=2.0, metadata={"env": "BARRACK_POLL_INTERVAL"})
+    """Seconds between inventory listings while anything on Barrack is in a transitional state."""
+    idle_poll_interval: float = field(default=30.0, metadata={"env": "BARRACK_IDLE_POLL_INTERVAL"})
+    """Seconds between inventory listings when all is steady."""
+    drift_interval: float = field(default=60.0, metadata={"env": "BARRACK_DRIFT_INTERVAL"})
+    """Seconds between looks at a settled object; drift seen by the inventory wakes it sooner."""
+    blocked_requeue: float = field(default=10.0, metadata={"env": "BARRACK_BLOCKED_REQUEUE"})
+    """Seconds before retrying a blocked precondition or a refused call."""
+    namespaces: list[str] = field(default_factory=list, metadata={"env": "BARRACK_NAMESPACES"})
+    """Namespaces to watch (comma-separated in the variable); empty with all_namespaces off means 'default'."""
+    all_namespaces: bool = field(default=False, metadata={"env": "BARRACK_ALL_NAMESPACES"})
+    """Watch every namespace."""
+    log_format: str = field(default="plain", metadata={"env": "BARRACK_LOG_FORMAT"})
+    """plain or json."""
+    log_level: str = field(default="info", metadata={"env": "BARRACK_LOG_LEVEL"})
+    """debug, info, warning or error."""
+    liveness_port: int = field(default=8080, metadata={"env": "BARRACK_LIVENESS_PORT"})
+    """Port of kopf's liveness endpoint /healthz (0 turns it off)."""
+    metrics_port: int = field(default=9090, metadata={"env": "BARRACK_METRICS_PORT"})
+    """Port of the Prometheus metrics endpoint (0 turns it off)."""
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f.metadata["env"])
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _parse(type_name: object, raw: str) -> Any:
+    text = str(type_name)
+    if "bool" in text:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if "int" in text:
+        return int(raw)
+    if "float" in text:
+        return float(raw)
+    if "list" in text:
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if "Path" in text:
+        return Path(raw)
+    return raw
