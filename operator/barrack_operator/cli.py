@@ -43,6 +43,10 @@ def _run(args: argparse.Namespace) -> int:
     runtime = Runtime(settings)
     registry = kopf.OperatorRegistry()
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)  # the kubernetes client's kubeconfig / in-cluster logic
+
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         glue.configure(settings)
@@ -91,6 +95,8 @@ def _configure_logging(fmt: str, level: str) -> None:
     root.setLevel(level.upper())
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    if root.level > logging.DEBUG:
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per handler run otherwise
 
 
 def _sim(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ that never opened), because a 5xx or a timeout after a create may mean the creat
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import time
 from collections import Counter
@@ -33,6 +34,8 @@ from barrack_operator.barrack.ratelimit import RateLimiter
 from barrack_operator.barrack.routes import AUTH_HEADER, ROUTES, Route, auth_header_value
 
 R = TypeVar("R", bound=BaseModel)
+MUTATIONS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("barrack_mutations", default=None)
+"""Set to a list by a caller that wants to know which mutations its task sent (route names)."""
 PAGE_LIMIT = 100
 CallObserver = Callable[[str, str, float], None]
 
@@ -125,6 +128,9 @@ class BarrackClient:
     ) -> R:
         await self.limiter.acquire()
         key = self._api_key.get()
+        sent = MUTATIONS.get()
+        if sent is not None and not route.is_read:
+            sent.append(route.name)
         started = time.monotonic()
         outcome = "error"
         try:

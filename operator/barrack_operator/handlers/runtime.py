@@ -17,6 +17,8 @@ import kopf
 
 from barrack_operator import metrics
 from barrack_operator.barrack import ApiKeySource, BarrackClient
+from barrack_operator.barrack.client import MUTATIONS
+from barrack_operator.barrack.routes import ROUTES
 from barrack_operator.conditions import READY, SYNCED, Condition, Reason, merge_conditions
 from barrack_operator.inventory import Inventory
 from barrack_operator.kube import StatusWriter
@@ -100,7 +102,7 @@ class Runtime:
             key_source,
             requests_per_second=settings.requests_per_second,
             burst=settings.burst,
-            observer=metrics.observe_barrack_call,
+            observer=self._observe_call,
         )
         self.registry = Registry()
         self.inventory = Inventory(
@@ -122,6 +124,8 @@ class Runtime:
         )
         self.status_writer: StatusWriter | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._mutated_at: dict[str, float] = {}
+        self._last_warning: dict[str, str] = {}
 
     async def start(self) -> None:
         self.status_writer = StatusWriter()
@@ -136,6 +140,11 @@ class Runtime:
         await self.client.aclose()
         if self.status_writer is not None:
             await self.status_writer.aclose()
+
+    def _observe_call(self, route: str, code: str, seconds: float) -> None:
+        metrics.observe_barrack_call(route, code, seconds)
+        if not ROUTES[route].is_read:
+            self.inventory.nudge()
 
     def _on_inventory_change(self, ids: set[str]) -> None:
         for barrack_id in ids:
@@ -172,14 +181,27 @@ class Runtime:
 
     async def reconcile_once(self, kind: Kind, reconcile: Reconciler, body: kopf.Body) -> Outcome:
         obj = view(kind, body)
+        await self._see_own_mutations(obj.uid)
         started = time.monotonic()
+        sent: list[str] = []
+        MUTATIONS.set(sent)
         outcome = await self._reconcile_guarded(reconcile, obj)
+        if sent:
+            self._mutated_at[obj.uid] = started
         metrics.RECONCILE_SECONDS.labels(kind.kind).observe(time.monotonic() - started)
         self.registry.watch(obj.uid, outcome.watch)
         if outcome.status.get("id"):
             self.registry.owners.setdefault(outcome.status["id"], obj.uid)
         await self.write(kind, body, obj, outcome)
         return outcome
+
+    async def _see_own_mutations(self, uid: str) -> None:
+        """After this object's last reconcile changed something on Barrack, wait for a listing that
+        shows the change, so the next plan is not made from the view before it."""
+        mutated_at = self._mutated_at.pop(uid, None)
+        if mutated_at is not None:
+            with contextlib.suppress(TimeoutError):
+                await self.inventory.wait_fresh(mutated_at, timeout=self.settings.poll_interval * 10)
 
     async def _reconcile_guarded(self, reconcile: Reconciler, obj: ObjectView) -> Outcome:
         if not self.inventory.ready:
@@ -206,10 +228,11 @@ class Runtime:
         if outcome.conditions:
             status["observedGeneration"] = obj.generation
         changed = {k: v for k, v in status.items() if previous.get(k) != v}
-        previous_synced = _condition(previous.get("conditions", []), SYNCED)
         for event in outcome.events:
-            if event.type == "Warning" and previous_synced is not None and previous_synced.get("message") == event.message:
-                continue
+            if event.type == "Warning":
+                if self._last_warning.get(obj.uid) == event.message:
+                    continue
+                self._last_warning[obj.uid] = event.message
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         if changed and self.status_writer is not None:
             try:
@@ -219,17 +242,21 @@ class Runtime:
 
     async def finalize(self, kind: Kind, finalizer: Reconciler, body: kopf.Body) -> None:
         obj = view(kind, body)
+        await self._see_own_mutations(obj.uid)
+        sent: list[str] = []
+        MUTATIONS.set(sent)
+        started = time.monotonic()
         outcome = await self._reconcile_guarded(finalizer, obj)
+        if sent:
+            self._mutated_at[obj.uid] = started
         await self.write(kind, body, obj, outcome)
         if not outcome.done:
             message = next((c.message for c in outcome.conditions if c.type == SYNCED and not c.status), "waiting")
             raise kopf.TemporaryError(message, delay=outcome.requeue_after or self.context.timing.transition_requeue)
         self.context.memory.forget(obj.uid)
         self.registry.forget(obj.uid)
-
-
-def _condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
-    return next((c for c in conditions if c.get("type") == type_), None)
+        self._mutated_at.pop(obj.uid, None)
+        self._last_warning.pop(obj.uid, None)
 
 
 def view(kind: Kind, body: kopf.Body) -> ObjectView:

@@ -9,7 +9,7 @@ from typing import Any
 from barrack_operator.resources import specs as s
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Kind:
     kind: str
     plural: str
