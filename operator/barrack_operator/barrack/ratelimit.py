@@ -12,6 +12,9 @@ import time
 from collections.abc import Callable
 
 
+_EPSILON = 1e-9
+
+
 class RateLimiter:
     def __init__(
         self,
@@ -47,8 +50,8 @@ class RateLimiter:
                     continue
                 self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
                 self._updated = now
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
+                if self._tokens >= 1.0 - _EPSILON:  # float sums of rate*dt fall a hair short of 1
+                    self._tokens = max(0.0, self._tokens - 1.0)
                     break
                 await asyncio.sleep((1.0 - self._tokens) / self.rate)
         waited = self._clock() - started

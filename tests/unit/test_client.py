@@ -1,0 +1,217 @@
+"""The client against the simulator in-process: routes, error classes, pagination, rate limiting,
+Retry-After, and retries only where they are safe."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from barrack_operator.barrack import (
+    ApiUnavailable,
+    InsufficientCredits,
+    InvalidRequest,
+    NotFound,
+    PreconditionFailed,
+    RateLimited,
+    Unauthorized,
+)
+from barrack_operator.barrack import models as m
+from barrack_operator.barrack.client import BarrackClient, RetryPolicy
+from barrack_operator.barrack.ratelimit import RateLimiter
+from barrack_operator.barrack.routes import ROUTES
+from barrack_sim.app import Simulator
+from tests.unit.conftest import API_KEY, SSH_PUBLIC_KEY, make_client
+
+
+async def _instance(client: BarrackClient, sim: Simulator, name: str = "web-1", region: str = "US-1") -> m.VMInstance:
+    key = await client.create_ssh_key(m.CreateSSHKeyRequest(name=f"{name}-key", public_key=SSH_PUBLIC_KEY))
+    image = (await client.list_os_images(region))[0]
+    instance = await client.create_instance(
+        m.DeploymentRequest(name=name, region=region, gpu_model="A40", gpu_count=1, image_id=image.id, ssh_key_ids=[key.id])
+    )
+    sim.account.clock.advance(10)
+    return instance
+
+
+async def test_every_route_is_served(client: BarrackClient, sim: Simulator) -> None:
+    """Walk every route of the table once; the simulator counts each."""
+    await client.get_balance()
+    await client.list_regions()
+    await client.list_gpu_stocks()
+    await client.list_volume_types()
+    await client.get_pricing(m.PricingRequest(resource_type="volume", volume_size_gb=100, volume_type="NVMe"))
+    instance = await _instance(client, sim)
+    volume = await client.create_volume(m.CreateVolumeRequest(name="data", region="US-1", size_gb=100, volume_type="NVMe"))
+    sim.account.clock.advance(10)
+    assert [v.id async for v in client.iter_volumes()] == [volume.id]
+    await client.get_volume(volume.id)
+    await client.resize_volume(volume.id, 200)
+    sim.account.clock.advance(10)
+    clone = await client.clone_volume(volume.id, "data-clone")
+    sim.account.clock.advance(10)
+    await client.attach_volumes(instance.id, [volume.id])
+    sim.account.clock.advance(10)
+    for action in ("reboot", "hibernate", "restore", "stop"):
+        await client.instance_action(instance.id, action)
+        sim.account.clock.advance(10)
+    await client.detach_volumes(instance.id, [volume.id])
+    sim.account.clock.advance(10)
+    await client.instance_action(instance.id, "start")
+    sim.account.clock.advance(10)
+    await client.set_public_ip(instance.id, False)
+    rule = await client.add_security_rule(instance.id, m.AddFirewallRuleRequest(direction="ingress", protocol="icmp"))
+    await client.remove_security_rule(instance.id, rule.id or "")
+    assert [i.id async for i in client.iter_instances()] == [instance.id]
+    assert (await client.get_instance(instance.id)).public_ip is None
+    firewall = await client.create_firewall(m.CreateFirewallRequest(name="fw", region="US-1"))
+    sim.account.clock.advance(10)
+    fw_rule = await client.add_firewall_rule(
+        firewall.id, m.AddFirewallRuleRequest(direction="ingress", protocol="tcp", port_range_min=22, port_range_max=22)
+    )
+    await client.attach_firewall(firewall.id, [instance.id])
+    assert [f.id for f in await client.list_instance_firewalls(instance.id)] == [firewall.id]
+    await client.remove_firewall_rule(firewall.id, fw_rule.id or "")
+    await client.attach_firewall(firewall.id, [])
+    assert "tcp" in await client.list_firewall_protocols()
+    assert [f.id async for f in client.iter_firewalls()] == [firewall.id]
+    await client.get_firewall(firewall.id)
+    await client.delete_firewall(firewall.id)
+    keys = [k async for k in client.iter_ssh_keys()]
+    await client.get_ssh_key(keys[0].id)
+    await client.delete_instance(instance.id)
+    sim.account.clock.advance(10)
+    await client.delete_ssh_key(keys[0].id)
+    for doomed in (volume.id, clone.id):
+        await client.delete_volume(doomed)
+    sim.account.clock.advance(10)
+    assert [v async for v in client.iter_volumes()] == []
+    served = {name for name, _ in sim.calls}
+    assert served == set(ROUTES), f"routes never called: {set(ROUTES) - served}"
+
+
+async def test_error_classes(client: BarrackClient, sim: Simulator) -> None:
+    with pytest.raises(InvalidRequest, match="size_gb"):
+        await client.create_volume(m.CreateVolumeRequest(name="tiny", region="US-1", size_gb=5, volume_type="NVMe"))
+    with pytest.raises(NotFound) as missing:
+        await client.get_volume("BRK-999999V")
+    assert missing.value.request_id.startswith("req-")
+    sim.account.config.balance = 0.001
+    with pytest.raises(InsufficientCredits):
+        await client.create_volume(m.CreateVolumeRequest(name="big", region="US-1", size_gb=1000, volume_type="NVMe"))
+    sim.account.config.balance = 1000
+    instance = await _instance(client, sim)
+    volume = await client.create_volume(m.CreateVolumeRequest(name="d", region="US-1", size_gb=100, volume_type="NVMe"))
+    sim.account.clock.advance(10)
+    await client.attach_volumes(instance.id, [volume.id])
+    sim.account.clock.advance(10)
+    with pytest.raises(PreconditionFailed, match="must be in SHUTOFF state"):
+        await client.detach_volumes(instance.id, [volume.id])
+
+
+async def test_unauthorized_error_never_carries_the_key(sim: Simulator) -> None:
+    secret = "wrong-key-3c9e1a"
+    async with make_client(sim, key=secret) as client:
+        with pytest.raises(Unauthorized) as caught:
+            await client.get_balance()
+    assert secret not in str(caught.value)
+    assert secret not in repr(caught.value)
+
+
+async def test_pagination_walks_every_page(client: BarrackClient, sim: Simulator) -> None:
+    for n in range(230):
+        sim.account.create_volume(m.CreateVolumeRequest(name=f"v{n}", region="US-1", size_gb=100, volume_type="NVMe"))
+    names = [v.name async for v in client.iter_volumes()]
+    assert len(names) == 230 and len(set(names)) == 230
+    assert sim.calls[("list_volumes", 200)] == 3
+
+
+async def test_rate_limited_reads_are_retried_after_retry_after(sim: Simulator) -> None:
+    sim.faults.config.rate_limit_rps = 1.0
+    async with make_client(sim, retry=RetryPolicy(attempts=5, base_delay=0.001)) as client:
+        paused: list[float] = []
+
+        def pause_for(seconds: float) -> None:  # let the simulator's time pass instead of waiting
+            paused.append(seconds)
+            sim.account.clock.advance(seconds)
+
+        client.limiter.pause_for = pause_for  # type: ignore[method-assign]
+        await client.get_balance()
+        await client.get_balance()  # second call within the second: 429, then retried
+    assert sim.calls[("get_balance", 429)] >= 1
+    assert sim.calls[("get_balance", 200)] == 2
+    assert paused and paused[0] >= 1.0
+
+
+async def test_rate_limited_past_attempts_raises_with_retry_after(sim: Simulator) -> None:
+    sim.faults.config.rate_limit_rps = 0.001
+    async with make_client(sim, retry=RetryPolicy(attempts=1)) as client:
+        await client.get_balance()
+        with pytest.raises(RateLimited) as caught:
+            await client.get_balance()
+    assert caught.value.retry_after >= 1
+
+
+async def test_reads_retry_5xx_but_mutations_do_not(sim: Simulator) -> None:
+    async with make_client(sim, retry=RetryPolicy(attempts=50, base_delay=0.0001, max_delay=0.0001)) as client:
+        sim.faults.config.error_rate = 0.5
+        for _ in range(10):
+            await client.get_balance()  # retried until it passes
+        sim.faults.config.error_rate = 0.0
+        sim.faults.config.commit_then_fail_rate = 1.0
+        with pytest.raises(ApiUnavailable):
+            await client.create_volume(m.CreateVolumeRequest(name="once", region="US-1", size_gb=100, volume_type="NVMe"))
+    # The create happened once and was not repeated, although the reply was a 500.
+    assert [v.name for v in sim.account.volumes.values()] == ["once"]
+    assert sim.calls[("create_volume", 500)] == 1
+
+
+async def test_connection_refused_is_api_unavailable_and_not_sent() -> None:
+    from barrack_operator.barrack import ApiKeySource
+
+    async with BarrackClient("http://127.0.0.1:9/api", ApiKeySource.fixed(API_KEY), retry=RetryPolicy(attempts=1)) as client:
+        with pytest.raises(ApiUnavailable) as caught:
+            await client.create_volume(m.CreateVolumeRequest(name="x", region="US-1", size_gb=100, volume_type="NVMe"))
+    assert caught.value.sent is False
+
+
+async def test_rate_limiter_spaces_calls() -> None:
+    now = [0.0]
+    limiter = RateLimiter(rate=10, burst=1, clock=lambda: now[0])
+    sleeps: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    original = asyncio.sleep
+    asyncio.sleep = fake_sleep  # type: ignore[assignment]
+    try:
+        for _ in range(5):
+            await limiter.acquire()
+        limiter.pause_for(3.0)
+        await limiter.acquire()
+    finally:
+        asyncio.sleep = original
+    assert sum(sleeps) == pytest.approx(0.4 + 3.0, abs=1e-6)
+
+
+def test_states_compare_case_insensitively() -> None:
+    volume = m.Volume(id="BRK-1V", name="v", status="available", region="US-1", size_gb=100, volume_type="NVMe", color="blue")
+    assert volume.status == m.VolumeState.AVAILABLE
+    assert volume.model_extra == {"color": "blue"}  # unknown fields are kept
+
+
+def test_api_key_file_is_reread_when_it_changes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from barrack_operator.barrack import ApiKeySource
+
+    path = tmp_path / "key"
+    path.write_text("first\n")
+    source = ApiKeySource(key_file=path)
+    assert source.get() == "first"
+    path.write_text("second\n")
+    os.utime(path, (path.stat().st_atime + 5, path.stat().st_mtime + 5))
+    assert source.get() == "second"
+    assert "second" not in repr(source)

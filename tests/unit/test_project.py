@@ -1,0 +1,87 @@
+"""Facts kept in one place stay in one place: generated CRDs match the models, layers import only
+what they may, and the control-plane versions agree between Python and the Go helper modules."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from barrack_operator import crds
+from barrack_operator.conditions import READY, SYNCED, Condition, merge_conditions
+from barrack_operator.devcluster import binaries
+from barrack_operator.resources.kinds import KINDS
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "operator"
+
+
+def test_committed_crds_match_the_models() -> None:
+    for kind in KINDS:
+        committed = (ROOT / "crds" / f"barrack.ai_{kind.plural}.yaml").read_text()
+        assert committed == crds.render(kind), f"crds/ drifted for {kind.kind}: run `barrack-operator crds -o crds`"
+
+
+def test_every_schema_field_has_a_description() -> None:
+    def walk(node: dict[str, object], path: str) -> None:
+        for name, prop in (node.get("properties") or {}).items():  # type: ignore[attr-defined]
+            if name in {"apiVersion", "kind", "metadata"}:
+                continue
+            assert prop.get("description"), f"{path}.{name} has no description"
+            walk(prop, f"{path}.{name}")
+            if "items" in prop:
+                walk(prop["items"], f"{path}.{name}[]")
+
+    for kind in KINDS:
+        schema = crds.crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]  # type: ignore[index]
+        walk(schema, kind.kind)
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def _layer_imports(folder: str) -> dict[Path, set[str]]:
+    return {p: _imports(p) for p in (PACKAGE / folder).rglob("*.py")}
+
+
+def test_layers() -> None:
+    for path, names in _layer_imports("barrack_operator/resources").items():
+        assert not any(n == "kopf" or n.startswith("kopf.") for n in names), f"{path} imports kopf"
+        assert not any(n.startswith("barrack_operator.handlers") for n in names), f"{path} imports handlers"
+    for path, names in _layer_imports("barrack_operator/barrack").items():
+        bad = [n for n in names if n == "kopf" or (n.startswith("barrack_operator.") and not n.startswith("barrack_operator.barrack"))]
+        assert not bad, f"{path} imports {bad}"
+    allowed = {"barrack_operator.barrack", "barrack_operator.barrack.routes", "barrack_operator.barrack.models"}
+    for path, names in _layer_imports("barrack_sim").items():
+        bad = [n for n in names if n.startswith("barrack_operator") and n not in allowed]
+        bad += [n for n in names if n == "kopf"]
+        assert not bad, f"{path} imports {bad}"
+    assert not (PACKAGE / "__init__.py").exists(), "operator/ must stay a plain source root"
+
+
+def test_control_plane_versions_agree_with_the_go_helper_modules() -> None:
+    def required(module_dir: str, module: str) -> str:
+        text = (ROOT / "hack" / "tools" / module_dir / "go.mod").read_text()
+        match = re.search(rf"^require {re.escape(module)} v(\S+)$", text, re.M)
+        assert match, f"{module} not required in hack/tools/{module_dir}/go.mod"
+        return match.group(1)
+
+    assert required("kube", "k8s.io/kubernetes") == binaries.KUBERNETES_VERSION
+    assert required("etcd", "go.etcd.io/etcd/server/v3") == binaries.ETCD_VERSION
+    assert required("helm", "helm.sh/helm/v3") == binaries.HELM_VERSION
+
+
+def test_condition_transition_time_moves_only_on_status_change() -> None:
+    first = merge_conditions([], [Condition(READY, False, "Creating")], 1, now="t1")
+    same = merge_conditions(first, [Condition(READY, False, "Progressing", "still")], 2, now="t2")
+    flipped = merge_conditions(same, [Condition(READY, True, "Available"), Condition(SYNCED, True, "Reconciled")], 2, now="t3")
+    assert same[0]["lastTransitionTime"] == "t1" and same[0]["reason"] == "Progressing"
+    assert flipped[0]["lastTransitionTime"] == "t3" and flipped[0]["observedGeneration"] == 2
+    assert [c["type"] for c in flipped] == [READY, SYNCED]
