@@ -1,0 +1,250 @@
+"""Integration fixtures: a real etcd + kube-apiserver for the session, a fresh namespace per test,
+the simulator as a real HTTP server, and the operator as a real process. Every process a fixture
+starts is stopped by its own pid; the operator's log is printed when a test fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from barrack_operator.devcluster import ControlPlane
+from barrack_operator.devcluster.cluster import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+API_KEY = "integration-key-9d41b7c2"
+SSH_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGludGVncmF0aW9uLWtleQ== ops@example"
+CLI = [sys.executable, "-m", "barrack_operator.cli"]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.3, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value: {last!r}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    plane = ControlPlane(work_dir=tmp_path_factory.mktemp("control-plane"))
+    plane.start()
+    plane.apply_files(ROOT / "crds")
+    for kind in ("barrackvolumes", "barrackinstances", "barrackfirewalls", "barracksshkeys"):
+        plane.kubectl("wait", "--for=condition=Established", f"crd/{kind}.barrack.ai", "--timeout=60s")
+    yield plane
+    plane.stop()
+
+
+@dataclass
+class Kube:
+    plane: ControlPlane
+    namespace: str
+
+    def run(self, *args: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.plane.kubectl("-n", self.namespace, *args, input_text=input_text, check=check)
+
+    def apply(self, manifest: dict[str, Any] | str) -> subprocess.CompletedProcess[str]:
+        text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
+        return self.run("apply", "-f", "-", input_text=text)
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        result = self.run("get", kind, name, "-o", "json", check=False)
+        return json.loads(result.stdout) if result.returncode == 0 else None
+
+    def condition(self, kind: str, name: str, type_: str) -> dict[str, Any] | None:
+        obj = self.get(kind, name) or {}
+        return next((c for c in (obj.get("status") or {}).get("conditions", []) if c["type"] == type_), None)
+
+    def wait_condition(self, kind: str, name: str, type_: str, status: str, reason: str | None = None, timeout: float = 60) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            c = self.condition(kind, name, type_)
+            if c and c["status"] == status and (reason is None or c["reason"] == reason):
+                return c
+            return None
+
+        return wait_for(check, timeout, what=f"{kind}/{name} {type_}={status} {reason or ''}")  # type: ignore[no-any-return]
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        out = self.run("get", "events", "--field-selector", f"involvedObject.name={name}", "-o", "json")
+        return json.loads(out.stdout)["items"]  # type: ignore[no-any-return]
+
+    def patch(self, kind: str, name: str, patch: dict[str, Any], patch_type: str = "merge") -> None:
+        self.run("patch", kind, name, f"--type={patch_type}", "-p", json.dumps(patch))
+
+
+@pytest.fixture
+def kube(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Kube:
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + f"-{os.getpid() % 1000}-{int(time.time() * 1000) % 100000}"
+    control_plane.kubectl("create", "namespace", name)
+    return Kube(control_plane, name)
+
+
+@dataclass
+class Sim:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def api(self) -> str:
+        return f"{self.url}/api"
+
+    def admin(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.url}/_sim/{path}", data=data, method="POST" if data is not None else "GET")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None, key: str = API_KEY) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{self.api}{path}", data=data, method=method, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def inventory(self) -> dict[str, Any]:
+        return self.admin("inventory")  # type: ignore[no-any-return]
+
+    def calls(self) -> dict[str, int]:
+        return self.admin("calls")  # type: ignore[no-any-return]
+
+    def image(self, region: str = "US-1") -> str:
+        return str(self.call("GET", f"/os-images/?region={region}")["os_images"][0]["id"])
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def start_sim(tmp_path: Path, *extra: str) -> Sim:
+    port = free_port()
+    log = (tmp_path / f"sim-{port}.log").open("wb")
+    process = subprocess.Popen(
+        [*CLI, "sim", "--port", str(port), "--api-key", API_KEY, "--transition-seconds", "1", "--seed", "3", *extra],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    sim = Sim(f"http://127.0.0.1:{port}", process)
+    wait_for(lambda: _healthy(sim), 30, what="simulator")
+    return sim
+
+
+def _healthy(sim: Sim) -> bool:
+    try:
+        return bool(sim.admin("healthz")["ok"])
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def sim_args() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def sim(tmp_path: Path, sim_args: list[str]) -> Iterator[Sim]:
+    simulator = start_sim(tmp_path, *sim_args)
+    yield simulator
+    _stop(simulator.process)
+
+
+@dataclass
+class Operator:
+    log_path: Path
+    env: dict[str, str]
+    args: list[str]
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen([*CLI, "run", *self.args], stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def api_key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "barrack-api-key"
+    path.write_text(API_KEY + "\n")
+    return path
+
+
+@pytest.fixture
+def operator(kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Operator]:
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kube.plane.kubeconfig),
+        "BARRACK_API_URL": sim.api,
+        "BARRACK_API_KEY_FILE": str(api_key_file),
+        "BARRACK_POLL_INTERVAL": "0.5",
+        "BARRACK_IDLE_POLL_INTERVAL": "3",
+        "BARRACK_DRIFT_INTERVAL": "5",
+        "BARRACK_BLOCKED_REQUEUE": "2",
+        "BARRACK_REQUESTS_PER_SECOND": "50",
+        "BARRACK_LOG_LEVEL": "debug",
+    }
+    env.pop("BARRACK_API_KEY", None)
+    op = Operator(tmp_path / "operator.log", env, ["--namespace", kube.namespace, "--liveness-port", "0", "--metrics-port", "0"])
+    op.start()
+    yield op
+    op.stop()
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        print(f"\n----- operator log ({op.log_path}) -----\n{op.log()[-20000:]}")
+
+
+def ssh_key(name: str = "ops-key") -> dict[str, Any]:
+    return {"apiVersion": "barrack.ai/v1alpha1", "kind": "BarrackSSHKey", "metadata": {"name": name}, "spec": {"publicKey": SSH_PUBLIC_KEY}}
+
+
+def instance(name: str, image_id: str, region: str = "US-1", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "barrack.ai/v1alpha1",
+        "kind": "BarrackInstance",
+        "metadata": {"name": name},
+        "spec": {"region": region, "gpuModel": "A40", "imageId": image_id, "sshKeyRefs": [{"name": "ops-key"}], **spec},
+    }
+
+
+def volume(name: str, region: str = "US-1", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "barrack.ai/v1alpha1", "kind": "BarrackVolume", "metadata": {"name": name}, "spec": {"region": region, "sizeGB": 100, **spec}}

@@ -1,0 +1,191 @@
+"""The operator as a real process, against the real apiserver and the simulator over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import API_KEY, Kube, Operator, Sim, instance, ssh_key, volume, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _ready_instance(kube: Kube, sim: Sim, name: str = "web-1", **spec: Any) -> str:
+    kube.apply(ssh_key())
+    kube.apply(instance(name, sim.image(), **spec))
+    kube.wait_condition("binst", name, "Ready", "True")
+    return str(kube.get("binst", name)["status"]["id"])  # type: ignore[index]
+
+
+def _barrack_volume(sim: Sim, volume_id: str) -> dict[str, Any] | None:
+    return next((v for v in sim.inventory()["volumes"] if v["id"] == volume_id), None)
+
+
+def test_create_attach_blocked_detach_and_delete(kube: Kube, sim: Sim, operator: Operator) -> None:
+    kube.apply(ssh_key())
+    kube.apply(instance("web-1", sim.image()))
+    kube.apply(volume("data", instanceRef={"name": "web-1"}))
+    # While the instance is CREATING the instance is not Ready, with the state as the reason.
+    kube.wait_condition("binst", "web-1", "Ready", "False", reason="Creating")
+    kube.wait_condition("bvol", "data", "Attached", "True", timeout=60)
+    vol = kube.get("bvol", "data")["status"]  # type: ignore[index]
+    inst_id = kube.get("binst", "web-1")["status"]["id"]  # type: ignore[index]
+    assert vol["id"].startswith("BRK-") and vol["attachedInstanceId"] == inst_id
+    kube.wait_condition("bvol", "data", "Ready", "True")
+
+    # Detach while ACTIVE: blocked, with a message naming the instance, its state and the fix.
+    kube.patch("bvol", "data", [{"op": "remove", "path": "/spec/instanceRef"}], "json")
+    blocked = kube.wait_condition("bvol", "data", "Synced", "False", reason="DetachBlocked")
+    assert f"instance web-1 ({inst_id}) in SHUTOFF, it is ACTIVE" in blocked["message"]
+    assert "powerState: Stopped" in blocked["message"]
+    assert any(e["type"] == "Warning" and e["reason"] == "DetachBlocked" for e in kube.events("data"))
+    assert _barrack_volume(sim, vol["id"])["instance_id"] == inst_id  # type: ignore[index]
+    assert "detach_volumes 409" not in sim.calls()  # the pre-check spared the call
+
+    kube.patch("binst", "web-1", {"spec": {"powerState": "Stopped"}})
+    kube.wait_condition("bvol", "data", "Attached", "False", timeout=60)
+    kube.wait_condition("bvol", "data", "Synced", "True")
+    assert _barrack_volume(sim, vol["id"])["instance_id"] is None  # type: ignore[index]
+
+    kube.run("delete", "bvol", "data", "--timeout=60s")
+    assert _barrack_volume(sim, vol["id"]) is None
+
+
+def test_delete_while_attached_waits_for_shutoff(kube: Kube, sim: Sim, operator: Operator) -> None:
+    _ready_instance(kube, sim)
+    kube.apply(volume("data", instanceRef={"name": "web-1"}))
+    kube.wait_condition("bvol", "data", "Attached", "True")
+    volume_id = kube.get("bvol", "data")["status"]["id"]  # type: ignore[index]
+    kube.run("delete", "bvol", "data", "--wait=false")
+    kube.wait_condition("bvol", "data", "Synced", "False", reason="DeletionBlocked")
+    assert kube.get("bvol", "data")["metadata"]["finalizers"] == ["barrack.ai/finalizer"]  # type: ignore[index]
+    assert _barrack_volume(sim, volume_id) is not None
+    kube.patch("binst", "web-1", {"spec": {"powerState": "Stopped"}})
+    wait_for(lambda: kube.get("bvol", "data") is None, 60, what="the volume object to go")
+    assert _barrack_volume(sim, volume_id) is None
+
+
+def test_retain_keeps_the_barrack_volume(kube: Kube, sim: Sim, operator: Operator) -> None:
+    kube.apply(volume("kept", deletionPolicy="Retain"))
+    kube.wait_condition("bvol", "kept", "Ready", "True")
+    volume_id = kube.get("bvol", "kept")["status"]["id"]  # type: ignore[index]
+    kube.run("delete", "bvol", "kept", "--timeout=60s")
+    assert _barrack_volume(sim, volume_id) is not None
+
+
+def test_region_mismatch_is_invalid_spec_and_no_attach_call(kube: Kube, sim: Sim, operator: Operator) -> None:
+    _ready_instance(kube, sim)
+    kube.apply(volume("far", region="CANADA-1", instanceRef={"name": "web-1"}))
+    condition = kube.wait_condition("bvol", "far", "Synced", "False", reason="InvalidSpec")
+    assert "CANADA-1" in condition["message"] and "US-1" in condition["message"]
+    assert not any(k.startswith("attach_volumes") for k in sim.calls())
+
+
+def test_attach_waits_while_instance_hibernated(kube: Kube, sim: Sim, operator: Operator) -> None:
+    _ready_instance(kube, sim, powerState="Hibernated")
+    wait_for(lambda: (kube.get("binst", "web-1") or {}).get("status", {}).get("state") == "HIBERNATED", 60, what="HIBERNATED")
+    kube.apply(volume("data", instanceRef={"name": "web-1"}))
+    blocked = kube.wait_condition("bvol", "data", "Attached", "False", reason="AttachBlocked")
+    assert "HIBERNATED" in blocked["message"]
+    kube.patch("binst", "web-1", {"spec": {"powerState": "Running"}})
+    kube.wait_condition("bvol", "data", "Attached", "True", timeout=60)
+
+
+def test_boot_volume_never_gets_a_detach_call(kube: Kube, sim: Sim, operator: Operator) -> None:
+    kube.apply(ssh_key())
+    kube.apply(volume("boot", bootable=True, imageId=sim.image()))
+    kube.wait_condition("bvol", "boot", "Ready", "True")
+    spec = instance("vm", sim.image())
+    del spec["spec"]["imageId"]
+    spec["spec"]["bootVolumeRef"] = {"name": "boot"}
+    spec["spec"]["powerState"] = "Stopped"
+    kube.apply(spec)
+    kube.wait_condition("binst", "vm", "Ready", "True", timeout=60)
+    inst_id = kube.get("binst", "vm")["status"]["id"]  # type: ignore[index]
+    kube.patch("bvol", "boot", {"spec": {"instanceId": "BRK-000000D"}})
+    blocked = kube.wait_condition("bvol", "boot", "Synced", "False", reason="DetachBlocked")
+    assert "boot volumes stay attached" in blocked["message"] and inst_id in blocked["message"]
+    assert not any(k.startswith("detach_volumes") for k in sim.calls())
+
+
+@pytest.mark.parametrize("sim_args", [["--detach-rule", "active"]])
+def test_api_refusal_maps_like_the_precheck_under_the_older_rule(kube: Kube, sim: Sim, operator: Operator) -> None:
+    _ready_instance(kube, sim, powerState="Stopped")
+    kube.apply(volume("data", instanceRef={"name": "web-1"}))
+    kube.wait_condition("bvol", "data", "Attached", "True", timeout=60)
+    kube.patch("bvol", "data", [{"op": "remove", "path": "/spec/instanceRef"}], "json")
+    blocked = kube.wait_condition("bvol", "data", "Synced", "False", reason="DetachBlocked")
+    assert "must be ACTIVE" in blocked["message"]
+    assert sim.calls().get("detach_volumes 409", 0) >= 1
+    assert kube.condition("bvol", "data", "Attached")["status"] == "True"  # type: ignore[index]
+
+
+def test_power_state_drift_is_reverted_with_an_event(kube: Kube, sim: Sim, operator: Operator) -> None:
+    inst_id = _ready_instance(kube, sim)
+    sim.call("POST", f"/instances/{inst_id}/stop/")  # someone stops it behind the operator's back
+    wait_for(lambda: any(e["reason"] == "PowerStateChanged" for e in kube.events("web-1")), 60, what="a correction event")
+    wait_for(lambda: next(i for i in sim.inventory()["instances"] if i["id"] == inst_id)["status"] == "ACTIVE", 60, what="ACTIVE again")
+
+
+def test_firewall_rules_as_a_set_and_attachments(kube: Kube, sim: Sim, operator: Operator) -> None:
+    _ready_instance(kube, sim)
+    ssh = {"direction": "ingress", "protocol": "tcp", "portRangeMin": 22, "portRangeMax": 22}
+    icmp = {"direction": "ingress", "protocol": "icmp"}
+    firewall = {
+        "apiVersion": "barrack.ai/v1alpha1",
+        "kind": "BarrackFirewall",
+        "metadata": {"name": "fw"},
+        "spec": {"region": "US-1", "rules": [ssh, icmp], "instanceRefs": [{"name": "web-1"}]},
+    }
+    kube.apply(firewall)
+    kube.wait_condition("bfw", "fw", "Ready", "True", timeout=60)
+    fw_id = kube.get("bfw", "fw")["status"]["id"]  # type: ignore[index]
+    barrack_fw = next(f for f in sim.inventory()["firewalls"] if f["id"] == fw_id)
+    assert sorted(r["protocol"] for r in barrack_fw["rules"]) == ["icmp", "tcp"]
+    assert [a["instance_id"] for a in barrack_fw["attachments"]] == [kube.get("binst", "web-1")["status"]["id"]]  # type: ignore[index]
+    kube.patch("bfw", "fw", {"spec": {"rules": [icmp]}})
+    wait_for(lambda: [r["protocol"] for r in next(f for f in sim.inventory()["firewalls"] if f["id"] == fw_id)["rules"]] == ["icmp"], 30, what="rule removed")
+    kube.run("delete", "bfw", "fw", "--timeout=60s")
+    assert not sim.inventory()["firewalls"]
+
+
+def test_instance_waits_for_its_ssh_key(kube: Kube, sim: Sim, operator: Operator) -> None:
+    kube.apply(instance("web-1", sim.image()))
+    kube.wait_condition("binst", "web-1", "Synced", "False", reason="ReferenceNotReady")
+    assert not sim.inventory()["instances"]
+    kube.apply(ssh_key())
+    kube.wait_condition("binst", "web-1", "Ready", "True", timeout=60)
+
+
+def test_adopt_id_takes_over_without_creating(kube: Kube, sim: Sim, operator: Operator) -> None:
+    existing = sim.call("POST", "/volumes/", {"name": "legacy-data", "region": "US-1", "size_gb": 100, "volume_type": "NVMe"})["volume"]
+    kube.apply(volume("adopted", adoptId=existing["id"]))
+    kube.wait_condition("bvol", "adopted", "Ready", "True")
+    assert kube.get("bvol", "adopted")["status"]["id"] == existing["id"]  # type: ignore[index]
+    assert len(sim.inventory()["volumes"]) == 1
+
+
+def test_lost_create_reply_is_found_by_name_not_created_twice(kube: Kube, sim: Sim, operator: Operator) -> None:
+    # A create that reached Barrack but whose id never reached status looks exactly like this.
+    lost = sim.call("POST", "/volumes/", {"name": "data", "region": "US-1", "size_gb": 100, "volume_type": "NVMe"})["volume"]
+    kube.apply(volume("data"))
+    kube.wait_condition("bvol", "data", "Ready", "True")
+    assert kube.get("bvol", "data")["status"]["id"] == lost["id"]  # type: ignore[index]
+    assert [v["id"] for v in sim.inventory()["volumes"]] == [lost["id"]]
+    assert sim.calls().get("create_volume 200") == 1  # the test's own call only
+
+
+def test_wrong_key_is_unauthorized_without_crash_or_leak(kube: Kube, sim: Sim, operator: Operator, api_key_file: Any) -> None:
+    wrong = "wrong-secret-key-77aa01"
+    api_key_file.write_text(wrong)
+    kube.apply(ssh_key())
+    kube.apply(volume("data"))
+    kube.wait_condition("bvol", "data", "Synced", "False", reason="Unauthorized")
+    kube.wait_condition("bkey", "ops-key", "Synced", "False", reason="Unauthorized")
+    assert operator.process is not None and operator.process.poll() is None
+    texts = [operator.log(), kube.run("get", "events", "-o", "yaml").stdout, kube.run("get", "barrack", "-o", "yaml").stdout]
+    for text in texts:
+        assert wrong not in text and API_KEY not in text
+    api_key_file.write_text(API_KEY)  # the file is re-read: a fixed key heals without a restart
+    kube.wait_condition("bvol", "data", "Ready", "True", timeout=90)
