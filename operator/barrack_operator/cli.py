@@ -39,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     _configure_logging(settings.log_format, settings.log_level)
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="0.0.0.0")  # noqa: S104 - scraped from the pod network
+        start_http_server(settings.metrics_port, addr="0.0.0.0")
     runtime = Runtime(settings)
     registry = kopf.OperatorRegistry()
 
@@ -185,15 +185,25 @@ def build_parser() -> argparse.ArgumentParser:
     sim = commands.add_parser("sim", help="serve the Barrack API simulator")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8765)
-    sim.add_argument("--api-key", action="append", help="accepted API key (repeatable; also BARRACK_SIM_API_KEYS)")
-    sim.add_argument("--transition-seconds", type=float, default=2.0, help="duration of every transitional state")
-    sim.add_argument("--transition", action="append", metavar="NAME=SECONDS", help="override one transition, e.g. stop=5")
-    sim.add_argument("--detach-rule", choices=["shutoff", "active"], default="shutoff", help="active: the older docs' rule")
+    sim.add_argument(
+        "--api-key", action="append", help="accepted API key (repeatable; also BARRACK_SIM_API_KEYS)"
+    )
+    sim.add_argument(
+        "--transition-seconds", type=float, default=2.0, help="duration of every transitional state"
+    )
+    sim.add_argument(
+        "--transition", action="append", metavar="NAME=SECONDS", help="override one transition, e.g. stop=5"
+    )
+    sim.add_argument(
+        "--detach-rule", choices=["shutoff", "active"], default="shutoff", help="active: the older docs' rule"
+    )
     sim.add_argument("--balance", type=float, default=1000.0)
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--rate-limit", type=float, default=0.0, help="requests per second before 429 (0: none)")
     sim.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 500")
-    sim.add_argument("--commit-then-fail-rate", type=float, default=0.0, help="share of mutations that act, then 500")
+    sim.add_argument(
+        "--commit-then-fail-rate", type=float, default=0.0, help="share of mutations that act, then 500"
+    )
     sim.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply")
     sim.add_argument("--log-level", default="warning")
     sim.set_defaults(func=_sim)

@@ -97,7 +97,12 @@ def crd(kind: Kind) -> dict[str, Any]:
         {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
         {"name": "Synced", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Synced")].status'},
         *kind.extra_columns,
-        {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Synced")].reason', "priority": 1},
+        {
+            "name": "Reason",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Synced")].reason',
+            "priority": 1,
+        },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
     return {

@@ -110,7 +110,11 @@ class Inventory:
         self.nudge()
         async with self._polled:
             await asyncio.wait_for(
-                self._polled.wait_for(lambda: all(getattr(self, k).ok and getattr(self, k).started_at > since for k in self.KINDS)),
+                self._polled.wait_for(
+                    lambda: all(
+                        getattr(self, k).ok and getattr(self, k).started_at > since for k in self.KINDS
+                    )
+                ),
                 timeout,
             )
 
@@ -119,7 +123,9 @@ class Inventory:
     async def poll_once(self) -> set[str]:
         """List every kind; returns the ids that changed or vanished since the previous poll."""
         changed: set[str] = set()
-        sources: dict[str, Callable[[], AsyncIterator[wire.Volume | wire.VMInstance | wire.Firewall | wire.SSHKey]]] = {
+        sources: dict[
+            str, Callable[[], AsyncIterator[wire.Volume | wire.VMInstance | wire.Firewall | wire.SSHKey]]
+        ] = {
             "volumes": self.client.iter_volumes,
             "instances": self.client.iter_instances,
             "firewalls": self.client.iter_firewalls,

@@ -21,11 +21,15 @@ class StatusWriter:
     def __init__(self) -> None:
         configuration = k8s_client.Configuration()
         try:
-            k8s_config.load_incluster_config(client_configuration=configuration)
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except k8s_config.ConfigException:
-            k8s_config.load_kube_config(client_configuration=configuration)
+            k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         self._configuration = configuration
-        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert) if configuration.verify_ssl else False
+        context = (
+            ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+            if configuration.verify_ssl
+            else False
+        )
         if isinstance(context, ssl.SSLContext) and configuration.cert_file:
             context.load_cert_chain(configuration.cert_file, configuration.key_file)
         self._http = httpx.AsyncClient(base_url=configuration.host, verify=context, timeout=30.0)

@@ -11,7 +11,9 @@ BARRACK_CALLS = Counter("barrack_api_calls_total", "Calls to the Barrack API.", 
 BARRACK_CALL_SECONDS = Histogram("barrack_api_call_seconds", "Duration of Barrack API calls.", ["route"])
 RECONCILE_SECONDS = Histogram("barrack_reconcile_seconds", "Duration of one reconcile.", ["kind"])
 INVENTORY_AGE = Gauge("barrack_inventory_age_seconds", "Seconds since the last complete inventory poll.")
-RATE_LIMIT_WAIT = Gauge("barrack_rate_limiter_wait_seconds_total", "Seconds callers waited for the rate limiter.")
+RATE_LIMIT_WAIT = Gauge(
+    "barrack_rate_limiter_wait_seconds_total", "Seconds callers waited for the rate limiter."
+)
 
 
 def observe_barrack_call(route: str, code: str, seconds: float) -> None:

@@ -9,6 +9,7 @@ docs give it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import itertools
@@ -24,7 +25,13 @@ from barrack_sim.errors import Conflict, Invalid, Missing, NoCredits
 
 VOLUME_NAME = re.compile(r"^[A-Za-z0-9 _.\-]{1,50}$")
 SSH_KEY_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,50}$")
-SSH_KEY_TYPES = ("ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
+SSH_KEY_TYPES = (
+    "ssh-rsa",
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+)
 MIN_VOLUME_GB = 100
 MAX_VOLUME_GB = 1_048_576
 MAX_FIREWALLS = 25
@@ -95,7 +102,9 @@ class Account:
         return f"BRK-{next(self._ids)}{suffix}"
 
     def _schedule(self, resource_id: str, transition_name: str, apply: Callable[[], None]) -> None:
-        self._pending[resource_id] = Transition(self.clock.now() + self.config.duration(transition_name), apply)
+        self._pending[resource_id] = Transition(
+            self.clock.now() + self.config.duration(transition_name), apply
+        )
 
     def tick(self) -> None:
         """Apply every transition that is due, earliest first."""
@@ -205,7 +214,10 @@ class Account:
                 "AVAILABLE and detached from every instance"
             )
         volume.status = VS.DELETING
-        self._schedule(volume_id, "delete_volume", lambda: self.volumes.pop(volume_id, None))
+        self._schedule(volume_id, "delete_volume", lambda: self._forget_volume(volume_id))
+
+    def _forget_volume(self, volume_id: str) -> None:
+        self.volumes.pop(volume_id, None)
 
     def resize_volume(self, volume_id: str, size_gb: int) -> m.Volume:
         volume = self.volume(volume_id)
@@ -329,7 +341,9 @@ class Account:
             if boot_volume.status != VS.AVAILABLE:
                 raise Conflict(f"Boot volume {boot_volume.id} is {boot_volume.status}; it must be AVAILABLE")
         if self.stock.get((req.region, req.gpu_model), 0) < req.gpu_count:
-            raise Conflict(f"{req.gpu_model} x{req.gpu_count} is out of stock in {req.region}", "out_of_stock")
+            raise Conflict(
+                f"{req.gpu_model} x{req.gpu_count} is out of stock in {req.region}", "out_of_stock"
+            )
         self._charge_check(req.gpu_count * GPU_PRICE_PER_HOUR)
         rules = [m.FirewallRule(id=self._new_id("R"), **r.model_dump()) for r in req.security_rules or []]
         instance = m.VMInstance(
@@ -379,7 +393,9 @@ class Account:
         allowed, moving, settled = self._ACTIONS[action]
         if instance.status not in allowed or self._busy(instance_id):
             names = " or ".join(sorted(s.value for s in allowed))
-            raise Conflict(f"Cannot {action} instance {instance_id}: it is {instance.status}, {action} needs {names}")
+            raise Conflict(
+                f"Cannot {action} instance {instance_id}: it is {instance.status}, {action} needs {names}"
+            )
         instance.status = moving
 
         def done() -> None:
@@ -392,7 +408,9 @@ class Account:
     def set_public_ip(self, instance_id: str, enabled: bool) -> m.VMInstance:
         instance = self.instance(instance_id)
         if instance.status not in {IS.ACTIVE, IS.SHUTOFF}:
-            raise Conflict(f"Instance {instance_id} is {instance.status}; public IP changes need ACTIVE or SHUTOFF")
+            raise Conflict(
+                f"Instance {instance_id} is {instance.status}; public IP changes need ACTIVE or SHUTOFF"
+            )
         self._public_ip_wanted[instance_id] = enabled
         self._assign_public_ip(instance)
         return instance
@@ -485,15 +503,23 @@ class Account:
                 continue
             instance = self.instance(instance_id)
             if instance.region != firewall.region:
-                raise Invalid(f"Instance {instance_id} is in {instance.region}, the firewall in {firewall.region}")
+                raise Invalid(
+                    f"Instance {instance_id} is in {instance.region}, the firewall in {firewall.region}"
+                )
             if instance.status != IS.ACTIVE:
-                raise Conflict(f"Instance {instance_id} is {instance.status}; a firewall attaches to ACTIVE instances")
+                raise Conflict(
+                    f"Instance {instance_id} is {instance.status}; a firewall attaches to ACTIVE instances"
+                )
         attachments = []
         for instance_id in dict.fromkeys(instance_ids):
-            attachment = current.get(instance_id) or m.FirewallAttachment(instance_id=instance_id, status=FS.ATTACHING)
+            attachment = current.get(instance_id) or m.FirewallAttachment(
+                instance_id=instance_id, status=FS.ATTACHING
+            )
             if attachment.status == FS.ATTACHING:
                 self._schedule(
-                    f"{firewall_id}/{instance_id}", "attach_firewall", lambda a=attachment: setattr(a, "status", FS.SUCCESS)
+                    f"{firewall_id}/{instance_id}",
+                    "attach_firewall",
+                    functools.partial(setattr, attachment, "status", FS.SUCCESS),
                 )
             attachments.append(attachment)
         for instance_id in current.keys() - set(instance_ids):
@@ -503,7 +529,9 @@ class Account:
 
     def instance_firewalls(self, instance_id: str) -> list[m.Firewall]:
         self.instance(instance_id)
-        return [f for f in self.firewalls.values() if any(a.instance_id == instance_id for a in f.attachments)]
+        return [
+            f for f in self.firewalls.values() if any(a.instance_id == instance_id for a in f.attachments)
+        ]
 
     # SSH keys ------------------------------------------------------------------------------------
 

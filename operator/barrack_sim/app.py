@@ -342,7 +342,9 @@ def _admin_routes(sim: Simulator) -> list[Route]:
                 if values["detach_rule"] not in ("shutoff", "active"):
                     return JSONResponse({"message": "detach_rule is shutoff or active"}, status_code=400)
                 cfg.detach_rule = values["detach_rule"]
-            cfg.transition_overrides.update({k: float(v) for k, v in values.get("transition_overrides", {}).items()})
+            cfg.transition_overrides.update(
+                {k: float(v) for k, v in values.get("transition_overrides", {}).items()}
+            )
             for entry in values.get("stock", []):
                 sim.account.stock[(entry["region"], entry["gpu_model"])] = int(entry["available"])
         return JSONResponse(

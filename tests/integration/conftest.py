@@ -29,7 +29,9 @@ SSH_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGludGVncmF0aW9uLWtleQ== o
 CLI = [sys.executable, "-m", "barrack_operator.cli"]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.3, what: str = "condition") -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.3, what: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -63,7 +65,9 @@ class Kube:
     plane: ControlPlane
     namespace: str
 
-    def run(self, *args: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, input_text: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return self.plane.kubectl("-n", self.namespace, *args, input_text=input_text, check=check)
 
     def apply(self, manifest: dict[str, Any] | str) -> subprocess.CompletedProcess[str]:
@@ -78,7 +82,9 @@ class Kube:
         obj = self.get(kind, name) or {}
         return next((c for c in (obj.get("status") or {}).get("conditions", []) if c["type"] == type_), None)
 
-    def wait_condition(self, kind: str, name: str, type_: str, status: str, reason: str | None = None, timeout: float = 60) -> dict[str, Any]:
+    def wait_condition(
+        self, kind: str, name: str, type_: str, status: str, reason: str | None = None, timeout: float = 60
+    ) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
             c = self.condition(kind, name, type_)
             if c and c["status"] == status and (reason is None or c["reason"] == reason):
@@ -97,7 +103,10 @@ class Kube:
 
 @pytest.fixture
 def kube(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Kube:
-    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + f"-{os.getpid() % 1000}-{int(time.time() * 1000) % 100000}"
+    name = (
+        re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
+        + f"-{os.getpid() % 1000}-{int(time.time() * 1000) % 100000}"
+    )
     control_plane.kubectl("create", "namespace", name)
     return Kube(control_plane, name)
 
@@ -113,14 +122,19 @@ class Sim:
 
     def admin(self, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.url}/_sim/{path}", data=data, method="POST" if data is not None else "GET")
+        request = urllib.request.Request(
+            f"{self.url}/_sim/{path}", data=data, method="POST" if data is not None else "GET"
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None, key: str = API_KEY) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
-            f"{self.api}{path}", data=data, method=method, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+            f"{self.api}{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
@@ -149,7 +163,19 @@ def start_sim(tmp_path: Path, *extra: str) -> Sim:
     port = free_port()
     log = (tmp_path / f"sim-{port}.log").open("wb")
     process = subprocess.Popen(
-        [*CLI, "sim", "--port", str(port), "--api-key", API_KEY, "--transition-seconds", "1", "--seed", "3", *extra],
+        [
+            *CLI,
+            "sim",
+            "--port",
+            str(port),
+            "--api-key",
+            API_KEY,
+            "--transition-seconds",
+            "1",
+            "--seed",
+            "3",
+            *extra,
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -187,7 +213,13 @@ class Operator:
 
     def start(self) -> None:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen([*CLI, "run", *self.args], stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+        self.process = subprocess.Popen(
+            [*CLI, "run", *self.args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+        )
 
     def kill(self) -> None:
         assert self.process is not None
@@ -210,7 +242,9 @@ def api_key_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def operator(kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Operator]:
+def operator(
+    kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Operator]:
     env = {
         **os.environ,
         "KUBECONFIG": str(kube.plane.kubeconfig),
@@ -224,7 +258,11 @@ def operator(kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path, request: 
         "BARRACK_LOG_LEVEL": "debug",
     }
     env.pop("BARRACK_API_KEY", None)
-    op = Operator(tmp_path / "operator.log", env, ["--namespace", kube.namespace, "--liveness-port", "0", "--metrics-port", "0"])
+    op = Operator(
+        tmp_path / "operator.log",
+        env,
+        ["--namespace", kube.namespace, "--liveness-port", "0", "--metrics-port", "0"],
+    )
     op.start()
     yield op
     op.stop()
@@ -234,7 +272,12 @@ def operator(kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path, request: 
 
 
 def ssh_key(name: str = "ops-key") -> dict[str, Any]:
-    return {"apiVersion": "barrack.ai/v1alpha1", "kind": "BarrackSSHKey", "metadata": {"name": name}, "spec": {"publicKey": SSH_PUBLIC_KEY}}
+    return {
+        "apiVersion": "barrack.ai/v1alpha1",
+        "kind": "BarrackSSHKey",
+        "metadata": {"name": name},
+        "spec": {"publicKey": SSH_PUBLIC_KEY},
+    }
 
 
 def instance(name: str, image_id: str, region: str = "US-1", **spec: Any) -> dict[str, Any]:
@@ -242,9 +285,20 @@ def instance(name: str, image_id: str, region: str = "US-1", **spec: Any) -> dic
         "apiVersion": "barrack.ai/v1alpha1",
         "kind": "BarrackInstance",
         "metadata": {"name": name},
-        "spec": {"region": region, "gpuModel": "A40", "imageId": image_id, "sshKeyRefs": [{"name": "ops-key"}], **spec},
+        "spec": {
+            "region": region,
+            "gpuModel": "A40",
+            "imageId": image_id,
+            "sshKeyRefs": [{"name": "ops-key"}],
+            **spec,
+        },
     }
 
 
 def volume(name: str, region: str = "US-1", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "barrack.ai/v1alpha1", "kind": "BarrackVolume", "metadata": {"name": name}, "spec": {"region": region, "sizeGB": 100, **spec}}
+    return {
+        "apiVersion": "barrack.ai/v1alpha1",
+        "kind": "BarrackVolume",
+        "metadata": {"name": name},
+        "spec": {"region": region, "sizeGB": 100, **spec},
+    }

@@ -35,10 +35,27 @@ spec:
 
 def test_kubectl_creates_reads_patches_status_and_deletes(control_plane: ControlPlane, kube: Kube) -> None:
     control_plane.kubectl("apply", "-f", "-", input_text=WIDGET_CRD)
-    control_plane.kubectl("wait", "--for=condition=Established", "crd/widgets.smoke.example.com", "--timeout=60s")
-    kube.apply({"apiVersion": "smoke.example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 3}})
+    control_plane.kubectl(
+        "wait", "--for=condition=Established", "crd/widgets.smoke.example.com", "--timeout=60s"
+    )
+    kube.apply(
+        {
+            "apiVersion": "smoke.example.com/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w"},
+            "spec": {"size": 3},
+        }
+    )
     assert kube.get("widget", "w")["spec"]["size"] == 3  # type: ignore[index]
-    kube.run("patch", "widget", "w", "--subresource=status", "--type=merge", "-p", json.dumps({"status": {"phase": "Done"}}))
+    kube.run(
+        "patch",
+        "widget",
+        "w",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"phase": "Done"}}),
+    )
     assert kube.get("widget", "w")["status"]["phase"] == "Done"  # type: ignore[index]
     kube.run("delete", "widget", "w")
     assert kube.get("widget", "w") is None
@@ -58,14 +75,40 @@ INVALID = [
     (instance("i", "img", gpuCount=3), "spec.gpuCount"),
     (instance("i", "img", gpuModel="GTX-1080"), "spec.gpuModel"),
     (instance("i", "img", powerState="Sleeping"), "spec.powerState"),
-    (instance("i", "img", securityRules=[{"direction": "ingress", "protocol": "tcp", "portRangeMin": 80, "portRangeMax": 22}]), "portRangeMin"),
-    (instance("i", "img", securityRules=[{"direction": "ingress", "protocol": "tcp", "portRangeMin": 22, "portRangeMax": 22, "remoteIPPrefix": "10.0.0.0"}]), "remoteIPPrefix"),
+    (
+        instance(
+            "i",
+            "img",
+            securityRules=[
+                {"direction": "ingress", "protocol": "tcp", "portRangeMin": 80, "portRangeMax": 22}
+            ],
+        ),
+        "portRangeMin",
+    ),
+    (
+        instance(
+            "i",
+            "img",
+            securityRules=[
+                {
+                    "direction": "ingress",
+                    "protocol": "tcp",
+                    "portRangeMin": 22,
+                    "portRangeMax": 22,
+                    "remoteIPPrefix": "10.0.0.0",
+                }
+            ],
+        ),
+        "remoteIPPrefix",
+    ),
     ({**ssh_key(), "spec": {"publicKey": "not a key"}}, "spec.publicKey"),
 ]
 
 
 @pytest.mark.parametrize(("manifest", "field"), INVALID, ids=[f for _, f in INVALID])
-def test_invalid_manifests_are_refused_naming_the_field(kube: Kube, manifest: dict[str, object], field: str) -> None:
+def test_invalid_manifests_are_refused_naming_the_field(
+    kube: Kube, manifest: dict[str, object], field: str
+) -> None:
     import yaml
 
     result = kube.run("apply", "-f", "-", input_text=yaml.safe_dump(manifest), check=False)
@@ -75,5 +118,7 @@ def test_invalid_manifests_are_refused_naming_the_field(kube: Kube, manifest: di
 
 def test_immutable_region_is_refused(kube: Kube) -> None:
     kube.apply(volume("v"))
-    result = kube.run("patch", "bvol", "v", "--type=merge", "-p", '{"spec":{"region":"CANADA-1"}}', check=False)
+    result = kube.run(
+        "patch", "bvol", "v", "--type=merge", "-p", '{"spec":{"region":"CANADA-1"}}', check=False
+    )
     assert result.returncode != 0 and "region is immutable" in result.stderr

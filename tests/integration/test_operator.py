@@ -84,7 +84,11 @@ def test_region_mismatch_is_invalid_spec_and_no_attach_call(kube: Kube, sim: Sim
 
 def test_attach_waits_while_instance_hibernated(kube: Kube, sim: Sim, operator: Operator) -> None:
     _ready_instance(kube, sim, powerState="Hibernated")
-    wait_for(lambda: (kube.get("binst", "web-1") or {}).get("status", {}).get("state") == "HIBERNATED", 60, what="HIBERNATED")
+    wait_for(
+        lambda: (kube.get("binst", "web-1") or {}).get("status", {}).get("state") == "HIBERNATED",
+        60,
+        what="HIBERNATED",
+    )
     kube.apply(volume("data", instanceRef={"name": "web-1"}))
     blocked = kube.wait_condition("bvol", "data", "Attached", "False", reason="AttachBlocked")
     assert "HIBERNATED" in blocked["message"]
@@ -110,7 +114,9 @@ def test_boot_volume_never_gets_a_detach_call(kube: Kube, sim: Sim, operator: Op
 
 
 @pytest.mark.parametrize("sim_args", [["--detach-rule", "active"]])
-def test_api_refusal_maps_like_the_precheck_under_the_older_rule(kube: Kube, sim: Sim, operator: Operator) -> None:
+def test_api_refusal_maps_like_the_precheck_under_the_older_rule(
+    kube: Kube, sim: Sim, operator: Operator
+) -> None:
     _ready_instance(kube, sim, powerState="Stopped")
     kube.apply(volume("data", instanceRef={"name": "web-1"}))
     kube.wait_condition("bvol", "data", "Attached", "True", timeout=60)
@@ -124,8 +130,16 @@ def test_api_refusal_maps_like_the_precheck_under_the_older_rule(kube: Kube, sim
 def test_power_state_drift_is_reverted_with_an_event(kube: Kube, sim: Sim, operator: Operator) -> None:
     inst_id = _ready_instance(kube, sim)
     sim.call("POST", f"/instances/{inst_id}/stop/")  # someone stops it behind the operator's back
-    wait_for(lambda: any(e["reason"] == "PowerStateChanged" for e in kube.events("web-1")), 60, what="a correction event")
-    wait_for(lambda: next(i for i in sim.inventory()["instances"] if i["id"] == inst_id)["status"] == "ACTIVE", 60, what="ACTIVE again")
+    wait_for(
+        lambda: any(e["reason"] == "PowerStateChanged" for e in kube.events("web-1")),
+        60,
+        what="a correction event",
+    )
+    wait_for(
+        lambda: next(i for i in sim.inventory()["instances"] if i["id"] == inst_id)["status"] == "ACTIVE",
+        60,
+        what="ACTIVE again",
+    )
 
 
 def test_firewall_rules_as_a_set_and_attachments(kube: Kube, sim: Sim, operator: Operator) -> None:
@@ -143,9 +157,21 @@ def test_firewall_rules_as_a_set_and_attachments(kube: Kube, sim: Sim, operator:
     fw_id = kube.get("bfw", "fw")["status"]["id"]  # type: ignore[index]
     barrack_fw = next(f for f in sim.inventory()["firewalls"] if f["id"] == fw_id)
     assert sorted(r["protocol"] for r in barrack_fw["rules"]) == ["icmp", "tcp"]
-    assert [a["instance_id"] for a in barrack_fw["attachments"]] == [kube.get("binst", "web-1")["status"]["id"]]  # type: ignore[index]
+    assert [a["instance_id"] for a in barrack_fw["attachments"]] == [
+        kube.get("binst", "web-1")["status"]["id"]
+    ]  # type: ignore[index]
     kube.patch("bfw", "fw", {"spec": {"rules": [icmp]}})
-    wait_for(lambda: [r["protocol"] for r in next(f for f in sim.inventory()["firewalls"] if f["id"] == fw_id)["rules"]] == ["icmp"], 30, what="rule removed")
+    wait_for(
+        lambda: (
+            [
+                r["protocol"]
+                for r in next(f for f in sim.inventory()["firewalls"] if f["id"] == fw_id)["rules"]
+            ]
+            == ["icmp"]
+        ),
+        30,
+        what="rule removed",
+    )
     kube.run("delete", "bfw", "fw", "--timeout=60s")
     assert not sim.inventory()["firewalls"]
 
@@ -159,16 +185,22 @@ def test_instance_waits_for_its_ssh_key(kube: Kube, sim: Sim, operator: Operator
 
 
 def test_adopt_id_takes_over_without_creating(kube: Kube, sim: Sim, operator: Operator) -> None:
-    existing = sim.call("POST", "/volumes/", {"name": "legacy-data", "region": "US-1", "size_gb": 100, "volume_type": "NVMe"})["volume"]
+    existing = sim.call(
+        "POST", "/volumes/", {"name": "legacy-data", "region": "US-1", "size_gb": 100, "volume_type": "NVMe"}
+    )["volume"]
     kube.apply(volume("adopted", adoptId=existing["id"]))
     kube.wait_condition("bvol", "adopted", "Ready", "True")
     assert kube.get("bvol", "adopted")["status"]["id"] == existing["id"]  # type: ignore[index]
     assert len(sim.inventory()["volumes"]) == 1
 
 
-def test_lost_create_reply_is_found_by_name_not_created_twice(kube: Kube, sim: Sim, operator: Operator) -> None:
+def test_lost_create_reply_is_found_by_name_not_created_twice(
+    kube: Kube, sim: Sim, operator: Operator
+) -> None:
     # A create that reached Barrack but whose id never reached status looks exactly like this.
-    lost = sim.call("POST", "/volumes/", {"name": "data", "region": "US-1", "size_gb": 100, "volume_type": "NVMe"})["volume"]
+    lost = sim.call(
+        "POST", "/volumes/", {"name": "data", "region": "US-1", "size_gb": 100, "volume_type": "NVMe"}
+    )["volume"]
     kube.apply(volume("data"))
     kube.wait_condition("bvol", "data", "Ready", "True")
     assert kube.get("bvol", "data")["status"]["id"] == lost["id"]  # type: ignore[index]
@@ -176,7 +208,9 @@ def test_lost_create_reply_is_found_by_name_not_created_twice(kube: Kube, sim: S
     assert sim.calls().get("create_volume 200") == 1  # the test's own call only
 
 
-def test_wrong_key_is_unauthorized_without_crash_or_leak(kube: Kube, sim: Sim, operator: Operator, api_key_file: Any) -> None:
+def test_wrong_key_is_unauthorized_without_crash_or_leak(
+    kube: Kube, sim: Sim, operator: Operator, api_key_file: Any
+) -> None:
     wrong = "wrong-secret-key-77aa01"
     api_key_file.write_text(wrong)
     kube.apply(ssh_key())
@@ -184,7 +218,11 @@ def test_wrong_key_is_unauthorized_without_crash_or_leak(kube: Kube, sim: Sim, o
     kube.wait_condition("bvol", "data", "Synced", "False", reason="Unauthorized")
     kube.wait_condition("bkey", "ops-key", "Synced", "False", reason="Unauthorized")
     assert operator.process is not None and operator.process.poll() is None
-    texts = [operator.log(), kube.run("get", "events", "-o", "yaml").stdout, kube.run("get", "barrack", "-o", "yaml").stdout]
+    texts = [
+        operator.log(),
+        kube.run("get", "events", "-o", "yaml").stdout,
+        kube.run("get", "barrack", "-o", "yaml").stdout,
+    ]
     for text in texts:
         assert wrong not in text and API_KEY not in text
     api_key_file.write_text(API_KEY)  # the file is re-read: a fixed key heals without a restart

@@ -24,11 +24,15 @@ from barrack_sim.app import Simulator
 from tests.unit.conftest import API_KEY, SSH_PUBLIC_KEY, make_client
 
 
-async def _instance(client: BarrackClient, sim: Simulator, name: str = "web-1", region: str = "US-1") -> m.VMInstance:
+async def _instance(
+    client: BarrackClient, sim: Simulator, name: str = "web-1", region: str = "US-1"
+) -> m.VMInstance:
     key = await client.create_ssh_key(m.CreateSSHKeyRequest(name=f"{name}-key", public_key=SSH_PUBLIC_KEY))
     image = (await client.list_os_images(region))[0]
     instance = await client.create_instance(
-        m.DeploymentRequest(name=name, region=region, gpu_model="A40", gpu_count=1, image_id=image.id, ssh_key_ids=[key.id])
+        m.DeploymentRequest(
+            name=name, region=region, gpu_model="A40", gpu_count=1, image_id=image.id, ssh_key_ids=[key.id]
+        )
     )
     sim.account.clock.advance(10)
     return instance
@@ -42,7 +46,9 @@ async def test_every_route_is_served(client: BarrackClient, sim: Simulator) -> N
     await client.list_volume_types()
     await client.get_pricing(m.PricingRequest(resource_type="volume", volume_size_gb=100, volume_type="NVMe"))
     instance = await _instance(client, sim)
-    volume = await client.create_volume(m.CreateVolumeRequest(name="data", region="US-1", size_gb=100, volume_type="NVMe"))
+    volume = await client.create_volume(
+        m.CreateVolumeRequest(name="data", region="US-1", size_gb=100, volume_type="NVMe")
+    )
     sim.account.clock.advance(10)
     assert [v.id async for v in client.iter_volumes()] == [volume.id]
     await client.get_volume(volume.id)
@@ -60,14 +66,17 @@ async def test_every_route_is_served(client: BarrackClient, sim: Simulator) -> N
     await client.instance_action(instance.id, "start")
     sim.account.clock.advance(10)
     await client.set_public_ip(instance.id, False)
-    rule = await client.add_security_rule(instance.id, m.AddFirewallRuleRequest(direction="ingress", protocol="icmp"))
+    rule = await client.add_security_rule(
+        instance.id, m.AddFirewallRuleRequest(direction="ingress", protocol="icmp")
+    )
     await client.remove_security_rule(instance.id, rule.id or "")
     assert [i.id async for i in client.iter_instances()] == [instance.id]
     assert (await client.get_instance(instance.id)).public_ip is None
     firewall = await client.create_firewall(m.CreateFirewallRequest(name="fw", region="US-1"))
     sim.account.clock.advance(10)
     fw_rule = await client.add_firewall_rule(
-        firewall.id, m.AddFirewallRuleRequest(direction="ingress", protocol="tcp", port_range_min=22, port_range_max=22)
+        firewall.id,
+        m.AddFirewallRuleRequest(direction="ingress", protocol="tcp", port_range_min=22, port_range_max=22),
     )
     await client.attach_firewall(firewall.id, [instance.id])
     assert [f.id for f in await client.list_instance_firewalls(instance.id)] == [firewall.id]
@@ -92,16 +101,22 @@ async def test_every_route_is_served(client: BarrackClient, sim: Simulator) -> N
 
 async def test_error_classes(client: BarrackClient, sim: Simulator) -> None:
     with pytest.raises(InvalidRequest, match="size_gb"):
-        await client.create_volume(m.CreateVolumeRequest(name="tiny", region="US-1", size_gb=5, volume_type="NVMe"))
+        await client.create_volume(
+            m.CreateVolumeRequest(name="tiny", region="US-1", size_gb=5, volume_type="NVMe")
+        )
     with pytest.raises(NotFound) as missing:
         await client.get_volume("BRK-999999V")
     assert missing.value.request_id.startswith("req-")
     sim.account.config.balance = 0.001
     with pytest.raises(InsufficientCredits):
-        await client.create_volume(m.CreateVolumeRequest(name="big", region="US-1", size_gb=1000, volume_type="NVMe"))
+        await client.create_volume(
+            m.CreateVolumeRequest(name="big", region="US-1", size_gb=1000, volume_type="NVMe")
+        )
     sim.account.config.balance = 1000
     instance = await _instance(client, sim)
-    volume = await client.create_volume(m.CreateVolumeRequest(name="d", region="US-1", size_gb=100, volume_type="NVMe"))
+    volume = await client.create_volume(
+        m.CreateVolumeRequest(name="d", region="US-1", size_gb=100, volume_type="NVMe")
+    )
     sim.account.clock.advance(10)
     await client.attach_volumes(instance.id, [volume.id])
     sim.account.clock.advance(10)
@@ -120,7 +135,9 @@ async def test_unauthorized_error_never_carries_the_key(sim: Simulator) -> None:
 
 async def test_pagination_walks_every_page(client: BarrackClient, sim: Simulator) -> None:
     for n in range(230):
-        sim.account.create_volume(m.CreateVolumeRequest(name=f"v{n}", region="US-1", size_gb=100, volume_type="NVMe"))
+        sim.account.create_volume(
+            m.CreateVolumeRequest(name=f"v{n}", region="US-1", size_gb=100, volume_type="NVMe")
+        )
     names = [v.name async for v in client.iter_volumes()]
     assert len(names) == 230 and len(set(names)) == 230
     assert sim.calls[("list_volumes", 200)] == 3
@@ -153,14 +170,18 @@ async def test_rate_limited_past_attempts_raises_with_retry_after(sim: Simulator
 
 
 async def test_reads_retry_5xx_but_mutations_do_not(sim: Simulator) -> None:
-    async with make_client(sim, retry=RetryPolicy(attempts=50, base_delay=0.0001, max_delay=0.0001)) as client:
+    async with make_client(
+        sim, retry=RetryPolicy(attempts=50, base_delay=0.0001, max_delay=0.0001)
+    ) as client:
         sim.faults.config.error_rate = 0.5
         for _ in range(10):
             await client.get_balance()  # retried until it passes
         sim.faults.config.error_rate = 0.0
         sim.faults.config.commit_then_fail_rate = 1.0
         with pytest.raises(ApiUnavailable):
-            await client.create_volume(m.CreateVolumeRequest(name="once", region="US-1", size_gb=100, volume_type="NVMe"))
+            await client.create_volume(
+                m.CreateVolumeRequest(name="once", region="US-1", size_gb=100, volume_type="NVMe")
+            )
     # The create happened once and was not repeated, although the reply was a 500.
     assert [v.name for v in sim.account.volumes.values()] == ["once"]
     assert sim.calls[("create_volume", 500)] == 1
@@ -169,9 +190,13 @@ async def test_reads_retry_5xx_but_mutations_do_not(sim: Simulator) -> None:
 async def test_connection_refused_is_api_unavailable_and_not_sent() -> None:
     from barrack_operator.barrack import ApiKeySource
 
-    async with BarrackClient("http://127.0.0.1:9/api", ApiKeySource.fixed(API_KEY), retry=RetryPolicy(attempts=1)) as client:
+    async with BarrackClient(
+        "http://127.0.0.1:9/api", ApiKeySource.fixed(API_KEY), retry=RetryPolicy(attempts=1)
+    ) as client:
         with pytest.raises(ApiUnavailable) as caught:
-            await client.create_volume(m.CreateVolumeRequest(name="x", region="US-1", size_gb=100, volume_type="NVMe"))
+            await client.create_volume(
+                m.CreateVolumeRequest(name="x", region="US-1", size_gb=100, volume_type="NVMe")
+            )
     assert caught.value.sent is False
 
 
@@ -197,7 +222,15 @@ async def test_rate_limiter_spaces_calls() -> None:
 
 
 def test_states_compare_case_insensitively() -> None:
-    volume = m.Volume(id="BRK-1V", name="v", status="available", region="US-1", size_gb=100, volume_type="NVMe", color="blue")
+    volume = m.Volume(
+        id="BRK-1V",
+        name="v",
+        status="available",
+        region="US-1",
+        size_gb=100,
+        volume_type="NVMe",
+        color="blue",
+    )
     assert volume.status == m.VolumeState.AVAILABLE
     assert volume.model_extra == {"color": "blue"}  # unknown fields are kept
 

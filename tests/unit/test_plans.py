@@ -9,12 +9,21 @@ from barrack_operator.resources.volume import detach_blocked_reason
 
 
 def _volume(**kw: object) -> m.Volume:
-    fields = {"id": "BRK-1V", "name": "data", "status": "ATTACHED", "region": "US-1", "size_gb": 100, "volume_type": "NVMe"}
+    fields = {
+        "id": "BRK-1V",
+        "name": "data",
+        "status": "ATTACHED",
+        "region": "US-1",
+        "size_gb": 100,
+        "volume_type": "NVMe",
+    }
     return m.Volume(**{**fields, **kw})  # type: ignore[arg-type]
 
 
 def _instance(status: str) -> m.VMInstance:
-    return m.VMInstance(id="BRK-123456D", name="web-1", status=status, region="US-1", gpu_model="A40", gpu_count=1)
+    return m.VMInstance(
+        id="BRK-123456D", name="web-1", status=status, region="US-1", gpu_model="A40", gpu_count=1
+    )
 
 
 def test_detach_blocked_reason_names_instance_state_and_fix() -> None:

@@ -19,7 +19,9 @@ PACKAGE = ROOT / "operator"
 def test_committed_crds_match_the_models() -> None:
     for kind in KINDS:
         committed = (ROOT / "crds" / f"barrack.ai_{kind.plural}.yaml").read_text()
-        assert committed == crds.render(kind), f"crds/ drifted for {kind.kind}: run `barrack-operator crds -o crds`"
+        assert committed == crds.render(kind), (
+            f"crds/ drifted for {kind.kind}: run `barrack-operator crds -o crds`"
+        )
 
 
 def test_every_schema_field_has_a_description() -> None:
@@ -56,9 +58,18 @@ def test_layers() -> None:
         assert not any(n == "kopf" or n.startswith("kopf.") for n in names), f"{path} imports kopf"
         assert not any(n.startswith("barrack_operator.handlers") for n in names), f"{path} imports handlers"
     for path, names in _layer_imports("barrack_operator/barrack").items():
-        bad = [n for n in names if n == "kopf" or (n.startswith("barrack_operator.") and not n.startswith("barrack_operator.barrack"))]
+        bad = [
+            n
+            for n in names
+            if n == "kopf"
+            or (n.startswith("barrack_operator.") and not n.startswith("barrack_operator.barrack"))
+        ]
         assert not bad, f"{path} imports {bad}"
-    allowed = {"barrack_operator.barrack", "barrack_operator.barrack.routes", "barrack_operator.barrack.models"}
+    allowed = {
+        "barrack_operator.barrack",
+        "barrack_operator.barrack.routes",
+        "barrack_operator.barrack.models",
+    }
     for path, names in _layer_imports("barrack_sim").items():
         bad = [n for n in names if n.startswith("barrack_operator") and n not in allowed]
         bad += [n for n in names if n == "kopf"]
@@ -81,7 +92,9 @@ def test_control_plane_versions_agree_with_the_go_helper_modules() -> None:
 def test_condition_transition_time_moves_only_on_status_change() -> None:
     first = merge_conditions([], [Condition(READY, False, "Creating")], 1, now="t1")
     same = merge_conditions(first, [Condition(READY, False, "Progressing", "still")], 2, now="t2")
-    flipped = merge_conditions(same, [Condition(READY, True, "Available"), Condition(SYNCED, True, "Reconciled")], 2, now="t3")
+    flipped = merge_conditions(
+        same, [Condition(READY, True, "Available"), Condition(SYNCED, True, "Reconciled")], 2, now="t3"
+    )
     assert same[0]["lastTransitionTime"] == "t1" and same[0]["reason"] == "Progressing"
     assert flipped[0]["lastTransitionTime"] == "t3" and flipped[0]["observedGeneration"] == 2
     assert [c["type"] for c in flipped] == [READY, SYNCED]

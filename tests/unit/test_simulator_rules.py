@@ -27,21 +27,27 @@ def _instance(account: Account, name: str = "web", region: str = "US-1") -> m.VM
     key = account.create_ssh_key(m.CreateSSHKeyRequest(name=f"{name}-key", public_key=SSH_PUBLIC_KEY))
     image = next(i for i in account.images.values() if i.region == region)
     instance = account.create_instance(
-        m.DeploymentRequest(name=name, region=region, gpu_model="A40", gpu_count=1, image_id=image.id, ssh_key_ids=[key.id])
+        m.DeploymentRequest(
+            name=name, region=region, gpu_model="A40", gpu_count=1, image_id=image.id, ssh_key_ids=[key.id]
+        )
     )
     _settle(account)
     return instance
 
 
 def _volume(account: Account, name: str = "data", region: str = "US-1", **kw: object) -> m.Volume:
-    volume = account.create_volume(m.CreateVolumeRequest(name=name, region=region, size_gb=100, volume_type="NVMe", **kw))  # type: ignore[arg-type]
+    volume = account.create_volume(
+        m.CreateVolumeRequest(name=name, region=region, size_gb=100, volume_type="NVMe", **kw)
+    )  # type: ignore[arg-type]
     _settle(account)
     return volume
 
 
 def test_transitions_take_their_configured_time() -> None:
     account = _account(transition_overrides={"create_volume": 10.0})
-    volume = account.create_volume(m.CreateVolumeRequest(name="v", region="US-1", size_gb=100, volume_type="NVMe"))
+    volume = account.create_volume(
+        m.CreateVolumeRequest(name="v", region="US-1", size_gb=100, volume_type="NVMe")
+    )
     account.clock.advance(9)
     account.tick()
     assert volume.status == VS.CREATING
@@ -103,7 +109,14 @@ def test_boot_volume_never_detaches_and_attached_volume_never_deletes() -> None:
     boot = _volume(account, "boot", bootable=True, image_id=image.id)
     key = account.create_ssh_key(m.CreateSSHKeyRequest(name="k", public_key=SSH_PUBLIC_KEY))
     instance = account.create_instance(
-        m.DeploymentRequest(name="vm", region="US-1", gpu_model="A40", gpu_count=1, boot_volume_id=boot.id, ssh_key_ids=[key.id])
+        m.DeploymentRequest(
+            name="vm",
+            region="US-1",
+            gpu_model="A40",
+            gpu_count=1,
+            boot_volume_id=boot.id,
+            ssh_key_ids=[key.id],
+        )
     )
     _settle(account)
     account.instance_action(instance.id, "stop")
@@ -116,7 +129,9 @@ def test_boot_volume_never_detaches_and_attached_volume_never_deletes() -> None:
 
 def test_resize_and_clone_are_advanced_tier_and_grow_only() -> None:
     account = _account()
-    legacy = account.create_volume(m.CreateVolumeRequest(name="ssd", region="US-1", size_gb=100, volume_type="SSD"))
+    legacy = account.create_volume(
+        m.CreateVolumeRequest(name="ssd", region="US-1", size_gb=100, volume_type="SSD")
+    )
     _settle(account)
     with pytest.raises(Invalid, match="advanced"):
         account.resize_volume(legacy.id, 200)
@@ -130,7 +145,9 @@ def test_resize_and_clone_are_advanced_tier_and_grow_only() -> None:
 def test_names_limits_and_credits() -> None:
     account = _account()
     with pytest.raises(Invalid, match="name"):
-        account.create_volume(m.CreateVolumeRequest(name="bad/name", region="US-1", size_gb=100, volume_type="NVMe"))
+        account.create_volume(
+            m.CreateVolumeRequest(name="bad/name", region="US-1", size_gb=100, volume_type="NVMe")
+        )
     _volume(account, "dup")
     with pytest.raises(Invalid, match="already exists"):
         _volume(account, "dup")
@@ -168,7 +185,19 @@ def test_firewall_attaches_to_active_instances_and_deletes_only_detached() -> No
 
 OPS = st.lists(
     st.tuples(
-        st.sampled_from(["attach", "detach", "delete_volume", "stop", "start", "hibernate", "restore", "advance", "delete_instance"]),
+        st.sampled_from(
+            [
+                "attach",
+                "detach",
+                "delete_volume",
+                "stop",
+                "start",
+                "hibernate",
+                "restore",
+                "advance",
+                "delete_instance",
+            ]
+        ),
         st.integers(0, 3),
         st.integers(0, 1),
     ),
@@ -185,7 +214,14 @@ def test_random_operations_keep_the_invariants(ops: list[tuple[str, int, int]]) 
     key = account.create_ssh_key(m.CreateSSHKeyRequest(name="k", public_key=SSH_PUBLIC_KEY))
     instances = [
         account.create_instance(
-            m.DeploymentRequest(name="vm0", region="US-1", gpu_model="A40", gpu_count=1, boot_volume_id=boot.id, ssh_key_ids=[key.id])
+            m.DeploymentRequest(
+                name="vm0",
+                region="US-1",
+                gpu_model="A40",
+                gpu_count=1,
+                boot_volume_id=boot.id,
+                ssh_key_ids=[key.id],
+            )
         ),
         _instance(account, "vm1"),
     ]

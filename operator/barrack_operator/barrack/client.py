@@ -34,7 +34,9 @@ from barrack_operator.barrack.ratelimit import RateLimiter
 from barrack_operator.barrack.routes import AUTH_HEADER, ROUTES, Route, auth_header_value
 
 R = TypeVar("R", bound=BaseModel)
-MUTATIONS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("barrack_mutations", default=None)
+MUTATIONS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "barrack_mutations", default=None
+)
 """Set to a list by a caller that wants to know which mutations its task sent (route names)."""
 PAGE_LIMIT = 100
 CallObserver = Callable[[str, str, float], None]
@@ -75,9 +77,7 @@ class BarrackClient:
         seed: int | None = None,
     ) -> None:
         self._api_key = api_key
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport
-        )
+        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
         self.limiter = RateLimiter(requests_per_second, burst)
         self.retry = retry or RetryPolicy()
         self._rng = random.Random(seed)

@@ -90,18 +90,18 @@ class TransientError(BarrackError):
 class RateLimited(TransientError):
     """429. ``retry_after`` is in seconds."""
 
-    def __init__(self, message: str, *, retry_after: float, **kwargs: object) -> None:
+    def __init__(self, message: str, *, retry_after: float, route: str = "") -> None:
         self.retry_after = retry_after
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        super().__init__(message, route=route)
 
 
 class ApiUnavailable(TransientError):
     """5xx, a timeout or a connection error. ``sent`` is False only when the request surely never
     reached Barrack (it could not connect), so a mutation can be repeated safely."""
 
-    def __init__(self, message: str, *, sent: bool = True, **kwargs: object) -> None:
+    def __init__(self, message: str, *, sent: bool = True, route: str = "") -> None:
         self.sent = sent
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        super().__init__(message, route=route)
 
 
 _BY_STATUS: dict[int, type[BarrackError]] = {
@@ -142,21 +142,19 @@ def error_from_response(response: httpx.Response, *, route: str, secret: str | N
     if not isinstance(body, dict):
         body = {}
     message = scrub(str(body.get("message") or response.reason_phrase or "no message"), secret)
-    common: dict[str, object] = {
-        "route": route,
-        "status_code": response.status_code,
-        "error_code": str(body.get("error_code", "")),
-        "request_id": str(body.get("request_id", "")),
-    }
     status = response.status_code
+    error_code = str(body.get("error_code", ""))
+    request_id = str(body.get("request_id", ""))
+    error: BarrackError
     if status == 429:
-        return RateLimited(
-            message, retry_after=parse_retry_after(response.headers.get("Retry-After")), **common
-        )
-    if status >= 500:
-        return ApiUnavailable(message, **common)
-    cls = _BY_STATUS.get(status, InvalidRequest if 400 <= status < 500 else ApiUnavailable)
-    return cls(message, **common)  # type: ignore[arg-type]
+        error = RateLimited(message, retry_after=parse_retry_after(response.headers.get("Retry-After")))
+    elif status >= 500:
+        error = ApiUnavailable(message)
+    else:
+        error = _BY_STATUS.get(status, InvalidRequest)(message)
+    error.route, error.status_code, error.error_code, error.request_id = route, status, error_code, request_id
+    error.args = (error._describe(),)
+    return error
 
 
 @contextlib.contextmanager
@@ -165,8 +163,12 @@ def map_transport_errors(route: str) -> Iterator[None]:
     try:
         yield
     except httpx.ConnectError as exc:
-        raise ApiUnavailable(f"cannot connect to Barrack: {type(exc).__name__}", route=route, sent=False) from None
+        raise ApiUnavailable(
+            f"cannot connect to Barrack: {type(exc).__name__}", route=route, sent=False
+        ) from None
     except httpx.TimeoutException as exc:
         raise ApiUnavailable(f"Barrack timed out: {type(exc).__name__}", route=route) from None
     except httpx.TransportError as exc:
-        raise ApiUnavailable(f"transport error talking to Barrack: {type(exc).__name__}", route=route) from None
+        raise ApiUnavailable(
+            f"transport error talking to Barrack: {type(exc).__name__}", route=route
+        ) from None

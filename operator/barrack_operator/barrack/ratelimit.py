@@ -11,7 +11,6 @@ import asyncio
 import time
 from collections.abc import Callable
 
-
 _EPSILON = 1e-9
 
 

@@ -198,7 +198,10 @@ class ControlPlane:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
-                {"name": "barrack-dev", "cluster": {"server": self.url, "certificate-authority": str(self.pki.ca_cert)}}
+                {
+                    "name": "barrack-dev",
+                    "cluster": {"server": self.url, "certificate-authority": str(self.pki.ca_cert)},
+                }
             ],
             "users": [
                 {
@@ -219,7 +222,9 @@ class ControlPlane:
         path.chmod(0o600)
         return path
 
-    def kubectl(self, *args: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, input_text: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(find_binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
             input=input_text,

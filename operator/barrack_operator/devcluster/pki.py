@@ -36,7 +36,9 @@ def _name(common_name: str, organization: str | None = None) -> x509.Name:
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
     path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     path.chmod(0o600)
 
@@ -48,7 +50,7 @@ def _issue(
     issuer_key: ec.EllipticCurvePrivateKey,
     *,
     ca: bool = False,
-    usage: ExtendedKeyUsageOID | None = None,
+    usage: x509.ObjectIdentifier | None = None,
     sans: list[x509.GeneralName] | None = None,
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
@@ -71,7 +73,20 @@ def _issue(
 
 def generate(directory: Path) -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
-    pki = Pki(*(directory / n for n in ("ca.crt", "apiserver.crt", "apiserver.key", "admin.crt", "admin.key", "sa.key", "sa.pub")))
+    pki = Pki(
+        *(
+            directory / n
+            for n in (
+                "ca.crt",
+                "apiserver.crt",
+                "apiserver.key",
+                "admin.crt",
+                "admin.key",
+                "sa.key",
+                "sa.pub",
+            )
+        )
+    )
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("barrack-dev-cluster-ca")
     ca = _issue(ca_name, ca_key, ca_name, ca_key, ca=True)
@@ -81,9 +96,18 @@ def generate(directory: Path) -> Pki:
         x509.DNSName("kubernetes.default.svc"),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
     ]
-    serving = _issue(_name("kube-apiserver"), serving_key, ca_name, ca_key, usage=ExtendedKeyUsageOID.SERVER_AUTH, sans=sans)
+    serving = _issue(
+        _name("kube-apiserver"),
+        serving_key,
+        ca_name,
+        ca_key,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        sans=sans,
+    )
     admin_key = ec.generate_private_key(ec.SECP256R1())
-    admin = _issue(_name("admin", "system:masters"), admin_key, ca_name, ca_key, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+    admin = _issue(
+        _name("admin", "system:masters"), admin_key, ca_name, ca_key, usage=ExtendedKeyUsageOID.CLIENT_AUTH
+    )
     pem = serialization.Encoding.PEM
     pki.ca_cert.write_bytes(ca.public_bytes(pem))
     pki.serving_cert.write_bytes(serving.public_bytes(pem))
@@ -92,5 +116,7 @@ def generate(directory: Path) -> Pki:
     _write_key(pki.admin_key, admin_key)
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     _write_key(pki.sa_key, sa_key)
-    pki.sa_pub.write_bytes(sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo))
+    pki.sa_pub.write_bytes(
+        sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     return pki

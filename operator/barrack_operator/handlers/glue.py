@@ -14,7 +14,9 @@ from barrack_operator.resources.specs import GROUP, VERSION
 FINALIZER = f"{GROUP}/finalizer"
 
 
-def register(registry: kopf.OperatorRegistry, runtime: Runtime, kind: Kind, reconcile: Reconciler, finalize: Reconciler) -> None:
+def register(
+    registry: kopf.OperatorRegistry, runtime: Runtime, kind: Kind, reconcile: Reconciler, finalize: Reconciler
+) -> None:
     resource = (GROUP, VERSION, kind.plural)
 
     @kopf.daemon(*resource, registry=registry, id=f"reconcile-{kind.singular}", cancellation_timeout=30.0)
@@ -22,7 +24,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime, kind: Kind, reco
         await runtime.run_object(kind, reconcile, body, stopped)
 
     @kopf.on.event(*resource, registry=registry)
-    def observe(body: kopf.Body, type: str | None, **_: Any) -> None:  # noqa: A002 - kopf's kwarg name
+    def observe(body: kopf.Body, type: str | None, **_: Any) -> None:
         runtime.on_event(kind, dict(body), type)
 
     @kopf.on.delete(*resource, registry=registry, id=f"finalize-{kind.singular}", retries=None, backoff=2.0)

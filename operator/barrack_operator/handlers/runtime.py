@@ -66,13 +66,19 @@ class Registry:
             if info and info.id and self.owners.get(info.id) == info.uid:
                 del self.owners[info.id]
             return info is not None
-        ready = any(c.get("type") == READY and c.get("status") == "True" for c in status.get("conditions", []))
+        ready = any(
+            c.get("type") == READY and c.get("status") == "True" for c in status.get("conditions", [])
+        )
         info = RefInfo(uid=meta.get("uid", ""), id=status.get("id"), ready=ready, state=status.get("state"))
         previous = self.objects.get(key)
         self.objects[key] = info
         if info.id:
             self.owners.setdefault(info.id, info.uid)
-        return previous is None or (previous.id, previous.ready, previous.state) != (info.id, info.ready, info.state)
+        return previous is None or (previous.id, previous.ready, previous.state) != (
+            info.id,
+            info.ready,
+            info.state,
+        )
 
     def watch(self, uid: str, keys: set[str]) -> None:
         for waiting in self.dependents.values():
@@ -163,7 +169,9 @@ class Runtime:
 
     # The per-object loop ---------------------------------------------------------------------------
 
-    async def run_object(self, kind: Kind, reconcile: Reconciler, body: kopf.Body, stopped: kopf.DaemonStopped) -> None:
+    async def run_object(
+        self, kind: Kind, reconcile: Reconciler, body: kopf.Body, stopped: kopf.DaemonStopped
+    ) -> None:
         uid = body.metadata.uid or ""
         wake = self.registry.waker(uid)
         stop_watch = asyncio.ensure_future(stopped.wait())
@@ -251,8 +259,12 @@ class Runtime:
             self._mutated_at[obj.uid] = started
         await self.write(kind, body, obj, outcome)
         if not outcome.done:
-            message = next((c.message for c in outcome.conditions if c.type == SYNCED and not c.status), "waiting")
-            raise kopf.TemporaryError(message, delay=outcome.requeue_after or self.context.timing.transition_requeue)
+            message = next(
+                (c.message for c in outcome.conditions if c.type == SYNCED and not c.status), "waiting"
+            )
+            raise kopf.TemporaryError(
+                message, delay=outcome.requeue_after or self.context.timing.transition_requeue
+            )
         self.context.memory.forget(obj.uid)
         self.registry.forget(obj.uid)
         self._mutated_at.pop(obj.uid, None)

@@ -133,16 +133,24 @@ class Context:
 # Errors onto conditions --------------------------------------------------------------------------
 
 
-def failure_reason(error: BarrackError | MissingApiKey, blocked: Reason = Reason.PRECONDITION_FAILED) -> tuple[Reason, str]:
+def failure_reason(
+    error: BarrackError | MissingApiKey, blocked: Reason = Reason.PRECONDITION_FAILED
+) -> tuple[Reason, str]:
     """The Synced=False reason and message for a Barrack error, the one mapping for every kind."""
     if isinstance(error, MissingApiKey):
-        return Reason.UNAUTHORIZED, f"{error}; mount the API key Secret and restart nothing: the file is re-read"
+        return (
+            Reason.UNAUTHORIZED,
+            f"{error}; mount the API key Secret and restart nothing: the file is re-read",
+        )
     if isinstance(error, Unauthorized):
         return Reason.UNAUTHORIZED, (
             f"Barrack refused the API key ({error.message}): put a valid key in the operator's API key Secret"
         )
     if isinstance(error, InsufficientCredits):
-        return Reason.INSUFFICIENT_CREDITS, f"{error.message}: top up the Barrack account; the operator retries"
+        return (
+            Reason.INSUFFICIENT_CREDITS,
+            f"{error.message}: top up the Barrack account; the operator retries",
+        )
     if isinstance(error, RateLimited):
         return Reason.RATE_LIMITED, f"Barrack rate limit hit; retrying after {error.retry_after:.0f}s"
     if isinstance(error, ApiUnavailable):
@@ -156,7 +164,12 @@ def failure_reason(error: BarrackError | MissingApiKey, blocked: Reason = Reason
     return Reason.API_UNAVAILABLE, str(error)
 
 
-def failed(outcome: Outcome, error: BarrackError | MissingApiKey, timing: Timing, blocked: Reason = Reason.PRECONDITION_FAILED) -> Outcome:
+def failed(
+    outcome: Outcome,
+    error: BarrackError | MissingApiKey,
+    timing: Timing,
+    blocked: Reason = Reason.PRECONDITION_FAILED,
+) -> Outcome:
     reason, message = failure_reason(error, blocked)
     outcome.conditions.append(Condition(SYNCED, False, reason, message))
     if not any(c.type == READY for c in outcome.conditions):
@@ -167,7 +180,9 @@ def failed(outcome: Outcome, error: BarrackError | MissingApiKey, timing: Timing
     return outcome
 
 
-def blocked(outcome: Outcome, reason: Reason, message: str, timing: Timing, *, ready: bool = False) -> Outcome:
+def blocked(
+    outcome: Outcome, reason: Reason, message: str, timing: Timing, *, ready: bool = False
+) -> Outcome:
     outcome.conditions.append(Condition(SYNCED, False, reason, message))
     if not ready and not any(c.type == READY for c in outcome.conditions):
         outcome.conditions.append(Condition(READY, False, reason, message))
@@ -182,7 +197,9 @@ def synced(outcome: Outcome) -> None:
 
 def waiting_on_state(outcome: Outcome, kind: str, state: str, timing: Timing) -> Outcome:
     """A transitional Barrack state: not an error, Ready=False with the state as the reason."""
-    outcome.conditions.append(Condition(READY, False, state.title().replace("_", ""), f"The {kind} is {state} on Barrack."))
+    outcome.conditions.append(
+        Condition(READY, False, state.title().replace("_", ""), f"The {kind} is {state} on Barrack.")
+    )
     synced(outcome)
     outcome.requeue_after = timing.transition_requeue
     return outcome
@@ -229,7 +246,9 @@ async def ensure_exists(
         except NotFound:
             if target == adopt_id and not obj.recorded_id:
                 raise
-            log.warning("Barrack resource %s of %s/%s is gone; creating it again", target, obj.namespace, obj.name)
+            log.warning(
+                "Barrack resource %s of %s/%s is gone; creating it again", target, obj.namespace, obj.name
+            )
             ctx.memory.known_ids.pop(obj.uid, None)
         else:
             ctx.inventory.record(item)

@@ -13,7 +13,6 @@ from barrack_operator.resources.common import (
     Context,
     ObjectView,
     Outcome,
-    blocked,
     ensure_exists,
     failed,
     find_for_deletion,
@@ -32,11 +31,15 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
     spec = specs.BarrackFirewallSpec.model_validate(obj.spec)
 
     async def create() -> wire.Firewall:
-        request = wire.CreateFirewallRequest(name=obj.barrack_name, region=spec.region, description=spec.description or None)
+        request = wire.CreateFirewallRequest(
+            name=obj.barrack_name, region=spec.region, description=spec.description or None
+        )
         return await ctx.client.create_firewall(request)
 
     try:
-        found = await ensure_exists(ctx, obj, lambda: ctx.inventory.firewalls, ctx.client.get_firewall, create)
+        found = await ensure_exists(
+            ctx, obj, lambda: ctx.inventory.firewalls, ctx.client.get_firewall, create
+        )
         firewall: wire.Firewall = found.item
         out.watch.add(id_key(firewall.id))
         out.status = {
@@ -90,18 +93,24 @@ async def _converge(
         ctx.inventory.record(await ctx.client.attach_firewall(firewall.id, sorted(wanted)))
         out.note("AttachmentsChanged", f"Firewall attached to {', '.join(sorted(wanted)) or 'no instance'}")
     if waiting:
-        message = f"attach needs ACTIVE instances: {'; '.join(waiting)}; the operator attaches each once it is"
+        message = (
+            f"attach needs ACTIVE instances: {'; '.join(waiting)}; the operator attaches each once it is"
+        )
         out.conditions.append(Condition(READY, False, Reason.ATTACH_BLOCKED, message))
         synced(out)
         out.requeue_after = ctx.timing.transition_requeue
         return out
     moving = [a.instance_id for a in firewall.attachments if wire.is_transitional(FS, a.status)]
     if moving or wanted != attached or add or remove:
-        out.conditions.append(Condition(READY, False, Reason.PROGRESSING, "Barrack is applying rules and attachments."))
+        out.conditions.append(
+            Condition(READY, False, Reason.PROGRESSING, "Barrack is applying rules and attachments.")
+        )
         synced(out)
         out.requeue_after = ctx.timing.transition_requeue
         return out
-    out.conditions.append(Condition(READY, True, Reason.AVAILABLE, f"Firewall {firewall.id} is {firewall.status}."))
+    out.conditions.append(
+        Condition(READY, True, Reason.AVAILABLE, f"Firewall {firewall.id} is {firewall.status}.")
+    )
     synced(out)
     out.requeue_after = ctx.timing.drift_interval
     return out

@@ -58,7 +58,11 @@ def security_rule_plan(
     for rule in actual:
         actual_by_identity.setdefault(rule.identity(), []).append(rule.id or "")
     add = [rule for identity, rule in wanted_wire.items() if identity not in actual_by_identity]
-    remove = [rid for identity, ids in actual_by_identity.items() for rid in (ids if identity not in wanted_wire else ids[1:])]
+    remove = [
+        rid
+        for identity, ids in actual_by_identity.items()
+        for rid in (ids if identity not in wanted_wire else ids[1:])
+    ]
     return add, remove
 
 
@@ -67,7 +71,9 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
     spec = specs.BarrackInstanceSpec.model_validate(obj.spec)
 
     key_ids = [_resolve(ctx, obj, out, "BarrackSSHKey", ref.name) for ref in spec.sshKeyRefs]
-    boot_volume_id = _resolve(ctx, obj, out, "BarrackVolume", spec.bootVolumeRef.name) if spec.bootVolumeRef else None
+    boot_volume_id = (
+        _resolve(ctx, obj, out, "BarrackVolume", spec.bootVolumeRef.name) if spec.bootVolumeRef else None
+    )
     unresolved = [ref.name for ref, key in zip(spec.sshKeyRefs, key_ids, strict=True) if key is None]
 
     async def deploy() -> wire.VMInstance:
@@ -92,9 +98,13 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
         )
 
     try:
-        found = await ensure_exists(ctx, obj, lambda: ctx.inventory.instances, ctx.client.get_instance, deploy)
+        found = await ensure_exists(
+            ctx, obj, lambda: ctx.inventory.instances, ctx.client.get_instance, deploy
+        )
     except _NotReady as exc:
-        return blocked(out, Reason.REFERENCE_NOT_READY, f"{exc}; the instance is created once it is", ctx.timing)
+        return blocked(
+            out, Reason.REFERENCE_NOT_READY, f"{exc}; the instance is created once it is", ctx.timing
+        )
     except PreconditionFailed as error:
         return failed(out, error, ctx.timing)
     except (BarrackError, MissingApiKey) as error:
@@ -114,7 +124,12 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
     if wire.is_transitional(IS, instance.status):
         return waiting_on_state(out, "instance", instance.status, ctx.timing)
     if instance.status == IS.ERROR:
-        return blocked(out, Reason.PRECONDITION_FAILED, f"instance {instance.id} is in ERROR on Barrack: delete and recreate it", ctx.timing)
+        return blocked(
+            out,
+            Reason.PRECONDITION_FAILED,
+            f"instance {instance.id} is in ERROR on Barrack: delete and recreate it",
+            ctx.timing,
+        )
     try:
         return await _converge(ctx, spec, instance, out)
     except (BarrackError, MissingApiKey) as error:
@@ -125,7 +140,9 @@ class _NotReady(Exception):
     pass
 
 
-async def _converge(ctx: Context, spec: specs.BarrackInstanceSpec, instance: wire.VMInstance, out: Outcome) -> Outcome:
+async def _converge(
+    ctx: Context, spec: specs.BarrackInstanceSpec, instance: wire.VMInstance, out: Outcome
+) -> Outcome:
     wanted = TARGET_STATE[P(spec.powerState)]
     current = IS(instance.status)
     if current != wanted:
@@ -149,7 +166,9 @@ async def _converge(ctx: Context, spec: specs.BarrackInstanceSpec, instance: wir
         ctx.inventory.nudge()
         out.note("SecurityRulesChanged", f"Security rules: {len(add)} added, {len(remove)} removed")
         return _progressing(out, ctx, "updating security rules")
-    out.conditions.append(Condition(READY, True, Reason.AVAILABLE, f"Instance {instance.id} is {instance.status}."))
+    out.conditions.append(
+        Condition(READY, True, Reason.AVAILABLE, f"Instance {instance.id} is {instance.status}.")
+    )
     synced(out)
     out.requeue_after = ctx.timing.drift_interval
     return out

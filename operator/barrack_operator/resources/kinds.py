@@ -84,8 +84,14 @@ KINDS: tuple[Kind, ...] = (VOLUME, INSTANCE, FIREWALL, SSH_KEY)
 
 EXTRA_SPEC_VALIDATIONS: dict[str, list[dict[str, str]]] = {
     "BarrackVolume": [
-        {"rule": "!(has(self.instanceRef) && has(self.instanceId))", "message": "set instanceRef or instanceId, not both"},
-        {"rule": "!self.bootable || has(self.imageId) || has(self.source)", "message": "a bootable volume needs imageId"},
+        {
+            "rule": "!(has(self.instanceRef) && has(self.instanceId))",
+            "message": "set instanceRef or instanceId, not both",
+        },
+        {
+            "rule": "!self.bootable || has(self.imageId) || has(self.source)",
+            "message": "a bootable volume needs imageId",
+        },
         {
             "rule": "!has(self.source) || (has(self.source.volumeRef) != has(self.source.volumeId))",
             "message": "source takes exactly one of volumeRef and volumeId",

@@ -56,7 +56,9 @@ class PowerState(StrEnum):
 
 
 class LocalRef(Model):
-    name: str = Field(description="Name of an object of the expected kind in the same namespace.", min_length=1)
+    name: str = Field(
+        description="Name of an object of the expected kind in the same namespace.", min_length=1
+    )
 
 
 class CommonSpec(Model):
@@ -78,11 +80,15 @@ class CommonSpec(Model):
 
 class VolumeSource(Model):
     volumeRef: LocalRef | None = Field(default=None, description="Clone the BarrackVolume of this name.")
-    volumeId: str | None = Field(default=None, description="Clone the Barrack volume of this id.", pattern=ID_PATTERN)
+    volumeId: str | None = Field(
+        default=None, description="Clone the Barrack volume of this id.", pattern=ID_PATTERN
+    )
 
 
 class BarrackVolumeSpec(CommonSpec):
-    region: wire.Region = Field(description="Barrack region; immutable. A volume attaches only in its region.")
+    region: wire.Region = Field(
+        description="Barrack region; immutable. A volume attaches only in its region."
+    )
     sizeGB: int = Field(
         description="Size in GB, 100 to 1048576. Grows with a resize (NVMe and HDD only); never shrinks.",
         ge=100,
@@ -91,13 +97,17 @@ class BarrackVolumeSpec(CommonSpec):
     volumeType: wire.VolumeType = Field(
         default=wire.VolumeType.NVME, description="SSD (legacy tier), NVMe or HDD (advanced tier); immutable."
     )
-    bootable: bool = Field(default=False, description="An OS volume made from imageId; immutable. It never detaches.")
+    bootable: bool = Field(
+        default=False, description="An OS volume made from imageId; immutable. It never detaches."
+    )
     imageId: str | None = Field(default=None, description="OS image of a bootable volume; immutable.")
     instanceRef: LocalRef | None = Field(
         default=None, description="Attach to this BarrackInstance (same namespace). Remove it to detach."
     )
     instanceId: str | None = Field(
-        default=None, description="Attach to this Barrack instance id (one not managed here).", pattern=ID_PATTERN
+        default=None,
+        description="Attach to this Barrack instance id (one not managed here).",
+        pattern=ID_PATTERN,
     )
     source: VolumeSource | None = Field(default=None, description="Create the volume as a clone; immutable.")
 
@@ -106,9 +116,15 @@ class RuleSpec(Model):
     direction: wire.Direction = Field(description="ingress or egress.")
     protocol: wire.Protocol = Field(description="tcp, udp or icmp.")
     ethertype: wire.EtherType = Field(default=wire.EtherType.IPV4, description="IPv4 or IPv6.")
-    remoteIPPrefix: str = Field(default="0.0.0.0/0", description="Remote CIDR, e.g. 10.0.0.0/8.", pattern=CIDR_PATTERN)
-    portRangeMin: int | None = Field(default=None, description="First port, 1 to 65535; none for icmp.", ge=1, le=65535)
-    portRangeMax: int | None = Field(default=None, description="Last port, 1 to 65535; none for icmp.", ge=1, le=65535)
+    remoteIPPrefix: str = Field(
+        default="0.0.0.0/0", description="Remote CIDR, e.g. 10.0.0.0/8.", pattern=CIDR_PATTERN
+    )
+    portRangeMin: int | None = Field(
+        default=None, description="First port, 1 to 65535; none for icmp.", ge=1, le=65535
+    )
+    portRangeMax: int | None = Field(
+        default=None, description="Last port, 1 to 65535; none for icmp.", ge=1, le=65535
+    )
 
     def to_wire(self) -> wire.AddFirewallRuleRequest:
         return wire.AddFirewallRuleRequest(
@@ -132,24 +148,44 @@ RULE_VALIDATIONS = [
 
 class BarrackInstanceSpec(CommonSpec):
     region: wire.Region = Field(description="Barrack region; immutable.")
-    gpuModel: str = Field(description="GPU model, e.g. A40 or H100-SXM5-80GB; immutable.", json_schema_extra={"enum": list(wire.GPU_MODELS)})
-    gpuCount: int = Field(default=1, description="GPUs: 1, 2, 4 or 8; immutable.", json_schema_extra={"enum": list(wire.GPU_COUNTS)})
-    imageId: str | None = Field(default=None, description="OS image to boot from (one of imageId, bootVolumeRef); immutable.")
-    bootVolumeRef: LocalRef | None = Field(
-        default=None, description="A bootable BarrackVolume to boot from (one of imageId, bootVolumeRef); immutable."
+    gpuModel: str = Field(
+        description="GPU model, e.g. A40 or H100-SXM5-80GB; immutable.",
+        json_schema_extra={"enum": list(wire.GPU_MODELS)},
     )
-    sshKeyRefs: list[LocalRef] = Field(description="BarrackSSHKeys installed on the instance; at least one.", min_length=1)
-    startupScript: str | None = Field(default=None, description="Barrack startup script id run at first boot.")
+    gpuCount: int = Field(
+        default=1,
+        description="GPUs: 1, 2, 4 or 8; immutable.",
+        json_schema_extra={"enum": list(wire.GPU_COUNTS)},
+    )
+    imageId: str | None = Field(
+        default=None, description="OS image to boot from (one of imageId, bootVolumeRef); immutable."
+    )
+    bootVolumeRef: LocalRef | None = Field(
+        default=None,
+        description="A bootable BarrackVolume to boot from (one of imageId, bootVolumeRef); immutable.",
+    )
+    sshKeyRefs: list[LocalRef] = Field(
+        description="BarrackSSHKeys installed on the instance; at least one.", min_length=1
+    )
+    startupScript: str | None = Field(
+        default=None, description="Barrack startup script id run at first boot."
+    )
     cloudInit: str | None = Field(default=None, description="cloud-init user data.")
     publicIP: bool = Field(default=True, description="Give the instance a public IP address.")
     powerState: PowerState = Field(default=PowerState.RUNNING, description="Running, Stopped or Hibernated.")
-    securityRules: list[RuleSpec] = Field(default_factory=list, description="Instance security rules, kept as a set.")
+    securityRules: list[RuleSpec] = Field(
+        default_factory=list, description="Instance security rules, kept as a set."
+    )
 
 
 class BarrackFirewallSpec(CommonSpec):
-    region: wire.Region = Field(description="Barrack region; immutable. Only instances of this region attach.")
+    region: wire.Region = Field(
+        description="Barrack region; immutable. Only instances of this region attach."
+    )
     description: str = Field(default="", description="Up to 255 characters.", max_length=255)
-    rules: list[RuleSpec] = Field(default_factory=list, description="Rules, kept as a set (added and removed).")
+    rules: list[RuleSpec] = Field(
+        default_factory=list, description="Rules, kept as a set (added and removed)."
+    )
     instanceRefs: list[LocalRef] = Field(
         default_factory=list, description="BarrackInstances to attach the firewall to (they must be ACTIVE)."
     )
@@ -176,14 +212,18 @@ class Condition(Model):
     reason: str = Field(description="CamelCase reason, e.g. DetachBlocked.")
     message: str = Field(default="", description="What is happening and what to do next.")
     lastTransitionTime: str = Field(description="When status last changed.")
-    observedGeneration: int | None = Field(default=None, description="metadata.generation this was computed for.")
+    observedGeneration: int | None = Field(
+        default=None, description="metadata.generation this was computed for."
+    )
 
 
 class CommonStatus(Model):
     id: str | None = Field(default=None, description="Barrack id of the managed resource.")
     state: str | None = Field(default=None, description="Barrack's own state word, e.g. ACTIVE or AVAILABLE.")
     observedGeneration: int | None = Field(default=None, description="Last metadata.generation reconciled.")
-    conditions: list[Condition] = Field(default_factory=list, description="Ready, Synced (and Attached on volumes).")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready, Synced (and Attached on volumes)."
+    )
 
 
 class BarrackVolumeStatus(CommonStatus):
@@ -194,11 +234,15 @@ class BarrackVolumeStatus(CommonStatus):
 class BarrackInstanceStatus(CommonStatus):
     publicIP: str | None = Field(default=None, description="Public IP address.")
     privateIP: str | None = Field(default=None, description="Private IP address.")
-    powerState: str | None = Field(default=None, description="Running, Stopped, Hibernated or the transition underway.")
+    powerState: str | None = Field(
+        default=None, description="Running, Stopped, Hibernated or the transition underway."
+    )
 
 
 class BarrackFirewallStatus(CommonStatus):
-    attachedInstanceIds: list[str] = Field(default_factory=list, description="Instances the firewall is attached to.")
+    attachedInstanceIds: list[str] = Field(
+        default_factory=list, description="Instances the firewall is attached to."
+    )
     ruleIds: list[str] = Field(default_factory=list, description="Barrack ids of the rules.")
 
 

@@ -26,7 +26,9 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
     spec = specs.BarrackSSHKeySpec.model_validate(obj.spec)
 
     async def create() -> wire.SSHKey:
-        return await ctx.client.create_ssh_key(wire.CreateSSHKeyRequest(name=obj.barrack_name, public_key=spec.publicKey))
+        return await ctx.client.create_ssh_key(
+            wire.CreateSSHKeyRequest(name=obj.barrack_name, public_key=spec.publicKey)
+        )
 
     try:
         found = await ensure_exists(ctx, obj, lambda: ctx.inventory.ssh_keys, ctx.client.get_ssh_key, create)
@@ -38,7 +40,9 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
     if found.created:
         out.note("Created", f"Created Barrack SSH key {key.id}")
     if key.public_key.split()[:2] != spec.publicKey.split()[:2]:
-        return blocked(out, Reason.INVALID_SPEC, f"SSH key {key.id} on Barrack holds another public key", ctx.timing)
+        return blocked(
+            out, Reason.INVALID_SPEC, f"SSH key {key.id} on Barrack holds another public key", ctx.timing
+        )
     out.conditions.append(Condition(READY, True, Reason.AVAILABLE, f"SSH key {key.id} is registered."))
     synced(out)
     out.requeue_after = ctx.timing.drift_interval

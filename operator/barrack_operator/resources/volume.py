@@ -105,11 +105,21 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
         return failed(out, error, ctx.timing)
     volume: wire.Volume = found.item
     out.watch.add(id_key(volume.id))
-    out.status = {"id": volume.id, "state": volume.status, "sizeGB": volume.size_gb, "attachedInstanceId": volume.instance_id}
+    out.status = {
+        "id": volume.id,
+        "state": volume.status,
+        "sizeGB": volume.size_gb,
+        "attachedInstanceId": volume.instance_id,
+    }
     if found.created:
         out.note("Created", f"Created Barrack volume {volume.id}")
     if volume.region != spec.region:
-        return blocked(out, Reason.INVALID_SPEC, f"volume {volume.id} is in {volume.region}, the spec says {spec.region}", ctx.timing)
+        return blocked(
+            out,
+            Reason.INVALID_SPEC,
+            f"volume {volume.id} is in {volume.region}, the spec says {spec.region}",
+            ctx.timing,
+        )
     if wire.is_transitional(VS, volume.status):
         if volume.instance_id:
             out.watch.add(id_key(volume.instance_id))
@@ -117,7 +127,11 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
     try:
         return await _converge(ctx, obj, spec, volume, target_instance, out)
     except PreconditionFailed as error:
-        reason = Reason.DETACH_BLOCKED if volume.instance_id and volume.instance_id != target_instance else Reason.ATTACH_BLOCKED
+        reason = (
+            Reason.DETACH_BLOCKED
+            if volume.instance_id and volume.instance_id != target_instance
+            else Reason.ATTACH_BLOCKED
+        )
         return failed(out, error, ctx.timing, blocked=reason)
     except (BarrackError, MissingApiKey) as error:
         return failed(out, error, ctx.timing)
@@ -133,7 +147,12 @@ async def _converge(
 ) -> Outcome:
     if spec.sizeGB > volume.size_gb:
         if not wire.VolumeType(volume.volume_type).advanced:
-            return blocked(out, Reason.INVALID_SPEC, f"{volume.volume_type} volumes cannot be resized: only NVMe and HDD grow", ctx.timing)
+            return blocked(
+                out,
+                Reason.INVALID_SPEC,
+                f"{volume.volume_type} volumes cannot be resized: only NVMe and HDD grow",
+                ctx.timing,
+            )
         ctx.inventory.record(await ctx.client.resize_volume(volume.id, spec.sizeGB))
         out.note("Resizing", f"Growing volume {volume.id} from {volume.size_gb} to {spec.sizeGB} GB")
         return _progressing(out, ctx, f"resizing to {spec.sizeGB} GB")
@@ -141,7 +160,9 @@ async def _converge(
     current = volume.instance_id
     if current == target:
         out.conditions.append(_attached_condition(current, ctx))
-        out.conditions.append(Condition(READY, True, Reason.AVAILABLE, f"Volume {volume.id} is {volume.status}."))
+        out.conditions.append(
+            Condition(READY, True, Reason.AVAILABLE, f"Volume {volume.id} is {volume.status}.")
+        )
         synced(out)
         out.requeue_after = ctx.timing.drift_interval
         return out
@@ -154,7 +175,9 @@ async def _converge(
         if why is not None:
             return blocked(out, Reason.DETACH_BLOCKED, why, ctx.timing)
         await ctx.client.detach_volumes(current, [volume.id])
-        out.note("Detaching", f"Detaching volume {volume.id} from instance {_instance_label(current, instance)}")
+        out.note(
+            "Detaching", f"Detaching volume {volume.id} from instance {_instance_label(current, instance)}"
+        )
         return _progressing(out, ctx, "detaching")
 
     assert target is not None
@@ -164,8 +187,12 @@ async def _converge(
         try:
             instance = await ctx.client.get_instance(target)
         except NotFound:
-            out.conditions.append(Condition(ATTACHED, False, Reason.ATTACH_BLOCKED, f"instance {target} does not exist"))
-            return blocked(out, Reason.REFERENCE_NOT_READY, f"instance {target} does not exist on Barrack", ctx.timing)
+            out.conditions.append(
+                Condition(ATTACHED, False, Reason.ATTACH_BLOCKED, f"instance {target} does not exist")
+            )
+            return blocked(
+                out, Reason.REFERENCE_NOT_READY, f"instance {target} does not exist on Barrack", ctx.timing
+            )
         ctx.inventory.record(instance)
     if instance.region != volume.region:
         message = (
@@ -200,7 +227,9 @@ def _attached_condition(instance_id: str | None, ctx: Context) -> Condition:
     if instance_id is None:
         return Condition(ATTACHED, False, Reason.DETACHED, "The volume is not attached.")
     instance = ctx.inventory.instances.items.get(instance_id)
-    return Condition(ATTACHED, True, Reason.ATTACHED, f"Attached to instance {_instance_label(instance_id, instance)}.")
+    return Condition(
+        ATTACHED, True, Reason.ATTACHED, f"Attached to instance {_instance_label(instance_id, instance)}."
+    )
 
 
 def _progressing(out: Outcome, ctx: Context, what: str) -> Outcome:
