@@ -205,6 +205,34 @@ def waiting_on_state(outcome: Outcome, kind: str, state: str, timing: Timing) ->
     return outcome
 
 
+def progressing(out: Outcome, timing: Timing, what: str) -> Outcome:
+    """The operator asked Barrack for a change and looks again soon."""
+    out.conditions.append(Condition(READY, False, Reason.PROGRESSING, f"Barrack is {what}."))
+    synced(out)
+    out.requeue_after = timing.transition_requeue
+    return out
+
+
+async def finalize_guarded(
+    ctx: Context, obj: ObjectView, steps: Callable[[Outcome], Awaitable[Outcome]]
+) -> Outcome:
+    """The deletion frame every kind shares: Retain lets go at once; otherwise ``steps`` runs, a
+    404 means done, and any refusal keeps the finalizer (``done`` stays False) with its reason."""
+    out = Outcome()
+    if obj.spec.get("deletionPolicy") == "Retain":
+        out.done = True
+        return out
+    try:
+        return await steps(out)
+    except NotFound:
+        out.done = True
+        return out
+    except PreconditionFailed as error:
+        return failed(out, error, ctx.timing, blocked=Reason.DELETION_BLOCKED)
+    except (BarrackError, MissingApiKey) as error:
+        return failed(out, error, ctx.timing)
+
+
 def ref_key(kind: str, namespace: str, name: str) -> str:
     return f"k8s:{kind}/{namespace}/{name}"
 

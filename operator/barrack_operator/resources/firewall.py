@@ -4,7 +4,7 @@ every instance before deleting."""
 
 from __future__ import annotations
 
-from barrack_operator.barrack import BarrackError, NotFound, PreconditionFailed
+from barrack_operator.barrack import BarrackError, PreconditionFailed
 from barrack_operator.barrack import models as wire
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.conditions import READY, Condition, Reason
@@ -15,6 +15,7 @@ from barrack_operator.resources.common import (
     Outcome,
     ensure_exists,
     failed,
+    finalize_guarded,
     find_for_deletion,
     id_key,
     ref_key,
@@ -117,11 +118,7 @@ async def _converge(
 
 
 async def finalize(ctx: Context, obj: ObjectView) -> Outcome:
-    out = Outcome()
-    if obj.spec.get("deletionPolicy") == specs.DeletionPolicy.RETAIN:
-        out.done = True
-        return out
-    try:
+    async def steps(out: Outcome) -> Outcome:
         firewall = await find_for_deletion(ctx, obj, lambda: ctx.inventory.firewalls, ctx.client.get_firewall)
         if firewall is None:
             out.done = True
@@ -134,10 +131,5 @@ async def finalize(ctx: Context, obj: ObjectView) -> Outcome:
         out.note("Deleted", f"Deleted Barrack firewall {firewall.id}")
         out.done = True
         return out
-    except NotFound:
-        out.done = True
-        return out
-    except PreconditionFailed as error:
-        return failed(out, error, ctx.timing, blocked=Reason.DELETION_BLOCKED)
-    except (BarrackError, MissingApiKey) as error:
-        return failed(out, error, ctx.timing)
+
+    return await finalize_guarded(ctx, obj, steps)

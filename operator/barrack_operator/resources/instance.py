@@ -8,7 +8,7 @@ from HIBERNATED. A move that needs two steps (SHUTOFF to HIBERNATED) takes the f
 
 from __future__ import annotations
 
-from barrack_operator.barrack import BarrackError, NotFound, PreconditionFailed
+from barrack_operator.barrack import BarrackError, PreconditionFailed
 from barrack_operator.barrack import models as wire
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.conditions import READY, Condition, Reason
@@ -20,8 +20,10 @@ from barrack_operator.resources.common import (
     blocked,
     ensure_exists,
     failed,
+    finalize_guarded,
     find_for_deletion,
     id_key,
+    progressing,
     ref_key,
     synced,
     waiting_on_state,
@@ -152,11 +154,11 @@ async def _converge(
             "PowerStateChanged",
             f"Instance {instance.name} ({instance.id}) is {current}, the spec asks {spec.powerState}: {action} requested",
         )
-        return _progressing(out, ctx, f"moving the instance toward {wanted} ({action})")
+        return progressing(out, ctx.timing, f"moving the instance toward {wanted} ({action})")
     if current == IS.ACTIVE and (instance.public_ip is not None) != spec.publicIP:
         ctx.inventory.record(await ctx.client.set_public_ip(instance.id, spec.publicIP))
         out.note("PublicIPChanged", f"Public IP {'enabled' if spec.publicIP else 'disabled'}")
-        return _progressing(out, ctx, "changing the public IP")
+        return progressing(out, ctx.timing, "changing the public IP")
     add, remove = security_rule_plan(spec.securityRules, instance.security_rules)
     for rule in add:
         await ctx.client.add_security_rule(instance.id, rule)
@@ -165,7 +167,7 @@ async def _converge(
     if add or remove:
         ctx.inventory.nudge()
         out.note("SecurityRulesChanged", f"Security rules: {len(add)} added, {len(remove)} removed")
-        return _progressing(out, ctx, "updating security rules")
+        return progressing(out, ctx.timing, "updating security rules")
     out.conditions.append(
         Condition(READY, True, Reason.AVAILABLE, f"Instance {instance.id} is {instance.status}.")
     )
@@ -174,19 +176,8 @@ async def _converge(
     return out
 
 
-def _progressing(out: Outcome, ctx: Context, what: str) -> Outcome:
-    out.conditions.append(Condition(READY, False, Reason.PROGRESSING, f"Barrack is {what}."))
-    synced(out)
-    out.requeue_after = ctx.timing.transition_requeue
-    return out
-
-
 async def finalize(ctx: Context, obj: ObjectView) -> Outcome:
-    out = Outcome()
-    if obj.spec.get("deletionPolicy") == specs.DeletionPolicy.RETAIN:
-        out.done = True
-        return out
-    try:
+    async def steps(out: Outcome) -> Outcome:
         instance = await find_for_deletion(ctx, obj, lambda: ctx.inventory.instances, ctx.client.get_instance)
         if instance is None:
             out.done = True
@@ -195,13 +186,7 @@ async def finalize(ctx: Context, obj: ObjectView) -> Outcome:
         if wire.is_transitional(IS, instance.status):
             return waiting_on_state(out, "instance", instance.status, ctx.timing)
         await ctx.client.delete_instance(instance.id)
-        ctx.inventory.nudge()
         out.note("Deleting", f"Deleting Barrack instance {instance.id}")
         return waiting_on_state(out, "instance", IS.DELETING, ctx.timing)
-    except NotFound:
-        out.done = True
-        return out
-    except PreconditionFailed as error:
-        return failed(out, error, ctx.timing, blocked=Reason.DELETION_BLOCKED)
-    except (BarrackError, MissingApiKey) as error:
-        return failed(out, error, ctx.timing)
+
+    return await finalize_guarded(ctx, obj, steps)

@@ -3,7 +3,7 @@ instance uses it, which is DeletionBlocked until that instance goes)."""
 
 from __future__ import annotations
 
-from barrack_operator.barrack import BarrackError, NotFound, PreconditionFailed
+from barrack_operator.barrack import BarrackError
 from barrack_operator.barrack import models as wire
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.conditions import READY, Condition, Reason
@@ -15,6 +15,7 @@ from barrack_operator.resources.common import (
     blocked,
     ensure_exists,
     failed,
+    finalize_guarded,
     find_for_deletion,
     id_key,
     synced,
@@ -50,21 +51,12 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
 
 
 async def finalize(ctx: Context, obj: ObjectView) -> Outcome:
-    out = Outcome()
-    if obj.spec.get("deletionPolicy") == specs.DeletionPolicy.RETAIN:
-        out.done = True
-        return out
-    try:
+    async def steps(out: Outcome) -> Outcome:
         key = await find_for_deletion(ctx, obj, lambda: ctx.inventory.ssh_keys, ctx.client.get_ssh_key)
         if key is not None:
             await ctx.client.delete_ssh_key(key.id)
             ctx.inventory.ssh_keys.items.pop(key.id, None)
         out.done = True
         return out
-    except NotFound:
-        out.done = True
-        return out
-    except PreconditionFailed as error:
-        return failed(out, error, ctx.timing, blocked=Reason.DELETION_BLOCKED)
-    except (BarrackError, MissingApiKey) as error:
-        return failed(out, error, ctx.timing)
+
+    return await finalize_guarded(ctx, obj, steps)

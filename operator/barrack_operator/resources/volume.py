@@ -20,8 +20,10 @@ from barrack_operator.resources.common import (
     blocked,
     ensure_exists,
     failed,
+    finalize_guarded,
     find_for_deletion,
     id_key,
+    progressing,
     ref_key,
     synced,
     waiting_on_state,
@@ -155,7 +157,7 @@ async def _converge(
             )
         ctx.inventory.record(await ctx.client.resize_volume(volume.id, spec.sizeGB))
         out.note("Resizing", f"Growing volume {volume.id} from {volume.size_gb} to {spec.sizeGB} GB")
-        return _progressing(out, ctx, f"resizing to {spec.sizeGB} GB")
+        return progressing(out, ctx.timing, f"resizing to {spec.sizeGB} GB")
 
     current = volume.instance_id
     if current == target:
@@ -178,7 +180,7 @@ async def _converge(
         out.note(
             "Detaching", f"Detaching volume {volume.id} from instance {_instance_label(current, instance)}"
         )
-        return _progressing(out, ctx, "detaching")
+        return progressing(out, ctx.timing, "detaching")
 
     assert target is not None
     out.watch.add(id_key(target))
@@ -220,7 +222,7 @@ async def _converge(
         out.conditions.append(Condition(ATTACHED, False, Reason.ATTACH_BLOCKED, error.message))
         raise
     out.note("Attaching", f"Attaching volume {volume.id} to instance {_instance_label(target, instance)}")
-    return _progressing(out, ctx, "attaching")
+    return progressing(out, ctx.timing, "attaching")
 
 
 def _attached_condition(instance_id: str | None, ctx: Context) -> Condition:
@@ -232,21 +234,11 @@ def _attached_condition(instance_id: str | None, ctx: Context) -> Condition:
     )
 
 
-def _progressing(out: Outcome, ctx: Context, what: str) -> Outcome:
-    out.conditions.append(Condition(READY, False, Reason.PROGRESSING, f"Barrack is {what}."))
-    synced(out)
-    out.requeue_after = ctx.timing.transition_requeue
-    return out
-
-
 async def finalize(ctx: Context, obj: ObjectView) -> Outcome:
     """Deletion: Retain leaves the volume; Delete detaches (under the same preconditions), deletes,
     and is done only once Barrack no longer lists the volume."""
-    out = Outcome()
-    if obj.spec.get("deletionPolicy") == specs.DeletionPolicy.RETAIN:
-        out.done = True
-        return out
-    try:
+
+    async def steps(out: Outcome) -> Outcome:
         volume = await find_for_deletion(ctx, obj, lambda: ctx.inventory.volumes, ctx.client.get_volume)
         if volume is None:
             out.done = True
@@ -261,15 +253,9 @@ async def finalize(ctx: Context, obj: ObjectView) -> Outcome:
                 return blocked(out, Reason.DELETION_BLOCKED, f"deletion waits: {why}", ctx.timing)
             await ctx.client.detach_volumes(volume.instance_id, [volume.id])
             out.note("Detaching", f"Detaching volume {volume.id} before deleting it")
-            return _progressing(out, ctx, "detaching before deletion")
+            return progressing(out, ctx.timing, "detaching before deletion")
         await ctx.client.delete_volume(volume.id)
-        ctx.inventory.nudge()
         out.note("Deleting", f"Deleting Barrack volume {volume.id}")
         return waiting_on_state(out, "volume", VS.DELETING, ctx.timing)
-    except NotFound:
-        out.done = True
-        return out
-    except PreconditionFailed as error:
-        return failed(out, error, ctx.timing, blocked=Reason.DELETION_BLOCKED)
-    except (BarrackError, MissingApiKey) as error:
-        return failed(out, error, ctx.timing)
+
+    return await finalize_guarded(ctx, obj, steps)
