@@ -8,7 +8,7 @@ from HIBERNATED. A move that needs two steps (SHUTOFF to HIBERNATED) takes the f
 
 from __future__ import annotations
 
-from barrack_operator.barrack import BarrackError, PreconditionFailed
+from barrack_operator.barrack import BarrackError
 from barrack_operator.barrack import models as wire
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.conditions import READY, Condition, Reason
@@ -107,8 +107,6 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
         return blocked(
             out, Reason.REFERENCE_NOT_READY, f"{exc}; the instance is created once it is", ctx.timing
         )
-    except PreconditionFailed as error:
-        return failed(out, error, ctx.timing)
     except (BarrackError, MissingApiKey) as error:
         return failed(out, error, ctx.timing)
     instance: wire.VMInstance = found.item
