@@ -7,12 +7,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,25 +18,11 @@ import pytest
 import yaml
 
 from barrack_operator.devcluster import ControlPlane
-from barrack_operator.devcluster.cluster import free_port
+from barrack_operator.devcluster.stack import OperatorProcess, SimProcess, operator_env, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "integration-key-9d41b7c2"
 SSH_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGludGVncmF0aW9uLWtleQ== ops@example"
-CLI = [sys.executable, "-m", "barrack_operator.cli"]
-
-
-def wait_for(
-    predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.3, what: str = "condition"
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value: {last!r}")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -111,85 +94,8 @@ def kube(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Kube:
     return Kube(control_plane, name)
 
 
-@dataclass
-class Sim:
-    url: str
-    process: subprocess.Popen[bytes]
-
-    @property
-    def api(self) -> str:
-        return f"{self.url}/api"
-
-    def admin(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.url}/_sim/{path}", data=data, method="POST" if data is not None else "GET"
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None, key: str = API_KEY) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.api}{path}",
-            data=data,
-            method=method,
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
-
-    def inventory(self) -> dict[str, Any]:
-        return self.admin("inventory")  # type: ignore[no-any-return]
-
-    def calls(self) -> dict[str, int]:
-        return self.admin("calls")  # type: ignore[no-any-return]
-
-    def image(self, region: str = "US-1") -> str:
-        return str(self.call("GET", f"/os-images/?region={region}")["os_images"][0]["id"])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def start_sim(tmp_path: Path, *extra: str) -> Sim:
-    port = free_port()
-    log = (tmp_path / f"sim-{port}.log").open("wb")
-    process = subprocess.Popen(
-        [
-            *CLI,
-            "sim",
-            "--port",
-            str(port),
-            "--api-key",
-            API_KEY,
-            "--transition-seconds",
-            "1",
-            "--seed",
-            "3",
-            *extra,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    sim = Sim(f"http://127.0.0.1:{port}", process)
-    wait_for(lambda: _healthy(sim), 30, what="simulator")
-    return sim
-
-
-def _healthy(sim: Sim) -> bool:
-    try:
-        return bool(sim.admin("healthz")["ok"])
-    except OSError:
-        return False
+Sim = SimProcess
+Operator = OperatorProcess
 
 
 @pytest.fixture
@@ -199,39 +105,9 @@ def sim_args() -> list[str]:
 
 @pytest.fixture
 def sim(tmp_path: Path, sim_args: list[str]) -> Iterator[Sim]:
-    simulator = start_sim(tmp_path, *sim_args)
+    simulator = SimProcess.start(tmp_path, API_KEY, *sim_args)
     yield simulator
-    _stop(simulator.process)
-
-
-@dataclass
-class Operator:
-    log_path: Path
-    env: dict[str, str]
-    args: list[str]
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [*CLI, "run", *self.args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self.env,
-            start_new_session=True,
-        )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            _stop(self.process)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    simulator.stop()
 
 
 @pytest.fixture
@@ -241,26 +117,23 @@ def api_key_file(tmp_path: Path) -> Path:
     return path
 
 
+OPERATOR_SETTINGS = {
+    "POLL_INTERVAL": "0.5",
+    "IDLE_POLL_INTERVAL": "3",
+    "DRIFT_INTERVAL": "5",
+    "BLOCKED_REQUEUE": "2",
+    "REQUESTS_PER_SECOND": "50",
+    "LOG_LEVEL": "debug",
+}
+
+
 @pytest.fixture
 def operator(
     kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Operator]:
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(kube.plane.kubeconfig),
-        "BARRACK_API_URL": sim.api,
-        "BARRACK_API_KEY_FILE": str(api_key_file),
-        "BARRACK_POLL_INTERVAL": "0.5",
-        "BARRACK_IDLE_POLL_INTERVAL": "3",
-        "BARRACK_DRIFT_INTERVAL": "5",
-        "BARRACK_BLOCKED_REQUEUE": "2",
-        "BARRACK_REQUESTS_PER_SECOND": "50",
-        "BARRACK_LOG_LEVEL": "debug",
-    }
-    env.pop("BARRACK_API_KEY", None)
-    op = Operator(
+    op = OperatorProcess(
         tmp_path / "operator.log",
-        env,
+        operator_env(kube.plane.kubeconfig, sim.api, api_key_file, **OPERATOR_SETTINGS),
         ["--namespace", kube.namespace, "--liveness-port", "0", "--metrics-port", "0"],
     )
     op.start()
