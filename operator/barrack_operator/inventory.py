@@ -9,14 +9,18 @@ are woken at once rather than at their next timer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from barrack_operator.barrack import BarrackClient, BarrackError
 from barrack_operator.barrack import models as wire
+from barrack_operator.barrack.client import PAGE_LIMIT
+from barrack_operator.barrack.routes import ROUTES
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey)
@@ -54,6 +58,10 @@ class Snapshot(Generic[T]):
 
 class Inventory:
     KINDS = ("volumes", "instances", "firewalls", "ssh_keys")
+    LISTING_SHARE = 0.25
+    """At most this share of the rate limit goes to fast listings; a large account is listed less often."""
+    LISTING_SHARE_QUEUED = 0.05
+    """The share while mutations queue for the rate limit: they are the work, listings only report it."""
 
     def __init__(
         self,
@@ -77,6 +85,8 @@ class Inventory:
         self.last_poll_finished: float | None = None
         self._polled = asyncio.Condition()
         self._nudge = asyncio.Event()
+        self._wanted: set[str] = set()
+        self._due: dict[str, float] = dict.fromkeys(self.KINDS, 0.0)
         self.polled_once = asyncio.Event()
 
     # Reads ---------------------------------------------------------------------------------------
@@ -88,40 +98,39 @@ class Inventory:
     def age(self) -> float | None:
         return None if self.last_poll_finished is None else self._clock() - self.last_poll_finished
 
-    def nudge(self) -> None:
-        """Ask for the next poll soon (after a mutation, or when an object waits on a transition)."""
+    def nudge(self, kinds: Iterable[str] | None = None) -> None:
+        """Ask for a listing of these kinds (default: all) soon: after a mutation, or when an object
+        waits on a transition. Nudges within one fast interval are gathered into one listing."""
+        self._wanted.update(self.KINDS if kinds is None else kinds)
         self._nudge.set()
 
     def record(self, item: wire.Volume | wire.VMInstance | wire.Firewall | wire.SSHKey) -> None:
         """Fold a resource a mutation returned into the index, so the next read sees it."""
-        if isinstance(item, wire.Volume):
-            self.volumes.items[item.id] = item
-        elif isinstance(item, wire.VMInstance):
-            self.instances.items[item.id] = item
-        elif isinstance(item, wire.Firewall):
-            self.firewalls.items[item.id] = item
-        else:
-            self.ssh_keys.items[item.id] = item
-        self.nudge()
+        kind = _KIND_OF[type(item)]
+        getattr(self, kind).items[item.id] = item
+        self.nudge([kind])
 
-    async def wait_fresh(self, since: float, timeout: float = 120.0) -> None:
-        """Wait until every kind has been listed by a poll that started after ``since``; a create
-        after an ambiguous failure must see Barrack as it is now before it repeats itself."""
-        self.nudge()
+    async def wait_fresh(
+        self, since: float, timeout: float = 120.0, kinds: Iterable[str] | None = None
+    ) -> None:
+        """Wait until these kinds (default: all) have been listed by a poll that started after
+        ``since``; a create after an ambiguous failure must see Barrack as it is now before it
+        repeats itself."""
+        wanted = tuple(self.KINDS if kinds is None else kinds)
+        self.nudge(wanted)
         async with self._polled:
             await asyncio.wait_for(
                 self._polled.wait_for(
-                    lambda: all(
-                        getattr(self, k).ok and getattr(self, k).started_at > since for k in self.KINDS
-                    )
+                    lambda: all(getattr(self, k).ok and getattr(self, k).started_at > since for k in wanted)
                 ),
                 timeout,
             )
 
     # Polling -------------------------------------------------------------------------------------
 
-    async def poll_once(self) -> set[str]:
-        """List every kind; returns the ids that changed or vanished since the previous poll."""
+    async def poll_once(self, kinds: Iterable[str] | None = None) -> set[str]:
+        """List these kinds (default: all); returns the ids that changed or vanished since the
+        previous listing of their kind."""
         changed: set[str] = set()
         sources: dict[
             str, Callable[[], AsyncIterator[wire.Volume | wire.VMInstance | wire.Firewall | wire.SSHKey]]
@@ -131,10 +140,10 @@ class Inventory:
             "firewalls": self.client.iter_firewalls,
             "ssh_keys": self.client.iter_ssh_keys,
         }
-        for kind, source in sources.items():
+        for kind in self.KINDS if kinds is None else kinds:
             started = self._clock()
             try:
-                items = {item.id: item async for item in source()}
+                items = {item.id: item async for item in sources[kind]()}
             except BarrackError as error:
                 self.last_error = error
                 log.warning("Barrack inventory poll of %s failed: %s", kind, error)
@@ -151,21 +160,71 @@ class Inventory:
             self._polled.notify_all()
         return changed
 
-    def _busy(self) -> bool:
-        return any(getattr(self, k).transitional(k) for k in self.KINDS)
+    def fast_gap(self, kind: str) -> float:
+        """The least time between two listings of a kind: the fast interval, stretched so that
+        listing a large account takes no more than LISTING_SHARE of the rate limit."""
+        pages = max(1, math.ceil(len(getattr(self, kind).items) / PAGE_LIMIT))
+        limiter = self.client.limiter
+        share = self.LISTING_SHARE_QUEUED if limiter.waiting else self.LISTING_SHARE
+        return max(self.fast_interval, pages / (share * limiter.rate))
+
+    def _next_listing(self, kind: str, started: float) -> float:
+        snapshot: Snapshot[wire.Volume] = getattr(self, kind)
+        busy = not snapshot.ok or snapshot.transitional(kind)
+        return started + (self.fast_gap(kind) if busy else self.slow_interval)
+
+    def _due_kinds(self, now: float) -> list[str]:
+        due = []
+        for kind in self.KINDS:
+            last = getattr(self, kind).started_at
+            nudged = kind in self._wanted and now >= last + self.fast_gap(kind)
+            if now >= self._due[kind] or nudged:
+                due.append(kind)
+        return due
+
+    def _sleep_until(self, now: float) -> float:
+        wake = [self._due[k] for k in self.KINDS]
+        wake += [getattr(self, k).started_at + self.fast_gap(k) for k in self._wanted]
+        return max(0.0, min(wake) - now)
 
     async def run(self) -> None:
-        """Poll until cancelled."""
+        """Poll until cancelled: each kind on its own schedule (fast while anything of it moves,
+        slow when it is steady, sooner when nudged)."""
         while True:
+            now = self._clock()
+            kinds = self._due_kinds(now)
+            if kinds:
+                self._wanted.difference_update(kinds)
+                changed = await self.poll_once(kinds)
+                for kind in kinds:
+                    failed = getattr(self, kind).started_at < now
+                    self._due[kind] = now + self.fast_interval if failed else self._next_listing(kind, now)
+                if changed and self._on_change is not None:
+                    result = self._on_change(changed)
+                    if asyncio.iscoroutine(result):
+                        await result
+                continue
             self._nudge.clear()
-            changed = await self.poll_once()
-            if changed and self._on_change is not None:
-                result = self._on_change(changed)
-                if asyncio.iscoroutine(result):
-                    await result
-            interval = self.fast_interval if (self._busy() or self.last_error) else self.slow_interval
-            try:
-                await asyncio.wait_for(self._nudge.wait(), interval)
-                await asyncio.sleep(min(self.fast_interval, 0.5))  # gather a burst of nudges into one poll
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._nudge.wait(), self._sleep_until(now))
+
+
+def kinds_touched(route_name: str) -> set[str]:
+    """The inventory kinds a mutation may change: its own, and volumes for instance operations
+    (attach, detach, delete) and instances for firewall ones (attach)."""
+    segment = ROUTES[route_name].path.strip("/").split("/")[0]
+    return set(_AFFECTS.get(segment, ()))
+
+
+_AFFECTS = {
+    "volumes": ("volumes",),
+    "instances": ("instances", "volumes"),
+    "firewalls": ("firewalls", "instances"),
+    "ssh-keys": ("ssh_keys",),
+}
+_KIND_OF: dict[type, str] = {
+    wire.Volume: "volumes",
+    wire.VMInstance: "instances",
+    wire.Firewall: "firewalls",
+    wire.SSHKey: "ssh_keys",
+}

@@ -15,6 +15,8 @@ RATE_LIMIT_WAIT = Gauge(
     "barrack_rate_limiter_wait_seconds_total", "Seconds callers waited for the rate limiter."
 )
 
+RATE_LIMIT_QUEUE = Gauge("barrack_rate_limiter_queued", "Calls waiting for the rate limiter now.")
+
 
 def observe_barrack_call(route: str, code: str, seconds: float) -> None:
     BARRACK_CALLS.labels(route, code).inc()
@@ -25,3 +27,4 @@ def watch_inventory(inventory: Inventory) -> None:
     INVENTORY_AGE.set_function(lambda: inventory.age() or 0.0)
     limiter = inventory.client.limiter
     RATE_LIMIT_WAIT.set_function(lambda: limiter.total_wait_seconds)
+    RATE_LIMIT_QUEUE.set_function(lambda: limiter.waiting)

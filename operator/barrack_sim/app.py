@@ -9,8 +9,9 @@ import asyncio
 import itertools
 import json
 import math
-from collections import Counter
-from collections.abc import Awaitable, Callable
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from barrack_sim.errors import Invalid, SimError, Unauthenticated
 from barrack_sim.faults import FaultInjector
 
 MAX_PAGE_LIMIT = 100
+ARRIVALS_KEPT = 200_000
 Handler = Callable[[Request, Account], Awaitable[dict[str, Any]]]
 
 
@@ -36,6 +38,8 @@ class Simulator:
     api_keys: set[str]
     faults: FaultInjector = field(default_factory=FaultInjector)
     calls: Counter[tuple[str, int]] = field(default_factory=Counter)
+    arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=ARRIVALS_KEPT))
+    """When each recent Barrack request arrived (monotonic seconds), to measure the peak rate."""
 
     def __post_init__(self) -> None:
         self._request_ids = itertools.count(1)
@@ -273,6 +277,7 @@ def _endpoint(sim: Simulator, name: str, handler: Handler) -> Callable[[Request]
     mutating = not ROUTES[name].is_read
 
     async def endpoint(request: Request) -> Response:
+        sim.arrivals.append(time.monotonic())
         response = await _serve(request)
         sim.calls[(name, response.status_code)] += 1
         return response
@@ -302,9 +307,23 @@ def _endpoint(sim: Simulator, name: str, handler: Handler) -> Callable[[Request]
     return endpoint
 
 
+def peak_rate(arrivals: Iterable[float], window: float = 1.0) -> int:
+    """The most requests that arrived within any ``window`` seconds (a sliding, half-open window)."""
+    times = sorted(arrivals)
+    best, first = 0, 0
+    for last, at in enumerate(times):
+        while times[first] <= at - window:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
+
+
 def _admin_routes(sim: Simulator) -> list[Route]:
     async def calls(_: Request) -> Response:
         return JSONResponse({f"{name} {status}": n for (name, status), n in sorted(sim.calls.items())})
+
+    async def rate(_: Request) -> Response:
+        return JSONResponse({"requests": len(sim.arrivals), "max_per_second": peak_rate(sim.arrivals)})
 
     async def inventory(_: Request) -> Response:
         a = sim.account
@@ -367,6 +386,7 @@ def _admin_routes(sim: Simulator) -> list[Route]:
 
     return [
         Route("/calls", calls, methods=["GET"]),
+        Route("/rate", rate, methods=["GET"]),
         Route("/inventory", inventory, methods=["GET"]),
         Route("/faults", faults, methods=["GET", "POST"]),
         Route("/config", config, methods=["GET", "POST"]),

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import math
 import random
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -11,7 +13,7 @@ from typing import Any
 @dataclass
 class FaultConfig:
     rate_limit_rps: float = 0.0
-    """Requests per second accepted on the Barrack routes; 0 is no limit. Past it: 429 + Retry-After."""
+    """Requests accepted in any one second on the Barrack routes; 0 is no limit. Past it: 429 + Retry-After."""
     error_rate: float = 0.0
     """Share of Barrack requests answered 500 without acting."""
     commit_then_fail_rate: float = 0.0
@@ -37,27 +39,29 @@ class FaultInjector:
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
-        self._tokens = 0.0
-        self._updated: float | None = None
+        self._admitted: deque[float] = deque()
 
     def reseed(self, seed: int) -> None:
         self.seed = seed
         self._rng = random.Random(seed)
 
     def retry_after(self, now: float) -> float | None:
-        """None when the request may pass the rate limit, else the seconds to wait."""
+        """None when the request may pass the rate limit, else the seconds until it would.
+
+        The limit is a sliding window: at most ``rate`` requests in any one second (for rates below
+        one a second, one request per ``1 / rate`` seconds), as "R requests per second" reads."""
         rate = self.config.rate_limit_rps
         if rate <= 0:
             return None
-        if self._updated is None:
-            self._updated, self._tokens = now, 1.0
-        self._tokens = min(1.0, self._tokens + (now - self._updated) * rate)
-        self._updated = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        window = 1.0 if rate >= 1 else 1.0 / rate
+        allowed = max(1, math.floor(rate * window))
+        while self._admitted and self._admitted[0] <= now - window:
+            self._admitted.popleft()
+        if len(self._admitted) < allowed:
+            self._admitted.append(now)
             return None
         self.injected["429"] += 1
-        return (1.0 - self._tokens) / rate
+        return self._admitted[0] + window - now
 
     def fail_before(self) -> bool:
         hit = self._rng.random() < self.config.error_rate

@@ -202,23 +202,47 @@ async def test_connection_refused_is_api_unavailable_and_not_sent() -> None:
 
 async def test_rate_limiter_spaces_calls() -> None:
     now = [0.0]
-    limiter = RateLimiter(rate=10, burst=1, clock=lambda: now[0])
     sleeps: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:
         sleeps.append(seconds)
         now[0] += seconds
 
-    original = asyncio.sleep
-    asyncio.sleep = fake_sleep  # type: ignore[assignment]
-    try:
-        for _ in range(5):
-            await limiter.acquire()
-        limiter.pause_for(3.0)
+    limiter = RateLimiter(rate=10, burst=1, clock=lambda: now[0], sleep=fake_sleep)
+    for _ in range(5):
         await limiter.acquire()
-    finally:
-        asyncio.sleep = original
+    limiter.pause_for(3.0)
+    await limiter.acquire()
     assert sum(sleeps) == pytest.approx(0.4 + 3.0, abs=1e-6)
+
+
+async def test_rate_limiter_serves_urgent_callers_before_queued_ones() -> None:
+    limiter = RateLimiter(rate=50, burst=1)
+    order: list[str] = []
+
+    async def call(name: str, urgent: bool = False) -> None:
+        await limiter.acquire(urgent=urgent)
+        order.append(name)
+
+    queued = [asyncio.create_task(call(f"create-{i}")) for i in range(10)]
+    await asyncio.sleep(0)  # the creates are queued first
+    listing = asyncio.create_task(call("list", urgent=True))
+    await asyncio.gather(*queued, listing)
+    await limiter.close()
+    # The first create held the only token; the listing goes next, ahead of the nine still queued.
+    assert order[:2] == ["create-0", "list"]
+    assert order[2:] == [f"create-{i}" for i in range(1, 10)]
+
+
+async def test_rate_limiter_skips_cancelled_waiters() -> None:
+    limiter = RateLimiter(rate=100, burst=1)
+    await limiter.acquire()
+    gone = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)
+    gone.cancel()
+    await asyncio.wait_for(limiter.acquire(), 1.0)
+    assert limiter.waiting == 0
+    await limiter.close()
 
 
 def test_states_compare_case_insensitively() -> None:

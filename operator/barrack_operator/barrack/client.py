@@ -85,6 +85,7 @@ class BarrackClient:
         self.calls: Counter[tuple[str, str]] = Counter()
 
     async def aclose(self) -> None:
+        await self.limiter.close()
         await self._http.aclose()
 
     async def __aenter__(self) -> BarrackClient:
@@ -126,7 +127,7 @@ class BarrackClient:
         params: dict[str, Any] | None,
         path: dict[str, str],
     ) -> R:
-        await self.limiter.acquire()
+        await self.limiter.acquire(urgent=route.is_read)
         key = self._api_key.get()
         sent = MUTATIONS.get()
         if sent is not None and not route.is_read:

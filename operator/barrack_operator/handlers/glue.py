@@ -24,7 +24,7 @@ def register(
         await runtime.run_object(kind, reconcile, body, stopped)
 
     @kopf.on.event(*resource, registry=registry)
-    def observe(body: kopf.Body, type: str | None, **_: Any) -> None:
+    async def observe(body: kopf.Body, type: str | None, **_: Any) -> None:  # async: no thread hop
         runtime.on_event(kind, dict(body), type)
 
     @kopf.on.delete(*resource, registry=registry, id=f"finalize-{kind.singular}", retries=None, backoff=2.0)

@@ -20,7 +20,7 @@ from barrack_operator.barrack import ApiKeySource, BarrackClient
 from barrack_operator.barrack.client import MUTATIONS
 from barrack_operator.barrack.routes import ROUTES
 from barrack_operator.conditions import READY, SYNCED, Condition, Reason, merge_conditions
-from barrack_operator.inventory import Inventory
+from barrack_operator.inventory import Inventory, kinds_touched
 from barrack_operator.kube import StatusWriter
 from barrack_operator.resources.common import (
     Context,
@@ -49,6 +49,7 @@ class Registry:
     owners: dict[str, str] = field(default_factory=dict)
     dependents: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     wakers: dict[str, asyncio.Event] = field(default_factory=dict)
+    watching: dict[str, set[str]] = field(default_factory=dict)
 
     def get(self, kind: str, namespace: str, name: str) -> RefInfo | None:
         return self.objects.get((kind, namespace, name))
@@ -81,10 +82,18 @@ class Registry:
         )
 
     def watch(self, uid: str, keys: set[str]) -> None:
-        for waiting in self.dependents.values():
-            waiting.discard(uid)
+        self._unwatch(uid)
+        self.watching[uid] = set(keys)
         for key in keys:
             self.dependents[key].add(uid)
+
+    def _unwatch(self, uid: str) -> None:
+        for key in self.watching.pop(uid, ()):
+            waiting = self.dependents.get(key)
+            if waiting is not None:
+                waiting.discard(uid)
+                if not waiting:
+                    del self.dependents[key]
 
     def waker(self, uid: str) -> asyncio.Event:
         return self.wakers.setdefault(uid, asyncio.Event())
@@ -95,8 +104,7 @@ class Registry:
 
     def forget(self, uid: str) -> None:
         self.wakers.pop(uid, None)
-        for waiting in self.dependents.values():
-            waiting.discard(uid)
+        self._unwatch(uid)
 
 
 class Runtime:
@@ -130,7 +138,7 @@ class Runtime:
         )
         self.status_writer: StatusWriter | None = None
         self._poller: asyncio.Task[None] | None = None
-        self._mutated_at: dict[str, float] = {}
+        self._mutated: dict[str, tuple[float, set[str]]] = {}
         self._last_warning: dict[str, str] = {}
 
     async def start(self) -> None:
@@ -150,7 +158,7 @@ class Runtime:
     def _observe_call(self, route: str, code: str, seconds: float) -> None:
         metrics.observe_barrack_call(route, code, seconds)
         if not ROUTES[route].is_read:
-            self.inventory.nudge()
+            self.inventory.nudge(kinds_touched(route))
 
     def _on_inventory_change(self, ids: set[str]) -> None:
         for barrack_id in ids:
@@ -194,8 +202,7 @@ class Runtime:
         sent: list[str] = []
         MUTATIONS.set(sent)
         outcome = await self._reconcile_guarded(reconcile, obj)
-        if sent:
-            self._mutated_at[obj.uid] = started
+        self._remember_mutations(obj.uid, started, sent)
         metrics.RECONCILE_SECONDS.labels(kind.kind).observe(time.monotonic() - started)
         self.registry.watch(obj.uid, outcome.watch)
         if outcome.status.get("id"):
@@ -203,13 +210,19 @@ class Runtime:
         await self.write(kind, body, obj, outcome)
         return outcome
 
+    def _remember_mutations(self, uid: str, started: float, routes: list[str]) -> None:
+        if routes:
+            self._mutated[uid] = (started, set().union(*(kinds_touched(r) for r in routes)))
+
     async def _see_own_mutations(self, uid: str) -> None:
-        """After this object's last reconcile changed something on Barrack, wait for a listing that
-        shows the change, so the next plan is not made from the view before it."""
-        mutated_at = self._mutated_at.pop(uid, None)
-        if mutated_at is not None:
+        """After this object's last reconcile changed something on Barrack, wait for a listing of
+        what it changed that shows the change, so the next plan is not made from the view before it."""
+        mutated = self._mutated.pop(uid, None)
+        if mutated is not None:
+            since, kinds = mutated
+            wait = 10 * max(self.inventory.fast_gap(kind) for kind in kinds)
             with contextlib.suppress(TimeoutError):
-                await self.inventory.wait_fresh(mutated_at, timeout=self.settings.poll_interval * 10)
+                await self.inventory.wait_fresh(since, timeout=wait, kinds=kinds)
 
     async def _reconcile_guarded(self, reconcile: Reconciler, obj: ObjectView) -> Outcome:
         if not self.inventory.ready:
@@ -255,8 +268,7 @@ class Runtime:
         MUTATIONS.set(sent)
         started = time.monotonic()
         outcome = await self._reconcile_guarded(finalizer, obj)
-        if sent:
-            self._mutated_at[obj.uid] = started
+        self._remember_mutations(obj.uid, started, sent)
         await self.write(kind, body, obj, outcome)
         if not outcome.done:
             message = next(
@@ -267,7 +279,7 @@ class Runtime:
             )
         self.context.memory.forget(obj.uid)
         self.registry.forget(obj.uid)
-        self._mutated_at.pop(obj.uid, None)
+        self._mutated.pop(obj.uid, None)
         self._last_warning.pop(obj.uid, None)
 
 

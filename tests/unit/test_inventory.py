@@ -1,0 +1,68 @@
+"""The inventory lists each kind on its own schedule, and the simulator's rate limit is a sliding
+window that the benchmark's peak-rate figure measures the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from barrack_operator.barrack import models as m
+from barrack_operator.inventory import Inventory, kinds_touched
+from barrack_sim.app import Simulator, peak_rate
+from barrack_sim.faults import FaultConfig, FaultInjector
+from tests.unit.conftest import make_client
+
+
+def test_peak_rate_counts_a_sliding_half_open_window() -> None:
+    assert peak_rate([]) == 0
+    assert peak_rate([0.0, 0.5, 0.99, 1.0, 1.5]) == 3  # (0.0, 1.0] holds 0.5, 0.99, 1.0
+    assert peak_rate([i / 16 for i in range(64)]) == 16  # evenly spaced at 16 a second
+
+
+def test_simulator_rate_limit_admits_rate_requests_in_any_second() -> None:
+    faults = FaultInjector(FaultConfig(rate_limit_rps=5))
+    admitted = [t / 10 for t in range(30) if faults.retry_after(t / 10) is None]
+    assert peak_rate(admitted) == 5
+    assert faults.injected["429"] == 30 - len(admitted)
+    retry = faults.retry_after(3.0)
+    assert retry is None or retry > 0
+
+
+def test_mutations_name_the_kinds_they_change() -> None:
+    assert kinds_touched("create_volume") == {"volumes"}
+    assert kinds_touched("detach_volumes") == {"instances", "volumes"}
+    assert kinds_touched("attach_firewall") == {"firewalls", "instances"}
+    assert kinds_touched("delete_ssh_key") == {"ssh_keys"}
+
+
+async def test_a_nudged_kind_is_listed_alone_and_steady_kinds_wait_for_the_slow_interval(
+    sim: Simulator,
+) -> None:
+    async with make_client(sim) as client:
+        inventory = Inventory(client, fast_interval=0.05, slow_interval=3600)
+        poller = asyncio.create_task(inventory.run())
+        await asyncio.wait_for(inventory.polled_once.wait(), 5)
+        await asyncio.sleep(0.1)
+        first = dict(sim.calls)
+        volume = await client.create_volume(
+            m.CreateVolumeRequest(name="one", region="US-1", size_gb=100, volume_type="NVMe")
+        )
+        since = time.monotonic()
+        inventory.record(volume)
+        await inventory.wait_fresh(since, timeout=5, kinds=["volumes"])
+        await asyncio.sleep(0.2)
+        poller.cancel()
+        listed = {
+            route: n - first.get((route, 200), 0) for (route, code), n in sim.calls.items() if code == 200
+        }
+    assert listed["list_volumes"] >= 1
+    assert listed.get("list_ssh_keys", 0) == 0 and listed.get("list_firewalls", 0) == 0
+
+
+def test_fast_listings_of_a_large_account_are_spread_out(sim: Simulator) -> None:
+    client = make_client(sim, requests_per_second=20)
+    inventory = Inventory(client, fast_interval=2.0)
+    assert inventory.fast_gap("volumes") == 2.0
+    inventory.volumes.items = {f"v{i}": None for i in range(2000)}  # type: ignore[misc]
+    # 20 pages a listing, at most a quarter of 20 requests a second: one listing every 4 s.
+    assert inventory.fast_gap("volumes") == 4.0
