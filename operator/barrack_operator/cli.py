@@ -48,8 +48,7 @@ def _run(args: argparse.Namespace) -> int:
         return kopf.login_via_client(**kwargs)  # the kubernetes client's kubeconfig / in-cluster logic
 
     @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        glue.configure(settings)
+    async def startup(**_: Any) -> None:
         await runtime.start()
 
     @kopf.on.cleanup(registry=registry)
@@ -59,9 +58,12 @@ def _run(args: argparse.Namespace) -> int:
     kinds.install(registry, runtime)
     namespaces = settings.namespaces or ([] if settings.all_namespaces else ["default"])
     liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
+    operator_settings = kopf.OperatorSettings()
+    glue.configure(operator_settings)  # before kopf starts: its watchers read these at once
     asyncio.run(
         kopf.operator(
             registry=registry,
+            settings=operator_settings,
             standalone=True,
             clusterwide=settings.all_namespaces,
             namespaces=[] if settings.all_namespaces else namespaces,

@@ -42,10 +42,13 @@ class StatusWriter:
         )
 
     def _headers(self) -> dict[str, str]:
+        """The merge-patch content type and the client's credentials headers (a bearer token from the
+        kubeconfig, or the in-cluster token, which the client re-reads as it rotates)."""
         headers = {"Content-Type": "application/merge-patch+json"}
-        token = self._configuration.get_api_key_with_prefix("authorization")
-        if token:
-            headers["Authorization"] = token
+        settings: dict[str, Any] = dict(self._configuration.auth_settings())
+        for setting in settings.values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
         return headers
 
     async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> bool:

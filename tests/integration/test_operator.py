@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import API_KEY, Kube, Operator, Sim, instance, ssh_key, volume, wait_for
+from tests.integration.scenarios import barrack_volume, create_attach_blocked_detach_delete
 
 pytestmark = pytest.mark.integration
 
@@ -18,38 +19,8 @@ def _ready_instance(kube: Kube, sim: Sim, name: str = "web-1", **spec: Any) -> s
     return str(kube.get("binst", name)["status"]["id"])  # type: ignore[index]
 
 
-def _barrack_volume(sim: Sim, volume_id: str) -> dict[str, Any] | None:
-    return next((v for v in sim.inventory()["volumes"] if v["id"] == volume_id), None)
-
-
 def test_create_attach_blocked_detach_and_delete(kube: Kube, sim: Sim, operator: Operator) -> None:
-    kube.apply(ssh_key())
-    kube.apply(instance("web-1", sim.image()))
-    kube.apply(volume("data", instanceRef={"name": "web-1"}))
-    # While the instance is CREATING the instance is not Ready, with the state as the reason.
-    kube.wait_condition("binst", "web-1", "Ready", "False", reason="Creating")
-    kube.wait_condition("bvol", "data", "Attached", "True", timeout=60)
-    vol = kube.get("bvol", "data")["status"]  # type: ignore[index]
-    inst_id = kube.get("binst", "web-1")["status"]["id"]  # type: ignore[index]
-    assert vol["id"].startswith("BRK-") and vol["attachedInstanceId"] == inst_id
-    kube.wait_condition("bvol", "data", "Ready", "True")
-
-    # Detach while ACTIVE: blocked, with a message naming the instance, its state and the fix.
-    kube.patch("bvol", "data", [{"op": "remove", "path": "/spec/instanceRef"}], "json")
-    blocked = kube.wait_condition("bvol", "data", "Synced", "False", reason="DetachBlocked")
-    assert f"instance web-1 ({inst_id}) in SHUTOFF, it is ACTIVE" in blocked["message"]
-    assert "powerState: Stopped" in blocked["message"]
-    assert any(e["type"] == "Warning" and e["reason"] == "DetachBlocked" for e in kube.events("data"))
-    assert _barrack_volume(sim, vol["id"])["instance_id"] == inst_id  # type: ignore[index]
-    assert "detach_volumes 409" not in sim.calls()  # the pre-check spared the call
-
-    kube.patch("binst", "web-1", {"spec": {"powerState": "Stopped"}})
-    kube.wait_condition("bvol", "data", "Attached", "False", timeout=60)
-    kube.wait_condition("bvol", "data", "Synced", "True")
-    assert _barrack_volume(sim, vol["id"])["instance_id"] is None  # type: ignore[index]
-
-    kube.run("delete", "bvol", "data", "--timeout=60s")
-    assert _barrack_volume(sim, vol["id"]) is None
+    create_attach_blocked_detach_delete(kube, sim)
 
 
 def test_delete_while_attached_waits_for_shutoff(kube: Kube, sim: Sim, operator: Operator) -> None:
@@ -60,18 +31,18 @@ def test_delete_while_attached_waits_for_shutoff(kube: Kube, sim: Sim, operator:
     kube.run("delete", "bvol", "data", "--wait=false")
     kube.wait_condition("bvol", "data", "Synced", "False", reason="DeletionBlocked")
     assert kube.get("bvol", "data")["metadata"]["finalizers"] == ["barrack.ai/finalizer"]  # type: ignore[index]
-    assert _barrack_volume(sim, volume_id) is not None
+    assert barrack_volume(sim, volume_id) is not None
     kube.patch("binst", "web-1", {"spec": {"powerState": "Stopped"}})
     wait_for(lambda: kube.get("bvol", "data") is None, 60, what="the volume object to go")
-    assert _barrack_volume(sim, volume_id) is None
+    assert barrack_volume(sim, volume_id) is None
 
 
-def test_retain_keeps_the_barrack_volume(kube: Kube, sim: Sim, operator: Operator) -> None:
+def test_retain_keeps_thebarrack_volume(kube: Kube, sim: Sim, operator: Operator) -> None:
     kube.apply(volume("kept", deletionPolicy="Retain"))
     kube.wait_condition("bvol", "kept", "Ready", "True")
     volume_id = kube.get("bvol", "kept")["status"]["id"]  # type: ignore[index]
     kube.run("delete", "bvol", "kept", "--timeout=60s")
-    assert _barrack_volume(sim, volume_id) is not None
+    assert barrack_volume(sim, volume_id) is not None
 
 
 def test_region_mismatch_is_invalid_spec_and_no_attach_call(kube: Kube, sim: Sim, operator: Operator) -> None:

@@ -1,0 +1,294 @@
+"""The Helm chart and the plain manifests, against the real apiserver: lint, render with default and
+other values, server-side dry runs, an install, the schema's refusals, drift against crds/, and
+the RBAC proof: the operator run as the chart's ServiceAccount passes the volume scenario."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from barrack_operator.devcluster import ControlPlane
+from barrack_operator.devcluster.binaries import find_binary
+from barrack_operator.devcluster.stack import OperatorProcess, operator_env
+from tests.integration.conftest import OPERATOR_SETTINGS, ROOT, Kube, Sim
+from tests.integration.scenarios import create_attach_blocked_detach_delete
+
+pytestmark = pytest.mark.integration
+CHART = ROOT / "charts" / "barrack-operator"
+KUBE_VERSION = "1.34.4"
+# The least the operator needs. A rule added to the chart, or a verb, fails this table on purpose.
+LEAST_PRIVILEGE = [
+    {
+        "apiGroups": ["barrack.ai"],
+        "resources": ["barrackvolumes", "barrackinstances", "barrackfirewalls", "barracksshkeys"],
+        "verbs": ["get", "list", "watch", "patch"],
+    },
+    {
+        "apiGroups": ["barrack.ai"],
+        "resources": [
+            "barrackvolumes/status",
+            "barrackinstances/status",
+            "barrackfirewalls/status",
+            "barracksshkeys/status",
+        ],
+        "verbs": ["patch"],
+    },
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+]
+SERVICE_MONITOR_CRD = {  # the Prometheus operator's CRD, reduced to what a dry run of ours needs
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "names": {"kind": "ServiceMonitor", "plural": "servicemonitors", "singular": "servicemonitor"},
+        "scope": "Namespaced",
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                },
+            }
+        ],
+    },
+}
+
+
+def helm(
+    *args: str, plane: ControlPlane | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    kubeconfig = [f"--kubeconfig={plane.kubeconfig}"] if plane else []
+    return subprocess.run(
+        [str(find_binary("helm")), *args, *kubeconfig],
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
+    )
+
+
+def render(namespace: str, *values: str) -> list[dict[str, Any]]:
+    sets = [arg for value in values for arg in ("--set", value)]
+    out = helm(
+        "template", "barrack", str(CHART), "-n", namespace, "--kube-version", KUBE_VERSION, *sets
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def dry_run(kube: Kube, docs: list[dict[str, Any]]) -> str:
+    text = yaml.safe_dump_all(docs)
+    result = kube.plane.kubectl("apply", "--dry-run=server", "-f", "-", input_text=text, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def test_chart_crds_are_the_repository_crds() -> None:
+    ours = {p.name: p.read_text() for p in (ROOT / "crds").glob("*.yaml")}
+    charted = {p.name: p.read_text() for p in (CHART / "crds").glob("*.yaml")}
+    assert charted == ours, "charts/barrack-operator/crds differs from crds/: run `make crds`"
+
+
+def test_deploy_is_rendered_from_the_chart() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "render-deploy.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_helm_lint_strict() -> None:
+    for values in ([], ["--set", "apiKey.existingSecret=barrack-api-key", "--set", "watchNamespaces={a,b}"]):
+        result = helm("lint", "--strict", str(CHART), *values, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_default_render_is_hardened_and_applies(kube: Kube) -> None:
+    docs = render(kube.namespace, "apiKey.value=not-a-real-key")
+    deployment = by_kind(docs, "Deployment")[0]
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    context = container["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"]
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    # The key is a mounted file; no env value carries it or references the Secret.
+    env = {e["name"]: e for e in container["env"]}
+    assert env["BARRACK_API_KEY_FILE"]["value"].startswith("/etc/barrack/")
+    assert all("valueFrom" not in e for e in container["env"])
+    assert "not-a-real-key" not in yaml.safe_dump(deployment)
+    assert env["BARRACK_ALL_NAMESPACES"]["value"] == "true"
+    assert [r["rules"] for r in by_kind(docs, "ClusterRole")] == [LEAST_PRIVILEGE]
+    assert by_kind(docs, "Service")[0]["spec"]["ports"][0]["name"] == "metrics"
+    out = dry_run(kube, docs)
+    assert "deployment.apps/barrack-barrack-operator created (server dry run)" in out
+
+
+def test_other_values_render_namespaced_roles_and_apply(kube: Kube) -> None:
+    for ns in ("team-a", "team-b"):
+        kube.plane.kubectl("create", "namespace", f"{kube.namespace}-{ns}"[:63], check=False)
+    kube.plane.kubectl("apply", "-f", "-", input_text=yaml.safe_dump(SERVICE_MONITOR_CRD))
+    kube.plane.kubectl("wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com")
+    watched = [f"{kube.namespace}-{ns}"[:63] for ns in ("team-a", "team-b")]
+    docs = render(
+        kube.namespace,
+        "apiKey.existingSecret=my-barrack-key",
+        "apiKey.secretKey=token",
+        f"watchNamespaces={{{','.join(watched)}}}",
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.service.type=NodePort",
+        "logging.level=debug",
+        "logging.format=plain",
+        "rateLimit.requestsPerSecond=2.5",
+        "polling.idleInterval=45",
+        "resources.limits.memory=512Mi",
+        "serviceAccount.name=barrack-sa",
+    )
+    assert not by_kind(docs, "Secret") and not by_kind(docs, "ClusterRole")
+    roles = by_kind(docs, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(watched)
+    assert all(r["rules"] == LEAST_PRIVILEGE for r in roles)
+    container = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["BARRACK_NAMESPACES"] == ",".join(watched) and "BARRACK_ALL_NAMESPACES" not in env
+    assert env["BARRACK_API_KEY_FILE"] == "/etc/barrack/token"
+    assert by_kind(docs, "ServiceMonitor")
+    dry_run(kube, docs)
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        ("rateLimit.burst=0", "/rateLimit/burst"),
+        ("logging.level=verbose", "/logging/level"),
+        ("apiUrl=not a url", "/apiUrl"),
+        ("metrics.port=70000", "/metrics/port"),
+        ("watchNamespaces={Bad_Name}", "/watchNamespaces/0"),
+        ("replicaCount=2", "replicaCount"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+    ],
+)
+def test_schema_refuses_a_wrong_value_naming_it(value: str, field: str) -> None:
+    result = helm(
+        "template",
+        "x",
+        str(CHART),
+        "--kube-version",
+        KUBE_VERSION,
+        "--set",
+        "apiKey.value=k",
+        "--set",
+        value,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert field in result.stderr, result.stderr
+
+
+def test_missing_api_key_is_refused_with_the_fix() -> None:
+    result = helm("template", "x", str(CHART), "--kube-version", KUBE_VERSION, check=False)
+    assert result.returncode != 0 and "apiKey.existingSecret" in result.stderr
+
+
+def test_helm_install_and_uninstall(kube: Kube) -> None:
+    release = f"b{abs(hash(kube.namespace)) % 10**6}"
+    installed = helm(
+        "install",
+        release,
+        str(CHART),
+        "-n",
+        kube.namespace,
+        "--set",
+        "apiKey.value=install-test-key",
+        "--set",
+        f"watchNamespaces={{{kube.namespace}}}",
+        plane=kube.plane,
+    )
+    assert "STATUS: deployed" in installed.stdout
+    assert "kubectl get barrack" in installed.stdout  # NOTES.txt
+    assert kube.run("get", "deployment", f"{release}-barrack-operator").returncode == 0
+    assert kube.run("get", "role", f"{release}-barrack-operator").returncode == 0
+    helm("uninstall", release, "-n", kube.namespace, plane=kube.plane)
+    assert kube.run("get", "deployment", f"{release}-barrack-operator", check=False).returncode != 0
+
+
+def test_plain_manifests_apply(control_plane: ControlPlane) -> None:
+    result = control_plane.kubectl("apply", "-f", str(ROOT / "deploy"))
+    assert "deployment.apps/barrack-operator" in result.stdout
+    samples = control_plane.kubectl(
+        "apply", "--dry-run=server", "-n", "default", "-f", str(ROOT / "deploy" / "samples")
+    )
+    for kind in ("barracksshkey", "barrackinstance", "barrackvolume", "barrackfirewall"):
+        assert f"{kind}.barrack.ai/" in samples.stdout
+
+
+@pytest.fixture
+def service_account_kubeconfig(kube: Kube, tmp_path: Path) -> Iterator[Path]:
+    """The chart's ServiceAccount and namespaced RBAC, and a kubeconfig with that account's token."""
+    docs = render(kube.namespace, "apiKey.value=unused", f"watchNamespaces={{{kube.namespace}}}")
+    rbac = [d for d in docs if d["kind"] in {"ServiceAccount", "Role", "RoleBinding"}]
+    kube.run("apply", "-f", "-", input_text=yaml.safe_dump_all(rbac))
+    account = by_kind(docs, "ServiceAccount")[0]["metadata"]["name"]
+    token = kube.run("create", "token", account, "--duration=1h").stdout.strip()
+    config = kube.plane.kubeconfig_dict()
+    config["users"] = [{"name": "operator", "user": {"token": token}}]
+    config["contexts"] = [{"name": "operator", "context": {"cluster": "barrack-dev", "user": "operator"}}]
+    config["current-context"] = "operator"
+    path = tmp_path / "operator-kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    yield path
+
+
+def test_rbac_proof_operator_as_the_chart_service_account(
+    kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path, service_account_kubeconfig: Path
+) -> None:
+    # The account may do no more than the chart grants: e.g. it cannot read Secrets.
+    def can_i(*what: str) -> str:
+        kubectl = [
+            str(find_binary("kubectl")),
+            f"--kubeconfig={service_account_kubeconfig}",
+            "-n",
+            kube.namespace,
+        ]
+        return subprocess.run(
+            [*kubectl, "auth", "can-i", *what], capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    assert can_i("patch", "barrackvolumes/status") == "yes"
+    denied = can_i("get", "secrets")
+    assert denied == "no"
+    op = OperatorProcess(
+        tmp_path / "operator.log",
+        operator_env(service_account_kubeconfig, sim.api, api_key_file, **OPERATOR_SETTINGS),
+        ["--namespace", kube.namespace, "--liveness-port", "0", "--metrics-port", "0"],
+    )
+    op.start()
+    try:
+        create_attach_blocked_detach_delete(kube, sim)
+    except BaseException:
+        print(op.log()[-20000:])
+        raise
+    finally:
+        op.stop()
+    log = op.log()
+    assert "403" not in log and "Forbidden" not in log, log[-5000:]
