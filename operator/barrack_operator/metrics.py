@@ -1,7 +1,9 @@
 """Prometheus metrics, served on the metrics port: Barrack calls by route and status, rate-limiter
-wait, reconcile duration by kind, and the inventory's age."""
+wait and queue, reconcile duration by kind, objects by kind and readiness, and the inventory's age."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -16,6 +18,7 @@ RATE_LIMIT_WAIT = Gauge(
 )
 
 RATE_LIMIT_QUEUE = Gauge("barrack_rate_limiter_queued", "Calls waiting for the rate limiter now.")
+OBJECTS = Gauge("barrack_objects", "Watched objects by kind and Ready condition.", ["kind", "ready"])
 
 
 def observe_barrack_call(route: str, code: str, seconds: float) -> None:
@@ -28,3 +31,15 @@ def watch_inventory(inventory: Inventory) -> None:
     limiter = inventory.client.limiter
     RATE_LIMIT_WAIT.set_function(lambda: limiter.total_wait_seconds)
     RATE_LIMIT_QUEUE.set_function(lambda: limiter.waiting)
+
+
+def watch_objects(kinds: Iterable[str], readiness: Callable[[], Iterable[tuple[str, bool]]]) -> None:
+    """Count the watched objects by kind and readiness each time the metrics are scraped;
+    ``readiness`` yields (kind, ready) for every watched object."""
+
+    def counter(kind: str, ready: bool) -> Callable[[], float]:
+        return lambda: float(sum(1 for k, r in readiness() if k == kind and r == ready))
+
+    for kind in kinds:
+        for ready in (True, False):
+            OBJECTS.labels(kind, str(ready).lower()).set_function(counter(kind, ready))

@@ -33,7 +33,7 @@ from barrack_operator.resources.common import (
     id_key,
     ref_key,
 )
-from barrack_operator.resources.kinds import Kind
+from barrack_operator.resources.kinds import KINDS, Kind
 from barrack_operator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,10 @@ class Runtime:
         self.status_writer = StatusWriter()
         self._poller = asyncio.create_task(self.inventory.run(), name="barrack-inventory")
         metrics.watch_inventory(self.inventory)
+        metrics.watch_objects(
+            [kind.kind for kind in KINDS],
+            lambda: [(kind, info.ready) for (kind, _, _), info in list(self.registry.objects.items())],
+        )
 
     async def stop(self) -> None:
         if self._poller is not None:
