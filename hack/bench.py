@@ -88,13 +88,6 @@ def metric(port: int, name: str) -> float:
     return math.nan
 
 
-def served(plane: ControlPlane) -> bool:
-    for plural in ("barrackvolumes", "barrackinstances", "barrackfirewalls", "barracksshkeys"):
-        if plane.kubectl("-n", NAMESPACE, "get", plural, check=False).returncode != 0:
-            return False
-    return True
-
-
 def barrack_calls(sim: SimProcess) -> int:
     return sum(sim.calls().values())
 
@@ -117,10 +110,8 @@ class Stack:
 
 
 def start_stack(args: argparse.Namespace, work: Path, plane: ControlPlane) -> Stack:
-    plane.apply_files(ROOT / "crds")
-    plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    plane.install_crds(ROOT / "crds")
     plane.kubectl("create", "namespace", NAMESPACE)
-    wait_for(lambda: served(plane), 60, what="the CRDs to be served")
     sim = SimProcess.start(
         work,
         API_KEY,

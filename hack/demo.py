@@ -84,8 +84,7 @@ def main() -> int:
     try:
         say("Starting etcd and kube-apiserver (no Docker needed)")
         plane.start()
-        plane.apply_files(ROOT / "crds")
-        plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        plane.install_crds(ROOT / "crds")
         say("Starting the Barrack simulator and the operator")
         sim = SimProcess.start(work, API_KEY, transition_seconds=4.0)
         key_file = work / "api-key"

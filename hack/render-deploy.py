@@ -18,12 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 
-from barrack_operator.devcluster.binaries import find_binary  # noqa: E402
+from barrack_operator.devcluster.binaries import KUBERNETES_VERSION, find_binary  # noqa: E402
 
 NAMESPACE = "barrack-system"
 RELEASE = "barrack-operator"
 SECRET = "barrack-api-key"
-KUBE_VERSION = "1.34.0"
 HEADER = "# Rendered from charts/barrack-operator by hack/render-deploy.py; do not edit by hand.\n"
 
 NAMESPACE_YAML = f"""{HEADER}apiVersion: v1
@@ -62,7 +61,7 @@ def render() -> dict[str, str]:
             "--namespace",
             NAMESPACE,
             "--kube-version",
-            KUBE_VERSION,
+            KUBERNETES_VERSION,
             "--set",
             f"apiKey.existingSecret={SECRET}",
         ],

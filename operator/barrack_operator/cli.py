@@ -154,7 +154,7 @@ def _dev_cluster(args: argparse.Namespace) -> int:
     try:
         crd_dir = Path(args.crds)
         if crd_dir.is_dir():
-            plane.apply_files(crd_dir)
+            plane.install_crds(crd_dir)
         path = plane.write_kubeconfig(Path(args.kubeconfig))
         print(path.read_text(), flush=True)
         print(f"# kube-apiserver on {plane.url}; kubeconfig written to {path}. Ctrl-C stops it.", flush=True)

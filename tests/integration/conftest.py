@@ -36,9 +36,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     plane = ControlPlane(work_dir=tmp_path_factory.mktemp("control-plane"))
     plane.start()
-    plane.apply_files(ROOT / "crds")
-    for kind in ("barrackvolumes", "barrackinstances", "barrackfirewalls", "barracksshkeys"):
-        plane.kubectl("wait", "--for=condition=Established", f"crd/{kind}.barrack.ai", "--timeout=60s")
+    plane.install_crds(ROOT / "crds")
     yield plane
     plane.stop()
 

@@ -14,14 +14,13 @@ import pytest
 import yaml
 
 from barrack_operator.devcluster import ControlPlane
-from barrack_operator.devcluster.binaries import find_binary
+from barrack_operator.devcluster.binaries import KUBERNETES_VERSION, find_binary
 from barrack_operator.devcluster.stack import OperatorProcess, operator_env
 from tests.integration.conftest import OPERATOR_SETTINGS, ROOT, Kube, Sim
 from tests.integration.scenarios import create_attach_blocked_detach_delete
 
 pytestmark = pytest.mark.integration
 CHART = ROOT / "charts" / "barrack-operator"
-KUBE_VERSION = "1.34.4"
 # The least the operator needs. A rule added to the chart, or a verb, fails this table on purpose.
 LEAST_PRIVILEGE = [
     {
@@ -79,7 +78,7 @@ def helm(
 def render(namespace: str, *values: str) -> list[dict[str, Any]]:
     sets = [arg for value in values for arg in ("--set", value)]
     out = helm(
-        "template", "barrack", str(CHART), "-n", namespace, "--kube-version", KUBE_VERSION, *sets
+        "template", "barrack", str(CHART), "-n", namespace, "--kube-version", KUBERNETES_VERSION, *sets
     ).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
@@ -194,7 +193,7 @@ def test_schema_refuses_a_wrong_value_naming_it(value: str, field: str) -> None:
         "x",
         str(CHART),
         "--kube-version",
-        KUBE_VERSION,
+        KUBERNETES_VERSION,
         "--set",
         "apiKey.value=k",
         "--set",
@@ -206,7 +205,7 @@ def test_schema_refuses_a_wrong_value_naming_it(value: str, field: str) -> None:
 
 
 def test_missing_api_key_is_refused_with_the_fix() -> None:
-    result = helm("template", "x", str(CHART), "--kube-version", KUBE_VERSION, check=False)
+    result = helm("template", "x", str(CHART), "--kube-version", KUBERNETES_VERSION, check=False)
     assert result.returncode != 0 and "apiKey.existingSecret" in result.stderr
 
 

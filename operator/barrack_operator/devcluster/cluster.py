@@ -237,3 +237,17 @@ class ControlPlane:
     def apply_files(self, *paths: Path) -> None:
         for path in paths:
             self.kubectl("apply", "--server-side", "-f", str(path))
+
+    def install_crds(self, directory: Path, timeout: float = 60.0) -> None:
+        """Apply the CRDs in ``directory`` and wait until each is Established and its objects can be
+        listed (right after Established the apiserver may still answer 429 "storage is
+        (re)initializing", which a watcher started then would meet)."""
+        self.apply_files(directory)
+        self.kubectl("wait", "--for=condition=Established", "crd", "--all", f"--timeout={timeout:.0f}s")
+        names = self.kubectl("get", "crd", "-o", "name").stdout.split()
+        resources = [name.removeprefix("customresourcedefinition.apiextensions.k8s.io/") for name in names]
+        deadline = time.monotonic() + timeout
+        while any(self.kubectl("get", r, "-A", check=False).returncode != 0 for r in resources):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"CRDs in {directory} were not served within {timeout:.0f}s")
+            time.sleep(0.2)
