@@ -16,6 +16,7 @@ second, one listing of every volume (100 a page) after the last create, and one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -25,7 +26,6 @@ import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "operator"))
 
 from barrack_operator.devcluster import ControlPlane  # noqa: E402
 from barrack_operator.devcluster.cluster import free_port  # noqa: E402
-from barrack_operator.devcluster.stack import OperatorProcess, SimProcess, operator_env, wait_for  # noqa: E402
+from barrack_operator.devcluster.stack import DevStack, SimProcess, dev_stack, wait_for  # noqa: E402
 
 API_KEY = "bench-key-5c0ffee"
 NAMESPACE = "bench"
@@ -101,25 +101,7 @@ def proc_figures(pid: int) -> tuple[float, float]:
     return hwm_kb / 1024, (int(fields[11]) + int(fields[12])) / ticks
 
 
-@dataclass
-class Stack:
-    plane: ControlPlane
-    sim: SimProcess
-    operator: OperatorProcess
-    metrics_port: int
-
-
-def start_stack(args: argparse.Namespace, work: Path, plane: ControlPlane) -> Stack:
-    plane.install_crds(ROOT / "crds")
-    plane.kubectl("create", "namespace", NAMESPACE)
-    sim = SimProcess.start(
-        work,
-        API_KEY,
-        *("--rate-limit", str(args.rps), "--balance", "100000000"),
-        transition_seconds=args.transition_seconds,
-    )
-    key_file = work / "api-key"
-    key_file.write_text(API_KEY)
+def start_stack(args: argparse.Namespace, work: Path) -> contextlib.AbstractContextManager[DevStack]:
     settings = {
         "REQUESTS_PER_SECOND": str(args.rps * args.headroom - args.burst),
         "BURST": str(args.burst),
@@ -127,18 +109,19 @@ def start_stack(args: argparse.Namespace, work: Path, plane: ControlPlane) -> St
         "IDLE_POLL_INTERVAL": str(args.idle_poll_interval),
         "LOG_LEVEL": "warning",
     }
-    metrics_port = free_port()
-    operator = OperatorProcess(
-        work / "operator.log",
-        operator_env(plane.kubeconfig, sim.api, key_file, **settings),
-        ["--namespace", NAMESPACE, "--liveness-port", "0", "--metrics-port", str(metrics_port)],
+    return dev_stack(
+        work,
+        ROOT / "crds",
+        API_KEY,
+        namespace=NAMESPACE,
+        sim_args=("--rate-limit", str(args.rps), "--balance", "100000000"),
+        transition_seconds=args.transition_seconds,
+        settings=settings,
+        metrics_port=args.metrics_port,
     )
-    operator.start()
-    wait_for(sim.calls, 60, what="the operator's first inventory poll")
-    return Stack(plane, sim, operator, metrics_port)
 
 
-def measure(args: argparse.Namespace, work: Path, stack: Stack) -> dict[str, float | int]:
+def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, float | int]:
     plane, sim = stack.plane, stack.sim
     manifests = write_manifests(work, args.n, args.apply_streams)
     calls_before = barrack_calls(sim)
@@ -153,7 +136,7 @@ def measure(args: argparse.Namespace, work: Path, stack: Stack) -> dict[str, flo
         if time.monotonic() - last_report > args.report_every:
             last_report = time.monotonic()
             created = sim.calls().get("create_volume 200", 0)
-            queued = metric(stack.metrics_port, "barrack_rate_limiter_queued")
+            queued = metric(args.metrics_port, "barrack_rate_limiter_queued")
             print(
                 f"  {last_report - started:6.1f}s  created {created:5d}  ready {count:5d}/{args.n}"
                 f"  queued {queued:5.0f}",
@@ -188,17 +171,10 @@ def measure(args: argparse.Namespace, work: Path, stack: Stack) -> dict[str, flo
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, float | int]:
-    plane = ControlPlane(work_dir=work / "control-plane")
-    plane.start()
-    stack: Stack | None = None
-    try:
-        stack = start_stack(args, work, plane)
+    args.metrics_port = free_port()
+    with start_stack(args, work) as stack:
+        wait_for(stack.sim.calls, 60, what="the operator's first inventory poll")
         return measure(args, work, stack)
-    finally:
-        if stack is not None:
-            stack.operator.stop()
-            stack.sim.stop()
-        plane.stop()
 
 
 def main() -> int:

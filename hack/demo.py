@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 
 from barrack_operator.devcluster import ControlPlane  # noqa: E402
-from barrack_operator.devcluster.stack import OperatorProcess, SimProcess, operator_env  # noqa: E402
+from barrack_operator.devcluster.stack import dev_stack  # noqa: E402
 
 API_KEY = "demo-key-not-secret"
 SAMPLE = ROOT / "deploy" / "samples" / "complete.yaml"
@@ -78,22 +78,10 @@ def follow_volume(plane: ControlPlane, until: Callable[[dict[str, dict[str, str]
 
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="barrack-demo-"))
-    plane = ControlPlane(work_dir=work / "control-plane")
-    sim: SimProcess | None = None
-    operator: OperatorProcess | None = None
-    try:
-        say("Starting etcd and kube-apiserver (no Docker needed)")
-        plane.start()
-        plane.install_crds(ROOT / "crds")
-        say("Starting the Barrack simulator and the operator")
-        sim = SimProcess.start(work, API_KEY, transition_seconds=4.0)
-        key_file = work / "api-key"
-        key_file.write_text(API_KEY)
-        env = operator_env(plane.kubeconfig, sim.api, key_file, POLL_INTERVAL="1", BLOCKED_REQUEUE="3")
-        operator = OperatorProcess(
-            work / "operator.log", env, ["--liveness-port", "0", "--metrics-port", "0"]
-        )
-        operator.start()
+    say("Starting etcd and kube-apiserver (no Docker needed), the Barrack simulator and the operator")
+    settings = {"POLL_INTERVAL": "1", "BLOCKED_REQUEUE": "3"}
+    with dev_stack(work, ROOT / "crds", API_KEY, transition_seconds=4.0, settings=settings) as stack:
+        plane, sim = stack.plane, stack.sim
         print(f"kubeconfig: {plane.kubeconfig}   simulator: {sim.url}   logs: {work}")
 
         say(f"kubectl apply -f {SAMPLE.relative_to(ROOT)}")
@@ -144,12 +132,6 @@ def main() -> int:
         print(f"Barrack resources left: {left or 'none'}")
         say("Done: stopping the operator, the simulator and the control plane")
         return 0
-    finally:
-        if operator is not None:
-            operator.stop()
-        if sim is not None:
-            sim.stop()
-        plane.stop()
 
 
 if __name__ == "__main__":

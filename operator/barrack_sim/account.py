@@ -89,6 +89,8 @@ class Account:
             (region.value, gpu): self.config.stock_per_model for region in m.Region for gpu in m.GPU_MODELS
         }
         self._pending: dict[str, Transition] = {}
+        self.created: list[tuple[str, str]] = []
+        """(id, name) of every volume, instance, firewall and SSH key ever created, in order."""
         self._public_ip_wanted: dict[str, bool] = {}
         self._ids = itertools.count(100001)
         for region in m.Region:
@@ -196,6 +198,7 @@ class Account:
             created_at=_now_iso(),
         )
         self.volumes[volume.id] = volume
+        self.created.append((volume.id, volume.name))
         self._schedule(volume.id, "create_volume", lambda: setattr(volume, "status", VS.AVAILABLE))
         return volume
 
@@ -363,6 +366,7 @@ class Account:
         self._public_ip_wanted[instance.id] = req.public_ip
         self.stock[(req.region, req.gpu_model)] -= req.gpu_count
         self.instances[instance.id] = instance
+        self.created.append((instance.id, instance.name))
         if boot_volume is not None:
             boot_volume.status = VS.ATTACHED
             boot_volume.instance_id = instance.id
@@ -472,6 +476,7 @@ class Account:
             created_at=_now_iso(),
         )
         self.firewalls[firewall.id] = firewall
+        self.created.append((firewall.id, firewall.name))
         self._schedule(firewall.id, "create_firewall", lambda: setattr(firewall, "status", FS.SUCCESS))
         return firewall
 
@@ -551,6 +556,7 @@ class Account:
             created_at=_now_iso(),
         )
         self.ssh_keys[key.id] = key
+        self.created.append((key.id, key.name))
         return key
 
     def delete_ssh_key(self, key_id: str) -> None:

@@ -338,6 +338,9 @@ def _admin_routes(sim: Simulator) -> list[Route]:
             }
         )
 
+    async def created(_: Request) -> Response:
+        return JSONResponse([{"id": i, "name": n} for i, n in sim.account.created])
+
     async def faults(request: Request) -> Response:
         if request.method == "POST":
             values = json.loads(await request.body() or b"{}")
@@ -388,6 +391,7 @@ def _admin_routes(sim: Simulator) -> list[Route]:
         Route("/calls", calls, methods=["GET"]),
         Route("/rate", rate, methods=["GET"]),
         Route("/inventory", inventory, methods=["GET"]),
+        Route("/created", created, methods=["GET"]),
         Route("/faults", faults, methods=["GET", "POST"]),
         Route("/config", config, methods=["GET", "POST"]),
         Route("/advance", advance, methods=["POST"]),

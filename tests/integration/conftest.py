@@ -22,6 +22,8 @@ from barrack_operator.devcluster.stack import OperatorProcess, SimProcess, opera
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "integration-key-9d41b7c2"
+WRONG_KEY = "wrong-key-7f3e0a55"
+SECRETS = (API_KEY, WRONG_KEY)
 SSH_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGludGVncmF0aW9uLWtleQ== ops@example"
 
 
@@ -83,13 +85,23 @@ class Kube:
 
 
 @pytest.fixture
-def kube(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Kube:
+def kube(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[Kube]:
+    """A fresh namespace. Afterwards, nothing in it (objects with their status, events) may hold
+    the API key."""
     name = (
         re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
         + f"-{os.getpid() % 1000}-{int(time.time() * 1000) % 100000}"
     )
     control_plane.kubectl("create", "namespace", name)
-    return Kube(control_plane, name)
+    kube = Kube(control_plane, name)
+    yield kube
+    assert_no_secret(kube.run("get", "events,barrack", "-o", "json").stdout, f"namespace {name}")
+
+
+def assert_no_secret(text: str, where: str) -> None:
+    """The API key (and a wrong key a test used) must never be written anywhere."""
+    for secret in SECRETS:
+        assert secret not in text, f"an API key appears in {where}"
 
 
 Sim = SimProcess
@@ -115,7 +127,7 @@ def api_key_file(tmp_path: Path) -> Path:
     return path
 
 
-OPERATOR_SETTINGS = {
+OPERATOR_SETTINGS: dict[str, str] = {
     "POLL_INTERVAL": "0.5",
     "IDLE_POLL_INTERVAL": "3",
     "DRIFT_INTERVAL": "5",
@@ -126,12 +138,26 @@ OPERATOR_SETTINGS = {
 
 
 @pytest.fixture
+def operator_settings() -> dict[str, str]:
+    """``BARRACK_*`` settings (without the prefix) of the ``operator`` fixture; a module overrides
+    this fixture to run the operator otherwise."""
+    return dict(OPERATOR_SETTINGS)
+
+
+@pytest.fixture
 def operator(
-    kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path, request: pytest.FixtureRequest
+    kube: Kube,
+    sim: Sim,
+    api_key_file: Path,
+    tmp_path: Path,
+    operator_settings: dict[str, str],
+    request: pytest.FixtureRequest,
 ) -> Iterator[Operator]:
+    """The operator at debug log level; afterwards its whole log (every start of it, tracebacks
+    included) may not hold the API key."""
     op = OperatorProcess(
         tmp_path / "operator.log",
-        operator_env(kube.plane.kubeconfig, sim.api, api_key_file, **OPERATOR_SETTINGS),
+        operator_env(kube.plane.kubeconfig, sim.api, api_key_file, **operator_settings),
         ["--namespace", kube.namespace, "--liveness-port", "0", "--metrics-port", "0"],
     )
     op.start()
@@ -140,6 +166,8 @@ def operator(
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
         print(f"\n----- operator log ({op.log_path}) -----\n{op.log()[-20000:]}")
+    assert "DEBUG" in op.log(), "the operator did not log at debug level"
+    assert_no_secret(op.log(), "the operator log")
 
 
 def ssh_key(name: str = "ops-key") -> dict[str, Any]:

@@ -6,7 +6,18 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import API_KEY, Kube, Operator, Sim, instance, ssh_key, volume, wait_for
+from tests.integration.conftest import (
+    API_KEY,
+    WRONG_KEY,
+    Kube,
+    Operator,
+    Sim,
+    assert_no_secret,
+    instance,
+    ssh_key,
+    volume,
+    wait_for,
+)
 from tests.integration.scenarios import barrack_volume, create_attach_blocked_detach_delete
 
 pytestmark = pytest.mark.integration
@@ -182,8 +193,7 @@ def test_lost_create_reply_is_found_by_name_not_created_twice(
 def test_wrong_key_is_unauthorized_without_crash_or_leak(
     kube: Kube, sim: Sim, operator: Operator, api_key_file: Any
 ) -> None:
-    wrong = "wrong-secret-key-77aa01"
-    api_key_file.write_text(wrong)
+    api_key_file.write_text(WRONG_KEY)
     kube.apply(ssh_key())
     kube.apply(volume("data"))
     kube.wait_condition("bvol", "data", "Synced", "False", reason="Unauthorized")
@@ -195,6 +205,6 @@ def test_wrong_key_is_unauthorized_without_crash_or_leak(
         kube.run("get", "barrack", "-o", "yaml").stdout,
     ]
     for text in texts:
-        assert wrong not in text and API_KEY not in text
+        assert_no_secret(text, "the log, events or status")
     api_key_file.write_text(API_KEY)  # the file is re-read: a fixed key heals without a restart
     kube.wait_condition("bvol", "data", "Ready", "True", timeout=90)

@@ -33,9 +33,19 @@ READY_TIMEOUT = 90.0
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (all held open together while they are chosen, so
+    the kernel cannot hand out one twice)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [
+            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)
+        ]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 @dataclass
@@ -47,6 +57,7 @@ class ControlPlane:
     log_dir: Path | None = None
     apiserver_port: int = 0
     etcd_port: int = 0
+    _etcd_peer_port: int = 0
     _owns_work_dir: bool = False
     _etcd: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _apiserver: subprocess.Popen[bytes] | None = field(default=None, repr=False)
@@ -67,8 +78,9 @@ class ControlPlane:
             self._owns_work_dir = True
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir = self.log_dir or self.work_dir
-        self.etcd_port = self.etcd_port or free_port()
-        self.apiserver_port = self.apiserver_port or free_port()
+        etcd_port, apiserver_port, self._etcd_peer_port = free_ports(3)
+        self.etcd_port = self.etcd_port or etcd_port
+        self.apiserver_port = self.apiserver_port or apiserver_port
         self.pki = pki_mod.generate(self.work_dir / "pki")
         self._start_etcd()
         self.start_apiserver()
@@ -82,7 +94,7 @@ class ControlPlane:
 
     def _start_etcd(self) -> None:
         assert self.work_dir is not None
-        peer = free_port()
+        peer = self._etcd_peer_port
         client_url = f"http://127.0.0.1:{self.etcd_port}"
         peer_url = f"http://127.0.0.1:{peer}"
         self._etcd = self._spawn(

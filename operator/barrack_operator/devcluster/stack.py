@@ -12,12 +12,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from barrack_operator.devcluster.cluster import free_port
+from barrack_operator.devcluster.cluster import ControlPlane, free_port
 
 CLI = [sys.executable, "-m", "barrack_operator.cli"]
 
@@ -157,3 +157,53 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class DevStack:
+    """A control plane with the CRDs installed, the simulator and the operator, as the scripts
+    (demo, benchmark, soak) run them."""
+
+    work: Path
+    plane: ControlPlane
+    sim: SimProcess
+    operator: OperatorProcess
+
+
+@contextlib.contextmanager
+def dev_stack(
+    work: Path,
+    crds: Path,
+    api_key: str,
+    *,
+    namespace: str | None = None,
+    sim_args: Sequence[str] = (),
+    transition_seconds: float = 1.0,
+    settings: Mapping[str, str] | None = None,
+    metrics_port: int = 0,
+) -> Iterator[DevStack]:
+    """Start the three in ``work`` (the operator watching ``namespace``, created here, or all
+    namespaces) and stop every one of them on the way out, whatever happens."""
+    plane = ControlPlane(work_dir=work / "control-plane")
+    sim: SimProcess | None = None
+    operator: OperatorProcess | None = None
+    try:
+        plane.start()
+        plane.install_crds(crds)
+        if namespace:
+            plane.kubectl("create", "namespace", namespace)
+        sim = SimProcess.start(work, api_key, *sim_args, transition_seconds=transition_seconds)
+        key_file = work / "api-key"
+        key_file.write_text(api_key)
+        args = ["--namespace", namespace] if namespace else []
+        args += ["--liveness-port", "0", "--metrics-port", str(metrics_port)]
+        env = operator_env(plane.kubeconfig, sim.api, key_file, **(settings or {}))
+        operator = OperatorProcess(work / "operator.log", env, args)
+        operator.start()
+        yield DevStack(work, plane, sim, operator)
+    finally:
+        if operator is not None:
+            operator.stop()
+        if sim is not None:
+            sim.stop()
+        plane.stop()

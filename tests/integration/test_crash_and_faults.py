@@ -1,0 +1,62 @@
+"""Suites 1 and 2 of the reliability work: the operator SIGKILLed at random moments, and Barrack
+failing in every way the simulator can, while a seeded random workload of objects is created,
+attached, detached, resized and deleted. Each round must converge, and Barrack must hold exactly
+one resource per object, nothing unowned but retained volumes, and every wanted volume.
+
+``hack/soak.py`` runs the same rounds (:mod:`barrack_operator.devcluster.chaos`) many more times.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from barrack_operator.devcluster.chaos import Chaos, Faults, Tally
+from tests.integration.conftest import OPERATOR_SETTINGS, Kube, Operator, Sim
+
+pytestmark = pytest.mark.integration
+
+KILL_ROUNDS = 8
+FAULT_ROUNDS = 8
+RATE, BURST = 8, 2
+FAULTS = Faults(
+    error_rate=0.15, commit_then_fail_rate=0.25, latency_seconds=0.05, throttle_share=0.5, throttle_rps=3
+)
+
+
+@pytest.fixture
+def operator_settings(request: pytest.FixtureRequest) -> dict[str, str]:
+    if request.node.name.startswith("test_barrack_faults"):
+        return {**OPERATOR_SETTINGS, "REQUESTS_PER_SECOND": str(RATE), "BURST": str(BURST)}
+    return dict(OPERATOR_SETTINGS)
+
+
+def assert_clean(tally: Tally) -> None:
+    print(tally.figures())
+    assert tally.problems == [], "\n".join(tally.problems)
+    assert tally.clean and tally.rounds > 0 and tally.objects > len(["key", "host", "host"])
+
+
+def test_sigkill_at_random_moments_loses_nothing(kube: Kube, sim: Sim, operator: Operator) -> None:
+    chaos = Chaos(kube.plane, kube.namespace, sim, operator, seed=11)
+    tally = chaos.run(rounds=KILL_ROUNDS)
+    assert_clean(tally)
+    assert tally.kills >= KILL_ROUNDS
+
+
+def test_barrack_faults_converge_without_duplicates_or_leaks(
+    kube: Kube, sim: Sim, operator: Operator
+) -> None:
+    chaos = Chaos(
+        kube.plane, kube.namespace, sim, operator, seed=5, kills=False, faults=FAULTS, changes_per_round=4
+    )
+    tally = chaos.run(rounds=FAULT_ROUNDS)
+    assert_clean(tally)
+    injected = sim.admin("faults")["injected"]
+    assert injected["500"] > 0 and injected["commit_then_500"] > 0 and injected["429"] > 0, injected
+    # Never faster than the operator's own limit, whatever Barrack answers.
+    peak = sim.admin("rate")["max_per_second"]
+    assert peak <= RATE + BURST, f"{peak} requests in one second; the limit allows {RATE + BURST}"
+    # After a 429 every caller waits as Barrack says (Retry-After, at least 1 s): a few 429s per
+    # second of throttling; an operator that retried at its own rate would get RATE - throttle_rps.
+    assert chaos.throttled_seconds > 0
+    assert injected["429"] <= 2 * chaos.throttled_seconds, (injected, chaos.throttled_seconds)
