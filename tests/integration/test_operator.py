@@ -56,14 +56,6 @@ def test_retain_keeps_thebarrack_volume(kube: Kube, sim: Sim, operator: Operator
     assert barrack_volume(sim, volume_id) is not None
 
 
-def test_region_mismatch_is_invalid_spec_and_no_attach_call(kube: Kube, sim: Sim, operator: Operator) -> None:
-    _ready_instance(kube, sim)
-    kube.apply(volume("far", region="CANADA-1", instanceRef={"name": "web-1"}))
-    condition = kube.wait_condition("bvol", "far", "Synced", "False", reason="InvalidSpec")
-    assert "CANADA-1" in condition["message"] and "US-1" in condition["message"]
-    assert not any(k.startswith("attach_volumes") for k in sim.calls())
-
-
 def test_attach_waits_while_instance_hibernated(kube: Kube, sim: Sim, operator: Operator) -> None:
     _ready_instance(kube, sim, powerState="Hibernated")
     wait_for(

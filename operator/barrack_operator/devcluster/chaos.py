@@ -20,6 +20,7 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -220,6 +221,7 @@ class Workload:
         self.volumes[name] = VolumeWant(
             host, retain=self.rng.random() < 0.2, size=self.rng.choice([100, 200])
         )
+        self.apply([self._volume(name, self.volumes[name])])  # now: a later change may delete it
         return f"create {name} on {host}" if host else f"create {name}"
 
     def _attach(self, stopping: set[str]) -> str | None:
@@ -418,8 +420,9 @@ class Workload:
 
 
 class Chaos:
-    """Rounds of changes, SIGKILLs of the operator and simulator faults, each round ending in a
-    wait for convergence and an audit."""
+    """Rounds of changes, SIGKILLs of the operator, simulator faults and any other ``disrupt``ion
+    (given the run's random source, it returns what it did), each round ending in a wait for
+    convergence and an audit."""
 
     def __init__(
         self,
@@ -434,7 +437,8 @@ class Chaos:
         changes_per_round: int = 3,
         max_kill_delay: float = 2.5,
         converge_timeout: float = 120.0,
-        log: Any = print,
+        disrupt: Callable[[random.Random], str] | None = None,
+        log: Callable[[str], Any] = print,
     ) -> None:
         self.rng = random.Random(seed)
         self.sim = sim
@@ -444,6 +448,7 @@ class Chaos:
         self.changes_per_round = changes_per_round
         self.max_kill_delay = max_kill_delay
         self.converge_timeout = converge_timeout
+        self.disrupt = disrupt
         self.log = log
         self.tally = Tally()
         self.workload = Workload(plane, namespace, sim.image(), self.rng)
@@ -466,6 +471,8 @@ class Chaos:
             self._kill_and_restart()
             if self.rng.random() < 0.3:  # again, while it starts or catches up
                 self._kill_and_restart()
+        if self.disrupt is not None:
+            done.append(self.disrupt(self.rng))
         if throttled:
             time.sleep(max(0.0, 3.0 - (time.monotonic() - started)))
             self.sim.admin("faults", self.faults.sim_settings(False))

@@ -187,6 +187,7 @@ def dev_stack(
     plane = ControlPlane(work_dir=work / "control-plane")
     sim: SimProcess | None = None
     operator: OperatorProcess | None = None
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so that the finally below runs
     try:
         plane.start()
         plane.install_crds(crds)
@@ -207,3 +208,8 @@ def dev_stack(
         if sim is not None:
             sim.stop()
         plane.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

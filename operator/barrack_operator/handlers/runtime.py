@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -211,7 +212,8 @@ class Runtime:
         self.registry.watch(obj.uid, outcome.watch)
         if outcome.status.get("id"):
             self.registry.owners.setdefault(outcome.status["id"], obj.uid)
-        await self.write(kind, body, obj, outcome)
+        if not await self.write(kind, body, obj, outcome):  # look again soon, not at the drift interval
+            outcome.requeue_after = min(outcome.requeue_after or math.inf, self.settings.poll_interval)
         return outcome
 
     def _remember_mutations(self, uid: str, started: float, routes: list[str]) -> None:
@@ -244,9 +246,10 @@ class Runtime:
             out.conditions.append(Condition(SYNCED, False, Reason.API_UNAVAILABLE, message))
             return out
 
-    async def write(self, kind: Kind, body: kopf.Body, obj: ObjectView, outcome: Outcome) -> None:
+    async def write(self, kind: Kind, body: kopf.Body, obj: ObjectView, outcome: Outcome) -> bool:
         """Write the outcome to status (only when it changed) and post its events (Warnings only when
-        the Synced condition's reason or message is new, so a blocked object does not flood)."""
+        the Synced condition's reason or message is new, so a blocked object does not flood). False
+        when the status write failed (a conflict, the apiserver away): the caller retries soon."""
         previous = dict(obj.status)
         conditions = merge_conditions(previous.get("conditions", []), outcome.conditions, obj.generation)
         status = {**outcome.status, "conditions": conditions}
@@ -264,6 +267,8 @@ class Runtime:
                 await self.status_writer.patch_status(kind.plural, obj.namespace, obj.name, changed)
             except Exception as exc:  # the next pass writes again; ids are also held in memory
                 log.warning("Status write of %s %s/%s failed: %s", kind.kind, obj.namespace, obj.name, exc)
+                return False
+        return True
 
     async def finalize(self, kind: Kind, finalizer: Reconciler, body: kopf.Body) -> None:
         obj = view(kind, body)

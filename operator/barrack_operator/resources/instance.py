@@ -8,7 +8,7 @@ from HIBERNATED. A move that needs two steps (SHUTOFF to HIBERNATED) takes the f
 
 from __future__ import annotations
 
-from barrack_operator.barrack import BarrackError
+from barrack_operator.barrack import BarrackError, PreconditionFailed
 from barrack_operator.barrack import models as wire
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.conditions import READY, Condition, Reason
@@ -107,6 +107,18 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
         return blocked(
             out, Reason.REFERENCE_NOT_READY, f"{exc}; the instance is created once it is", ctx.timing
         )
+    except PreconditionFailed as error:
+        stock = error.error_code == "out_of_stock"
+        message = (
+            f"Barrack cannot create the instance now: {error.message}. "
+            + (
+                "Choose another gpuModel, gpuCount or region, or wait for stock"
+                if stock
+                else "Fix what it names"
+            )
+            + f"; the operator retries every {ctx.timing.blocked_requeue:g}s"
+        )
+        return blocked(out, Reason.OUT_OF_STOCK if stock else Reason.CREATE_BLOCKED, message, ctx.timing)
     except (BarrackError, MissingApiKey) as error:
         return failed(out, error, ctx.timing)
     instance: wire.VMInstance = found.item

@@ -21,6 +21,8 @@ CATEGORY = "barrack"
 RESOURCE_NAME_PATTERN = r"^[A-Za-z0-9 _.\-]{1,50}$"
 SSH_KEY_NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,50}$"
 ID_PATTERN = r"^BRK-[0-9A-Za-z]+$"
+MAX_CIDR_CHARS = 43  # the longest IPv6 prefix; bounds the cost of the CIDR rules
+MAX_RULES = 100
 CIDR_PATTERN = (
     r"^(([0-9]{1,3}\.){3}[0-9]{1,3}/([0-9]|[12][0-9]|3[0-2])"
     r"|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))$"
@@ -117,7 +119,10 @@ class RuleSpec(Model):
     protocol: wire.Protocol = Field(description="tcp, udp or icmp.")
     ethertype: wire.EtherType = Field(default=wire.EtherType.IPV4, description="IPv4 or IPv6.")
     remoteIPPrefix: str = Field(
-        default="0.0.0.0/0", description="Remote CIDR, e.g. 10.0.0.0/8.", pattern=CIDR_PATTERN
+        default="0.0.0.0/0",
+        description="Remote CIDR, e.g. 10.0.0.0/8 (IPv4 with ethertype IPv4, IPv6 with IPv6).",
+        pattern=CIDR_PATTERN,
+        max_length=MAX_CIDR_CHARS,
     )
     portRangeMin: int | None = Field(
         default=None, description="First port, 1 to 65535; none for icmp.", ge=1, le=65535
@@ -142,7 +147,18 @@ RULE_VALIDATIONS = [
         "rule": "self.protocol == 'icmp' ? (!has(self.portRangeMin) && !has(self.portRangeMax)) "
         ": (has(self.portRangeMin) && has(self.portRangeMax) && self.portRangeMin <= self.portRangeMax)",
         "message": "tcp and udp rules need portRangeMin <= portRangeMax; icmp rules take no ports",
-    }
+    },
+    {
+        "rule": "isCIDR(self.remoteIPPrefix)",
+        "message": "remoteIPPrefix must be a CIDR, e.g. 10.0.0.0/8",
+        "fieldPath": ".remoteIPPrefix",
+    },
+    {
+        "rule": "!isCIDR(self.remoteIPPrefix) || "
+        "cidr(self.remoteIPPrefix).ip().family() == (self.ethertype == 'IPv6' ? 6 : 4)",
+        "message": "remoteIPPrefix must be of the rule's ethertype (IPv4 or IPv6)",
+        "fieldPath": ".remoteIPPrefix",
+    },
 ]
 
 
@@ -174,7 +190,7 @@ class BarrackInstanceSpec(CommonSpec):
     publicIP: bool = Field(default=True, description="Give the instance a public IP address.")
     powerState: PowerState = Field(default=PowerState.RUNNING, description="Running, Stopped or Hibernated.")
     securityRules: list[RuleSpec] = Field(
-        default_factory=list, description="Instance security rules, kept as a set."
+        default_factory=list, description="Instance security rules, kept as a set.", max_length=MAX_RULES
     )
 
 
@@ -184,7 +200,7 @@ class BarrackFirewallSpec(CommonSpec):
     )
     description: str = Field(default="", description="Up to 255 characters.", max_length=255)
     rules: list[RuleSpec] = Field(
-        default_factory=list, description="Rules, kept as a set (added and removed)."
+        default_factory=list, description="Rules, kept as a set (added and removed).", max_length=MAX_RULES
     )
     instanceRefs: list[LocalRef] = Field(
         default_factory=list, description="BarrackInstances to attach the firewall to (they must be ACTIVE)."

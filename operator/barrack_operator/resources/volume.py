@@ -87,6 +87,17 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
     except Unresolved as exc:
         return blocked(out, Reason.REFERENCE_NOT_READY, f"{exc}; waiting for it to become Ready", ctx.timing)
 
+    not_created = not (obj.recorded_id or ctx.memory.known_ids.get(obj.uid))
+    instance = ctx.inventory.instances.items.get(target_instance or "")
+    if not_created and instance is not None and instance.region != spec.region:
+        # Creating it would bill a volume that can never attach as declared.
+        assert target_instance is not None
+        message = _region_mismatch(
+            f"{obj.barrack_name} (not created)", spec.region, target_instance, instance
+        )
+        out.conditions.append(Condition(ATTACHED, False, Reason.INVALID_SPEC, message))
+        return blocked(out, Reason.INVALID_SPEC, message, ctx.timing)
+
     async def create() -> wire.Volume:
         if source_id:
             return await ctx.client.clone_volume(source_id, obj.barrack_name)
@@ -197,10 +208,7 @@ async def _converge(
             )
         ctx.inventory.record(instance)
     if instance.region != volume.region:
-        message = (
-            f"volume {volume.id} is in {volume.region} and instance {_instance_label(target, instance)} in "
-            f"{instance.region}: a volume attaches only in its own region; point instanceRef at an instance in {volume.region}"
-        )
+        message = _region_mismatch(volume.id, volume.region, target, instance)
         out.conditions.append(Condition(ATTACHED, False, Reason.INVALID_SPEC, message))
         return blocked(out, Reason.INVALID_SPEC, message, ctx.timing)
     if instance.status not in ATTACHABLE_INSTANCE_STATES:
@@ -223,6 +231,13 @@ async def _converge(
         raise
     out.note("Attaching", f"Attaching volume {volume.id} to instance {_instance_label(target, instance)}")
     return progressing(out, ctx.timing, "attaching")
+
+
+def _region_mismatch(volume: str, region: str, target: str, instance: wire.VMInstance) -> str:
+    return (
+        f"volume {volume} is in {region} and instance {_instance_label(target, instance)} in "
+        f"{instance.region}: a volume attaches only in its own region; point instanceRef at an instance in {region}"
+    )
 
 
 def _attached_condition(instance_id: str | None, ctx: Context) -> Condition:

@@ -1,0 +1,85 @@
+"""Suite 3 of the reliability work: Kubernetes failing under the operator. Status writes answered
+409 Conflict, every watch stream cut, the apiserver stopped and started again (etcd keeps the
+data). The operator must resume by itself (it is never restarted) and lose no object, while the
+seeded workload of :mod:`barrack_operator.devcluster.chaos` keeps changing."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from barrack_operator.devcluster.chaos import Chaos
+from barrack_operator.devcluster.kubeproxy import KubeFaultProxy
+from tests.integration.conftest import OPERATOR_SETTINGS, Kube, Operator, Sim, assert_no_secret, operator_env
+from tests.integration.test_crash_and_faults import assert_clean
+
+pytestmark = pytest.mark.integration
+
+ROUNDS = 6
+
+
+@pytest.fixture
+def proxy(kube: Kube) -> Iterator[KubeFaultProxy]:
+    with KubeFaultProxy(kube.plane, conflict_rate=0.3, seed=2) as running:
+        yield running
+
+
+@pytest.fixture
+def proxied_operator(
+    kube: Kube, sim: Sim, proxy: KubeFaultProxy, api_key_file: Path, tmp_path: Path
+) -> Iterator[Operator]:
+    """The operator talking to the apiserver through the fault proxy."""
+    kubeconfig = proxy.write_kubeconfig(tmp_path / "proxy-kubeconfig")
+    op = Operator(
+        tmp_path / "operator.log",
+        operator_env(kubeconfig, sim.api, api_key_file, **OPERATOR_SETTINGS),
+        ["--namespace", kube.namespace, "--liveness-port", "0", "--metrics-port", "0"],
+    )
+    op.start()
+    yield op
+    op.stop()
+    assert_no_secret(op.log(), "the operator log")
+
+
+def assert_never_restarted(operator: Operator, pid: int) -> None:
+    assert operator.process is not None and operator.process.poll() is None, "the operator exited"
+    assert operator.pid == pid
+
+
+def test_status_conflicts_and_cut_watches(
+    kube: Kube, sim: Sim, proxy: KubeFaultProxy, proxied_operator: Operator
+) -> None:
+    pid = proxied_operator.pid
+
+    def cut_watches(rng: random.Random) -> str:
+        time.sleep(rng.uniform(0.0, 2.0))
+        return f"cut {proxy.cut_watches()} watches"
+
+    chaos = Chaos(
+        kube.plane, kube.namespace, sim, proxied_operator, seed=23, kills=False, disrupt=cut_watches
+    )
+    assert_clean(chaos.run(rounds=ROUNDS))
+    print(dict(proxy.injected))
+    assert proxy.injected["status_conflicts"] > 0 and proxy.injected["watches_cut"] >= ROUNDS
+    assert "409" in proxied_operator.log()  # the conflicts reached the operator, which wrote again
+    assert_never_restarted(proxied_operator, pid)
+
+
+def test_apiserver_restarts_mid_run(kube: Kube, sim: Sim, operator: Operator) -> None:
+    pid = operator.pid
+
+    def restart_apiserver(rng: random.Random) -> str:
+        time.sleep(rng.uniform(0.0, 2.0))
+        kube.plane.stop_apiserver()
+        down = rng.uniform(1.0, 6.0)
+        time.sleep(down)
+        kube.plane.start_apiserver()
+        return f"apiserver down {down:.1f}s"
+
+    chaos = Chaos(kube.plane, kube.namespace, sim, operator, seed=29, kills=False, disrupt=restart_apiserver)
+    assert_clean(chaos.run(rounds=ROUNDS))
+    assert_never_restarted(operator, pid)
