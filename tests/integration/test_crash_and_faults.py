@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from barrack_operator.devcluster.chaos import Chaos, Faults, Tally
-from tests.integration.conftest import OPERATOR_SETTINGS, Kube, Operator, Sim
+from tests.integration.conftest import OPERATOR_SETTINGS, SSH_PUBLIC_KEY, Kube, Operator, Sim
 
 pytestmark = pytest.mark.integration
 
@@ -60,3 +60,23 @@ def test_barrack_faults_converge_without_duplicates_or_leaks(
     # second of throttling; an operator that retried at its own rate would get RATE - throttle_rps.
     assert chaos.throttled_seconds > 0
     assert injected["429"] <= 2 * chaos.throttled_seconds, (injected, chaos.throttled_seconds)
+
+
+def test_the_audit_counts_what_goes_wrong_behind_the_operators_back(
+    kube: Kube, sim: Sim, operator: Operator
+) -> None:
+    """The checks above can fail: a volume deleted on Barrack behind the operator's back (which
+    the operator then creates again, empty) is a lost volume and a second creation, and an SSH key
+    made on Barrack directly is owned by no object."""
+    chaos = Chaos(kube.plane, kube.namespace, sim, operator, seed=1, kills=False)
+    chaos.start()
+    name = chaos.workload.add_volume()
+    chaos.converge("a volume")
+    volume_id = kube.get("bvol", name)["status"]["id"]  # type: ignore[index]
+    assert chaos.tally.clean
+    sim.call("DELETE", f"/volumes/{volume_id}/")
+    sim.call("POST", "/ssh-keys/", {"name": "stray", "public_key": SSH_PUBLIC_KEY})
+    chaos.converge("after the deletion on Barrack")
+    tally = chaos.tally
+    assert (tally.lost_volumes, tally.duplicates, tally.leaks) == (1, 1, 1), tally.problems
+    assert any(f"volume {name} was {volume_id} and is now" in p for p in tally.problems)

@@ -124,6 +124,9 @@ class Workload:
         self.first_ids: dict[str, str] = {}
         self.retained_names: set[str] = set()
         self.retained: dict[str, str] = {}
+        self._leaked: set[str] = set()
+        self._duplicated: dict[str, int] = {}
+        self._lost_seen: set[tuple[str, str]] = set()
         self.created = 0
         self._serial = 0
 
@@ -216,13 +219,16 @@ class Workload:
         return done
 
     def _create_volume(self, stopping: set[str]) -> str:
-        name = self._name("vol")
         host = self.rng.choice([None, *HOSTS])
-        self.volumes[name] = VolumeWant(
-            host, retain=self.rng.random() < 0.2, size=self.rng.choice([100, 200])
-        )
-        self.apply([self._volume(name, self.volumes[name])])  # now: a later change may delete it
+        name = self.add_volume(host, retain=self.rng.random() < 0.2, size=self.rng.choice([100, 200]))
         return f"create {name} on {host}" if host else f"create {name}"
+
+    def add_volume(self, host: str | None = None, *, retain: bool = False, size: int = 100) -> str:
+        """Declare and apply a new volume at once (a later change in the round may delete it)."""
+        name = self._name("vol")
+        self.volumes[name] = VolumeWant(host, retain=retain, size=size)
+        self.apply([self._volume(name, self.volumes[name])])
+        return name
 
     def _attach(self, stopping: set[str]) -> str | None:
         free = [n for n, w in self.volumes.items() if w.host is None]
@@ -369,6 +375,9 @@ class Workload:
             host = want["host"]
             host_status = (objects.get(("BarrackInstance", host)) or {}).get("status") or {} if host else {}
             host_id = host_status.get("id")
+            settled = "ATTACHED" if host else "AVAILABLE"
+            if barrack["status"].upper() != settled:
+                return f"{barrack['status']} on Barrack, wants {settled}"
             attached = (status.get("attachedInstanceId"), barrack["instance_id"], _condition(obj, "Attached"))
             if attached != (host_id, host_id, str(bool(host))):
                 return f"attached {attached}, wants {host} ({host_id})"
@@ -379,18 +388,18 @@ class Workload:
     # The audit ------------------------------------------------------------------------------------
 
     def audit(self, inventory: dict[str, Any], created: list[dict[str, str]], tally: Tally) -> None:
-        """Compare Barrack with the objects: duplicates, leaks, lost volumes (added to ``tally``)."""
+        """Compare Barrack with the objects and add what is wrong to ``tally``, each finding once
+        however many audits see it: duplicates, leaks, lost volumes."""
         objects = self.objects()
         live_ids = {(o.get("status") or {}).get("id") for o in objects.values()} - {None}
+        on_barrack = {key: {r["id"]: r for r in inventory[key]} for key in KIND_TO_INVENTORY.values()}
         for (kind, name), obj in objects.items():
             current = (obj.get("status") or {}).get("id")
             if kind == "BarrackVolume" and current:
                 first = self.first_ids.setdefault(name, current)
                 if first != current:
-                    tally.lost_volumes += 1
-                    tally.problems.append(f"volume {name} was {first} and is now {current}")
+                    self._lost(tally, name, first, f"volume {name} was {first} and is now {current}")
                     self.first_ids[name] = current
-        on_barrack = {key: {r["id"]: r for r in inventory[key]} for key in KIND_TO_INVENTORY.values()}
         for name in self.retained_names - set(self.retained):
             # Let go with Retain: the volume it had (or, if its id was never seen, the one of its name).
             by_name = [i for i, v in on_barrack["volumes"].items() if v["name"] == name]
@@ -398,25 +407,35 @@ class Workload:
                 self.retained[name] = self.first_ids.get(name) or by_name[0]
         for name, volume_id in self.first_ids.items():
             if ("BarrackVolume", name) in objects and volume_id not in on_barrack["volumes"]:
-                tally.lost_volumes += 1
-                tally.problems.append(f"volume {name} ({volume_id}) is gone from Barrack while wanted")
-        for name, volume_id in list(self.retained.items()):
+                self._lost(
+                    tally, name, volume_id, f"volume {name} ({volume_id}) is gone from Barrack while wanted"
+                )
+        for name, volume_id in self.retained.items():
             if volume_id not in on_barrack["volumes"]:
-                tally.lost_volumes += 1
-                tally.problems.append(f"retained volume {name} ({volume_id}) is gone from Barrack")
-                del self.retained[name]
+                self._lost(
+                    tally, name, volume_id, f"retained volume {name} ({volume_id}) is gone from Barrack"
+                )
         kept = set(self.retained.values())
         for key, resources in on_barrack.items():
             for resource_id, resource in resources.items():
-                if resource_id not in live_ids and resource_id not in kept:
+                if resource_id not in live_ids | kept and resource_id not in self._leaked:
+                    self._leaked.add(resource_id)
                     tally.leaks += 1
                     tally.problems.append(
                         f"{key} {resource_id} ({resource.get('name')}) is owned by no object"
                     )
         for name, count in Counter(entry["name"] for entry in created).items():
-            if count > 1:
-                tally.duplicates += count - 1
+            extra = count - 1 - self._duplicated.get(name, 0)
+            if extra > 0:
+                self._duplicated[name] = count - 1
+                tally.duplicates += extra
                 tally.problems.append(f"{name} was created {count} times on Barrack")
+
+    def _lost(self, tally: Tally, name: str, volume_id: str, problem: str) -> None:
+        if (name, volume_id) not in self._lost_seen:
+            self._lost_seen.add((name, volume_id))
+            tally.lost_volumes += 1
+            tally.problems.append(problem)
 
 
 class Chaos:
