@@ -4,6 +4,7 @@ starts is stopped by its own pid; the operator's log is printed when a test fail
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -144,6 +145,38 @@ def operator_settings() -> dict[str, str]:
     return dict(OPERATOR_SETTINGS)
 
 
+@contextlib.contextmanager
+def running_operator(
+    kube: Kube,
+    sim: Sim,
+    api_key_file: Path,
+    log_dir: Path,
+    settings: dict[str, str],
+    *,
+    kubeconfig: Path | None = None,
+    metrics_port: int = 0,
+    request: pytest.FixtureRequest | None = None,
+) -> Iterator[Operator]:
+    """The operator watching the test's namespace, at the log level ``settings`` give (debug by
+    default). Afterwards its log is printed if the test failed, and its whole log (every start of
+    it, tracebacks included) may not hold the API key."""
+    op = OperatorProcess(
+        log_dir / "operator.log",
+        operator_env(kubeconfig or kube.plane.kubeconfig, sim.api, api_key_file, **settings),
+        ["--namespace", kube.namespace, "--liveness-port", "0", "--metrics-port", str(metrics_port)],
+    )
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+    failed = getattr(request.node, "rep_call", None) if request is not None else None
+    if failed is not None and failed.failed:
+        print(f"\n----- operator log ({op.log_path}) -----\n{op.log()[-20000:]}")
+    assert "DEBUG" in op.log() or settings.get("LOG_LEVEL") != "debug", "the operator logged no debug line"
+    assert_no_secret(op.log(), "the operator log")
+
+
 @pytest.fixture
 def operator(
     kube: Kube,
@@ -153,21 +186,8 @@ def operator(
     operator_settings: dict[str, str],
     request: pytest.FixtureRequest,
 ) -> Iterator[Operator]:
-    """The operator at debug log level; afterwards its whole log (every start of it, tracebacks
-    included) may not hold the API key."""
-    op = OperatorProcess(
-        tmp_path / "operator.log",
-        operator_env(kube.plane.kubeconfig, sim.api, api_key_file, **operator_settings),
-        ["--namespace", kube.namespace, "--liveness-port", "0", "--metrics-port", "0"],
-    )
-    op.start()
-    yield op
-    op.stop()
-    failed = getattr(request.node, "rep_call", None)
-    if failed is not None and failed.failed:
-        print(f"\n----- operator log ({op.log_path}) -----\n{op.log()[-20000:]}")
-    assert "DEBUG" in op.log(), "the operator did not log at debug level"
-    assert_no_secret(op.log(), "the operator log")
+    with running_operator(kube, sim, api_key_file, tmp_path, operator_settings, request=request) as op:
+        yield op
 
 
 def ssh_key(name: str = "ops-key") -> dict[str, Any]:

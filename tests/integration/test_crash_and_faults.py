@@ -55,6 +55,7 @@ def test_barrack_faults_converge_without_duplicates_or_leaks(
     assert injected["500"] > 0 and injected["commit_then_500"] > 0 and injected["429"] > 0, injected
     # Never faster than the operator's own limit, whatever Barrack answers.
     peak = sim.admin("rate")["max_per_second"]
+    print(f"injected {injected}, peak {peak}/s, throttled {chaos.throttled_seconds:.1f}s")
     assert peak <= RATE + BURST, f"{peak} requests in one second; the limit allows {RATE + BURST}"
     # After a 429 every caller waits as Barrack says (Retry-After, at least 1 s): a few 429s per
     # second of throttling; an operator that retried at its own rate would get RATE - throttle_rps.

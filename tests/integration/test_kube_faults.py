@@ -14,7 +14,7 @@ import pytest
 
 from barrack_operator.devcluster.chaos import Chaos
 from barrack_operator.devcluster.kubeproxy import KubeFaultProxy
-from tests.integration.conftest import OPERATOR_SETTINGS, Kube, Operator, Sim, assert_no_secret, operator_env
+from tests.integration.conftest import OPERATOR_SETTINGS, Kube, Operator, Sim, running_operator
 from tests.integration.test_crash_and_faults import assert_clean
 
 pytestmark = pytest.mark.integration
@@ -30,19 +30,19 @@ def proxy(kube: Kube) -> Iterator[KubeFaultProxy]:
 
 @pytest.fixture
 def proxied_operator(
-    kube: Kube, sim: Sim, proxy: KubeFaultProxy, api_key_file: Path, tmp_path: Path
+    kube: Kube,
+    sim: Sim,
+    proxy: KubeFaultProxy,
+    api_key_file: Path,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Operator]:
     """The operator talking to the apiserver through the fault proxy."""
     kubeconfig = proxy.write_kubeconfig(tmp_path / "proxy-kubeconfig")
-    op = Operator(
-        tmp_path / "operator.log",
-        operator_env(kubeconfig, sim.api, api_key_file, **OPERATOR_SETTINGS),
-        ["--namespace", kube.namespace, "--liveness-port", "0", "--metrics-port", "0"],
-    )
-    op.start()
-    yield op
-    op.stop()
-    assert_no_secret(op.log(), "the operator log")
+    with running_operator(
+        kube, sim, api_key_file, tmp_path, OPERATOR_SETTINGS, kubeconfig=kubeconfig, request=request
+    ) as op:
+        yield op
 
 
 def assert_never_restarted(operator: Operator, pid: int) -> None:

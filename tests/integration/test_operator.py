@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from barrack_operator.devcluster.cluster import free_port
 from tests.integration.conftest import (
     API_KEY,
+    OPERATOR_SETTINGS,
     WRONG_KEY,
     Kube,
     Operator,
     Sim,
     assert_no_secret,
     instance,
+    running_operator,
     ssh_key,
     volume,
     wait_for,
@@ -200,3 +205,33 @@ def test_wrong_key_is_unauthorized_without_crash_or_leak(
         assert_no_secret(text, "the log, events or status")
     api_key_file.write_text(API_KEY)  # the file is re-read: a fixed key heals without a restart
     kube.wait_condition("bvol", "data", "Ready", "True", timeout=90)
+
+
+def test_metrics_count_objects_by_kind_and_readiness(
+    kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    port = free_port()
+    with running_operator(
+        kube, sim, api_key_file, tmp_path, OPERATOR_SETTINGS, metrics_port=port, request=request
+    ):
+        kube.apply(volume("data"))
+        kube.apply(volume("waiting", instanceRef={"name": "no-such-instance"}))
+        kube.wait_condition("bvol", "data", "Ready", "True")
+        kube.wait_condition("bvol", "waiting", "Synced", "False", reason="ReferenceNotReady")
+
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+                return str(response.read().decode())
+
+        expected = [
+            'barrack_objects{kind="BarrackVolume",ready="true"} 1.0',
+            'barrack_objects{kind="BarrackVolume",ready="false"} 1.0',
+            'barrack_objects{kind="BarrackInstance",ready="true"} 0.0',
+        ]
+
+        def complete() -> str | None:
+            text = scrape()
+            return text if all(line in text for line in expected) else None
+
+        text = wait_for(complete, 30, what="the metrics to count both volumes")
+        assert 'route="create_volume"' in text and "barrack_rate_limiter_queued" in text
