@@ -523,9 +523,8 @@ class Chaos:
         )
 
     def finish(self) -> Tally:
-        """Delete everything and audit once more: only retained volumes may stay on Barrack."""
-        if self.faults.any:
-            self.sim.admin("faults", self.faults.sim_settings(False))
+        """Delete everything (with the faults still on) and audit once more: only retained
+        volumes may stay on Barrack."""
         self.workload.delete_all()
         self.converge("delete all")
         return self.tally
