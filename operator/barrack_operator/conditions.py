@@ -55,6 +55,8 @@ class Reason(StrEnum):
     """Synced=False: Barrack has too few GPUs of the model in the region to create the instance."""
     CREATE_BLOCKED = "CreateBlocked"
     """Synced=False: Barrack refused a create for a state reason (409); the operator retries."""
+    NAME_TAKEN = "NameTaken"
+    """Synced=False: a Barrack resource of this Barrack name exists that this object did not create."""
     NOT_FOUND = "NotFound"
     """The Barrack resource the status or adoptId names does not exist."""
     ATTACHED = "Attached"

@@ -1,4 +1,5 @@
-"""The operator's own writes to Kubernetes: the status subresource, as a JSON merge patch.
+"""The operator's own writes to Kubernetes: the status subresource and its create marks (an
+annotation), as JSON merge patches.
 
 Kopf watches and owns finalizers; the long-running per-object reconcile loops write their status
 here, with the credentials the kubernetes client reads from the kubeconfig or the in-cluster
@@ -62,6 +63,13 @@ class StatusWriter:
                 return False
             response.raise_for_status()
             return True
+
+    async def annotate(self, plural: str, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        """Merge-patch annotations onto the object; raises unless they were written."""
+        url = f"{self._base}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}"
+        body = {"metadata": {"annotations": annotations}}
+        async with self._slots, self._session.patch(url, json=body, headers=self._headers()) as response:
+            response.raise_for_status()
 
     async def aclose(self) -> None:
         await self._session.close()

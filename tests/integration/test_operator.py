@@ -173,18 +173,40 @@ def test_adopt_id_takes_over_without_creating(kube: Kube, sim: Sim, operator: Op
     assert len(sim.inventory()["volumes"]) == 1
 
 
+def create_on_barrack(sim: Sim, name: str) -> dict[str, Any]:
+    body = {"name": name, "region": "US-1", "size_gb": 100, "volume_type": "NVMe"}
+    return sim.call("POST", "/volumes/", body)["volume"]  # type: ignore[no-any-return]
+
+
 def test_lost_create_reply_is_found_by_name_not_created_twice(
     kube: Kube, sim: Sim, operator: Operator
 ) -> None:
-    # A create that reached Barrack but whose id never reached status looks exactly like this.
-    lost = sim.call(
-        "POST", "/volumes/", {"name": "data", "region": "US-1", "size_gb": 100, "volume_type": "NVMe"}
-    )["volume"]
-    kube.apply(volume("data"))
+    # An operator that marked the object, sent the create, and crashed before the reply or the
+    # status write leaves exactly this: the mark, and a volume of the name on Barrack.
+    lost = create_on_barrack(sim, "data")
+    marked = volume("data")
+    marked["metadata"]["annotations"] = {"barrack.ai/create-requested": "data"}
+    kube.apply(marked)
     kube.wait_condition("bvol", "data", "Ready", "True")
     assert kube.get("bvol", "data")["status"]["id"] == lost["id"]  # type: ignore[index]
     assert [v["id"] for v in sim.inventory()["volumes"]] == [lost["id"]]
     assert sim.calls().get("create_volume 200") == 1  # the test's own call only
+
+
+def test_a_resource_of_the_name_made_by_someone_else_is_neither_taken_nor_deleted(
+    kube: Kube, sim: Sim, operator: Operator
+) -> None:
+    theirs = create_on_barrack(sim, "data")  # another cluster's, or a person's
+    kube.apply(volume("data"))
+    condition = kube.wait_condition("bvol", "data", "Synced", "False", reason="NameTaken")
+    assert theirs["id"] in condition["message"] and f"spec.adoptId: {theirs['id']}" in condition["message"]
+    assert sim.calls().get("create_volume 200") == 1 and "create_volume 400" not in sim.calls()
+    kube.run("delete", "bvol", "data", "--timeout=60s")
+    assert barrack_volume(sim, theirs["id"]) is not None  # their data is still there
+    # A marked object records the mark before its create, with its Barrack name.
+    kube.apply(volume("mine"))
+    kube.wait_condition("bvol", "mine", "Ready", "True")
+    assert kube.get("bvol", "mine")["metadata"]["annotations"]["barrack.ai/create-requested"] == "mine"  # type: ignore[index]
 
 
 def test_wrong_key_is_unauthorized_without_crash_or_leak(

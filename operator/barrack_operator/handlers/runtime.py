@@ -34,10 +34,13 @@ from barrack_operator.resources.common import (
     id_key,
     ref_key,
 )
-from barrack_operator.resources.kinds import KINDS, Kind
+from barrack_operator.resources.kinds import BY_KIND, KINDS, Kind
+from barrack_operator.resources.specs import GROUP
 from barrack_operator.settings import Settings
 
 log = logging.getLogger(__name__)
+CREATE_REQUESTED_ANNOTATION = f"{GROUP}/create-requested"
+"""On an object: the Barrack name the operator asked Barrack to create a resource under."""
 Reconciler = Callable[[Context, ObjectView], Awaitable[Outcome]]
 
 
@@ -136,6 +139,7 @@ class Runtime:
                 blocked_requeue=settings.blocked_requeue,
                 drift_interval=settings.drift_interval,
             ),
+            mark_create=self._mark_create,
         )
         self.status_writer: StatusWriter | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -159,6 +163,14 @@ class Runtime:
         await self.client.aclose()
         if self.status_writer is not None:
             await self.status_writer.aclose()
+
+    async def _mark_create(self, obj: ObjectView) -> None:
+        """Write on the object that a create of its Barrack name is about to be sent (see
+        ``ensure_exists``); a failed write stops the create."""
+        assert self.status_writer is not None
+        await self.status_writer.annotate(
+            BY_KIND[obj.kind].plural, obj.namespace, obj.name, {CREATE_REQUESTED_ANNOTATION: obj.barrack_name}
+        )
 
     def _observe_call(self, route: str, code: str, seconds: float) -> None:
         metrics.observe_barrack_call(route, code, seconds)
@@ -302,4 +314,5 @@ def view(kind: Kind, body: kopf.Body) -> ObjectView:
         generation=int(meta.get("generation", 0)),
         spec=dict(body.get("spec", {})),
         status=dict(body.get("status") or {}),
+        create_requested_name=(meta.get("annotations") or {}).get(CREATE_REQUESTED_ANNOTATION),
     )

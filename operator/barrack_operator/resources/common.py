@@ -44,10 +44,19 @@ class ObjectView:
     generation: int
     spec: dict[str, Any]
     status: dict[str, Any]
+    create_requested_name: str | None = None
+    """The Barrack name in the mark the operator writes on the object before it asks Barrack to
+    create (see :func:`ensure_exists`)."""
 
     @property
     def barrack_name(self) -> str:
         return str(self.spec.get("name") or self.name)
+
+    @property
+    def create_requested(self) -> bool:
+        """An earlier process asked Barrack to create this object's resource under its current
+        Barrack name: a resource of that name may be the one it made."""
+        return self.create_requested_name == self.barrack_name
 
     @property
     def recorded_id(self) -> str | None:
@@ -120,6 +129,10 @@ class Timing:
     """Seconds between looks at a settled object (drift is also seen at once by the inventory)."""
 
 
+async def _no_mark(obj: ObjectView) -> None:
+    return None
+
+
 @dataclass
 class Context:
     client: BarrackClient
@@ -128,6 +141,20 @@ class Context:
     memory: Memory = field(default_factory=Memory)
     timing: Timing = field(default_factory=Timing)
     clock: Callable[[], float] = time.monotonic
+    mark_create: Callable[[ObjectView], Awaitable[None]] = _no_mark
+    """Persist on the object, before a create is sent, that it asked for one (survives a crash)."""
+
+
+class NameTaken(InvalidRequest):
+    """A Barrack resource has this object's Barrack name, and this object never asked to create
+    one: it belongs to someone else (another object, cluster or person), so it is neither adopted
+    nor, later, deleted."""
+
+    def __init__(self, what: str, name: str, resource_id: str) -> None:
+        super().__init__(
+            f"a Barrack {what} named {name!r} ({resource_id}) exists that this object did not create: "
+            f"set spec.name to another name, or spec.adoptId: {resource_id} to take it over"
+        )
 
 
 # Errors onto conditions --------------------------------------------------------------------------
@@ -137,6 +164,8 @@ def failure_reason(
     error: BarrackError | MissingApiKey, blocked: Reason = Reason.PRECONDITION_FAILED
 ) -> tuple[Reason, str]:
     """The Synced=False reason and message for a Barrack error, the one mapping for every kind."""
+    if isinstance(error, NameTaken):
+        return Reason.NAME_TAKEN, error.message
     if isinstance(error, MissingApiKey):
         return (
             Reason.UNAUTHORIZED,
@@ -260,8 +289,12 @@ async def ensure_exists(
     """Find the Barrack resource this object manages, or create it, never twice.
 
     Order: the id in status (or remembered), ``adoptId``, a resource carrying this object's Barrack
-    name in the inventory (a create whose reply was lost), and only then a create. A create is
-    preceded by an inventory listing newer than any earlier attempt of this object's.
+    name in the inventory (a create whose reply or status write was lost), and only then a create.
+
+    A resource found by name is taken only when this object asked for a create before: in this
+    process (remembered, and then only after an inventory listing newer than that attempt), or in
+    an earlier one that crashed (the mark :attr:`Context.mark_create` writes before every create).
+    Any other resource of that name is someone else's: :class:`NameTaken`, nothing created.
     """
     adopt_id = obj.spec.get("adoptId")
     target = obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or adopt_id
@@ -282,13 +315,14 @@ async def ensure_exists(
             ctx.inventory.record(item)
             ctx.memory.known_ids[obj.uid] = item.id
             return Found(item)
-    attempted = ctx.memory.create_attempts.get(obj.uid)
-    if attempted is not None:
-        await ctx.inventory.wait_fresh(attempted)
-    for item in snapshot_of().by_name(obj.barrack_name):
-        if not ctx.refs.claimed_by_other(item.id, obj.uid):
-            ctx.memory.known_ids[obj.uid] = item.id
-            return Found(item)
+    found = await _created_before(ctx, obj, snapshot_of)
+    if found is not None:
+        ctx.memory.known_ids[obj.uid] = found.id
+        return Found(found)
+    named = snapshot_of().by_name(obj.barrack_name)
+    if named:
+        raise NameTaken(obj.kind.removeprefix("Barrack").lower(), obj.barrack_name, named[0].id)
+    await ctx.mark_create(obj)
     ctx.memory.create_attempts[obj.uid] = ctx.clock()
     item = await create()
     ctx.memory.known_ids[obj.uid] = item.id
@@ -313,9 +347,19 @@ async def find_for_deletion(
             return await fetch(target)
         except NotFound:
             return None
-    if ctx.memory.create_attempts.get(obj.uid) is not None:
-        await ctx.inventory.wait_fresh(ctx.memory.create_attempts[obj.uid])
+    found: T | None = await _created_before(ctx, obj, snapshot_of)
+    return found
+
+
+async def _created_before(ctx: Context, obj: ObjectView, snapshot_of: Callable[[], Any]) -> Any:
+    """The resource of this object's Barrack name that an earlier create of this object made (its
+    reply or the status write lost), if this object ever asked for one; None otherwise."""
+    attempted = ctx.memory.create_attempts.get(obj.uid)
+    if attempted is None and not obj.create_requested:
+        return None
+    if attempted is not None:
+        await ctx.inventory.wait_fresh(attempted)
     for candidate in snapshot_of().by_name(obj.barrack_name):
         if not ctx.refs.claimed_by_other(candidate.id, obj.uid):
-            return candidate  # type: ignore[no-any-return]
+            return candidate
     return None

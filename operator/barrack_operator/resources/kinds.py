@@ -81,6 +81,7 @@ SSH_KEY = Kind(
 )
 
 KINDS: tuple[Kind, ...] = (VOLUME, INSTANCE, FIREWALL, SSH_KEY)
+BY_KIND: dict[str, Kind] = {kind.kind: kind for kind in KINDS}
 
 EXTRA_SPEC_VALIDATIONS: dict[str, list[dict[str, str]]] = {
     "BarrackVolume": [
