@@ -25,6 +25,7 @@ from barrack_operator.inventory import Inventory, kinds_touched
 from barrack_operator.kube import StatusWriter
 from barrack_operator.resources.common import (
     Context,
+    MarkNotWritten,
     Memory,
     ObjectView,
     Outcome,
@@ -168,9 +169,15 @@ class Runtime:
         """Write on the object that a create of its Barrack name is about to be sent (see
         ``ensure_exists``); a failed write stops the create."""
         assert self.status_writer is not None
-        await self.status_writer.annotate(
-            BY_KIND[obj.kind].plural, obj.namespace, obj.name, {CREATE_REQUESTED_ANNOTATION: obj.barrack_name}
-        )
+        try:
+            await self.status_writer.annotate(
+                BY_KIND[obj.kind].plural,
+                obj.namespace,
+                obj.name,
+                {CREATE_REQUESTED_ANNOTATION: obj.barrack_name},
+            )
+        except Exception as exc:
+            raise MarkNotWritten(f"could not mark the object before creating ({exc})") from exc
 
     def _observe_call(self, route: str, code: str, seconds: float) -> None:
         metrics.observe_barrack_call(route, code, seconds)
@@ -251,6 +258,13 @@ class Runtime:
                 return failed(Outcome(), self.inventory.last_error, self.context.timing)
         try:
             return await reconcile(self.context, obj)
+        except MarkNotWritten as exc:  # Kubernetes is away or refused: no create was sent
+            log.warning("%s; %s %s/%s retries", exc, obj.kind, obj.namespace, obj.name)
+            out = Outcome(requeue_after=self.context.timing.transition_requeue)
+            out.conditions.append(
+                Condition(SYNCED, False, Reason.API_UNAVAILABLE, f"{exc}; the operator retries")
+            )
+            return out
         except Exception as exc:  # one object's bug must not stop the others
             log.exception("Reconcile of %s %s/%s failed unexpectedly", obj.kind, obj.namespace, obj.name)
             out = Outcome(requeue_after=self.context.timing.blocked_requeue)

@@ -142,7 +142,12 @@ class Context:
     timing: Timing = field(default_factory=Timing)
     clock: Callable[[], float] = time.monotonic
     mark_create: Callable[[ObjectView], Awaitable[None]] = _no_mark
-    """Persist on the object, before a create is sent, that it asked for one (survives a crash)."""
+    """Persist on the object, before a create is sent, that it asked for one (survives a crash);
+    raises :class:`MarkNotWritten` when it could not."""
+
+
+class MarkNotWritten(Exception):
+    """:attr:`Context.mark_create` could not persist the mark; the create was not sent."""
 
 
 class NameTaken(InvalidRequest):

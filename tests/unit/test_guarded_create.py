@@ -1,0 +1,86 @@
+"""The guarded create: a resource found by the object's Barrack name is taken only when the object
+asked for a create before (in this process, or in a crashed one that left its mark); any other is
+someone else's, neither taken nor deleted. The mark is written before the create is sent."""
+
+from __future__ import annotations
+
+import pytest
+
+from barrack_operator.barrack import models as m
+from barrack_operator.handlers.runtime import Registry
+from barrack_operator.inventory import Inventory
+from barrack_operator.resources.common import (
+    Context,
+    MarkNotWritten,
+    NameTaken,
+    ObjectView,
+    ensure_exists,
+    failure_reason,
+    find_for_deletion,
+)
+from barrack_sim.app import Simulator
+from tests.unit.conftest import make_client
+
+REQUEST = m.CreateVolumeRequest(name="data", region="US-1", size_gb=100, volume_type="NVMe")
+
+
+def view(mark: str | None = None, uid: str = "uid-1") -> ObjectView:
+    spec = {"region": "US-1", "sizeGB": 100}
+    return ObjectView("BarrackVolume", "ns", "data", uid, 1, spec, {}, create_requested_name=mark)
+
+
+async def test_only_a_marked_object_takes_a_resource_of_its_name(sim: Simulator) -> None:
+    async with make_client(sim) as client:
+        theirs = await client.create_volume(REQUEST)
+        ctx = Context(client=client, inventory=Inventory(client), refs=Registry())
+        await ctx.inventory.poll_once()
+
+        async def create() -> m.Volume:
+            raise AssertionError("no create may be sent")
+
+        with pytest.raises(NameTaken) as taken:
+            await ensure_exists(ctx, view(), lambda: ctx.inventory.volumes, client.get_volume, create)
+        reason, message = failure_reason(taken.value)
+        assert reason == "NameTaken" and f"spec.adoptId: {theirs.id}" in message
+        assert await find_for_deletion(ctx, view(), lambda: ctx.inventory.volumes, client.get_volume) is None
+
+        marked = view(mark="data")
+        found = await ensure_exists(ctx, marked, lambda: ctx.inventory.volumes, client.get_volume, create)
+        assert (found.item.id, found.created) == (theirs.id, False)
+        # A mark for another Barrack name (spec.name changed since) does not count.
+        assert not view(mark="old-name").create_requested
+
+
+async def test_the_mark_is_written_before_the_create_is_sent(sim: Simulator) -> None:
+    async with make_client(sim) as client:
+        order: list[str] = []
+
+        async def mark(obj: ObjectView) -> None:
+            order.append(f"mark {obj.barrack_name}")
+
+        async def create() -> m.Volume:
+            order.append("create")
+            return await client.create_volume(REQUEST)
+
+        ctx = Context(client=client, inventory=Inventory(client), refs=Registry(), mark_create=mark)
+        await ctx.inventory.poll_once()
+        found = await ensure_exists(ctx, view(), lambda: ctx.inventory.volumes, client.get_volume, create)
+        assert found.created and order == ["mark data", "create"]
+        # The same process looks again (it remembers the id): no second create.
+        again = await ensure_exists(ctx, view(), lambda: ctx.inventory.volumes, client.get_volume, create)
+        assert again.item.id == found.item.id and order == ["mark data", "create"]
+
+
+async def test_a_failed_mark_sends_no_create(sim: Simulator) -> None:
+    async with make_client(sim) as client:
+
+        async def mark(obj: ObjectView) -> None:
+            raise MarkNotWritten("could not mark the object before creating (the apiserver is away)")
+
+        async def create() -> m.Volume:
+            raise AssertionError("no create may be sent")
+
+        ctx = Context(client=client, inventory=Inventory(client), refs=Registry(), mark_create=mark)
+        await ctx.inventory.poll_once()
+        with pytest.raises(MarkNotWritten):
+            await ensure_exists(ctx, view(), lambda: ctx.inventory.volumes, client.get_volume, create)
