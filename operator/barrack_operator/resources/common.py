@@ -250,17 +250,21 @@ def progressing(out: Outcome, timing: Timing, what: str) -> Outcome:
 async def finalize_guarded(
     ctx: Context, obj: ObjectView, steps: Callable[[Outcome], Awaitable[Outcome]]
 ) -> Outcome:
-    """The deletion frame every kind shares: Retain lets go at once; otherwise ``steps`` runs, a
-    404 means done, and any refusal keeps the finalizer (``done`` stays False) with its reason."""
+    """The deletion frame every kind shares: Retain lets go at once; otherwise ``steps`` runs and
+    is done only when it finds no resource to delete (``find_for_deletion`` returns None); any
+    refusal keeps the finalizer (``done`` stays False) with its reason.
+
+    A 404 from a step is not taken as done: it may name another resource than the one being
+    deleted (the instance a volume is attached to, deleted meanwhile), and the resource itself
+    would then be left on Barrack, billed and owned by nobody. The next pass looks again."""
     out = Outcome()
     if obj.spec.get("deletionPolicy") == "Retain":
         out.done = True
         return out
     try:
         return await steps(out)
-    except NotFound:
-        out.done = True
-        return out
+    except NotFound as error:
+        return progressing(out, ctx.timing, f"answering 404 ({error.message}); the operator looks again")
     except PreconditionFailed as error:
         return failed(out, error, ctx.timing, blocked=Reason.DELETION_BLOCKED)
     except (BarrackError, MissingApiKey) as error:

@@ -1,6 +1,7 @@
-"""The guarded create: a resource found by the object's Barrack name is taken only when the object
-asked for a create before (in this process, or in a crashed one that left its mark); any other is
-someone else's, neither taken nor deleted. The mark is written before the create is sent."""
+"""The guards around creates and deletes. A resource found by the object's Barrack name is taken
+only when the object asked for a create before (in this process, or in a crashed one that left its
+mark); any other is someone else's, neither taken nor deleted. The mark is written before the
+create is sent. A deletion ends only when the resource is gone, not on any 404."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from barrack_operator.barrack import models as m
 from barrack_operator.handlers.runtime import Registry
 from barrack_operator.inventory import Inventory
+from barrack_operator.resources import volume
 from barrack_operator.resources.common import (
     Context,
     MarkNotWritten,
@@ -19,7 +21,7 @@ from barrack_operator.resources.common import (
     find_for_deletion,
 )
 from barrack_sim.app import Simulator
-from tests.unit.conftest import make_client
+from tests.unit.conftest import SSH_PUBLIC_KEY, make_client
 
 REQUEST = m.CreateVolumeRequest(name="data", region="US-1", size_gb=100, volume_type="NVMe")
 
@@ -84,3 +86,41 @@ async def test_a_failed_mark_sends_no_create(sim: Simulator) -> None:
         await ctx.inventory.poll_once()
         with pytest.raises(MarkNotWritten):
             await ensure_exists(ctx, view(), lambda: ctx.inventory.volumes, client.get_volume, create)
+
+
+async def test_a_404_for_the_attached_instance_does_not_end_a_volume_deletion(sim: Simulator) -> None:
+    """Found by the soak: the volume's instance is deleted at the same time; the volumes listing
+    still shows the volume attached while the instance is gone, so the detach answers 404. That
+    404 is about the instance: the volume must still be deleted, not left billed on Barrack."""
+    async with make_client(sim) as client:
+        key = await client.create_ssh_key(m.CreateSSHKeyRequest(name="k", public_key=SSH_PUBLIC_KEY))
+        image = (await client.list_os_images("US-1"))[0].id
+        deployment = m.DeploymentRequest(
+            name="vm", region="US-1", gpu_model="A40", gpu_count=1, image_id=image, ssh_key_ids=[key.id]
+        )
+        instance = await client.create_instance(deployment)
+        data = await client.create_volume(REQUEST)
+        advance(sim)
+        await client.attach_volumes(instance.id, [data.id])
+        advance(sim)
+        ctx = Context(client=client, inventory=Inventory(client), refs=Registry())
+        await ctx.inventory.poll_once()  # the volume is attached to the instance
+        await client.delete_instance(instance.id)
+        advance(sim)  # the instance is gone; Barrack detached the volume
+        await ctx.inventory.poll_once(["instances"])  # the volumes listing is older than that
+
+        obj = view()
+        obj = ObjectView(obj.kind, obj.namespace, obj.name, obj.uid, 1, obj.spec, {"id": data.id})
+        first = await volume.finalize(ctx, obj)
+        assert not first.done and data.id in sim.account.volumes
+        for _ in range(3):  # the next passes, with fresh listings, delete it
+            await ctx.inventory.poll_once()
+            if (await volume.finalize(ctx, obj)).done:
+                break
+            advance(sim)
+        assert data.id not in sim.account.volumes
+
+
+def advance(sim: Simulator) -> None:
+    sim.account.clock.advance(60)
+    sim.account.tick()
