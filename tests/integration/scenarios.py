@@ -1,10 +1,11 @@
-"""Scenarios shared by tests that run the operator in different ways (its own process, under the
-chart's ServiceAccount)."""
+"""Scenarios and checks shared by tests that run the operator in different ways (its own process,
+under the chart's ServiceAccount, through the Kubernetes fault proxy)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from barrack_operator.devcluster.chaos import Tally
 from tests.integration.conftest import Kube, Sim, instance, ssh_key, volume
 
 
@@ -41,3 +42,10 @@ def create_attach_blocked_detach_delete(kube: Kube, sim: Sim) -> None:
 
     kube.run("delete", "bvol", "data", "--timeout=60s")
     assert barrack_volume(sim, vol["id"]) is None
+
+
+def assert_clean(tally: Tally) -> None:
+    """A chaos run found nothing wrong, and did something."""
+    print(tally.figures())
+    assert tally.problems == [], "\n".join(tally.problems)
+    assert tally.clean and tally.rounds > 0 and tally.objects > len(["key", "host", "host"])

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from barrack_operator.devcluster.chaos import Chaos, Faults, Tally
+from barrack_operator.devcluster.chaos import Chaos, Faults
 from tests.integration.conftest import OPERATOR_SETTINGS, SSH_PUBLIC_KEY, Kube, Operator, Sim
+from tests.integration.scenarios import assert_clean
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +29,6 @@ def operator_settings(request: pytest.FixtureRequest) -> dict[str, str]:
     if request.node.name.startswith("test_barrack_faults"):
         return {**OPERATOR_SETTINGS, "REQUESTS_PER_SECOND": str(RATE), "BURST": str(BURST)}
     return dict(OPERATOR_SETTINGS)
-
-
-def assert_clean(tally: Tally) -> None:
-    print(tally.figures())
-    assert tally.problems == [], "\n".join(tally.problems)
-    assert tally.clean and tally.rounds > 0 and tally.objects > len(["key", "host", "host"])
 
 
 def test_sigkill_at_random_moments_loses_nothing(kube: Kube, sim: Sim, operator: Operator) -> None:

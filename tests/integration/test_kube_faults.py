@@ -15,7 +15,7 @@ import pytest
 from barrack_operator.devcluster.chaos import Chaos
 from barrack_operator.devcluster.kubeproxy import KubeFaultProxy
 from tests.integration.conftest import OPERATOR_SETTINGS, Kube, Operator, Sim, running_operator
-from tests.integration.test_crash_and_faults import assert_clean
+from tests.integration.scenarios import assert_clean
 
 pytestmark = pytest.mark.integration
 
