@@ -65,7 +65,7 @@ def test_status_conflicts_and_cut_watches(
     assert_clean(chaos.run(rounds=ROUNDS))
     print(dict(proxy.injected))
     assert proxy.injected["status_conflicts"] > 0 and proxy.injected["watches_cut"] >= ROUNDS
-    assert "409" in proxied_operator.log()  # the conflicts reached the operator, which wrote again
+    assert "failed: 409, message=" in proxied_operator.log()  # the conflicts reached the operator
     assert_never_restarted(proxied_operator, pid)
 
 
