@@ -239,6 +239,14 @@ def waiting_on_state(outcome: Outcome, kind: str, state: str, timing: Timing) ->
     return outcome
 
 
+def available(out: Outcome, timing: Timing, message: str) -> Outcome:
+    """The resource exists and matches the spec; the operator looks again at the drift interval."""
+    out.conditions.append(Condition(READY, True, Reason.AVAILABLE, message))
+    synced(out)
+    out.requeue_after = timing.drift_interval
+    return out
+
+
 def progressing(out: Outcome, timing: Timing, what: str) -> Outcome:
     """The operator asked Barrack for a change and looks again soon."""
     out.conditions.append(Condition(READY, False, Reason.PROGRESSING, f"Barrack is {what}."))

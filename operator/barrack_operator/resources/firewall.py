@@ -13,11 +13,13 @@ from barrack_operator.resources.common import (
     Context,
     ObjectView,
     Outcome,
+    available,
     ensure_exists,
     failed,
     finalize_guarded,
     find_for_deletion,
     id_key,
+    progressing,
     ref_key,
     synced,
     waiting_on_state,
@@ -103,18 +105,8 @@ async def _converge(
         return out
     moving = [a.instance_id for a in firewall.attachments if wire.is_transitional(FS, a.status)]
     if moving or wanted != attached or add or remove:
-        out.conditions.append(
-            Condition(READY, False, Reason.PROGRESSING, "Barrack is applying rules and attachments.")
-        )
-        synced(out)
-        out.requeue_after = ctx.timing.transition_requeue
-        return out
-    out.conditions.append(
-        Condition(READY, True, Reason.AVAILABLE, f"Firewall {firewall.id} is {firewall.status}.")
-    )
-    synced(out)
-    out.requeue_after = ctx.timing.drift_interval
-    return out
+        return progressing(out, ctx.timing, "applying rules and attachments")
+    return available(out, ctx.timing, f"Firewall {firewall.id} is {firewall.status}.")
 
 
 async def finalize(ctx: Context, obj: ObjectView) -> Outcome:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from barrack_operator.barrack import BarrackError, PreconditionFailed
 from barrack_operator.barrack import models as wire
 from barrack_operator.barrack.credentials import MissingApiKey
-from barrack_operator.conditions import READY, Condition, Reason
+from barrack_operator.conditions import Reason
 from barrack_operator.resources import specs
 from barrack_operator.resources.common import (
     Context,
     ObjectView,
     Outcome,
+    available,
     blocked,
     ensure_exists,
     failed,
@@ -25,7 +26,6 @@ from barrack_operator.resources.common import (
     id_key,
     progressing,
     ref_key,
-    synced,
     waiting_on_state,
 )
 
@@ -178,12 +178,7 @@ async def _converge(
         ctx.inventory.nudge()
         out.note("SecurityRulesChanged", f"Security rules: {len(add)} added, {len(remove)} removed")
         return progressing(out, ctx.timing, "updating security rules")
-    out.conditions.append(
-        Condition(READY, True, Reason.AVAILABLE, f"Instance {instance.id} is {instance.status}.")
-    )
-    synced(out)
-    out.requeue_after = ctx.timing.drift_interval
-    return out
+    return available(out, ctx.timing, f"Instance {instance.id} is {instance.status}.")
 
 
 async def finalize(ctx: Context, obj: ObjectView) -> Outcome:

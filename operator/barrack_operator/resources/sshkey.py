@@ -6,19 +6,19 @@ from __future__ import annotations
 from barrack_operator.barrack import BarrackError
 from barrack_operator.barrack import models as wire
 from barrack_operator.barrack.credentials import MissingApiKey
-from barrack_operator.conditions import READY, Condition, Reason
+from barrack_operator.conditions import Reason
 from barrack_operator.resources import specs
 from barrack_operator.resources.common import (
     Context,
     ObjectView,
     Outcome,
+    available,
     blocked,
     ensure_exists,
     failed,
     finalize_guarded,
     find_for_deletion,
     id_key,
-    synced,
 )
 
 
@@ -44,10 +44,7 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
         return blocked(
             out, Reason.INVALID_SPEC, f"SSH key {key.id} on Barrack holds another public key", ctx.timing
         )
-    out.conditions.append(Condition(READY, True, Reason.AVAILABLE, f"SSH key {key.id} is registered."))
-    synced(out)
-    out.requeue_after = ctx.timing.drift_interval
-    return out
+    return available(out, ctx.timing, f"SSH key {key.id} is registered.")
 
 
 async def finalize(ctx: Context, obj: ObjectView) -> Outcome:

@@ -17,6 +17,7 @@ from barrack_operator.resources.common import (
     Context,
     ObjectView,
     Outcome,
+    available,
     blocked,
     ensure_exists,
     failed,
@@ -173,12 +174,7 @@ async def _converge(
     current = volume.instance_id
     if current == target:
         out.conditions.append(_attached_condition(current, ctx))
-        out.conditions.append(
-            Condition(READY, True, Reason.AVAILABLE, f"Volume {volume.id} is {volume.status}.")
-        )
-        synced(out)
-        out.requeue_after = ctx.timing.drift_interval
-        return out
+        return available(out, ctx.timing, f"Volume {volume.id} is {volume.status}.")
 
     if current is not None:
         out.watch.add(id_key(current))
