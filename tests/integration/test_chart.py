@@ -15,8 +15,7 @@ import yaml
 
 from barrack_operator.devcluster import ControlPlane
 from barrack_operator.devcluster.binaries import KUBERNETES_VERSION, find_binary
-from barrack_operator.devcluster.stack import OperatorProcess, operator_env
-from tests.integration.conftest import OPERATOR_SETTINGS, ROOT, Kube, Sim
+from tests.integration.conftest import OPERATOR_SETTINGS, ROOT, Kube, Sim, running_operator
 from tests.integration.scenarios import create_attach_blocked_detach_delete
 
 pytestmark = pytest.mark.integration
@@ -276,19 +275,14 @@ def test_rbac_proof_operator_as_the_chart_service_account(
     assert can_i("patch", "barrackvolumes/status") == "yes"
     denied = can_i("get", "secrets")
     assert denied == "no"
-    op = OperatorProcess(
-        tmp_path / "operator.log",
-        operator_env(service_account_kubeconfig, sim.api, api_key_file, **OPERATOR_SETTINGS),
-        ["--namespace", kube.namespace, "--liveness-port", "0", "--metrics-port", "0"],
-    )
-    op.start()
-    try:
-        create_attach_blocked_detach_delete(kube, sim)
-    except BaseException:
-        print(op.log()[-20000:])
-        raise
-    finally:
-        op.stop()
+    with running_operator(
+        kube, sim, api_key_file, tmp_path, OPERATOR_SETTINGS, kubeconfig=service_account_kubeconfig
+    ) as op:
+        try:
+            create_attach_blocked_detach_delete(kube, sim)
+        except BaseException:
+            print(op.log()[-20000:])
+            raise
     log = op.log()
     # A refusal reads "Forbidden" in kopf's errors and "403, message=" in the status writer's;
     # a bare "403" also occurs in uids and timestamps.
