@@ -57,7 +57,6 @@ def _run(args: argparse.Namespace) -> int:
 
     kinds.install(registry, runtime)
     namespaces = settings.namespaces or ([] if settings.all_namespaces else ["default"])
-    liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
     operator_settings = kopf.OperatorSettings()
     glue.configure(operator_settings)  # before kopf starts: its watchers read these at once
     asyncio.run(
@@ -67,8 +66,7 @@ def _run(args: argparse.Namespace) -> int:
             standalone=True,
             clusterwide=settings.all_namespaces,
             namespaces=[] if settings.all_namespaces else namespaces,
-            liveness_endpoint=liveness,
-        )
+        )  # the health endpoints are the runtime's own (/healthz, /readyz on the liveness port)
     )
     return 0
 
@@ -120,6 +118,7 @@ def _sim(args: argparse.Namespace) -> int:
             commit_then_fail_rate=args.commit_then_fail_rate,
             latency_seconds=args.latency,
         ),
+        dialect=args.dialect,
     )
     print(f"Barrack simulator on http://{args.host}:{args.port}/api (admin: /_sim/)", flush=True)
     serve(simulator, args.host, args.port, log_level=args.log_level)
@@ -180,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--drift-interval", type=float, help="look at settled objects this often (s)")
     run.add_argument("--log-format", choices=["plain", "json"])
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    run.add_argument("--liveness-port", type=int, help="kopf liveness endpoint port (0: off)")
+    run.add_argument("--liveness-port", type=int, help="port of /healthz and /readyz (0: off)")
     run.add_argument("--metrics-port", type=int, help="Prometheus metrics port (0: off)")
     run.set_defaults(func=_run)
 
@@ -207,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--commit-then-fail-rate", type=float, default=0.0, help="share of mutations that act, then 500"
     )
     sim.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply")
+    sim.add_argument(
+        "--dialect",
+        choices=["standard", "legacy"],
+        default="standard",
+        help="legacy: api_key header, {status, message, error_reason} errors, 429 without Retry-After",
+    )
     sim.add_argument("--log-level", default="warning")
     sim.set_defaults(func=_sim)
 

@@ -4,6 +4,11 @@ Steady objects cost no Barrack call of their own: they read this index. The poll
 while anything is transitional (or a reconcile asked for a look soon) and slow when all is steady.
 After each poll it reports the ids whose resource changed (or vanished), so the objects that care
 are woken at once rather than at their next timer.
+
+A listing that fails (Barrack down, a key refused, a reply that does not parse, a bug) never stops
+the poller: the error is kept per kind, counted, and the kind is listed again with exponential
+backoff. Each kind's health is its own: a create or a release of a finalizer of that kind is
+decided only from a listing of that kind that succeeded (:meth:`Inventory.require_fresh`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Generic, TypeVar
 from barrack_operator.barrack import BarrackClient, BarrackError
 from barrack_operator.barrack import models as wire
 from barrack_operator.barrack.client import PAGE_LIMIT
+from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.barrack.routes import ROUTES
 
 log = logging.getLogger(__name__)
@@ -56,6 +62,30 @@ class Snapshot(Generic[T]):
         return False
 
 
+class ListingFailed(Exception):
+    """A kind's listing failed for a reason that is neither a Barrack error nor a missing key (a
+    bug, say); it stands for that error where a caller needs one."""
+
+
+ListingError = BarrackError | MissingApiKey | ListingFailed
+
+
+@dataclass
+class ListingHealth:
+    """How a kind's listings have gone: the last error (None once one succeeds), how many failed in
+    a row, and when the last successful one finished."""
+
+    error: ListingError | None = None
+    failures: int = 0
+    last_success: float | None = None
+    last_attempt: float = 0.0
+
+
+def error_reason(error: BaseException) -> str:
+    """The ``reason`` label of ``barrack_inventory_errors_total``: the error's class name."""
+    return type(error).__name__ if isinstance(error, BarrackError | MissingApiKey) else "OperatorError"
+
+
 class Inventory:
     KINDS = ("volumes", "instances", "firewalls", "ssh_keys")
     LISTING_SHARE = 0.25
@@ -81,8 +111,11 @@ class Inventory:
         self.instances: Snapshot[wire.VMInstance] = Snapshot()
         self.firewalls: Snapshot[wire.Firewall] = Snapshot()
         self.ssh_keys: Snapshot[wire.SSHKey] = Snapshot()
-        self.last_error: BarrackError | None = None
+        self.last_error: ListingError | None = None
         self.last_poll_finished: float | None = None
+        self.health: dict[str, ListingHealth] = {kind: ListingHealth() for kind in self.KINDS}
+        self.error_counts: dict[tuple[str, str], int] = {}
+        """Failed listings by (kind, reason), for ``barrack_inventory_errors_total``."""
         self._polled = asyncio.Condition()
         self._nudge = asyncio.Event()
         self._wanted: set[str] = set()
@@ -95,8 +128,31 @@ class Inventory:
     def ready(self) -> bool:
         return all(getattr(self, k).ok for k in self.KINDS)
 
-    def age(self) -> float | None:
-        return None if self.last_poll_finished is None else self._clock() - self.last_poll_finished
+    def age(self, kind: str | None = None) -> float | None:
+        """Seconds since the last successful listing of ``kind`` (of the stalest kind when None);
+        None while it has never succeeded."""
+        kinds = self.KINDS if kind is None else (kind,)
+        finished = [self.health[k].last_success for k in kinds]
+        if any(f is None for f in finished):
+            return None
+        return self._clock() - min(f for f in finished if f is not None)
+
+    def listing_error(self, kind: str) -> ListingError | None:
+        """Why the last listing of ``kind`` failed; None when it succeeded."""
+        return self.health[kind].error
+
+    def require_fresh(self, kind: str) -> None:
+        """Raise the listing error of ``kind`` unless its last listing succeeded: a create or a
+        release of a finalizer must never be decided on a view that Barrack did not just confirm."""
+        health = self.health[kind]
+        if health.error is not None:
+            raise health.error
+        if not getattr(self, kind).ok:
+            raise ListingFailed(f"Barrack's {kind.replace('_', ' ')} have not been listed yet")
+
+    def failing_for(self, kind: str) -> int:
+        """Failed listings of ``kind`` in a row."""
+        return self.health[kind].failures
 
     def nudge(self, kinds: Iterable[str] | None = None) -> None:
         """Ask for a listing of these kinds (default: all) soon: after a mutation, or when an object
@@ -115,16 +171,28 @@ class Inventory:
     ) -> None:
         """Wait until these kinds (default: all) have been listed by a poll that started after
         ``since``; a create after an ambiguous failure must see Barrack as it is now before it
-        repeats itself."""
+        repeats itself. A listing of one of them begun after ``since`` that failed raises its
+        error, and so does waiting past ``timeout``: the caller must not decide blind."""
         wanted = tuple(self.KINDS if kinds is None else kinds)
         self.nudge(wanted)
-        async with self._polled:
-            await asyncio.wait_for(
-                self._polled.wait_for(
-                    lambda: all(getattr(self, k).ok and getattr(self, k).started_at > since for k in wanted)
-                ),
-                timeout,
+
+        def settled() -> bool:
+            return all(
+                (getattr(self, k).ok and getattr(self, k).started_at > since)
+                or (self.health[k].error is not None and self.health[k].last_attempt > since)
+                for k in wanted
             )
+
+        async with self._polled:
+            try:
+                await asyncio.wait_for(self._polled.wait_for(settled), timeout)
+            except TimeoutError:
+                raise ListingFailed(f"no listing of {', '.join(wanted)} within {timeout:.0f}s") from None
+        for kind in wanted:
+            if not (getattr(self, kind).started_at > since):
+                error = self.health[kind].error
+                assert error is not None
+                raise error
 
     # Polling -------------------------------------------------------------------------------------
 
@@ -142,23 +210,45 @@ class Inventory:
         }
         for kind in self.KINDS if kinds is None else kinds:
             started = self._clock()
+            health = self.health[kind]
+            health.last_attempt = started
             try:
                 items = {item.id: item async for item in sources[kind]()}
-            except BarrackError as error:
-                self.last_error = error
+            except (BarrackError, MissingApiKey) as error:
                 log.warning("Barrack inventory poll of %s failed: %s", kind, error)
+                self._failed(kind, error)
+                continue
+            except Exception as exc:  # a bug must not end the poller: count it, back off, go on
+                log.exception("Barrack inventory poll of %s failed unexpectedly", kind)
+                self._failed(kind, ListingFailed(f"the operator failed to list {kind}: {type(exc).__name__}"))
                 continue
             previous: Snapshot[wire.Volume] = getattr(self, kind)
             for item_id in previous.items.keys() | items.keys():
                 if previous.items.get(item_id) != items.get(item_id):
                     changed.add(item_id)
             setattr(self, kind, Snapshot(items=items, started_at=started, ok=True))
+            if health.failures:
+                log.info("Barrack inventory poll of %s recovered after %d failures", kind, health.failures)
+            health.error, health.failures, health.last_success = None, 0, self._clock()
             self.last_error = None
         self.last_poll_finished = self._clock()
         self.polled_once.set()
         async with self._polled:
             self._polled.notify_all()
         return changed
+
+    def _failed(self, kind: str, error: ListingError) -> None:
+        health = self.health[kind]
+        health.error, health.failures = error, health.failures + 1
+        self.last_error = error
+        key = (kind, error_reason(error))
+        self.error_counts[key] = self.error_counts.get(key, 0) + 1
+
+    def retry_gap(self, kind: str) -> float:
+        """The wait before listing a failing kind again: the fast interval, doubling with each
+        failure in a row, at most the slow interval."""
+        failures = self.health[kind].failures
+        return float(min(self.slow_interval, self.fast_interval * 2 ** max(0, min(failures - 1, 20))))
 
     def fast_gap(self, kind: str) -> float:
         """The least time between two listings of a kind: the fast interval, stretched so that
@@ -176,37 +266,50 @@ class Inventory:
     def _due_kinds(self, now: float) -> list[str]:
         due = []
         for kind in self.KINDS:
-            last = getattr(self, kind).started_at
-            nudged = kind in self._wanted and now >= last + self.fast_gap(kind)
+            last = self.health[kind].last_attempt
+            failing = self.health[kind].failures > 0  # a nudge does not cut a failing kind's backoff
+            nudged = kind in self._wanted and not failing and now >= last + self.fast_gap(kind)
             if now >= self._due[kind] or nudged:
                 due.append(kind)
         return due
 
     def _sleep_until(self, now: float) -> float:
         wake = [self._due[k] for k in self.KINDS]
-        wake += [getattr(self, k).started_at + self.fast_gap(k) for k in self._wanted]
+        wake += [
+            self.health[k].last_attempt + self.fast_gap(k)
+            for k in self._wanted
+            if not self.health[k].failures
+        ]
         return max(0.0, min(wake) - now)
 
     async def run(self) -> None:
         """Poll until cancelled: each kind on its own schedule (fast while anything of it moves,
-        slow when it is steady, sooner when nudged)."""
+        slow when it is steady, sooner when nudged, backing off while it fails). Nothing but
+        cancellation ends it: an error anywhere in a round is logged and the round comes again."""
         while True:
-            now = self._clock()
-            kinds = self._due_kinds(now)
-            if kinds:
-                self._wanted.difference_update(kinds)
-                changed = await self.poll_once(kinds)
-                for kind in kinds:
-                    failed = getattr(self, kind).started_at < now
-                    self._due[kind] = now + self.fast_interval if failed else self._next_listing(kind, now)
-                if changed and self._on_change is not None:
-                    result = self._on_change(changed)
-                    if asyncio.iscoroutine(result):
-                        await result
-                continue
-            self._nudge.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._nudge.wait(), self._sleep_until(now))
+            try:
+                await self._round()
+            except Exception:
+                log.exception("Barrack inventory round failed unexpectedly; the poller goes on")
+                await asyncio.sleep(self.fast_interval)
+
+    async def _round(self) -> None:
+        now = self._clock()
+        kinds = self._due_kinds(now)
+        if kinds:
+            self._wanted.difference_update(kinds)
+            changed = await self.poll_once(kinds)
+            for kind in kinds:
+                failed = self.health[kind].failures > 0
+                self._due[kind] = now + self.retry_gap(kind) if failed else self._next_listing(kind, now)
+            if changed and self._on_change is not None:
+                result = self._on_change(changed)
+                if asyncio.iscoroutine(result):
+                    await result
+            return
+        self._nudge.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._nudge.wait(), self._sleep_until(now))
 
 
 def kinds_touched(route_name: str) -> set[str]:
@@ -222,6 +325,13 @@ _AFFECTS = {
     "firewalls": ("firewalls", "instances"),
     "ssh-keys": ("ssh_keys",),
 }
+LISTING_OF: dict[str, str] = {
+    "BarrackVolume": "volumes",
+    "BarrackInstance": "instances",
+    "BarrackFirewall": "firewalls",
+    "BarrackSSHKey": "ssh_keys",
+}
+"""The inventory listing that holds each object kind's Barrack resources."""
 _KIND_OF: dict[type, str] = {
     wire.Volume: "volumes",
     wire.VMInstance: "instances",

@@ -1,18 +1,20 @@
 """Prometheus metrics, served on the metrics port: Barrack calls by route and status, rate-limiter
-wait and queue, reconcile duration by kind, objects by kind and readiness, and the inventory's age."""
+wait and queue, reconcile duration by kind, objects by kind and readiness, and per listing kind the
+age of its last successful listing and its failed listings by reason."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from barrack_operator.inventory import Inventory
 
 BARRACK_CALLS = Counter("barrack_api_calls_total", "Calls to the Barrack API.", ["route", "code"])
 BARRACK_CALL_SECONDS = Histogram("barrack_api_call_seconds", "Duration of Barrack API calls.", ["route"])
 RECONCILE_SECONDS = Histogram("barrack_reconcile_seconds", "Duration of one reconcile.", ["kind"])
-INVENTORY_AGE = Gauge("barrack_inventory_age_seconds", "Seconds since the last complete inventory poll.")
 RATE_LIMIT_WAIT = Gauge(
     "barrack_rate_limiter_wait_seconds_total", "Seconds callers waited for the rate limiter."
 )
@@ -26,8 +28,35 @@ def observe_barrack_call(route: str, code: str, seconds: float) -> None:
     BARRACK_CALL_SECONDS.labels(route).observe(seconds)
 
 
+class InventoryCollector(Collector):
+    """``barrack_inventory_age_seconds{kind}`` (since the last successful listing; +Inf before the
+    first, so an alert on it fires) and ``barrack_inventory_errors_total{kind,reason}``."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        self._inventory = inventory
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        age = GaugeMetricFamily(
+            "barrack_inventory_age_seconds",
+            "Seconds since the last successful listing of the kind.",
+            labels=["kind"],
+        )
+        for kind in self._inventory.KINDS:
+            seconds = self._inventory.age(kind)
+            age.add_metric([kind], float("inf") if seconds is None else seconds)
+        yield age
+        errors = CounterMetricFamily(
+            "barrack_inventory_errors",
+            "Failed inventory listings by kind and reason.",
+            labels=["kind", "reason"],
+        )
+        for (kind, reason), count in sorted(self._inventory.error_counts.items()):
+            errors.add_metric([kind, reason], count)
+        yield errors
+
+
 def watch_inventory(inventory: Inventory) -> None:
-    INVENTORY_AGE.set_function(lambda: inventory.age() or 0.0)
+    REGISTRY.register(InventoryCollector(inventory))
     limiter = inventory.client.limiter
     RATE_LIMIT_WAIT.set_function(lambda: limiter.total_wait_seconds)
     RATE_LIMIT_QUEUE.set_function(lambda: limiter.waiting)

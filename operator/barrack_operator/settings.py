@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from barrack_operator.barrack.routes import Auth
+
 
 @dataclass
 class Settings:
@@ -15,6 +17,10 @@ class Settings:
     """Base URL of the Barrack API; point it at the simulator for local work."""
     api_key_file: Path | None = field(default=None, metadata={"env": "BARRACK_API_KEY_FILE"})
     """File holding the API key (a mounted Secret); re-read when it changes. Preferred over BARRACK_API_KEY."""
+    auth_header: str = field(default="Authorization", metadata={"env": "BARRACK_AUTH_HEADER"})
+    """The request header that carries the API key (the legacy tier's dialect uses api_key)."""
+    auth_scheme: str = field(default="Bearer", metadata={"env": "BARRACK_AUTH_SCHEME"})
+    """The word before the key in that header; "none" sends the bare key (the legacy dialect)."""
     requests_per_second: float = field(default=10.0, metadata={"env": "BARRACK_REQUESTS_PER_SECOND"})
     """The one rate limit for every call to Barrack."""
     burst: int = field(default=5, metadata={"env": "BARRACK_BURST"})
@@ -26,7 +32,16 @@ class Settings:
     drift_interval: float = field(default=60.0, metadata={"env": "BARRACK_DRIFT_INTERVAL"})
     """Seconds between looks at a settled object; drift seen by the inventory wakes it sooner."""
     blocked_requeue: float = field(default=10.0, metadata={"env": "BARRACK_BLOCKED_REQUEUE"})
-    """Seconds before retrying a blocked precondition or a refused call."""
+    """Seconds before retrying a blocked precondition, and the first wait after a refused call (it
+    doubles with each refusal in a row, up to max_backoff)."""
+    max_backoff: float = field(default=300.0, metadata={"env": "BARRACK_MAX_BACKOFF"})
+    """The longest wait between two tries of a create or action that keeps failing (s)."""
+    stale_after_failed_polls: int = field(default=3, metadata={"env": "BARRACK_STALE_AFTER_FAILED_POLLS"})
+    """Failed listings of a kind in a row after which its Ready objects show Synced=False too."""
+    readiness_max_listing_age: float = field(
+        default=300.0, metadata={"env": "BARRACK_READINESS_MAX_LISTING_AGE"}
+    )
+    """/readyz fails while any kind's last successful listing is older than this (s)."""
     namespaces: list[str] = field(default_factory=list, metadata={"env": "BARRACK_NAMESPACES"})
     """Namespaces to watch (comma-separated in the variable); empty with all_namespaces off means 'default'."""
     all_namespaces: bool = field(default=False, metadata={"env": "BARRACK_ALL_NAMESPACES"})
@@ -36,9 +51,15 @@ class Settings:
     log_level: str = field(default="info", metadata={"env": "BARRACK_LOG_LEVEL"})
     """debug, info, warning or error."""
     liveness_port: int = field(default=8080, metadata={"env": "BARRACK_LIVENESS_PORT"})
-    """Port of kopf's liveness endpoint /healthz (0 turns it off)."""
+    """Port of the health endpoints (0 turns them off): /healthz (liveness: the event loop answers
+    and the inventory poller runs) and /readyz (every kind listed within the readiness bound)."""
     metrics_port: int = field(default=9090, metadata={"env": "BARRACK_METRICS_PORT"})
     """Port of the Prometheus metrics endpoint (0 turns it off)."""
+
+    @property
+    def auth(self) -> Auth:
+        scheme = "" if self.auth_scheme.strip().lower() in ("", "none") else self.auth_scheme.strip()
+        return Auth(header=self.auth_header, scheme=scheme)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -1,6 +1,10 @@
 """The simulator's ASGI app: the contract's routes under ``/api`` (from the one routes table), each
 bound to an :class:`~barrack_sim.account.Account` operation, with Barrack's envelopes, auth and
 status codes; fault injection on those routes; and the admin API under ``/_sim/``.
+
+It speaks one of two dialects (contract section 7): ``standard`` (``Authorization: Bearer``,
+``{"success", "message", "error_code"}``, 429 with ``Retry-After``) or ``legacy`` (``api_key``
+header, ``{"status", "message", "error_reason"}``, 429 without ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
@@ -22,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from barrack_operator.barrack import models as m
-from barrack_operator.barrack.routes import AUTH_HEADER, ROUTES, api_key_from_header
+from barrack_operator.barrack.routes import LEGACY_AUTH, ROUTES, STANDARD_AUTH, Auth
 from barrack_sim.account import Account
 from barrack_sim.errors import Invalid, SimError, Unauthenticated
 from barrack_sim.faults import FaultInjector
@@ -30,6 +34,8 @@ from barrack_sim.faults import FaultInjector
 MAX_PAGE_LIMIT = 100
 ARRIVALS_KEPT = 200_000
 Handler = Callable[[Request, Account], Awaitable[dict[str, Any]]]
+Dialect = Literal["standard", "legacy"]
+AUTH_OF_DIALECT: dict[str, Auth] = {"standard": STANDARD_AUTH, "legacy": LEGACY_AUTH}
 
 
 @dataclass
@@ -40,6 +46,11 @@ class Simulator:
     calls: Counter[tuple[str, int]] = field(default_factory=Counter)
     arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=ARRIVALS_KEPT))
     """When each recent Barrack request arrived (monotonic seconds), to measure the peak rate."""
+    dialect: Dialect = "standard"
+
+    @property
+    def auth(self) -> Auth:
+        return AUTH_OF_DIALECT[self.dialect]
 
     def __post_init__(self) -> None:
         self._request_ids = itertools.count(1)
@@ -269,8 +280,28 @@ def _handlers() -> dict[str, Handler]:  # noqa: PLR0915 - one table, one entry a
 
 
 def _error(sim: Simulator, status: int, code: str, message: str, **headers: str) -> JSONResponse:
-    body = {"success": False, "message": message, "error_code": code, "request_id": sim.request_id()}
+    body: dict[str, Any]
+    if sim.dialect == "legacy":
+        body = {"status": False, "message": message, "error_reason": code}
+    else:
+        body = {"success": False, "message": message, "error_code": code, "request_id": sim.request_id()}
     return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+def _success(sim: Simulator, name: str, payload: dict[str, Any]) -> Response:
+    faults = sim.faults.config
+    if "total_pages" in payload and faults.pagination == "omit_total_pages":
+        payload = {k: v for k, v in payload.items() if k != "total_pages"}
+    elif "total_pages" in payload and faults.pagination == "understate_total_pages":
+        payload = {**payload, "total_pages": 1}
+    malformed = faults.malformed.get(name)
+    if malformed == "json":
+        return Response(b'{"success": true, "message": "OK", "trunc', media_type="application/json")
+    if malformed == "shape":
+        payload = dict.fromkeys(payload, "not what the contract says")
+    if sim.dialect == "legacy":
+        return JSONResponse({"status": True, "message": "OK", **payload})
+    return JSONResponse({"success": True, "message": "OK", "request_id": sim.request_id(), **payload})
 
 
 def _endpoint(sim: Simulator, name: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -283,15 +314,16 @@ def _endpoint(sim: Simulator, name: str, handler: Handler) -> Callable[[Request]
         return response
 
     async def _serve(request: Request) -> Response:
-        if sim.faults.config.latency_seconds:
-            await asyncio.sleep(sim.faults.config.latency_seconds)
-        if api_key_from_header(request.headers.get(AUTH_HEADER)) not in sim.api_keys:
+        delay = sim.faults.config.latency_seconds + sim.faults.config.route_latency.get(name, 0.0)
+        if delay:
+            await asyncio.sleep(delay)
+        if sim.auth.key_from(request.headers) not in sim.api_keys:
             err = Unauthenticated("Invalid or missing API key")
             return _error(sim, err.status_code, err.error_code, err.message)
         wait = sim.faults.retry_after(sim.account.clock.now())
         if wait is not None:
-            retry_after = str(max(1, math.ceil(wait)))
-            return _error(sim, 429, "rate_limited", "Too many requests", **{"Retry-After": retry_after})
+            told = {"Retry-After": str(max(1, math.ceil(wait)))} if sim.dialect == "standard" else {}
+            return _error(sim, 429, "rate_limited", "Too many requests", **told)
         if sim.faults.fail_before():
             return _error(sim, 500, "internal_error", "Internal server error")
         sim.account.tick()
@@ -301,8 +333,7 @@ def _endpoint(sim: Simulator, name: str, handler: Handler) -> Callable[[Request]
             return _error(sim, err.status_code, err.error_code, err.message)
         if mutating and sim.faults.fail_after_commit():
             return _error(sim, 500, "internal_error", "Internal server error")
-        body = {"success": True, "message": "OK", "request_id": sim.request_id(), **payload}
-        return JSONResponse(body)
+        return _success(sim, name, payload)
 
     return endpoint
 

@@ -1,5 +1,7 @@
 """Fault injection: a rate limit, a share of 5xx replies, a share of "commit then fail" replies
-(the mutation happens, the reply is a 500), and added latency. Seeded, so a failing run replays."""
+(the mutation happens, the reply is a 500), added latency (everywhere, or per route), malformed
+replies on chosen routes, and listings whose ``total_pages`` is missing or understated. Seeded,
+so a failing run replays."""
 
 from __future__ import annotations
 
@@ -7,7 +9,10 @@ import math
 import random
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+Malformation = Literal["json", "shape"]
+PaginationFault = Literal["", "omit_total_pages", "understate_total_pages"]
 
 
 @dataclass
@@ -20,14 +25,33 @@ class FaultConfig:
     """Share of mutations that act and are then answered 500."""
     latency_seconds: float = 0.0
     """Added to every Barrack reply."""
+    route_latency: dict[str, float] = field(default_factory=dict)
+    """Seconds added to the replies of these routes (by route name), e.g. a slow ``create_volume``;
+    a mutation acts after the wait, as a slow Barrack would."""
+    malformed: dict[str, Malformation] = field(default_factory=dict)
+    """Routes (by name) whose successful replies are broken: ``json`` (not JSON) or ``shape``
+    (JSON that does not fit the contract)."""
+    pagination: PaginationFault = ""
+    """Listings that omit ``total_pages``, or state it as 1 whatever the count."""
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
             if key not in self.__dataclass_fields__:
                 raise ValueError(f"unknown fault setting {key!r}")
-            setattr(self, key, float(value))
+            if key == "route_latency":
+                self.route_latency = {str(k): float(v) for k, v in dict(value).items()}
+            elif key == "malformed":
+                if not all(v in ("json", "shape") for v in dict(value).values()):
+                    raise ValueError("malformed takes route names to 'json' or 'shape'")
+                self.malformed = dict(value)
+            elif key == "pagination":
+                if value not in ("", "omit_total_pages", "understate_total_pages"):
+                    raise ValueError("pagination is '', 'omit_total_pages' or 'understate_total_pages'")
+                self.pagination = value
+            else:
+                setattr(self, key, float(value))
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

@@ -7,7 +7,7 @@ import logging
 import uvicorn
 
 from barrack_sim.account import Account, DetachRule, SimConfig
-from barrack_sim.app import Simulator, create_app
+from barrack_sim.app import Dialect, Simulator, create_app
 from barrack_sim.faults import FaultConfig, FaultInjector
 
 
@@ -20,6 +20,7 @@ def build_simulator(
     balance: float = 1000.0,
     seed: int = 0,
     faults: FaultConfig | None = None,
+    dialect: Dialect = "standard",
 ) -> Simulator:
     if not api_keys:
         raise ValueError("the simulator needs at least one accepted API key")
@@ -33,6 +34,7 @@ def build_simulator(
         account=Account(config),
         api_keys=set(api_keys),
         faults=FaultInjector(config=faults or FaultConfig(), seed=seed),
+        dialect=dialect,
     )
 
 

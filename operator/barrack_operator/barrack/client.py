@@ -4,6 +4,10 @@ Every request goes through :meth:`BarrackClient._call`: one rate limiter, one re
 error mapping, one per-route call counter. Reads are retried on transient faults with jittered
 backoff; a mutation is repeated only when Barrack surely did not act on it (429, or a connection
 that never opened), because a 5xx or a timeout after a create may mean the create happened.
+
+Lists are read whole: pages are requested until one comes back empty or short, whatever
+``total_pages`` says (a missing or understated count must not hide resources, or the operator
+would take a listed resource for gone).
 """
 
 from __future__ import annotations
@@ -18,20 +22,21 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from barrack_operator.barrack import models as m
 from barrack_operator.barrack.credentials import ApiKeySource
 from barrack_operator.barrack.errors import (
     ApiUnavailable,
     BarrackError,
+    MalformedReply,
     RateLimited,
     TransientError,
     error_from_response,
     map_transport_errors,
 )
 from barrack_operator.barrack.ratelimit import RateLimiter
-from barrack_operator.barrack.routes import AUTH_HEADER, ROUTES, Route, auth_header_value
+from barrack_operator.barrack.routes import ROUTES, STANDARD_AUTH, Auth, Route
 
 R = TypeVar("R", bound=BaseModel)
 MUTATIONS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
@@ -39,6 +44,9 @@ MUTATIONS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
 )
 """Set to a list by a caller that wants to know which mutations its task sent (route names)."""
 PAGE_LIMIT = 100
+MAX_PAGES = 10_000
+"""A listing that has not ended after this many full pages (a million resources) is a server that
+ignores ``page``; it fails rather than loop for ever."""
 CallObserver = Callable[[str, str, float], None]
 
 
@@ -49,10 +57,17 @@ class RetryPolicy:
     attempts: int = 4
     base_delay: float = 0.2
     max_delay: float = 5.0
+    untold_429_first: float = 1.0
+    """The wait after a 429 without ``Retry-After``; it doubles with each such 429 in a row."""
+    untold_429_max: float = 60.0
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Full-jitter exponential backoff."""
         return rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+    def untold_429_delay(self, in_a_row: int) -> float:
+        """Exponential backoff from 1 s for the ``in_a_row``-th 429 without ``Retry-After`` (from 0)."""
+        return float(min(self.untold_429_max, self.untold_429_first * 2 ** min(in_a_row, 30)))
 
     def may_retry(self, route: Route, error: TransientError) -> bool:
         if isinstance(error, RateLimited):
@@ -68,6 +83,7 @@ class BarrackClient:
         base_url: str,
         api_key: ApiKeySource,
         *,
+        auth: Auth = STANDARD_AUTH,
         requests_per_second: float = 10.0,
         burst: int = 5,
         timeout: float = 30.0,
@@ -77,6 +93,8 @@ class BarrackClient:
         seed: int | None = None,
     ) -> None:
         self._api_key = api_key
+        self._auth = auth
+        self._untold_429s = 0
         self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
         self.limiter = RateLimiter(requests_per_second, burst)
         self.retry = retry or RetryPolicy()
@@ -141,30 +159,48 @@ class BarrackClient:
                     route.url(**path),
                     params=params,
                     json=body.model_dump(mode="json", exclude_none=True) if body is not None else None,
-                    headers={AUTH_HEADER: auth_header_value(key)},
+                    headers=self._auth.headers(key),
                 )
             outcome = str(response.status_code)
             if response.is_success:
-                return reply.model_validate(response.json())
-            raise error_from_response(response, route=route.name, secret=key)
+                self._untold_429s = 0
+                return self._parse(route, reply, response)
+            error = error_from_response(response, route=route.name, secret=key)
+            if isinstance(error, RateLimited) and not error.told:
+                error.retry_after = self.retry.untold_429_delay(self._untold_429s)
+                self._untold_429s += 1
+            raise error
         finally:
             self.calls[(route.name, outcome)] += 1
             if self._observer is not None:
                 self._observer(route.name, outcome, time.monotonic() - started)
 
+    @staticmethod
+    def _parse(route: Route, reply: type[R], response: httpx.Response) -> R:
+        """The reply as its model; a body that is not JSON or not of the contract's shape is
+        :class:`MalformedReply`, never a bare ValueError that would escape every caller's handling."""
+        try:
+            return reply.model_validate(response.json())
+        except ValueError as exc:  # json.JSONDecodeError and pydantic.ValidationError are ValueErrors
+            what = "is not JSON" if not isinstance(exc, ValidationError) else f"does not fit {reply.__name__}"
+            raise MalformedReply(
+                f"Barrack's reply {what} ({exc.__class__.__name__}, {len(response.content)} bytes)",
+                route=route.name,
+            ) from None
+
     async def _paginate(
         self, route_name: str, reply: type[R], items: str, params: dict[str, Any] | None = None
     ) -> AsyncIterator[Any]:
-        page = 1
-        while True:
+        for page in range(1, MAX_PAGES + 1):
             result = await self._call(
                 route_name, reply, params={**(params or {}), "page": page, "limit": PAGE_LIMIT}
             )
-            for item in getattr(result, items):
+            batch = getattr(result, items)
+            for item in batch:
                 yield item
-            if page >= getattr(result, "total_pages", 1):
+            if len(batch) < min(PAGE_LIMIT, result.limit or PAGE_LIMIT):  # type: ignore[attr-defined]
                 return
-            page += 1
+        raise MalformedReply(f"the listing did not end after {MAX_PAGES} full pages", route=route_name)
 
     # Account -------------------------------------------------------------------------------------
 

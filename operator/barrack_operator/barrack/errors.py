@@ -11,7 +11,11 @@ HTTP replies and transport faults onto it.
     └── TransientError           try again later, unchanged
         ├── RateLimited          429, with Retry-After seconds
         └── ApiUnavailable       5xx, timeouts, connection errors: a mutation may or may not have
-                                 happened, so a caller must look before it repeats one
+            │                    happened, so a caller must look before it repeats one
+            └── MalformedReply   a 2xx whose body is not JSON or not the contract's shape
+
+Both error body shapes Barrack may send are read here: ``{"success": false, "message",
+"error_code"}`` and the legacy tier's ``{"status": false, "message", "error_reason"}``.
 
 Error text carries the route, status and request id, and never the API key: only Barrack's own
 ``message`` is quoted, truncated, and scrubbed of the key should Barrack ever echo it.
@@ -88,10 +92,12 @@ class TransientError(BarrackError):
 
 
 class RateLimited(TransientError):
-    """429. ``retry_after`` is in seconds."""
+    """429. ``retry_after`` is in seconds: Barrack's ``Retry-After``, or, when it sent none, the
+    client's own exponential backoff (see :class:`~barrack_operator.barrack.client.RetryPolicy`)."""
 
-    def __init__(self, message: str, *, retry_after: float, route: str = "") -> None:
-        self.retry_after = retry_after
+    def __init__(self, message: str, *, retry_after: float | None, route: str = "") -> None:
+        self.told = retry_after is not None
+        self.retry_after = DEFAULT_RETRY_AFTER if retry_after is None else retry_after
         super().__init__(message, route=route)
 
 
@@ -102,6 +108,11 @@ class ApiUnavailable(TransientError):
     def __init__(self, message: str, *, sent: bool = True, route: str = "") -> None:
         self.sent = sent
         super().__init__(message, route=route)
+
+
+class MalformedReply(ApiUnavailable):
+    """Barrack answered 2xx with a body that is not JSON or not the contract's shape. For a
+    mutation it may have acted, so it counts as sent."""
 
 
 _BY_STATUS: dict[int, type[BarrackError]] = {
@@ -126,11 +137,12 @@ def scrub(text: str, secret: str | None) -> str:
     return text
 
 
-def parse_retry_after(value: str | None) -> float:
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header; None when there is none, or none that reads."""
     try:
-        return max(0.0, float(value)) if value is not None else DEFAULT_RETRY_AFTER
+        return max(0.0, float(value)) if value is not None else None
     except ValueError:
-        return DEFAULT_RETRY_AFTER
+        return None
 
 
 def error_from_response(response: httpx.Response, *, route: str, secret: str | None) -> BarrackError:
@@ -143,7 +155,7 @@ def error_from_response(response: httpx.Response, *, route: str, secret: str | N
         body = {}
     message = scrub(str(body.get("message") or response.reason_phrase or "no message"), secret)
     status = response.status_code
-    error_code = str(body.get("error_code", ""))
+    error_code = str(body.get("error_code") or body.get("error_reason") or "")
     request_id = str(body.get("request_id", ""))
     error: BarrackError
     if status == 429:

@@ -7,6 +7,7 @@ and the simulator both read this table, so nothing else changes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -80,16 +81,28 @@ ROUTES: dict[str, Route] = {
     )
 }
 
-AUTH_HEADER = "Authorization"
+
+@dataclass(frozen=True)
+class Auth:
+    """How the API key travels: a header and a scheme word before the key (empty: the bare key).
+
+    Barrack does not say; the project's choice is ``Authorization: Bearer <key>``. The legacy tier
+    follows an upstream API that sends ``api_key: <key>`` (contract section 7), so both are settings."""
+
+    header: str = "Authorization"
+    scheme: str = "Bearer"
+
+    def headers(self, api_key: str) -> dict[str, str]:
+        return {self.header: f"{self.scheme} {api_key}" if self.scheme else api_key}
+
+    def key_from(self, headers: Mapping[str, str]) -> str | None:
+        """The inverse of :meth:`headers`, for the simulator."""
+        value = headers.get(self.header)
+        if value is None or not self.scheme:
+            return value
+        prefix = f"{self.scheme} "
+        return value.removeprefix(prefix) if value.startswith(prefix) else None
 
 
-def auth_header_value(api_key: str) -> str:
-    """How the API key travels: a bearer token (the project's choice; Barrack does not say)."""
-    return f"Bearer {api_key}"
-
-
-def api_key_from_header(value: str | None) -> str | None:
-    """The inverse of :func:`auth_header_value`, for the simulator."""
-    if value is None or not value.startswith("Bearer "):
-        return None
-    return value.removeprefix("Bearer ")
+STANDARD_AUTH = Auth()
+LEGACY_AUTH = Auth(header="api_key", scheme="")

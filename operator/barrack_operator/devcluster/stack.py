@@ -101,7 +101,11 @@ class SimProcess:
             f"{self.api}{path}",
             data=data,
             method=method,
-            headers={"Authorization": f"Bearer {key or self.api_key}", "Content-Type": "application/json"},
+            headers={  # both dialects' auth headers, so it reads a simulator of either
+                "Authorization": f"Bearer {key or self.api_key}",
+                "api_key": key or self.api_key,
+                "Content-Type": "application/json",
+            },
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())

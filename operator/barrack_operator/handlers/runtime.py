@@ -1,6 +1,6 @@
 """What the kopf glue holds for the life of the operator: the Barrack client, the inventory and
-its poller, the reconcile context, the registry of objects (for references and wake-ups), and the
-per-object loop that runs reconcile and writes its outcome."""
+its supervised poller, the health endpoints, the reconcile context, the registry of objects (for
+references and wake-ups), and the per-object loop that runs reconcile and writes its outcome."""
 
 from __future__ import annotations
 
@@ -17,23 +17,30 @@ from typing import Any
 import kopf
 
 from barrack_operator import metrics
-from barrack_operator.barrack import ApiKeySource, BarrackClient
+from barrack_operator.barrack import ApiKeySource, BarrackClient, BarrackError
 from barrack_operator.barrack.client import MUTATIONS
+from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.barrack.routes import ROUTES
 from barrack_operator.conditions import READY, SYNCED, Condition, Reason, merge_conditions
-from barrack_operator.inventory import Inventory, kinds_touched
+from barrack_operator.handlers.health import HealthServer
+from barrack_operator.inventory import LISTING_OF, Inventory, ListingFailed, kinds_touched
 from barrack_operator.kube import StatusWriter
 from barrack_operator.resources.common import (
     Context,
     MarkNotWritten,
     Memory,
+    ObjectDeleting,
     ObjectView,
     Outcome,
     RefInfo,
     Timing,
+    complete_status,
     failed,
+    failure_reason,
     id_key,
+    progressing,
     ref_key,
+    with_next_try,
 )
 from barrack_operator.resources.kinds import BY_KIND, KINDS, Kind
 from barrack_operator.resources.specs import GROUP
@@ -119,6 +126,7 @@ class Runtime:
         self.client = BarrackClient(
             settings.api_url,
             key_source,
+            auth=settings.auth,
             requests_per_second=settings.requests_per_second,
             burst=settings.burst,
             observer=self._observe_call,
@@ -144,23 +152,51 @@ class Runtime:
         )
         self.status_writer: StatusWriter | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self.health = HealthServer(self.inventory, self.poller_alive, settings.readiness_max_listing_age)
         self._mutated: dict[str, tuple[float, set[str]]] = {}
         self._last_warning: dict[str, str] = {}
 
     async def start(self) -> None:
         self.status_writer = StatusWriter()
-        self._poller = asyncio.create_task(self.inventory.run(), name="barrack-inventory")
+        self._supervisor = asyncio.create_task(self._supervise_poller(), name="barrack-inventory-supervisor")
+        if self.settings.liveness_port:
+            await self.health.start("0.0.0.0", self.settings.liveness_port)
         metrics.watch_inventory(self.inventory)
         metrics.watch_objects(
             [kind.kind for kind in KINDS],
             lambda: [(kind, info.ready) for (kind, _, _), info in list(self.registry.objects.items())],
         )
 
-    async def stop(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+    def poller_alive(self) -> bool:
+        return self._poller is not None and not self._poller.done()
+
+    async def _supervise_poller(self) -> None:
+        """Run the inventory poller, and start it again should it ever end (it is built not to):
+        without it no object is looked at again."""
+        restarts = 0
+        while True:
+            self._poller = asyncio.create_task(self.inventory.run(), name="barrack-inventory")
+            try:
                 await self._poller
+                log.error("The Barrack inventory poller ended; starting it again")
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():  # the operator stops
+                    raise
+                log.error("The Barrack inventory poller was cancelled; starting it again")
+            except Exception:
+                log.exception("The Barrack inventory poller failed; starting it again")
+            restarts += 1
+            await asyncio.sleep(min(30.0, self.settings.poll_interval * 2 ** min(restarts, 5)))
+
+    async def stop(self) -> None:
+        for task in (self._supervisor, self._poller):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.health.stop()
         await self.client.aclose()
         if self.status_writer is not None:
             await self.status_writer.aclose()
@@ -225,8 +261,9 @@ class Runtime:
         started = time.monotonic()
         sent: list[str] = []
         MUTATIONS.set(sent)
-        outcome = await self._reconcile_guarded(reconcile, obj)
+        outcome = await self._reconcile_guarded(reconcile, obj, finalizing=False)
         self._remember_mutations(obj.uid, started, sent)
+        self._back_off(obj.uid, outcome)
         metrics.RECONCILE_SECONDS.labels(kind.kind).observe(time.monotonic() - started)
         self.registry.watch(obj.uid, outcome.watch)
         if outcome.status.get("id"):
@@ -246,31 +283,73 @@ class Runtime:
         if mutated is not None:
             since, kinds = mutated
             wait = 10 * max(self.inventory.fast_gap(kind) for kind in kinds)
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(BarrackError, MissingApiKey, ListingFailed):
                 await self.inventory.wait_fresh(since, timeout=wait, kinds=kinds)
 
-    async def _reconcile_guarded(self, reconcile: Reconciler, obj: ObjectView) -> Outcome:
-        if not self.inventory.ready:
-            if self.inventory.last_error is not None:
-                return failed(Outcome(), self.inventory.last_error, self.context.timing)
-            await self.inventory.polled_once.wait()
-            if not self.inventory.ready and self.inventory.last_error is not None:
-                return failed(Outcome(), self.inventory.last_error, self.context.timing)
+    def _back_off(self, uid: str, outcome: Outcome) -> None:
+        """A refused or failed call is tried again after blocked_requeue, doubling with each
+        failure in a row up to max_backoff; the condition message says when."""
+        if not outcome.backoff:
+            self.context.memory.failures.pop(uid, None)
+            return
+        failures = self.context.memory.failures.get(uid, 0) + 1
+        self.context.memory.failures[uid] = failures
+        delay = min(self.settings.max_backoff, self.settings.blocked_requeue * 2 ** min(failures - 1, 30))
+        outcome.requeue_after = max(outcome.requeue_after or 0.0, delay)
+        with_next_try(outcome, delay, failures)
+
+    def _listing_trouble(self, obj: ObjectView) -> Outcome | None:
+        """An outcome for an object whose kind Barrack cannot list now: before its first listing,
+        or after ``stale_after_failed_polls`` failures in a row (its status may be out of date)."""
+        listing = LISTING_OF[obj.kind]
+        error = self.inventory.listing_error(listing)
+        if error is None:
+            return None
+        never_listed = not getattr(self.inventory, listing).ok
+        failures = self.inventory.failing_for(listing)
+        if never_listed:
+            return failed(Outcome(), error, self.context.timing)
+        if failures < self.settings.stale_after_failed_polls:
+            return None
+        reason, message = failure_reason(error)
+        out = Outcome(requeue_after=self.inventory.retry_gap(listing))
+        out.conditions.append(
+            Condition(
+                SYNCED,
+                False,
+                reason,
+                f"Barrack's {listing.replace('_', ' ')} listing failed {failures} times in a row, so this "
+                f"status may be out of date: {message}",
+            )
+        )
+        out.warn(reason, out.conditions[0].message.split(":")[0])
+        return out
+
+    async def _reconcile_guarded(
+        self, reconcile: Reconciler, obj: ObjectView, *, finalizing: bool
+    ) -> Outcome:
+        await self.inventory.polled_once.wait()
+        retained = finalizing and obj.spec.get("deletionPolicy") == "Retain"  # lets go without a call
+        trouble = None if retained else self._listing_trouble(obj)
+        if trouble is not None:
+            return trouble
         try:
-            return await reconcile(self.context, obj)
+            return complete_status(self.context, obj, await reconcile(self.context, obj))
+        except ObjectDeleting:
+            return progressing(Outcome(), self.context.timing, "deleting this object: nothing is created")
         except MarkNotWritten as exc:  # Kubernetes is away or refused: no create was sent
             log.warning("%s; %s %s/%s retries", exc, obj.kind, obj.namespace, obj.name)
             out = Outcome(requeue_after=self.context.timing.transition_requeue)
             out.conditions.append(
-                Condition(SYNCED, False, Reason.API_UNAVAILABLE, f"{exc}; the operator retries")
+                Condition(SYNCED, False, Reason.KUBERNETES_UNAVAILABLE, f"{exc}; the operator retries")
             )
-            return out
+            return complete_status(self.context, obj, out)
         except Exception as exc:  # one object's bug must not stop the others
             log.exception("Reconcile of %s %s/%s failed unexpectedly", obj.kind, obj.namespace, obj.name)
-            out = Outcome(requeue_after=self.context.timing.blocked_requeue)
+            out = Outcome(requeue_after=self.context.timing.blocked_requeue, backoff=True)
             message = f"unexpected {type(exc).__name__} in the operator; it retries (see the operator log)"
-            out.conditions.append(Condition(SYNCED, False, Reason.API_UNAVAILABLE, message))
-            return out
+            out.conditions.append(Condition(SYNCED, False, Reason.OPERATOR_ERROR, message))
+            return complete_status(self.context, obj, out)
 
     async def write(self, kind: Kind, body: kopf.Body, obj: ObjectView, outcome: Outcome) -> bool:
         """Write the outcome to status (only when it changed) and post its events (Warnings only when
@@ -278,9 +357,7 @@ class Runtime:
         when the status write failed (a conflict, the apiserver away): the caller retries soon."""
         previous = dict(obj.status)
         conditions = merge_conditions(previous.get("conditions", []), outcome.conditions, obj.generation)
-        status = {**outcome.status, "conditions": conditions}
-        if outcome.conditions:
-            status["observedGeneration"] = obj.generation
+        status = {**outcome.status, "conditions": conditions, "observedGeneration": obj.generation}
         changed = {k: v for k, v in status.items() if previous.get(k) != v}
         for event in outcome.events:
             if event.type == "Warning":
@@ -302,8 +379,9 @@ class Runtime:
         sent: list[str] = []
         MUTATIONS.set(sent)
         started = time.monotonic()
-        outcome = await self._reconcile_guarded(finalizer, obj)
+        outcome = await self._reconcile_guarded(finalizer, obj, finalizing=True)
         self._remember_mutations(obj.uid, started, sent)
+        self._back_off(obj.uid, outcome)
         await self.write(kind, body, obj, outcome)
         if not outcome.done:
             message = next(
@@ -312,7 +390,7 @@ class Runtime:
             raise kopf.TemporaryError(
                 message, delay=outcome.requeue_after or self.context.timing.transition_requeue
             )
-        self.context.memory.forget(obj.uid)
+        self.context.memory.forget(obj.uid, self.context.clock())
         self.registry.forget(obj.uid)
         self._mutated.pop(obj.uid, None)
         self._last_warning.pop(obj.uid, None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 from barrack_operator.barrack import (
@@ -27,7 +27,7 @@ from barrack_operator.barrack import (
 from barrack_operator.barrack import models as wire
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.conditions import READY, SYNCED, Condition, Reason
-from barrack_operator.inventory import Inventory
+from barrack_operator.inventory import LISTING_OF, Inventory, ListingError, ListingFailed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey)
@@ -82,6 +82,8 @@ class Outcome:
     requeue_after: float | None = None
     watch: set[str] = field(default_factory=set)
     done: bool = False
+    backoff: bool = False
+    """A call was refused or failed: the glue retries this object with exponential backoff."""
 
     def warn(self, reason: str, message: str) -> None:
         self.events.append(Event("Warning", reason, message))
@@ -109,14 +111,30 @@ class References(Protocol):
 @dataclass
 class Memory:
     """What the operator remembers per object between reconciles, beyond status: ids learnt but
-    perhaps not yet written (a status write can fail), and when it last tried to create."""
+    perhaps not yet written (a status write can fail), creates in flight and when the last one
+    returned, objects whose deletion began, and refusals in a row (for backoff)."""
 
     known_ids: dict[str, str] = field(default_factory=dict)
     create_attempts: dict[str, float] = field(default_factory=dict)
+    """When this object's last create call returned or failed (monotonic seconds)."""
+    creating: set[str] = field(default_factory=set)
+    """Objects with a create call waiting for the rate limiter or in flight."""
+    deleting: dict[str, float] = field(default_factory=dict)
+    """Objects whose deletion began, and when; no create is sent for them after that."""
+    failures: dict[str, int] = field(default_factory=dict)
+    """Failed or refused calls in a row per object."""
 
-    def forget(self, uid: str) -> None:
+    DELETION_MARK_SECONDS = 3600.0
+    """How long a deleted object's mark is kept, so that a reconcile still under way when its
+    deletion ended cannot create for it."""
+
+    def forget(self, uid: str, now: float) -> None:
         self.known_ids.pop(uid, None)
         self.create_attempts.pop(uid, None)
+        self.failures.pop(uid, None)
+        self.deleting[uid] = now
+        for old in [u for u, at in self.deleting.items() if at < now - self.DELETION_MARK_SECONDS]:
+            del self.deleting[old]
 
 
 @dataclass
@@ -150,6 +168,15 @@ class MarkNotWritten(Exception):
     """:attr:`Context.mark_create` could not persist the mark; the create was not sent."""
 
 
+class ObjectDeleting(Exception):
+    """The object's deletion began: no create is sent for it."""
+
+
+class CreateInFlight(Exception):
+    """A create for this object waits for the rate limiter or for Barrack's reply: until it
+    returns, nobody can say whether Barrack holds a resource of it."""
+
+
 class NameTaken(InvalidRequest):
     """A Barrack resource has this object's Barrack name, and this object never asked to create
     one: it belongs to someone else (another object, cluster or person), so it is neither adopted
@@ -165,10 +192,10 @@ class NameTaken(InvalidRequest):
 # Errors onto conditions --------------------------------------------------------------------------
 
 
-def failure_reason(
-    error: BarrackError | MissingApiKey, blocked: Reason = Reason.PRECONDITION_FAILED
-) -> tuple[Reason, str]:
+def failure_reason(error: ListingError, blocked: Reason = Reason.PRECONDITION_FAILED) -> tuple[Reason, str]:
     """The Synced=False reason and message for a Barrack error, the one mapping for every kind."""
+    if isinstance(error, ListingFailed):
+        return Reason.OPERATOR_ERROR, f"{error}; see the operator log; it retries"
     if isinstance(error, NameTaken):
         return Reason.NAME_TAKEN, error.message
     if isinstance(error, MissingApiKey):
@@ -200,10 +227,12 @@ def failure_reason(
 
 def failed(
     outcome: Outcome,
-    error: BarrackError | MissingApiKey,
+    error: ListingError,
     timing: Timing,
     blocked: Reason = Reason.PRECONDITION_FAILED,
 ) -> Outcome:
+    """A call failed or was refused: Synced=False with the mapped reason, a Warning, and a retry,
+    with backoff unless Barrack said when (429) or the refusal is a state that may pass soon (409)."""
     reason, message = failure_reason(error, blocked)
     outcome.conditions.append(Condition(SYNCED, False, reason, message))
     if not any(c.type == READY for c in outcome.conditions):
@@ -211,6 +240,7 @@ def failed(
     outcome.warn(reason, message)
     retry = error.retry_after if isinstance(error, RateLimited) else timing.blocked_requeue
     outcome.requeue_after = max(retry, 1.0)
+    outcome.backoff = not isinstance(error, RateLimited | PreconditionFailed)
     return outcome
 
 
@@ -237,6 +267,25 @@ def waiting_on_state(outcome: Outcome, kind: str, state: str, timing: Timing) ->
     synced(outcome)
     outcome.requeue_after = timing.transition_requeue
     return outcome
+
+
+def with_next_try(out: Outcome, delay: float, failures: int) -> None:
+    """Say in the Synced condition when a failing call is tried next."""
+    for index, condition in enumerate(out.conditions):
+        if condition.type == SYNCED and not condition.status:
+            when = f"next try in {delay:.0f}s ({failures} failed in a row; the wait doubles up to a limit)"
+            out.conditions[index] = replace(condition, message=f"{condition.message.rstrip('.')}; {when}")
+
+
+def complete_status(ctx: Context, obj: ObjectView, out: Outcome) -> Outcome:
+    """Fill what an early return left out, so that no path leaves status stale: the id and Barrack
+    state of the object's resource as the inventory lists it now."""
+    known = out.status.get("id") or obj.recorded_id or ctx.memory.known_ids.get(obj.uid)
+    if known and "state" not in out.status:
+        item = getattr(ctx.inventory, LISTING_OF[obj.kind]).items.get(known)
+        if item is not None:
+            out.status = {"id": item.id, "state": item.status, **out.status}
+    return out
 
 
 def available(out: Outcome, timing: Timing, message: str) -> Outcome:
@@ -271,11 +320,13 @@ async def finalize_guarded(
         return out
     try:
         return await steps(out)
+    except CreateInFlight:
+        return progressing(out, ctx.timing, "still answering this object's create; deletion follows")
     except NotFound as error:
         return progressing(out, ctx.timing, f"answering 404 ({error.message}); the operator looks again")
     except PreconditionFailed as error:
         return failed(out, error, ctx.timing, blocked=Reason.DELETION_BLOCKED)
-    except (BarrackError, MissingApiKey) as error:
+    except (BarrackError, MissingApiKey, ListingFailed) as error:
         return failed(out, error, ctx.timing)
 
 
@@ -336,12 +387,21 @@ async def ensure_exists(
     if found is not None:
         ctx.memory.known_ids[obj.uid] = found.id
         return Found(found)
+    ctx.inventory.require_fresh(LISTING_OF[obj.kind])
     named = snapshot_of().by_name(obj.barrack_name)
     if named:
         raise NameTaken(obj.kind.removeprefix("Barrack").lower(), obj.barrack_name, named[0].id)
+    if obj.uid in ctx.memory.deleting:
+        raise ObjectDeleting()
     await ctx.mark_create(obj)
-    ctx.memory.create_attempts[obj.uid] = ctx.clock()
-    item = await create()
+    if obj.uid in ctx.memory.deleting:  # deletion began while the mark was written
+        raise ObjectDeleting()
+    ctx.memory.creating.add(obj.uid)  # no await between the check above and this
+    try:
+        item = await create()
+    finally:
+        ctx.memory.creating.discard(obj.uid)
+        ctx.memory.create_attempts[obj.uid] = ctx.clock()
     ctx.memory.known_ids[obj.uid] = item.id
     ctx.inventory.record(item)
     return Found(item, created=True)
@@ -354,7 +414,14 @@ async def find_for_deletion(
     fetch: Callable[[str], Awaitable[T]],
 ) -> T | None:
     """The Barrack resource to delete with this object, or None when Barrack has none. Looks at the
-    recorded id, and by name for a create whose id was never written."""
+    recorded id, and by name for a create whose id was never written.
+
+    None is concluded only from Barrack's word after the object's last create call returned or
+    failed: a 404 for the id, or a successful listing of the kind that began after that call.
+    While a create is still waiting or in flight, :class:`CreateInFlight`."""
+    ctx.memory.deleting.setdefault(obj.uid, ctx.clock())
+    if obj.uid in ctx.memory.creating:
+        raise CreateInFlight()
     target = obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or obj.spec.get("adoptId")
     if target:
         item: T | None = snapshot_of().items.get(target)
@@ -365,6 +432,8 @@ async def find_for_deletion(
         except NotFound:
             return None
     found: T | None = await _created_before(ctx, obj, snapshot_of)
+    if found is None:
+        ctx.inventory.require_fresh(LISTING_OF[obj.kind])
     return found
 
 
@@ -375,7 +444,7 @@ async def _created_before(ctx: Context, obj: ObjectView, snapshot_of: Callable[[
     if attempted is None and not obj.create_requested:
         return None
     if attempted is not None:
-        await ctx.inventory.wait_fresh(attempted)
+        await ctx.inventory.wait_fresh(attempted, kinds=[LISTING_OF[obj.kind]])
     for candidate in snapshot_of().by_name(obj.barrack_name):
         if not ctx.refs.claimed_by_other(candidate.id, obj.uid):
             return candidate

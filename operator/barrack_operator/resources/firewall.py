@@ -14,6 +14,7 @@ from barrack_operator.resources.common import (
     ObjectView,
     Outcome,
     available,
+    blocked,
     ensure_exists,
     failed,
     finalize_guarded,
@@ -77,11 +78,14 @@ async def _converge(
     attached = {a.instance_id for a in firewall.attachments}
     wanted: set[str] = set()
     waiting: list[str] = []
+    unresolved: list[str] = []
     for ref in spec.instanceRefs:
         out.watch.add(ref_key("BarrackInstance", obj.namespace, ref.name))
         info = ctx.refs.get("BarrackInstance", obj.namespace, ref.name)
         if info is None or not info.id:
-            waiting.append(f"{ref.name} (no Barrack id yet)")
+            unresolved.append(
+                f"{ref.name} ({'no such BarrackInstance' if info is None else 'no Barrack id yet'})"
+            )
             continue
         out.watch.add(id_key(info.id))
         instance = ctx.inventory.instances.items.get(info.id)
@@ -92,9 +96,19 @@ async def _converge(
             waiting.append(f"{ref.name} ({info.id}) is {state}")
         else:
             wanted.add(info.id)
+    if unresolved:
+        # Attach sends the complete set: an instance attached now may be the one a pending reference
+        # names, so none is left out (detached) until every reference resolves.
+        wanted |= attached
     if wanted != attached:
         ctx.inventory.record(await ctx.client.attach_firewall(firewall.id, sorted(wanted)))
         out.note("AttachmentsChanged", f"Firewall attached to {', '.join(sorted(wanted)) or 'no instance'}")
+    if unresolved:
+        message = (
+            f"waiting for instanceRefs {'; '.join(unresolved)}; every instance attached now stays "
+            "attached until they resolve"
+        )
+        return blocked(out, Reason.REFERENCE_NOT_READY, message, ctx.timing)
     if waiting:
         message = (
             f"attach needs ACTIVE instances: {'; '.join(waiting)}; the operator attaches each once it is"

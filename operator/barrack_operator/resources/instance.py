@@ -109,16 +109,12 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
         )
     except PreconditionFailed as error:
         stock = error.error_code == "out_of_stock"
-        message = (
-            f"Barrack cannot create the instance now: {error.message}. "
-            + (
-                "Choose another gpuModel, gpuCount or region, or wait for stock"
-                if stock
-                else "Fix what it names"
-            )
-            + f"; the operator retries every {ctx.timing.blocked_requeue:g}s"
+        message = f"Barrack cannot create the instance now: {error.message}. " + (
+            "Choose another gpuModel, gpuCount or region, or wait for stock" if stock else "Fix what it names"
         )
-        return blocked(out, Reason.OUT_OF_STOCK if stock else Reason.CREATE_BLOCKED, message, ctx.timing)
+        out = blocked(out, Reason.OUT_OF_STOCK if stock else Reason.CREATE_BLOCKED, message, ctx.timing)
+        out.backoff = True
+        return out
     except (BarrackError, MissingApiKey) as error:
         return failed(out, error, ctx.timing)
     instance: wire.VMInstance = found.item

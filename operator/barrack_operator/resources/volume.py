@@ -86,6 +86,9 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
         source_id = _source_id(ctx, obj, out)
         target_instance = desired_instance_id(ctx, obj, out)
     except Unresolved as exc:
+        observed = ctx.inventory.volumes.items.get(obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or "")
+        if observed is not None:  # what Barrack lists, not what the last pass wrote
+            out.conditions.append(_attached_condition(observed.instance_id, ctx))
         return blocked(out, Reason.REFERENCE_NOT_READY, f"{exc}; waiting for it to become Ready", ctx.timing)
 
     not_created = not (obj.recorded_id or ctx.memory.known_ids.get(obj.uid))
@@ -180,6 +183,16 @@ async def _converge(
         out.watch.add(id_key(current))
         instance = ctx.inventory.instances.items.get(current)
         out.conditions.append(_attached_condition(current, ctx))
+        if instance is None:
+            # Barrack no longer lists the instance (deleted, or deleting): it frees its volumes as it
+            # goes. The volume is detached when Barrack's volume listing says so, not before.
+            ctx.inventory.nudge(["volumes", "instances"])
+            return progressing(
+                out,
+                ctx.timing,
+                f"listing volume {volume.id} on instance {current}, which it no longer lists; "
+                "waiting for the volume to be listed detached",
+            )
         why = detach_blocked_reason(volume, instance)
         if why is not None:
             return blocked(out, Reason.DETACH_BLOCKED, why, ctx.timing)
