@@ -155,6 +155,7 @@ def running_operator(
     *,
     kubeconfig: Path | None = None,
     metrics_port: int = 0,
+    liveness_port: int = 0,
     request: pytest.FixtureRequest | None = None,
 ) -> Iterator[Operator]:
     """The operator watching the test's namespace, at the log level ``settings`` give (debug by
@@ -163,7 +164,14 @@ def running_operator(
     op = OperatorProcess(
         log_dir / "operator.log",
         operator_env(kubeconfig or kube.plane.kubeconfig, sim.api, api_key_file, **settings),
-        ["--namespace", kube.namespace, "--liveness-port", "0", "--metrics-port", str(metrics_port)],
+        [
+            "--namespace",
+            kube.namespace,
+            "--liveness-port",
+            str(liveness_port),
+            "--metrics-port",
+            str(metrics_port),
+        ],
     )
     op.start()
     try:
