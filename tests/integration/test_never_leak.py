@@ -107,11 +107,11 @@ def test_a_kind_barrack_cannot_list_blocks_only_itself_and_recovers_without_a_re
         wait_for(lambda: _get(f"http://127.0.0.1:{health}/readyz")[0] == 200, 30, what="/readyz 200")
 
         sim.admin("faults", {"malformed": {"list_volumes": "json"}})
-        kube.apply(volume("during"))
+        stale = kube.wait_condition("bvol", "before", "Synced", "False", reason="ApiUnavailable", timeout=30)
+        assert "may be out of date" in stale["message"] and "not JSON" in stale["message"]
+        kube.apply(volume("during"))  # the volumes listing fails now: nothing may be created
         during = kube.wait_condition("bvol", "during", "Synced", "False", reason="ApiUnavailable")
         assert "not JSON" in during["message"]
-        stale = kube.wait_condition("bvol", "before", "Synced", "False", reason="ApiUnavailable", timeout=30)
-        assert "may be out of date" in stale["message"]
         kube.run("delete", "bvol", "before", "--wait=false")
         kube.apply(ssh_key("other-key"))  # SSH keys list fine meanwhile
         kube.wait_condition("bkey", "other-key", "Ready", "True")
