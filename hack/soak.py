@@ -6,7 +6,9 @@ workload (volumes created, attached, detached, resized, deleted; instances, fire
 created and deleted; hosts stopped and started). In each round the operator is SIGKILLed at a
 random moment and restarted (sometimes twice), and the simulator answers a share of calls with
 500, commits a share of mutations then answers 500, adds latency, and in some rounds cuts its rate
-limit to a few requests a second. Each round waits for convergence, then audits Barrack. At the
+limit to a few requests a second, or has one kind's listing answer malformed replies for a while;
+creates are slowed, and some objects are deleted right after they are applied (their creates in
+flight). Each round waits for convergence, then audits Barrack. At the
 end every object is deleted and Barrack is audited once more.
 
     python hack/soak.py --rounds 100
@@ -51,6 +53,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--commit-then-fail-rate", type=float, default=0.15)
     parser.add_argument("--latency", type=float, default=0.03, help="seconds added to every reply")
     parser.add_argument("--throttle-share", type=float, default=0.3, help="share of rounds with 429 bursts")
+    parser.add_argument(
+        "--malformed-share", type=float, default=0.3, help="share of rounds with malformed listings"
+    )
+    parser.add_argument("--slow-create", type=float, default=0.5, help="seconds added to every create")
     parser.add_argument("--rps", type=float, default=10, help="the operator's requests per second")
     parser.add_argument("--transition-seconds", type=float, default=1.0)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
@@ -78,6 +84,8 @@ def main() -> int:
             commit_then_fail_rate=args.commit_then_fail_rate,
             latency_seconds=args.latency,
             throttle_share=args.throttle_share,
+            malformed_share=args.malformed_share,
+            slow_create_seconds=args.slow_create,
         )
     try:
         with dev_stack(

@@ -295,6 +295,8 @@ def _success(sim: Simulator, name: str, payload: dict[str, Any]) -> Response:
     elif "total_pages" in payload and faults.pagination == "understate_total_pages":
         payload = {**payload, "total_pages": 1}
     malformed = faults.malformed.get(name)
+    if malformed:
+        sim.faults.injected["malformed"] += 1
     if malformed == "json":
         return Response(b'{"success": true, "message": "OK", "trunc', media_type="application/json")
     if malformed == "shape":

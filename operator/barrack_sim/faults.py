@@ -59,7 +59,9 @@ class FaultConfig:
 class FaultInjector:
     config: FaultConfig = field(default_factory=FaultConfig)
     seed: int = 0
-    injected: dict[str, int] = field(default_factory=lambda: {"429": 0, "500": 0, "commit_then_500": 0})
+    injected: dict[str, int] = field(
+        default_factory=lambda: {"429": 0, "500": 0, "commit_then_500": 0, "malformed": 0}
+    )
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)

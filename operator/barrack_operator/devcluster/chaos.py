@@ -66,26 +66,38 @@ class Tally:
 @dataclass(frozen=True)
 class Faults:
     """What the simulator injects during a run. ``throttle_share`` of the rounds run with Barrack's
-    rate limit cut to ``throttle_rps`` (a burst of 429s)."""
+    rate limit cut to ``throttle_rps`` (a burst of 429s); ``malformed_share`` of the rounds have
+    one kind's listing answer malformed replies (not JSON, or the wrong shape) for a while; creates
+    take ``slow_create_seconds`` longer at Barrack (so deletions meet creates in flight)."""
 
     error_rate: float = 0.0
     commit_then_fail_rate: float = 0.0
     latency_seconds: float = 0.0
     throttle_share: float = 0.0
     throttle_rps: float = 3.0
+    malformed_share: float = 0.0
+    slow_create_seconds: float = 0.0
 
     @property
     def any(self) -> bool:
         return bool(
-            self.error_rate or self.commit_then_fail_rate or self.latency_seconds or self.throttle_share
+            self.error_rate
+            or self.commit_then_fail_rate
+            or self.latency_seconds
+            or self.throttle_share
+            or self.malformed_share
+            or self.slow_create_seconds
         )
 
-    def sim_settings(self, throttled: bool) -> dict[str, float]:
+    def sim_settings(self, throttled: bool, malformed: dict[str, str] | None = None) -> dict[str, Any]:
+        slow = self.slow_create_seconds
         return {
             "error_rate": self.error_rate,
             "commit_then_fail_rate": self.commit_then_fail_rate,
             "latency_seconds": self.latency_seconds,
             "rate_limit_rps": self.throttle_rps if throttled else 0.0,
+            "malformed": malformed or {},
+            "route_latency": {"create_volume": slow, "create_instance": slow} if slow else {},
         }
 
 
@@ -203,6 +215,7 @@ class Workload:
             self._delete_firewall,
             self._create_key,
             self._delete_key,
+            self._create_then_delete,
         ]
         done: list[str] = []
         for _ in range(20 * count):  # some actions have nothing to act on; pick again
@@ -300,6 +313,19 @@ class Workload:
 
     def _delete_key(self, stopping: set[str]) -> str | None:
         return self._delete_one("BarrackSSHKey", self.keys)
+
+    def _create_then_delete(self, stopping: set[str]) -> str:
+        """An object deleted right after it is applied: its create waits or flies meanwhile."""
+        name = self._name("flash")
+        if self.rng.random() < 0.5:
+            kind, manifest = "BarrackVolume", self._volume(name, VolumeWant(None, retain=False))
+        else:
+            kind, manifest = "BarrackInstance", self._instance(name, "RTX-A6000", "Running")
+        self.apply([manifest])
+        time.sleep(self.rng.uniform(0.0, 1.0))
+        self.deleting.add((kind, name))
+        self.delete(kind.lower(), [name])
+        return f"create {name} and delete it at once"
 
     def _delete_one(self, kind: str, names: set[str]) -> str | None:
         if not names:
@@ -472,6 +498,7 @@ class Chaos:
         self.tally = Tally()
         self.workload = Workload(plane, namespace, sim.image(), self.rng)
         self.throttled_seconds = 0.0
+        self.malformed_rounds = 0
         if faults.any:
             sim.admin("faults", {"seed": seed})
 
@@ -482,8 +509,13 @@ class Chaos:
     def round(self) -> None:
         self.tally.rounds += 1
         throttled = self.rng.random() < self.faults.throttle_share
+        malformed = None
+        if self.rng.random() < self.faults.malformed_share:
+            listing = self.rng.choice(["list_volumes", "list_instances", "list_firewalls", "list_ssh_keys"])
+            malformed = {listing: self.rng.choice(["json", "shape"])}
+            self.malformed_rounds += 1
         if self.faults.any:
-            self.sim.admin("faults", self.faults.sim_settings(throttled))
+            self.sim.admin("faults", self.faults.sim_settings(throttled, malformed))
         started = time.monotonic()
         done = self.workload.change(self.changes_per_round)
         if self.kills:
@@ -492,10 +524,11 @@ class Chaos:
                 self._kill_and_restart()
         if self.disrupt is not None:
             done.append(self.disrupt(self.rng))
-        if throttled:
+        if throttled or malformed:
             time.sleep(max(0.0, 3.0 - (time.monotonic() - started)))
             self.sim.admin("faults", self.faults.sim_settings(False))
-            self.throttled_seconds += time.monotonic() - started
+            if throttled:
+                self.throttled_seconds += time.monotonic() - started
         self.converge(f"round {self.tally.rounds}: " + "; ".join(done))
 
     def _kill_and_restart(self) -> None:
