@@ -129,7 +129,7 @@ def test_default_render_is_hardened_and_applies(kube: Kube) -> None:
     assert context["capabilities"]["drop"] == ["ALL"]
     assert container["resources"]["requests"] and container["resources"]["limits"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"  # every kind listed lately
     # The key is a mounted file; no env value carries it or references the Secret.
     env = {e["name"]: e for e in container["env"]}
     assert env["BARRACK_API_KEY_FILE"]["value"].startswith("/etc/barrack/")
