@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime, timedelta
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
@@ -271,9 +272,10 @@ def waiting_on_state(outcome: Outcome, kind: str, state: str, timing: Timing) ->
 
 def with_next_try(out: Outcome, delay: float, failures: int) -> None:
     """Say in the Synced condition when a failing call is tried next."""
+    at = (datetime.now(UTC) + timedelta(seconds=delay)).strftime("%H:%M:%SZ")
     for index, condition in enumerate(out.conditions):
         if condition.type == SYNCED and not condition.status:
-            when = f"next try in {delay:.0f}s ({failures} failed in a row; the wait doubles up to a limit)"
+            when = f"next try in {delay:.0f}s, at {at} ({failures} failed in a row; the wait doubles up to a limit)"
             out.conditions[index] = replace(condition, message=f"{condition.message.rstrip('.')}; {when}")
 
 
