@@ -63,9 +63,22 @@ class Reason(StrEnum):
     """Synced=False: a Barrack resource of this Barrack name exists that this object did not create."""
     NOT_FOUND = "NotFound"
     """The Barrack resource the status or adoptId names does not exist."""
+    RESIZE_BLOCKED = "ResizeBlocked"
+    """Synced=False: Barrack refused a resize for a state reason (409); the operator retries."""
+    POWER_BLOCKED = "PowerBlocked"
+    """Synced=False: Barrack refused a power action (start, stop, hibernate, restore) for now."""
+    ERROR = "Error"
+    """Ready=False: Barrack reports the resource in ERROR; it is never Ready in that state."""
+    UNKNOWN_STATE = "UnknownState"
+    """Ready=False: Barrack reports a state word this operator does not know; it looks again."""
+    BOOT_VOLUME = "BootVolume"
+    """Attached=True: the volume is the boot volume of the instance it names; it never detaches."""
     ATTACHED = "Attached"
+    """Attached=True: the volume is attached to the instance the spec names."""
     DETACHED = "Detached"
+    """Attached=False: the volume is attached to no instance."""
     DELETING = "Deleting"
+    """Ready=False: Barrack is deleting the resource."""
 
 
 def now_iso() -> str:

@@ -64,8 +64,10 @@ class StatusWriter:
             response.raise_for_status()
             return True
 
-    async def annotate(self, plural: str, namespace: str, name: str, annotations: dict[str, str]) -> None:
-        """Merge-patch annotations onto the object; raises unless they were written."""
+    async def annotate(
+        self, plural: str, namespace: str, name: str, annotations: dict[str, str | None]
+    ) -> None:
+        """Merge-patch annotations onto the object (None removes one); raises unless written."""
         url = f"{self._base}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}"
         body = {"metadata": {"annotations": annotations}}
         async with self._slots, self._session.patch(url, json=body, headers=self._headers()) as response:

@@ -75,7 +75,7 @@ def test_attach_waits_while_instance_hibernated(kube: Kube, sim: Sim, operator: 
     kube.wait_condition("bvol", "data", "Attached", "True", timeout=60)
 
 
-def test_boot_volume_never_gets_a_detach_call(kube: Kube, sim: Sim, operator: Operator) -> None:
+def test_boot_volume_reads_as_attached_and_never_gets_a_detach_call(kube: Kube, sim: Sim, operator: Operator) -> None:
     kube.apply(ssh_key())
     kube.apply(volume("boot", bootable=True, imageId=sim.image()))
     kube.wait_condition("bvol", "boot", "Ready", "True")
@@ -86,9 +86,14 @@ def test_boot_volume_never_gets_a_detach_call(kube: Kube, sim: Sim, operator: Op
     kube.apply(spec)
     kube.wait_condition("binst", "vm", "Ready", "True", timeout=60)
     inst_id = kube.get("binst", "vm")["status"]["id"]  # type: ignore[index]
+    # The boot volume, with no instanceRef of its own, reads as what it is: attached, as a boot volume.
+    boot = kube.wait_condition("bvol", "boot", "Attached", "True", reason="BootVolume")
+    assert inst_id in boot["message"]
+    kube.wait_condition("bvol", "boot", "Ready", "True")
     kube.patch("bvol", "boot", {"spec": {"instanceId": "BRK-000000D"}})
-    blocked = kube.wait_condition("bvol", "boot", "Synced", "False", reason="DetachBlocked")
-    assert "boot volumes stay attached" in blocked["message"] and inst_id in blocked["message"]
+    refused = kube.wait_condition("bvol", "boot", "Synced", "False", reason="InvalidSpec")
+    assert "is the boot volume of instance" in refused["message"] and inst_id in refused["message"]
+    assert "never detaches" in refused["message"]
     assert not any(k.startswith("detach_volumes") for k in sim.calls())
 
 

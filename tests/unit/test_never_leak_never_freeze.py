@@ -336,7 +336,7 @@ async def test_an_early_return_still_reports_state_and_attachment(sim: Simulator
         out = complete_status(ctx, obj, await volume.reconcile(ctx, obj))
         assert out.status["state"] == "AVAILABLE" and out.status["id"] == created.id
         assert conditions(out)[SYNCED] == (False, Reason.REFERENCE_NOT_READY)
-        assert conditions(out)[ATTACHED] == (False, Reason.DETACHED)
+        assert conditions(out)[ATTACHED] == (False, Reason.REFERENCE_NOT_READY)  # detached, and why
 
 
 # 9. After an instance is deleted -----------------------------------------------------------------

@@ -26,13 +26,20 @@ def _instance(status: str) -> m.VMInstance:
     )
 
 
-def test_detach_blocked_reason_names_instance_state_and_fix() -> None:
-    why = detach_blocked_reason(_volume(instance_id="BRK-123456D"), _instance("ACTIVE"))
-    assert why == (
-        "detach needs instance web-1 (BRK-123456D) in SHUTOFF, it is ACTIVE: "
-        "stop it, or set powerState: Stopped on its BarrackInstance"
+def test_detach_blocked_reason_names_instance_state_and_the_next_step_for_who_manages_it() -> None:
+    volume = _volume(instance_id="BRK-123456D")
+    assert detach_blocked_reason(volume, _instance("ACTIVE"), "web-1") == (
+        "detach of volume BRK-1V needs instance web-1 (BRK-123456D) in SHUTOFF, it is ACTIVE: "
+        "set spec.powerState: Stopped on BarrackInstance web-1"
     )
-    assert detach_blocked_reason(_volume(instance_id="BRK-123456D"), _instance("SHUTOFF")) is None
+    hibernated = detach_blocked_reason(volume, _instance("HIBERNATED"), "web-1")
+    assert hibernated is not None and "must be restored first" in hibernated
+    assert "set spec.powerState: Stopped on BarrackInstance web-1" in hibernated
+    assert detach_blocked_reason(volume, _instance("ACTIVE"), None) == (
+        "detach of volume BRK-1V needs instance web-1 (BRK-123456D) in SHUTOFF, it is ACTIVE: "
+        "stop instance BRK-123456D on Barrack (no BarrackInstance here manages it)"
+    )
+    assert detach_blocked_reason(volume, _instance("SHUTOFF"), "web-1") is None
 
 
 def test_boot_volume_detach_is_always_blocked() -> None:

@@ -26,6 +26,7 @@ from barrack_operator.handlers.health import HealthServer
 from barrack_operator.inventory import LISTING_OF, Inventory, ListingFailed, kinds_touched
 from barrack_operator.kube import StatusWriter
 from barrack_operator.resources.common import (
+    RECREATE_ANNOTATION,
     Context,
     MarkNotWritten,
     Memory,
@@ -69,6 +70,12 @@ class Registry:
     def claimed_by_other(self, barrack_id: str, uid: str) -> bool:
         owner = self.owners.get(barrack_id)
         return owner is not None and owner != uid
+
+    def name_of(self, kind: str, namespace: str, barrack_id: str) -> str | None:
+        for (k, ns, name), info in self.objects.items():
+            if k == kind and ns == namespace and info.id == barrack_id:
+                return name
+        return None
 
     def observe(self, kind: str, body: dict[str, Any], deleted: bool) -> bool:
         """Record an object's latest state; True when its id or readiness changed."""
@@ -371,6 +378,16 @@ class Runtime:
             except Exception as exc:  # the next pass writes again; ids are also held in memory
                 log.warning("Status write of %s %s/%s failed: %s", kind.kind, obj.namespace, obj.name, exc)
                 return False
+        if outcome.clear_annotations and self.status_writer is not None:
+            try:  # after the new id is in status: a crash in between leaves the ask, not a second create
+                await self.status_writer.annotate(
+                    kind.plural, obj.namespace, obj.name, dict.fromkeys(outcome.clear_annotations)
+                )
+            except Exception as exc:
+                log.warning(
+                    "Annotation write of %s %s/%s failed: %s", kind.kind, obj.namespace, obj.name, exc
+                )
+                return False
         return True
 
     async def finalize(self, kind: Kind, finalizer: Reconciler, body: kopf.Body) -> None:
@@ -407,4 +424,5 @@ def view(kind: Kind, body: kopf.Body) -> ObjectView:
         spec=dict(body.get("spec", {})),
         status=dict(body.get("status") or {}),
         create_requested_name=(meta.get("annotations") or {}).get(CREATE_REQUESTED_ANNOTATION),
+        recreate_requested=(meta.get("annotations") or {}).get(RECREATE_ANNOTATION) == "true",
     )

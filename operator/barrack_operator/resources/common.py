@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey)
 
 
+RECREATE_ANNOTATION = "barrack.ai/recreate"
+"""On an object whose Barrack resource is lost: "true" asks the operator for a new, empty one."""
+
+
 @dataclass(frozen=True)
 class ObjectView:
     """The Kubernetes object as reconcile sees it: plain data, no kopf types."""
@@ -48,6 +52,8 @@ class ObjectView:
     create_requested_name: str | None = None
     """The Barrack name in the mark the operator writes on the object before it asks Barrack to
     create (see :func:`ensure_exists`)."""
+    recreate_requested: bool = False
+    """The object carries ``barrack.ai/recreate: "true"``: a lost resource may be made again."""
 
     @property
     def barrack_name(self) -> str:
@@ -85,6 +91,8 @@ class Outcome:
     done: bool = False
     backoff: bool = False
     """A call was refused or failed: the glue retries this object with exponential backoff."""
+    clear_annotations: list[str] = field(default_factory=list)
+    """Annotations the glue removes from the object once the outcome is written."""
 
     def warn(self, reason: str, message: str) -> None:
         self.events.append(Event("Warning", reason, message))
@@ -107,6 +115,10 @@ class References(Protocol):
     def get(self, kind: str, namespace: str, name: str) -> RefInfo | None: ...
 
     def claimed_by_other(self, barrack_id: str, uid: str) -> bool: ...
+
+    def name_of(self, kind: str, namespace: str, barrack_id: str) -> str | None:
+        """The object of this kind in this namespace that manages the Barrack id, if any."""
+        ...
 
 
 @dataclass
@@ -167,6 +179,14 @@ class Context:
 
 class MarkNotWritten(Exception):
     """:attr:`Context.mark_create` could not persist the mark; the create was not sent."""
+
+
+class Lost(Exception):
+    """Barrack no longer has the resource whose id the object recorded (404, or DELETED)."""
+
+    def __init__(self, resource_id: str) -> None:
+        super().__init__(f"Barrack no longer has {resource_id}")
+        self.resource_id = resource_id
 
 
 class ObjectDeleting(Exception):
@@ -347,6 +367,12 @@ def id_key(barrack_id: str) -> str:
 class Found:
     item: Any
     created: bool = False
+    replaced: str | None = None
+    """The id of a lost resource this create replaces."""
+
+
+def _gone(item: Any) -> bool:
+    return str(getattr(item, "status", "")).upper() == "DELETED"
 
 
 async def ensure_exists(
@@ -355,6 +381,8 @@ async def ensure_exists(
     snapshot_of: Callable[[], Any],
     fetch: Callable[[str], Awaitable[T]],
     create: Callable[[], Awaitable[T]],
+    *,
+    recreate: bool = True,
 ) -> Found:
     """Find the Barrack resource this object manages, or create it, never twice.
 
@@ -365,22 +393,30 @@ async def ensure_exists(
     process (remembered, and then only after an inventory listing newer than that attempt), or in
     an earlier one that crashed (the mark :attr:`Context.mark_create` writes before every create).
     Any other resource of that name is someone else's: :class:`NameTaken`, nothing created.
+
+    When the recorded resource is gone (404, or DELETED), :class:`Lost` unless ``recreate``.
     """
     adopt_id = obj.spec.get("adoptId")
     target = obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or adopt_id
+    replaced: str | None = None
     if target:
         item = snapshot_of().items.get(target)
-        if item is not None:
+        if item is not None and not _gone(item):
             return Found(item)
         try:
             item = await fetch(target)
+            if _gone(item):
+                raise NotFound(f"{target} is DELETED")
         except NotFound:
             if target == adopt_id and not obj.recorded_id:
                 raise
+            if not recreate:
+                raise Lost(target) from None
             log.warning(
                 "Barrack resource %s of %s/%s is gone; creating it again", target, obj.namespace, obj.name
             )
             ctx.memory.known_ids.pop(obj.uid, None)
+            replaced = target
         else:
             ctx.inventory.record(item)
             ctx.memory.known_ids[obj.uid] = item.id
@@ -390,7 +426,7 @@ async def ensure_exists(
         ctx.memory.known_ids[obj.uid] = found.id
         return Found(found)
     ctx.inventory.require_fresh(LISTING_OF[obj.kind])
-    named = snapshot_of().by_name(obj.barrack_name)
+    named = [item for item in snapshot_of().by_name(obj.barrack_name) if not _gone(item)]
     if named:
         raise NameTaken(obj.kind.removeprefix("Barrack").lower(), obj.barrack_name, named[0].id)
     if obj.uid in ctx.memory.deleting:
@@ -406,7 +442,7 @@ async def ensure_exists(
         ctx.memory.create_attempts[obj.uid] = ctx.clock()
     ctx.memory.known_ids[obj.uid] = item.id
     ctx.inventory.record(item)
-    return Found(item, created=True)
+    return Found(item, created=True, replaced=replaced)
 
 
 async def find_for_deletion(
@@ -426,13 +462,19 @@ async def find_for_deletion(
         raise CreateInFlight()
     target = obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or obj.spec.get("adoptId")
     if target:
-        item: T | None = snapshot_of().items.get(target)
+        snapshot = snapshot_of()
+        item: T | None = snapshot.items.get(target)
         if item is not None:
-            return item
+            return None if _gone(item) else item
+        attempted = ctx.memory.create_attempts.get(obj.uid)
+        listed_since = attempted is None or snapshot.started_at > attempted
+        if snapshot.ok and ctx.inventory.listing_error(LISTING_OF[obj.kind]) is None and listed_since:
+            return None  # a listing of the kind, newer than any create of this object, lacks it
         try:
-            return await fetch(target)
+            item = await fetch(target)
         except NotFound:
             return None
+        return None if _gone(item) else item
     found: T | None = await _created_before(ctx, obj, snapshot_of)
     if found is None:
         ctx.inventory.require_fresh(LISTING_OF[obj.kind])

@@ -8,26 +8,22 @@ from HIBERNATED. A move that needs two steps (SHUTOFF to HIBERNATED) takes the f
 
 from __future__ import annotations
 
-from barrack_operator.barrack import BarrackError, PreconditionFailed
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
 from barrack_operator.barrack import models as wire
-from barrack_operator.barrack.credentials import MissingApiKey
-from barrack_operator.conditions import Reason
-from barrack_operator.resources import specs
+from barrack_operator.resources import specs, steps
 from barrack_operator.resources.common import (
     Context,
     ObjectView,
     Outcome,
-    available,
-    blocked,
-    ensure_exists,
-    failed,
     finalize_guarded,
     find_for_deletion,
-    id_key,
-    progressing,
     ref_key,
     waiting_on_state,
 )
+from barrack_operator.resources.frame import KindReconciler, Unresolved
 
 IS = wire.InstanceState
 P = specs.PowerState
@@ -68,21 +64,55 @@ def security_rule_plan(
     return add, remove
 
 
-async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
-    out = Outcome()
-    spec = specs.BarrackInstanceSpec.model_validate(obj.spec)
+@dataclass(frozen=True)
+class InstanceInputs:
+    """The Barrack ids of the SSH keys and boot volume the spec names (None while unresolved)."""
 
-    key_ids = [_resolve(ctx, obj, out, "BarrackSSHKey", ref.name) for ref in spec.sshKeyRefs]
-    boot_volume_id = (
-        _resolve(ctx, obj, out, "BarrackVolume", spec.bootVolumeRef.name) if spec.bootVolumeRef else None
-    )
-    unresolved = [ref.name for ref, key in zip(spec.sshKeyRefs, key_ids, strict=True) if key is None]
+    key_ids: tuple[str | None, ...]
+    boot_volume_id: str | None
+    unresolved: tuple[str, ...]
 
-    async def deploy() -> wire.VMInstance:
-        if unresolved:
-            raise _NotReady(f"BarrackSSHKey {', '.join(unresolved)} not Ready yet")
-        if spec.bootVolumeRef and boot_volume_id is None:
-            raise _NotReady(f"boot BarrackVolume {spec.bootVolumeRef.name} not Ready yet")
+
+def plan_instance(spec: specs.BarrackInstanceSpec, instance: wire.VMInstance) -> steps.Step:
+    """The one step toward the spec from a settled instance (ACTIVE, SHUTOFF or HIBERNATED)."""
+    wanted = TARGET_STATE[P(spec.powerState)]
+    current = IS(instance.status)
+    if current != wanted:
+        return steps.power(NEXT_POWER_ACTION[(current, wanted)], current, wanted)
+    if current == IS.ACTIVE and (instance.public_ip is not None) != spec.publicIP:
+        return steps.set_public_ip(spec.publicIP)
+    add, remove = security_rule_plan(spec.securityRules, instance.security_rules)
+    if add or remove:
+        return steps.set_rules(add, remove, "security rules")
+    return steps.Done(f"Instance {instance.id} is {instance.status}.")
+
+
+class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstance, InstanceInputs]):
+    what = "instance"
+    spec_model = specs.BarrackInstanceSpec
+    states = IS
+
+    async def observe(
+        self, ctx: Context, obj: ObjectView, spec: specs.BarrackInstanceSpec, out: Outcome
+    ) -> InstanceInputs:
+        key_ids = tuple(_resolve(ctx, obj, out, "BarrackSSHKey", ref.name) for ref in spec.sshKeyRefs)
+        boot = spec.bootVolumeRef
+        boot_volume_id = _resolve(ctx, obj, out, "BarrackVolume", boot.name) if boot else None
+        unresolved = [
+            f"BarrackSSHKey {r.name}" for r, k in zip(spec.sshKeyRefs, key_ids, strict=True) if k is None
+        ]
+        if boot and boot_volume_id is None:
+            unresolved.append(f"boot BarrackVolume {boot.name}")
+        return InstanceInputs(key_ids, boot_volume_id, tuple(unresolved))
+
+    def fetch(self, ctx: Context) -> Callable[[str], Awaitable[wire.VMInstance]]:
+        return ctx.client.get_instance
+
+    async def create(
+        self, ctx: Context, obj: ObjectView, spec: specs.BarrackInstanceSpec, inputs: InstanceInputs
+    ) -> wire.VMInstance:
+        if inputs.unresolved:
+            raise Unresolved(f"{', '.join(inputs.unresolved)} not Ready yet")
         return await ctx.client.create_instance(
             wire.DeploymentRequest(
                 name=obj.barrack_name,
@@ -90,8 +120,8 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
                 gpu_model=spec.gpuModel,
                 gpu_count=spec.gpuCount,
                 image_id=spec.imageId,
-                boot_volume_id=boot_volume_id,
-                ssh_key_ids=[k for k in key_ids if k],
+                boot_volume_id=inputs.boot_volume_id,
+                ssh_key_ids=[k for k in inputs.key_ids if k],
                 startup_script_id=spec.startupScript,
                 cloud_init=spec.cloudInit,
                 public_ip=spec.publicIP,
@@ -99,82 +129,45 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
             )
         )
 
-    try:
-        found = await ensure_exists(
-            ctx, obj, lambda: ctx.inventory.instances, ctx.client.get_instance, deploy
-        )
-    except _NotReady as exc:
-        return blocked(
-            out, Reason.REFERENCE_NOT_READY, f"{exc}; the instance is created once it is", ctx.timing
-        )
-    except PreconditionFailed as error:
-        stock = error.error_code == "out_of_stock"
-        message = f"Barrack cannot create the instance now: {error.message}. " + (
-            "Choose another gpuModel, gpuCount or region, or wait for stock" if stock else "Fix what it names"
-        )
-        out = blocked(out, Reason.OUT_OF_STOCK if stock else Reason.CREATE_BLOCKED, message, ctx.timing)
-        out.backoff = True
-        return out
-    except (BarrackError, MissingApiKey) as error:
-        return failed(out, error, ctx.timing)
-    instance: wire.VMInstance = found.item
-    out.watch.add(id_key(instance.id))
-    power = POWER_OF_STATE.get(IS(instance.status)) if instance.status in IS.__members__ else None
-    out.status = {
-        "id": instance.id,
-        "state": instance.status,
-        "publicIP": instance.public_ip,
-        "privateIP": instance.private_ip,
-        "powerState": power.value if power else instance.status.title(),
-    }
-    if found.created:
-        out.note("Created", f"Created Barrack instance {instance.id}")
-    if wire.is_transitional(IS, instance.status):
-        return waiting_on_state(out, "instance", instance.status, ctx.timing)
-    if instance.status == IS.ERROR:
-        return blocked(
-            out,
-            Reason.PRECONDITION_FAILED,
-            f"instance {instance.id} is in ERROR on Barrack: delete and recreate it",
-            ctx.timing,
-        )
-    try:
-        return await _converge(ctx, spec, instance, out)
-    except (BarrackError, MissingApiKey) as error:
-        return failed(out, error, ctx.timing)
+    def status(self, item: wire.VMInstance) -> dict[str, Any]:
+        known = item.status in IS.__members__
+        power = POWER_OF_STATE.get(IS(item.status)) if known else None
+        return {
+            "id": item.id,
+            "state": item.status,
+            "publicIP": item.public_ip,
+            "privateIP": item.private_ip,
+            "powerState": power.value if power else item.status.title(),
+        }
+
+    def plan(
+        self, ctx: Context, spec: specs.BarrackInstanceSpec, item: wire.VMInstance, inputs: InstanceInputs
+    ) -> steps.Step:
+        return plan_instance(spec, item)
+
+    async def act(self, ctx: Context, item: wire.VMInstance, step: steps.Call, out: Outcome) -> None:
+        if isinstance(step, steps.Power):
+            ctx.inventory.record(await ctx.client.instance_action(item.id, step.action))
+            out.note(
+                "PowerStateChanged",
+                f"Instance {item.name} ({item.id}) is {step.current}, the spec asks {step.wanted}: "
+                f"{step.action} requested",
+            )
+        elif isinstance(step, steps.SetPublicIP):
+            ctx.inventory.record(await ctx.client.set_public_ip(item.id, step.enabled))
+            out.note("PublicIPChanged", f"Public IP {'enabled' if step.enabled else 'disabled'}")
+        elif isinstance(step, steps.SetRules):
+            for rule in step.add:
+                await ctx.client.add_security_rule(item.id, rule)
+            for rule_id in step.remove:
+                await ctx.client.remove_security_rule(item.id, rule_id)
+            ctx.inventory.nudge(["instances"])
+            out.note(
+                "SecurityRulesChanged", f"Security rules: {len(step.add)} added, {len(step.remove)} removed"
+            )
 
 
-class _NotReady(Exception):
-    pass
-
-
-async def _converge(
-    ctx: Context, spec: specs.BarrackInstanceSpec, instance: wire.VMInstance, out: Outcome
-) -> Outcome:
-    wanted = TARGET_STATE[P(spec.powerState)]
-    current = IS(instance.status)
-    if current != wanted:
-        action = NEXT_POWER_ACTION[(current, wanted)]
-        ctx.inventory.record(await ctx.client.instance_action(instance.id, action))
-        out.note(
-            "PowerStateChanged",
-            f"Instance {instance.name} ({instance.id}) is {current}, the spec asks {spec.powerState}: {action} requested",
-        )
-        return progressing(out, ctx.timing, f"moving the instance toward {wanted} ({action})")
-    if current == IS.ACTIVE and (instance.public_ip is not None) != spec.publicIP:
-        ctx.inventory.record(await ctx.client.set_public_ip(instance.id, spec.publicIP))
-        out.note("PublicIPChanged", f"Public IP {'enabled' if spec.publicIP else 'disabled'}")
-        return progressing(out, ctx.timing, "changing the public IP")
-    add, remove = security_rule_plan(spec.securityRules, instance.security_rules)
-    for rule in add:
-        await ctx.client.add_security_rule(instance.id, rule)
-    for rule_id in remove:
-        await ctx.client.remove_security_rule(instance.id, rule_id)
-    if add or remove:
-        ctx.inventory.nudge()
-        out.note("SecurityRulesChanged", f"Security rules: {len(add)} added, {len(remove)} removed")
-        return progressing(out, ctx.timing, "updating security rules")
-    return available(out, ctx.timing, f"Instance {instance.id} is {instance.status}.")
+reconcile = InstanceReconciler().reconcile
 
 
 async def finalize(ctx: Context, obj: ObjectView) -> Outcome:

@@ -3,48 +3,61 @@ instance uses it, which is DeletionBlocked until that instance goes)."""
 
 from __future__ import annotations
 
-from barrack_operator.barrack import BarrackError
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from barrack_operator.barrack import models as wire
-from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.conditions import Reason
-from barrack_operator.resources import specs
+from barrack_operator.resources import specs, steps
 from barrack_operator.resources.common import (
     Context,
     ObjectView,
     Outcome,
-    available,
-    blocked,
-    ensure_exists,
-    failed,
     finalize_guarded,
     find_for_deletion,
-    id_key,
 )
+from barrack_operator.resources.frame import KindReconciler
 
 
-async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
-    out = Outcome()
-    spec = specs.BarrackSSHKeySpec.model_validate(obj.spec)
+def plan_ssh_key(spec: specs.BarrackSSHKeySpec, key: wire.SSHKey) -> steps.Step:
+    if key.public_key.split()[:2] != spec.publicKey.split()[:2]:
+        return steps.Blocked(Reason.INVALID_SPEC, f"SSH key {key.id} on Barrack holds another public key")
+    return steps.Done(f"SSH key {key.id} is registered.")
 
-    async def create() -> wire.SSHKey:
+
+class SSHKeyReconciler(KindReconciler[specs.BarrackSSHKeySpec, wire.SSHKey, None]):
+    what = "SSH key"
+    spec_model = specs.BarrackSSHKeySpec
+    holds_data = False
+
+    async def observe(
+        self, ctx: Context, obj: ObjectView, spec: specs.BarrackSSHKeySpec, out: Outcome
+    ) -> None:
+        return None
+
+    def fetch(self, ctx: Context) -> Callable[[str], Awaitable[wire.SSHKey]]:
+        return ctx.client.get_ssh_key
+
+    async def create(
+        self, ctx: Context, obj: ObjectView, spec: specs.BarrackSSHKeySpec, inputs: None
+    ) -> wire.SSHKey:
         return await ctx.client.create_ssh_key(
             wire.CreateSSHKeyRequest(name=obj.barrack_name, public_key=spec.publicKey)
         )
 
-    try:
-        found = await ensure_exists(ctx, obj, lambda: ctx.inventory.ssh_keys, ctx.client.get_ssh_key, create)
-    except (BarrackError, MissingApiKey) as error:
-        return failed(out, error, ctx.timing)
-    key: wire.SSHKey = found.item
-    out.watch.add(id_key(key.id))
-    out.status = {"id": key.id, "state": key.status, "fingerprint": key.fingerprint}
-    if found.created:
-        out.note("Created", f"Created Barrack SSH key {key.id}")
-    if key.public_key.split()[:2] != spec.publicKey.split()[:2]:
-        return blocked(
-            out, Reason.INVALID_SPEC, f"SSH key {key.id} on Barrack holds another public key", ctx.timing
-        )
-    return available(out, ctx.timing, f"SSH key {key.id} is registered.")
+    def status(self, item: wire.SSHKey) -> dict[str, Any]:
+        return {"id": item.id, "state": item.status, "fingerprint": item.fingerprint}
+
+    def plan(
+        self, ctx: Context, spec: specs.BarrackSSHKeySpec, item: wire.SSHKey, inputs: None
+    ) -> steps.Step:
+        return plan_ssh_key(spec, item)
+
+    async def act(self, ctx: Context, item: wire.SSHKey, step: steps.Call, out: Outcome) -> None:
+        raise AssertionError(f"an SSH key has no {type(step).__name__} step")
+
+
+reconcile = SSHKeyReconciler().reconcile
 
 
 async def finalize(ctx: Context, obj: ObjectView) -> Outcome:

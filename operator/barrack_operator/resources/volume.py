@@ -3,108 +3,246 @@ delete only once detached.
 
 Barrack's rules checked before a call (the API stays the authority: its 409 maps the same way):
 attach needs an AVAILABLE volume and an ACTIVE or SHUTOFF instance in the same region; detach
-needs a non-bootable volume on a SHUTOFF instance; delete needs a detached volume.
+needs a non-bootable volume on a SHUTOFF instance; delete needs a detached volume. A bootable volume
+attached to an instance is that instance's boot volume: it stays attached for the instance's life.
 """
 
 from __future__ import annotations
 
-from barrack_operator.barrack import BarrackError, InvalidRequest, NotFound, PreconditionFailed
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from barrack_operator.barrack import NotFound
 from barrack_operator.barrack import models as wire
-from barrack_operator.barrack.credentials import MissingApiKey
-from barrack_operator.conditions import ATTACHED, READY, Condition, Reason
-from barrack_operator.resources import specs
+from barrack_operator.conditions import ATTACHED, Condition, Reason
+from barrack_operator.resources import specs, steps
 from barrack_operator.resources.common import (
     Context,
     ObjectView,
     Outcome,
-    available,
     blocked,
-    ensure_exists,
-    failed,
     finalize_guarded,
     find_for_deletion,
     id_key,
     progressing,
     ref_key,
-    synced,
     waiting_on_state,
 )
+from barrack_operator.resources.frame import KindReconciler, Unresolved
+from barrack_operator.resources.messages import detach_blocked_message, instance_label
 
 VS, IS = wire.VolumeState, wire.InstanceState
 ATTACHABLE_INSTANCE_STATES = {IS.ACTIVE, IS.SHUTOFF}
 
 
-class Unresolved(Exception):
-    """A reference has no Barrack id yet."""
-
-
-def detach_blocked_reason(volume: wire.Volume, instance: wire.VMInstance | None) -> str | None:
-    """Why a detach cannot be asked for now, or None when it can."""
-    label = _instance_label(volume.instance_id or "", instance)
+def detach_blocked_reason(
+    volume: wire.Volume, instance: wire.VMInstance | None, managed_by: str | None = None
+) -> str | None:
+    """Why a detach cannot be asked for now, or None when it can. ``managed_by`` is the name of
+    the BarrackInstance that manages the instance, if any (the next step differs)."""
+    label = instance_label(volume.instance_id or "", instance)
     if volume.bootable:
         return f"volume {volume.id} is the boot volume of instance {label}: boot volumes stay attached and are never detached"
     if instance is not None and instance.status != IS.SHUTOFF:
-        return (
-            f"detach needs instance {label} in SHUTOFF, it is {instance.status}: "
-            f"stop it, or set powerState: Stopped on its BarrackInstance"
-        )
+        return detach_blocked_message(volume.id, instance, managed_by)
     return None
 
 
-def _instance_label(instance_id: str, instance: wire.VMInstance | None) -> str:
-    return f"{instance.name} ({instance_id})" if instance is not None else instance_id
+@dataclass(frozen=True)
+class VolumeInputs:
+    """What a volume's plan needs besides the spec and the volume: the instance the spec asks for
+    (its id, and the instance as Barrack lists it), every listed instance, the source of a clone,
+    and which BarrackInstance object manages each instance id."""
+
+    target: str | None
+    target_instance: wire.VMInstance | None
+    instances: Mapping[str, wire.VMInstance]
+    source: wire.Volume | None = None
+    managers: Mapping[str, str] | None = None
 
 
-def desired_instance_id(ctx: Context, obj: ObjectView, out: Outcome) -> str | None:
-    ref = obj.spec.get("instanceRef")
-    if ref:
-        out.watch.add(ref_key("BarrackInstance", obj.namespace, ref["name"]))
-        info = ctx.refs.get("BarrackInstance", obj.namespace, ref["name"])
-        if info is None or not info.id:
-            raise Unresolved(f"BarrackInstance {ref['name']} has no Barrack id yet")
-        return info.id
-    instance_id = obj.spec.get("instanceId")
-    return str(instance_id) if instance_id else None
+def _region_mismatch(volume: str, region: str, target: str, instance: wire.VMInstance) -> str:
+    return (
+        f"volume {volume} is in {region} and instance {instance_label(target, instance)} in "
+        f"{instance.region}: a volume attaches only in its own region; point instanceRef at an instance in {region}"
+    )
 
 
-def _source_id(ctx: Context, obj: ObjectView, out: Outcome) -> str | None:
-    source = obj.spec.get("source") or {}
-    if source.get("volumeRef"):
-        name = source["volumeRef"]["name"]
-        out.watch.add(ref_key("BarrackVolume", obj.namespace, name))
-        info = ctx.refs.get("BarrackVolume", obj.namespace, name)
-        if info is None or not info.id:
-            raise Unresolved(f"source BarrackVolume {name} has no Barrack id yet")
-        return info.id
-    return source.get("volumeId")
+def clone_mismatch(spec: specs.BarrackVolumeSpec, source: wire.Volume) -> str | None:
+    """Why a clone of ``source`` cannot be what the spec asks for, or None."""
+    problems = []
+    if source.region != spec.region:
+        problems.append(f"the source {source.id} is in {source.region}, the spec says region {spec.region}")
+    if str(source.volume_type).upper() != str(spec.volumeType).upper():
+        problems.append(f"the source is {source.volume_type}, the spec says volumeType {spec.volumeType}")
+    if source.bootable != spec.bootable:
+        problems.append(f"the source has bootable={source.bootable}, the spec says {spec.bootable}")
+    if not problems:
+        return None
+    return (
+        "a clone has its source's region, type and bootability: " + "; ".join(problems) + ". Change the spec"
+    )
 
 
-async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
-    out = Outcome()
-    spec = specs.BarrackVolumeSpec.model_validate(obj.spec)
-    try:
-        source_id = _source_id(ctx, obj, out)
-        target_instance = desired_instance_id(ctx, obj, out)
-    except Unresolved as exc:
-        observed = ctx.inventory.volumes.items.get(obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or "")
-        if observed is not None:  # what Barrack lists, not what the last pass wrote
-            out.conditions.append(_attached_condition(observed.instance_id, ctx))
-        return blocked(out, Reason.REFERENCE_NOT_READY, f"{exc}; waiting for it to become Ready", ctx.timing)
-
-    not_created = not (obj.recorded_id or ctx.memory.known_ids.get(obj.uid))
-    instance = ctx.inventory.instances.items.get(target_instance or "")
-    if not_created and instance is not None and instance.region != spec.region:
-        # Creating it would bill a volume that can never attach as declared.
-        assert target_instance is not None
-        message = _region_mismatch(
-            f"{obj.barrack_name} (not created)", spec.region, target_instance, instance
+def plan_volume(spec: specs.BarrackVolumeSpec, volume: wire.Volume, inputs: VolumeInputs) -> steps.Step:
+    """The one step toward the spec, from the volume and the instances as Barrack lists them."""
+    if volume.region != spec.region:
+        return steps.Blocked(
+            Reason.INVALID_SPEC, f"volume {volume.id} is in {volume.region}, the spec says {spec.region}"
         )
-        out.conditions.append(Condition(ATTACHED, False, Reason.INVALID_SPEC, message))
-        return blocked(out, Reason.INVALID_SPEC, message, ctx.timing)
+    if spec.sizeGB > volume.size_gb:
+        if not wire.VolumeType(volume.volume_type).advanced:
+            return steps.Blocked(
+                Reason.INVALID_SPEC, f"{volume.volume_type} volumes cannot be resized: only NVMe and HDD grow"
+            )
+        return steps.resize(spec.sizeGB, volume.size_gb)
+    current, target = volume.instance_id, inputs.target
+    if current is not None and volume.bootable:
+        if target is not None and target != current:
+            label = instance_label(current, inputs.instances.get(current))
+            return steps.Blocked(
+                Reason.INVALID_SPEC,
+                f"volume {volume.id} is the boot volume of instance {label} and never detaches; instanceRef "
+                f"names {target}: point it at {current}, or remove it",
+            )
+        return steps.Done(f"Volume {volume.id} is the boot volume of instance {current}.")
+    if current == target:
+        return steps.Done(f"Volume {volume.id} is {volume.status}.")
+    if current is not None:
+        instance = inputs.instances.get(current)
+        if instance is None:
+            # Barrack no longer lists the instance (deleted, or deleting): it frees its volumes as it
+            # goes. The volume is detached when Barrack's volume listing says so, not before.
+            return steps.Wait(
+                Reason.PROGRESSING,
+                f"Instance {current} is gone from Barrack; waiting for Barrack to list volume {volume.id} detached.",
+            )
+        why = detach_blocked_reason(volume, instance, (inputs.managers or {}).get(current))
+        if why is not None:
+            return steps.Blocked(Reason.DETACH_BLOCKED, why)
+        return steps.detach(current, instance_label(current, instance))
+    assert target is not None
+    instance = inputs.target_instance
+    if instance is None:
+        return steps.Blocked(Reason.REFERENCE_NOT_READY, f"instance {target} does not exist on Barrack")
+    if instance.region != volume.region:
+        return steps.Blocked(
+            Reason.INVALID_SPEC, _region_mismatch(volume.id, volume.region, target, instance)
+        )
+    if instance.status not in ATTACHABLE_INSTANCE_STATES:
+        return steps.Wait(
+            Reason.ATTACH_BLOCKED,
+            f"attach needs instance {instance_label(target, instance)} ACTIVE or SHUTOFF, it is "
+            f"{instance.status}: the operator attaches once it is",
+        )
+    return steps.attach(target, instance_label(target, instance))
 
-    async def create() -> wire.Volume:
-        if source_id:
-            return await ctx.client.clone_volume(source_id, obj.barrack_name)
+
+def attached_condition(
+    volume: wire.Volume | None, step: steps.Step, inputs: VolumeInputs | None
+) -> list[Condition]:
+    """Attached, from what Barrack lists (never from the last pass); a step that stops an attach
+    gives its reason."""
+    if volume is None:
+        if isinstance(step, steps.Blocked) and step.reason == Reason.INVALID_SPEC:
+            return [Condition(ATTACHED, False, Reason.INVALID_SPEC, step.message)]
+        return []
+    current = volume.instance_id
+    if current is None:
+        if isinstance(step, steps.Wait | steps.Blocked) and step.reason in (
+            Reason.ATTACH_BLOCKED,
+            Reason.INVALID_SPEC,
+            Reason.REFERENCE_NOT_READY,
+        ):
+            return [Condition(ATTACHED, False, step.reason, step.message)]
+        return [Condition(ATTACHED, False, Reason.DETACHED, "The volume is not attached.")]
+    label = instance_label(current, (inputs.instances if inputs else {}).get(current))
+    if volume.bootable:
+        return [Condition(ATTACHED, True, Reason.BOOT_VOLUME, f"The boot volume of instance {label}.")]
+    return [Condition(ATTACHED, True, Reason.ATTACHED, f"Attached to instance {label}.")]
+
+
+class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, VolumeInputs]):
+    what = "volume"
+    spec_model = specs.BarrackVolumeSpec
+    states = VS
+
+    async def observe(
+        self, ctx: Context, obj: ObjectView, spec: specs.BarrackVolumeSpec, out: Outcome
+    ) -> VolumeInputs:
+        source = await self._source(ctx, obj, spec, out)
+        target = self._target(ctx, obj, out)
+        instance = ctx.inventory.instances.items.get(target or "")
+        if target is not None:
+            out.watch.add(id_key(target))
+            if instance is None:
+                try:
+                    instance = await ctx.client.get_instance(target)
+                    ctx.inventory.record(instance)
+                except NotFound:
+                    instance = None
+        current = ctx.inventory.volumes.items.get(obj.recorded_id or "")
+        managers = {}
+        for instance_id in {target, current.instance_id if current else None} - {None}:
+            assert instance_id is not None
+            name = ctx.refs.name_of("BarrackInstance", obj.namespace, instance_id)
+            if name is not None:
+                managers[instance_id] = name
+        return VolumeInputs(target, instance, ctx.inventory.instances.items, source, managers)
+
+    def _target(self, ctx: Context, obj: ObjectView, out: Outcome) -> str | None:
+        ref = obj.spec.get("instanceRef")
+        if ref:
+            out.watch.add(ref_key("BarrackInstance", obj.namespace, ref["name"]))
+            info = ctx.refs.get("BarrackInstance", obj.namespace, ref["name"])
+            if info is None or not info.id:
+                raise Unresolved(f"BarrackInstance {ref['name']} has no Barrack id yet")
+            return info.id
+        instance_id = obj.spec.get("instanceId")
+        return str(instance_id) if instance_id else None
+
+    async def _source(
+        self, ctx: Context, obj: ObjectView, spec: specs.BarrackVolumeSpec, out: Outcome
+    ) -> wire.Volume | None:
+        if spec.source is None:
+            return None
+        source_id = spec.source.volumeId
+        if spec.source.volumeRef is not None:
+            name = spec.source.volumeRef.name
+            out.watch.add(ref_key("BarrackVolume", obj.namespace, name))
+            info = ctx.refs.get("BarrackVolume", obj.namespace, name)
+            if info is None or not info.id:
+                raise Unresolved(f"source BarrackVolume {name} has no Barrack id yet")
+            source_id = info.id
+        assert source_id is not None
+        listed = ctx.inventory.volumes.items.get(source_id)
+        return listed if listed is not None else await ctx.client.get_volume(source_id)
+
+    def before_create(
+        self, ctx: Context, obj: ObjectView, spec: specs.BarrackVolumeSpec, inputs: VolumeInputs
+    ) -> steps.Blocked | None:
+        if inputs.source is not None:
+            mismatch = clone_mismatch(spec, inputs.source)
+            if mismatch is not None:
+                return steps.Blocked(Reason.INVALID_SPEC, mismatch)
+        instance = inputs.target_instance
+        if inputs.target is not None and instance is not None and instance.region != spec.region:
+            # Creating it would bill a volume that can never attach as declared.
+            message = _region_mismatch(
+                f"{obj.barrack_name} (not created)", spec.region, inputs.target, instance
+            )
+            return steps.Blocked(Reason.INVALID_SPEC, message)
+        return None
+
+    def fetch(self, ctx: Context) -> Callable[[str], Awaitable[wire.Volume]]:
+        return ctx.client.get_volume
+
+    async def create(
+        self, ctx: Context, obj: ObjectView, spec: specs.BarrackVolumeSpec, inputs: VolumeInputs
+    ) -> wire.Volume:
+        if inputs.source is not None:
+            return await ctx.client.clone_volume(inputs.source.id, obj.barrack_name)
         return await ctx.client.create_volume(
             wire.CreateVolumeRequest(
                 name=obj.barrack_name,
@@ -116,153 +254,47 @@ async def reconcile(ctx: Context, obj: ObjectView) -> Outcome:
             )
         )
 
-    try:
-        found = await ensure_exists(ctx, obj, lambda: ctx.inventory.volumes, ctx.client.get_volume, create)
-    except (BarrackError, MissingApiKey) as error:
-        return failed(out, error, ctx.timing)
-    volume: wire.Volume = found.item
-    out.watch.add(id_key(volume.id))
-    out.status = {
-        "id": volume.id,
-        "state": volume.status,
-        "sizeGB": volume.size_gb,
-        "attachedInstanceId": volume.instance_id,
-    }
-    if found.created:
-        out.note("Created", f"Created Barrack volume {volume.id}")
-    if volume.region != spec.region:
-        return blocked(
-            out,
-            Reason.INVALID_SPEC,
-            f"volume {volume.id} is in {volume.region}, the spec says {spec.region}",
-            ctx.timing,
-        )
-    if wire.is_transitional(VS, volume.status):
-        if volume.instance_id:
-            out.watch.add(id_key(volume.instance_id))
-        return waiting_on_state(out, "volume", volume.status, ctx.timing)
-    try:
-        return await _converge(ctx, obj, spec, volume, target_instance, out)
-    except PreconditionFailed as error:
-        reason = (
-            Reason.DETACH_BLOCKED
-            if volume.instance_id and volume.instance_id != target_instance
-            else Reason.ATTACH_BLOCKED
-        )
-        return failed(out, error, ctx.timing, blocked=reason)
-    except (BarrackError, MissingApiKey) as error:
-        return failed(out, error, ctx.timing)
+    def status(self, item: wire.Volume) -> dict[str, Any]:
+        return {
+            "id": item.id,
+            "state": item.status,
+            "sizeGB": item.size_gb,
+            "attachedInstanceId": item.instance_id,
+        }
+
+    def plan(
+        self, ctx: Context, spec: specs.BarrackVolumeSpec, item: wire.Volume, inputs: VolumeInputs
+    ) -> steps.Step:
+        if item.instance_id and item.instance_id not in inputs.instances:
+            ctx.inventory.nudge(["volumes", "instances"])  # the instance went: see the volume freed soon
+        return plan_volume(spec, item, inputs)
+
+    async def act(self, ctx: Context, item: wire.Volume, step: steps.Call, out: Outcome) -> None:
+        if isinstance(step, steps.Resize):
+            ctx.inventory.record(await ctx.client.resize_volume(item.id, step.size_gb))
+            out.note("Resizing", f"Growing volume {item.id} from {step.from_gb} to {step.size_gb} GB")
+        elif isinstance(step, steps.Detach):
+            out.watch.add(id_key(step.instance_id))
+            await ctx.client.detach_volumes(step.instance_id, [item.id])
+            out.note("Detaching", f"Detaching volume {item.id} from instance {step.instance_label}")
+        elif isinstance(step, steps.Attach):
+            await ctx.client.attach_volumes(step.instance_id, [item.id])
+            out.note("Attaching", f"Attaching volume {item.id} to instance {step.instance_label}")
+
+    def extra_conditions(
+        self, ctx: Context, item: wire.Volume | None, step: steps.Step, inputs: VolumeInputs | None
+    ) -> list[Condition]:
+        return attached_condition(item, step, inputs)
 
 
-async def _converge(
-    ctx: Context,
-    obj: ObjectView,
-    spec: specs.BarrackVolumeSpec,
-    volume: wire.Volume,
-    target: str | None,
-    out: Outcome,
-) -> Outcome:
-    if spec.sizeGB > volume.size_gb:
-        if not wire.VolumeType(volume.volume_type).advanced:
-            return blocked(
-                out,
-                Reason.INVALID_SPEC,
-                f"{volume.volume_type} volumes cannot be resized: only NVMe and HDD grow",
-                ctx.timing,
-            )
-        ctx.inventory.record(await ctx.client.resize_volume(volume.id, spec.sizeGB))
-        out.note("Resizing", f"Growing volume {volume.id} from {volume.size_gb} to {spec.sizeGB} GB")
-        return progressing(out, ctx.timing, f"resizing to {spec.sizeGB} GB")
-
-    current = volume.instance_id
-    if current == target:
-        out.conditions.append(_attached_condition(current, ctx))
-        return available(out, ctx.timing, f"Volume {volume.id} is {volume.status}.")
-
-    if current is not None:
-        out.watch.add(id_key(current))
-        instance = ctx.inventory.instances.items.get(current)
-        out.conditions.append(_attached_condition(current, ctx))
-        if instance is None:
-            # Barrack no longer lists the instance (deleted, or deleting): it frees its volumes as it
-            # goes. The volume is detached when Barrack's volume listing says so, not before.
-            ctx.inventory.nudge(["volumes", "instances"])
-            return progressing(
-                out,
-                ctx.timing,
-                f"listing volume {volume.id} on instance {current}, which it no longer lists; "
-                "waiting for the volume to be listed detached",
-            )
-        why = detach_blocked_reason(volume, instance)
-        if why is not None:
-            return blocked(out, Reason.DETACH_BLOCKED, why, ctx.timing)
-        await ctx.client.detach_volumes(current, [volume.id])
-        out.note(
-            "Detaching", f"Detaching volume {volume.id} from instance {_instance_label(current, instance)}"
-        )
-        return progressing(out, ctx.timing, "detaching")
-
-    assert target is not None
-    out.watch.add(id_key(target))
-    instance = ctx.inventory.instances.items.get(target)
-    if instance is None:
-        try:
-            instance = await ctx.client.get_instance(target)
-        except NotFound:
-            out.conditions.append(
-                Condition(ATTACHED, False, Reason.ATTACH_BLOCKED, f"instance {target} does not exist")
-            )
-            return blocked(
-                out, Reason.REFERENCE_NOT_READY, f"instance {target} does not exist on Barrack", ctx.timing
-            )
-        ctx.inventory.record(instance)
-    if instance.region != volume.region:
-        message = _region_mismatch(volume.id, volume.region, target, instance)
-        out.conditions.append(Condition(ATTACHED, False, Reason.INVALID_SPEC, message))
-        return blocked(out, Reason.INVALID_SPEC, message, ctx.timing)
-    if instance.status not in ATTACHABLE_INSTANCE_STATES:
-        message = (
-            f"attach needs instance {_instance_label(target, instance)} ACTIVE or SHUTOFF, it is {instance.status}: "
-            "the operator attaches once it is"
-        )
-        out.conditions.append(Condition(ATTACHED, False, Reason.ATTACH_BLOCKED, message))
-        out.conditions.append(Condition(READY, False, Reason.ATTACH_BLOCKED, message))
-        synced(out)
-        out.requeue_after = ctx.timing.transition_requeue
-        return out
-    try:
-        await ctx.client.attach_volumes(target, [volume.id])
-    except InvalidRequest as error:
-        out.conditions.append(Condition(ATTACHED, False, Reason.INVALID_SPEC, error.message))
-        raise
-    except PreconditionFailed as error:
-        out.conditions.append(Condition(ATTACHED, False, Reason.ATTACH_BLOCKED, error.message))
-        raise
-    out.note("Attaching", f"Attaching volume {volume.id} to instance {_instance_label(target, instance)}")
-    return progressing(out, ctx.timing, "attaching")
-
-
-def _region_mismatch(volume: str, region: str, target: str, instance: wire.VMInstance) -> str:
-    return (
-        f"volume {volume} is in {region} and instance {_instance_label(target, instance)} in "
-        f"{instance.region}: a volume attaches only in its own region; point instanceRef at an instance in {region}"
-    )
-
-
-def _attached_condition(instance_id: str | None, ctx: Context) -> Condition:
-    if instance_id is None:
-        return Condition(ATTACHED, False, Reason.DETACHED, "The volume is not attached.")
-    instance = ctx.inventory.instances.items.get(instance_id)
-    return Condition(
-        ATTACHED, True, Reason.ATTACHED, f"Attached to instance {_instance_label(instance_id, instance)}."
-    )
+reconcile = VolumeReconciler().reconcile
 
 
 async def finalize(ctx: Context, obj: ObjectView) -> Outcome:
     """Deletion: Retain leaves the volume; Delete detaches (under the same preconditions), deletes,
     and is done only once Barrack no longer lists the volume."""
 
-    async def steps(out: Outcome) -> Outcome:
+    async def steps_(out: Outcome) -> Outcome:
         volume = await find_for_deletion(ctx, obj, lambda: ctx.inventory.volumes, ctx.client.get_volume)
         if volume is None:
             out.done = True
@@ -282,4 +314,4 @@ async def finalize(ctx: Context, obj: ObjectView) -> Outcome:
         out.note("Deleting", f"Deleting Barrack volume {volume.id}")
         return waiting_on_state(out, "volume", VS.DELETING, ctx.timing)
 
-    return await finalize_guarded(ctx, obj, steps)
+    return await finalize_guarded(ctx, obj, steps_)

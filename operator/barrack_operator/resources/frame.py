@@ -1,0 +1,265 @@
+"""One frame for every kind's reconcile: observe, plan, act, and rebuild the conditions.
+
+    observe   parse the spec once, resolve references, find the Barrack resource (or create it,
+              guarded against duplicates: :func:`~barrack_operator.resources.common.ensure_exists`)
+    plan      a pure function of the spec and the observation returns one step
+              (:mod:`barrack_operator.resources.steps`); an ERROR or unknown state word comes first
+    act       one Barrack call at most; a refusal maps to the step's own reason
+    report    every condition is rebuilt from the observation and the step, every pass (nothing
+              is carried over from the last pass, so conditions cannot drift apart)
+
+A kind supplies the pieces as a :class:`KindReconciler` subclass; the frame owns create, status,
+the Created and Recreated events, transitional waits, and the mapping of a refused create (one
+reason for every kind: ``OutOfStock`` or ``CreateBlocked``).
+
+Lost resources: when Barrack no longer has the resource whose id is in status (404, or the state
+DELETED), a kind that holds data (volumes, instances) is not created again on its own:
+``Ready=False NotFound`` until the annotation ``barrack.ai/recreate: "true"`` asks for a new one.
+Kinds that hold no data (firewalls, SSH keys) are created again at once, with a Warning event.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import Any, ClassVar, Generic, TypeVar
+
+from barrack_operator.barrack import BarrackError, PreconditionFailed
+from barrack_operator.barrack import models as wire
+from barrack_operator.barrack.credentials import MissingApiKey
+from barrack_operator.conditions import READY, SYNCED, Condition, Reason
+from barrack_operator.inventory import LISTING_OF, ListingFailed, Snapshot
+from barrack_operator.resources import specs, steps
+from barrack_operator.resources.common import (
+    RECREATE_ANNOTATION,
+    Context,
+    Lost,
+    ObjectView,
+    Outcome,
+    ensure_exists,
+    failed,
+    id_key,
+)
+
+S = TypeVar("S", bound=specs.CommonSpec)
+T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey)
+I = TypeVar("I")  # noqa: E741 - the kind's inputs: what observe resolved besides the resource
+
+
+class Unresolved(Exception):
+    """A reference has no Barrack id yet (or names no object)."""
+
+
+def state_step(what: str, item_id: str, state: str, states: type[StrEnum] | None) -> steps.Step | None:
+    """The step a Barrack state word forces whatever the spec says: ERROR is never Ready, a word
+    this operator does not know is reported (never an exception), a transitional state waits."""
+    if states is None:
+        return None
+    try:
+        known = states(state)
+    except ValueError:
+        return steps.Blocked(
+            Reason.UNKNOWN_STATE,
+            f"Barrack reports {what} {item_id} as {state}, a state this operator does not know; it looks "
+            "again, and acts once the state is one it knows",
+        )
+    if known.value == "ERROR":
+        return steps.Blocked(
+            Reason.ERROR,
+            f"Barrack reports {what} {item_id} in ERROR: it is not usable; delete this object (with "
+            "deletionPolicy Delete the resource goes too) and create it again, or ask Barrack support",
+        )
+    if getattr(known, "transitional", False):
+        return steps.Wait(state.title().replace("_", ""), f"The {what} is {state} on Barrack.")
+    return None
+
+
+def report(out: Outcome, step: steps.Step, ctx: Context) -> Outcome:
+    """Ready and Synced from the step, rebuilt every pass; and when to look again."""
+    timing = ctx.timing
+    if isinstance(step, steps.SetAttachments) and step.then is not None:
+        return report(out, step.then, ctx)
+    if isinstance(step, steps.Call):
+        out.conditions += [
+            Condition(READY, False, Reason.PROGRESSING, f"Barrack is {step.doing}."),
+            Condition(SYNCED, True, Reason.RECONCILED, "The last reconcile succeeded."),
+        ]
+        out.requeue_after = timing.transition_requeue
+    elif isinstance(step, steps.Wait):
+        out.conditions += [
+            Condition(READY, False, step.reason, step.message),
+            Condition(SYNCED, True, Reason.RECONCILED, "The last reconcile succeeded."),
+        ]
+        out.requeue_after = timing.transition_requeue
+    elif isinstance(step, steps.Blocked):
+        out.conditions += [
+            Condition(READY, False, step.reason, step.message),
+            Condition(SYNCED, False, step.reason, step.message),
+        ]
+        out.warn(step.reason, step.message)
+        out.requeue_after = timing.blocked_requeue
+    elif isinstance(step, steps.Done):
+        out.conditions += [
+            Condition(READY, True, Reason.AVAILABLE, step.message),
+            Condition(SYNCED, True, Reason.RECONCILED, "The last reconcile succeeded."),
+        ]
+        out.requeue_after = timing.drift_interval
+    return out
+
+
+def refused_create(error: PreconditionFailed, what: str) -> steps.Blocked:
+    """A create Barrack refused for a state reason (409), the same reason for every kind."""
+    if error.error_code == "out_of_stock":
+        return steps.Blocked(
+            Reason.OUT_OF_STOCK,
+            f"Barrack cannot create the {what} now: {error.message}. Choose another gpuModel, gpuCount or "
+            "region, or wait for stock",
+        )
+    return steps.Blocked(
+        Reason.CREATE_BLOCKED,
+        f"Barrack refused to create the {what} for now: {error.message}. Fix what it names",
+    )
+
+
+class KindReconciler(ABC, Generic[S, T, I]):
+    """What a kind supplies to the frame. Its reconcile is :meth:`reconcile`."""
+
+    what: ClassVar[str]
+    """The kind in words, as messages use it: volume, instance, firewall, SSH key."""
+    spec_model: ClassVar[type[specs.CommonSpec]]
+    states: ClassVar[type[StrEnum] | None] = None
+    holds_data: ClassVar[bool] = True
+    """Whether a lost resource waits for a person (volumes, instances) or is made again at once."""
+
+    # Pieces a kind supplies ------------------------------------------------------------------------
+
+    @abstractmethod
+    async def observe(self, ctx: Context, obj: ObjectView, spec: S, out: Outcome) -> I:
+        """Resolve references (raise :class:`Unresolved`) and read what the plan needs."""
+
+    def before_create(self, ctx: Context, obj: ObjectView, spec: S, inputs: I) -> steps.Blocked | None:
+        """A reason not to create at all (the spec can never be met); None to go ahead."""
+        return None
+
+    @abstractmethod
+    def fetch(self, ctx: Context) -> Callable[[str], Awaitable[T]]: ...
+
+    @abstractmethod
+    async def create(self, ctx: Context, obj: ObjectView, spec: S, inputs: I) -> T: ...
+
+    @abstractmethod
+    def status(self, item: T) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def plan(self, ctx: Context, spec: S, item: T, inputs: I) -> steps.Step: ...
+
+    @abstractmethod
+    async def act(self, ctx: Context, item: T, step: steps.Call, out: Outcome) -> None: ...
+
+    def extra_conditions(
+        self, ctx: Context, item: T | None, step: steps.Step, inputs: I | None
+    ) -> list[Condition]:
+        """Kind-specific conditions (a volume's Attached), rebuilt from the observation."""
+        return []
+
+    # The frame -------------------------------------------------------------------------------------
+
+    def snapshot(self, ctx: Context, obj: ObjectView) -> Snapshot[Any]:
+        snapshot: Snapshot[Any] = getattr(ctx.inventory, LISTING_OF[obj.kind])
+        return snapshot
+
+    async def reconcile(self, ctx: Context, obj: ObjectView) -> Outcome:
+        out = Outcome()
+        spec: S = self.spec_model.model_validate(obj.spec)  # type: ignore[assignment]
+        listed: T | None = self.snapshot(ctx, obj).items.get(
+            obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or ""
+        )
+        try:
+            inputs = await self.observe(ctx, obj, spec, out)
+        except Unresolved as exc:
+            blocked = steps.Blocked(Reason.REFERENCE_NOT_READY, f"{exc}; waiting for it to become Ready")
+            return self._report(ctx, out, listed, blocked, None)
+        except (BarrackError, MissingApiKey, ListingFailed) as error:
+            return self._failed(ctx, out, listed, error, None, None)
+        if listed is None and not (obj.recorded_id or ctx.memory.known_ids.get(obj.uid)):
+            refusal = self.before_create(ctx, obj, spec, inputs)
+            if refusal is not None:
+                return self._report(ctx, out, None, refusal, inputs)
+        try:
+            found = await ensure_exists(
+                ctx,
+                obj,
+                lambda: self.snapshot(ctx, obj),
+                self.fetch(ctx),
+                lambda: self.create(ctx, obj, spec, inputs),
+                recreate=not self.holds_data or obj.recreate_requested,
+            )
+        except Lost as lost:
+            return self._report(ctx, out, None, self._lost_step(lost.resource_id), inputs)
+        except Unresolved as exc:
+            blocked = steps.Blocked(
+                Reason.REFERENCE_NOT_READY, f"{exc}; the {self.what} is created once it is"
+            )
+            return self._report(ctx, out, None, blocked, inputs)
+        except PreconditionFailed as error:
+            out.backoff = True
+            return self._report(ctx, out, None, refused_create(error, self.what), inputs)
+        except (BarrackError, MissingApiKey, ListingFailed) as error:
+            return self._failed(ctx, out, listed, error, None, inputs)
+        item: T = found.item
+        if found.created:
+            self._note_created(obj, out, item, found.replaced)
+        step = state_step(self.what, item.id, item.status, self.states)
+        if step is None:
+            step = self.plan(ctx, spec, item, inputs)
+        if isinstance(step, steps.Call):
+            try:
+                await self.act(ctx, item, step, out)
+            except PreconditionFailed as error:
+                return self._failed(ctx, out, item, error, step, inputs)
+            except (BarrackError, MissingApiKey) as error:
+                return self._failed(ctx, out, item, error, step, inputs)
+        return self._report(ctx, out, item, step, inputs)
+
+    def _lost_step(self, resource_id: str) -> steps.Blocked:
+        return steps.Blocked(
+            Reason.NOT_FOUND,
+            f"Barrack no longer has {self.what} {resource_id} (deleted outside this operator?); it is not "
+            f'created again on its own: annotate barrack.ai/recreate="true" for a new, empty one, or '
+            "delete this object",
+        )
+
+    def _note_created(self, obj: ObjectView, out: Outcome, item: Any, replaced: str | None) -> None:
+        if replaced is None:
+            out.note("Created", f"Created Barrack {self.what} {item.id}")
+            return
+        out.warn("Recreated", f"Barrack no longer had {self.what} {replaced}; created {item.id} in its place")
+        if obj.recreate_requested:
+            out.clear_annotations.append(RECREATE_ANNOTATION)
+
+    def _report(
+        self, ctx: Context, out: Outcome, item: T | None, step: steps.Step, inputs: I | None
+    ) -> Outcome:
+        if item is not None:
+            out.status = self.status(item)
+            out.watch.add(id_key(item.id))
+        out.conditions += self.extra_conditions(ctx, item, step, inputs)
+        return report(out, step, ctx)
+
+    def _failed(
+        self,
+        ctx: Context,
+        out: Outcome,
+        item: T | None,
+        error: BarrackError | MissingApiKey | ListingFailed,
+        step: steps.Step | None,
+        inputs: I | None,
+    ) -> Outcome:
+        if item is not None:
+            out.status = self.status(item)
+            out.watch.add(id_key(item.id))
+        if step is not None:
+            out.conditions += self.extra_conditions(ctx, item, step, inputs)
+        refusal = step.refusal if isinstance(step, steps.Call) else Reason.PRECONDITION_FAILED
+        return failed(out, error, ctx.timing, blocked=refusal)
