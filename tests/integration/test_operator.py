@@ -75,7 +75,9 @@ def test_attach_waits_while_instance_hibernated(kube: Kube, sim: Sim, operator: 
     kube.wait_condition("bvol", "data", "Attached", "True", timeout=60)
 
 
-def test_boot_volume_reads_as_attached_and_never_gets_a_detach_call(kube: Kube, sim: Sim, operator: Operator) -> None:
+def test_boot_volume_reads_as_attached_and_never_gets_a_detach_call(
+    kube: Kube, sim: Sim, operator: Operator
+) -> None:
     kube.apply(ssh_key())
     kube.apply(volume("boot", bootable=True, imageId=sim.image()))
     kube.wait_condition("bvol", "boot", "Ready", "True")

@@ -50,6 +50,16 @@ def detach_blocked_reason(
 
 
 @dataclass(frozen=True)
+class NotAttached(steps.Blocked):
+    """A Blocked step that is also why the volume is not attached (Attached=False gives its reason)."""
+
+
+@dataclass(frozen=True)
+class AttachWait(steps.Wait):
+    """A wait for the instance to become attachable (Attached=False AttachBlocked)."""
+
+
+@dataclass(frozen=True)
 class VolumeInputs:
     """What a volume's plan needs besides the spec and the volume: the instance the spec asks for
     (its id, and the instance as Barrack lists it), every listed instance, the source of a clone,
@@ -125,13 +135,11 @@ def plan_volume(spec: specs.BarrackVolumeSpec, volume: wire.Volume, inputs: Volu
     assert target is not None
     instance = inputs.target_instance
     if instance is None:
-        return steps.Blocked(Reason.REFERENCE_NOT_READY, f"instance {target} does not exist on Barrack")
+        return NotAttached(Reason.REFERENCE_NOT_READY, f"instance {target} does not exist on Barrack")
     if instance.region != volume.region:
-        return steps.Blocked(
-            Reason.INVALID_SPEC, _region_mismatch(volume.id, volume.region, target, instance)
-        )
+        return NotAttached(Reason.INVALID_SPEC, _region_mismatch(volume.id, volume.region, target, instance))
     if instance.status not in ATTACHABLE_INSTANCE_STATES:
-        return steps.Wait(
+        return AttachWait(
             Reason.ATTACH_BLOCKED,
             f"attach needs instance {instance_label(target, instance)} ACTIVE or SHUTOFF, it is "
             f"{instance.status}: the operator attaches once it is",
@@ -144,17 +152,16 @@ def attached_condition(
 ) -> list[Condition]:
     """Attached, from what Barrack lists (never from the last pass); a step that stops an attach
     gives its reason."""
+    why_not = isinstance(step, NotAttached | AttachWait) or (
+        isinstance(step, steps.Blocked) and step.reason == Reason.REFERENCE_NOT_READY
+    )
     if volume is None:
-        if isinstance(step, steps.Blocked) and step.reason == Reason.INVALID_SPEC:
-            return [Condition(ATTACHED, False, Reason.INVALID_SPEC, step.message)]
-        return []
+        return (
+            [Condition(ATTACHED, False, step.reason, step.message)] if isinstance(step, NotAttached) else []
+        )
     current = volume.instance_id
     if current is None:
-        if isinstance(step, steps.Wait | steps.Blocked) and step.reason in (
-            Reason.ATTACH_BLOCKED,
-            Reason.INVALID_SPEC,
-            Reason.REFERENCE_NOT_READY,
-        ):
+        if why_not and isinstance(step, steps.Wait | steps.Blocked):
             return [Condition(ATTACHED, False, step.reason, step.message)]
         return [Condition(ATTACHED, False, Reason.DETACHED, "The volume is not attached.")]
     label = instance_label(current, (inputs.instances if inputs else {}).get(current))
@@ -232,7 +239,7 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
             message = _region_mismatch(
                 f"{obj.barrack_name} (not created)", spec.region, inputs.target, instance
             )
-            return steps.Blocked(Reason.INVALID_SPEC, message)
+            return NotAttached(Reason.INVALID_SPEC, message)
         return None
 
     def fetch(self, ctx: Context) -> Callable[[str], Awaitable[wire.Volume]]:
