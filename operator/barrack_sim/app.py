@@ -417,6 +417,18 @@ def _admin_routes(sim: Simulator) -> list[Route]:
         sim.account.tick()
         return JSONResponse({"pending_transitions": sim.account.pending()})
 
+    async def state(request: Request) -> Response:
+        """Put a resource into any state word, known or not (``{"id": ..., "status": ...}``), as
+        Barrack might report it: ERROR, DELETED, or a word the contract does not name."""
+        values = json.loads(await request.body() or b"{}")
+        a = sim.account
+        for resources in (a.volumes, a.instances, a.firewalls, a.ssh_keys):
+            resource = resources.get(str(values.get("id")))
+            if resource is not None:
+                resource.status = str(values.get("status", "")).upper()
+                return JSONResponse(_dump(resource))
+        return JSONResponse({"message": f"no resource {values.get('id')}"}, status_code=404)
+
     async def health(_: Request) -> Response:
         return JSONResponse({"ok": True})
 
@@ -428,6 +440,7 @@ def _admin_routes(sim: Simulator) -> list[Route]:
         Route("/faults", faults, methods=["GET", "POST"]),
         Route("/config", config, methods=["GET", "POST"]),
         Route("/advance", advance, methods=["POST"]),
+        Route("/state", state, methods=["POST"]),
         Route("/healthz", health, methods=["GET"]),
     ]
 
