@@ -74,7 +74,8 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
 def _spec_schema(kind: Kind) -> dict[str, Any]:
     schema = model_schema(kind.spec)
     schema["description"] = f"Desired state of the {kind.kind}."
-    rules = [specs.immutable(f) for f in kind.immutable_fields] + EXTRA_SPEC_VALIDATIONS.get(kind.kind, [])
+    rules = [specs.immutable(f) for f in kind.immutable_fields] + [specs.ADOPT_ID_KEPT]
+    rules += EXTRA_SPEC_VALIDATIONS.get(kind.kind, [])
     schema["x-kubernetes-validations"] = rules
     _attach_rule_validations(schema)
     return schema

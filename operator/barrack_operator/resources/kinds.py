@@ -40,7 +40,7 @@ VOLUME = Kind(
     spec=s.BarrackVolumeSpec,
     status=s.BarrackVolumeStatus,
     description="A Barrack persistent volume, optionally attached to a BarrackInstance in the same region.",
-    immutable_fields=("region", "volumeType", "bootable", "imageId", "source"),
+    immutable_fields=("name", "region", "volumeType", "bootable", "imageId", "source"),
     extra_columns=(
         _col("Size", ".status.sizeGB", "integer"),
         _col("Instance", ".status.attachedInstanceId"),
@@ -54,7 +54,17 @@ INSTANCE = Kind(
     spec=s.BarrackInstanceSpec,
     status=s.BarrackInstanceStatus,
     description="A Barrack GPU virtual machine.",
-    immutable_fields=("region", "gpuModel", "gpuCount", "imageId", "bootVolumeRef"),
+    immutable_fields=(
+        "name",
+        "region",
+        "gpuModel",
+        "gpuCount",
+        "imageId",
+        "bootVolumeRef",
+        "sshKeyRefs",
+        "startupScript",
+        "cloudInit",
+    ),
     extra_columns=(
         _col("GPU", ".spec.gpuModel"),
         _col("Power", ".status.powerState"),
@@ -68,7 +78,7 @@ FIREWALL = Kind(
     spec=s.BarrackFirewallSpec,
     status=s.BarrackFirewallStatus,
     description="A Barrack firewall: a set of rules attached to BarrackInstances of one region.",
-    immutable_fields=("region",),
+    immutable_fields=("name", "region", "description"),
 )
 SSH_KEY = Kind(
     kind="BarrackSSHKey",
@@ -77,7 +87,7 @@ SSH_KEY = Kind(
     spec=s.BarrackSSHKeySpec,
     status=s.BarrackSSHKeyStatus,
     description="An SSH public key registered on Barrack, installed on the instances that name it.",
-    immutable_fields=("publicKey",),
+    immutable_fields=("name", "publicKey"),
 )
 
 KINDS: tuple[Kind, ...] = (VOLUME, INSTANCE, FIREWALL, SSH_KEY)

@@ -23,6 +23,7 @@ SSH_KEY_NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,50}$"
 ID_PATTERN = r"^BRK-[0-9A-Za-z]+$"
 MAX_CIDR_CHARS = 43  # the longest IPv6 prefix; bounds the cost of the CIDR rules
 MAX_RULES = 100
+MAX_SSH_KEYS = 20
 CIDR_PATTERN = (
     r"^(([0-9]{1,3}\.){3}[0-9]{1,3}/([0-9]|[12][0-9]|3[0-2])"
     r"|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))$"
@@ -37,6 +38,13 @@ def immutable(field: str) -> dict[str, Any]:
         "rule": f"has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == oldSelf.{field})",
         "message": f"{field} is immutable: Barrack cannot change it after creation",
     }
+
+
+ADOPT_ID_KEPT = {
+    "rule": "!has(oldSelf.adoptId) || (has(self.adoptId) && self.adoptId == oldSelf.adoptId)",
+    "message": "adoptId cannot change or be removed once set: it names the Barrack resource this object manages",
+}
+"""adoptId may be set on an object later (to take over a resource), never changed or removed."""
 
 
 class Model(BaseModel):
@@ -66,7 +74,7 @@ class LocalRef(Model):
 class CommonSpec(Model):
     name: str | None = Field(
         default=None,
-        description="Name on Barrack; defaults to metadata.name. 1 to 50 letters, digits, spaces, '_', '.', '-'.",
+        description="Name on Barrack; defaults to metadata.name; immutable. 1 to 50 letters, digits, spaces, '_', '.', '-'.",
         pattern=RESOURCE_NAME_PATTERN,
     )
     deletionPolicy: DeletionPolicy = Field(
@@ -75,7 +83,8 @@ class CommonSpec(Model):
     )
     adoptId: str | None = Field(
         default=None,
-        description="Take over this existing Barrack resource (for example BRK-123456V) instead of creating one.",
+        description="Take over this existing Barrack resource (for example BRK-123456V) instead of creating one; "
+        "it may be set later, never changed or removed once set.",
         pattern=ID_PATTERN,
     )
 
@@ -181,12 +190,17 @@ class BarrackInstanceSpec(CommonSpec):
         description="A bootable BarrackVolume to boot from (one of imageId, bootVolumeRef); immutable.",
     )
     sshKeyRefs: list[LocalRef] = Field(
-        description="BarrackSSHKeys installed on the instance; at least one.", min_length=1
+        description="BarrackSSHKeys installed on the instance at creation; at least one; immutable "
+        "(Barrack installs keys only when it creates an instance).",
+        min_length=1,
+        max_length=MAX_SSH_KEYS,
     )
     startupScript: str | None = Field(
-        default=None, description="Barrack startup script id run at first boot."
+        default=None, description="Barrack startup script id run at first boot; immutable."
     )
-    cloudInit: str | None = Field(default=None, description="cloud-init user data.")
+    cloudInit: str | None = Field(
+        default=None, description="cloud-init user data, used at first boot; immutable.", max_length=65536
+    )
     publicIP: bool = Field(default=True, description="Give the instance a public IP address.")
     powerState: PowerState = Field(default=PowerState.RUNNING, description="Running, Stopped or Hibernated.")
     securityRules: list[RuleSpec] = Field(
@@ -198,7 +212,9 @@ class BarrackFirewallSpec(CommonSpec):
     region: wire.Region = Field(
         description="Barrack region; immutable. Only instances of this region attach."
     )
-    description: str = Field(default="", description="Up to 255 characters.", max_length=255)
+    description: str = Field(
+        default="", description="Up to 255 characters; immutable (Barrack has no route to change it).", max_length=255
+    )
     rules: list[RuleSpec] = Field(
         default_factory=list, description="Rules, kept as a set (added and removed).", max_length=MAX_RULES
     )
@@ -210,7 +226,7 @@ class BarrackFirewallSpec(CommonSpec):
 class BarrackSSHKeySpec(CommonSpec):
     name: str | None = Field(
         default=None,
-        description="Name on Barrack; defaults to metadata.name. 1 to 50 letters, digits, '_', '.', '-'.",
+        description="Name on Barrack; defaults to metadata.name; immutable. 1 to 50 letters, digits, '_', '.', '-'.",
         pattern=SSH_KEY_NAME_PATTERN,
     )
     publicKey: str = Field(
