@@ -17,7 +17,9 @@ def test_every_reason_in_the_code_is_documented() -> None:
 
 
 def test_every_transitional_state_reason_is_documented() -> None:
-    states = [s for group in (m.InstanceState, m.VolumeState) for s in group if s.transitional and s != "DELETED"]
+    states = [
+        s for group in (m.InstanceState, m.VolumeState) for s in group if s.transitional and s != "DELETED"
+    ]
     missing = [s.title() for s in states if f"`{s.title()}`" not in DOC]
     assert missing == [], f"transitional states missing from docs/conditions.md: {missing}"
 

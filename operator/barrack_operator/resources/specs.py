@@ -213,7 +213,9 @@ class BarrackFirewallSpec(CommonSpec):
         description="Barrack region; immutable. Only instances of this region attach."
     )
     description: str = Field(
-        default="", description="Up to 255 characters; immutable (Barrack has no route to change it).", max_length=255
+        default="",
+        description="Up to 255 characters; immutable (Barrack has no route to change it).",
+        max_length=255,
     )
     rules: list[RuleSpec] = Field(
         default_factory=list, description="Rules, kept as a set (added and removed).", max_length=MAX_RULES
