@@ -68,8 +68,11 @@ class StatusWriter:
         self, plural: str, namespace: str, name: str, annotations: dict[str, str | None]
     ) -> None:
         """Merge-patch annotations onto the object (None removes one); raises unless written."""
+        await self.patch_object(plural, namespace, name, {"metadata": {"annotations": annotations}})
+
+    async def patch_object(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> None:
+        """Merge-patch the object itself (metadata or spec); raises unless written."""
         url = f"{self._base}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}"
-        body = {"metadata": {"annotations": annotations}}
         async with self._slots, self._session.patch(url, json=body, headers=self._headers()) as response:
             response.raise_for_status()
 

@@ -156,6 +156,7 @@ def running_operator(
     kubeconfig: Path | None = None,
     metrics_port: int = 0,
     liveness_port: int = 0,
+    extra_namespaces: list[str] | None = None,
     request: pytest.FixtureRequest | None = None,
 ) -> Iterator[Operator]:
     """The operator watching the test's namespace, at the log level ``settings`` give (debug by
@@ -165,12 +166,8 @@ def running_operator(
         log_dir / "operator.log",
         operator_env(kubeconfig or kube.plane.kubeconfig, sim.api, api_key_file, **settings),
         [
-            "--namespace",
-            kube.namespace,
-            "--liveness-port",
-            str(liveness_port),
-            "--metrics-port",
-            str(metrics_port),
+            *(f"--namespace={ns}" for ns in [kube.namespace, *(extra_namespaces or [])]),
+            *("--liveness-port", str(liveness_port), "--metrics-port", str(metrics_port)),
         ],
     )
     op.start()

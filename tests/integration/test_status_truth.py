@@ -4,9 +4,22 @@ unknown state words are never Ready and never crash anything."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.integration.conftest import Kube, Operator, Sim, instance, ssh_key, volume, wait_for
+from tests.integration.conftest import (
+    OPERATOR_SETTINGS,
+    SSH_PUBLIC_KEY,
+    Kube,
+    Operator,
+    Sim,
+    instance,
+    running_operator,
+    ssh_key,
+    volume,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +100,80 @@ def test_error_and_unknown_states_are_never_ready(kube: Kube, sim: Sim, operator
     kube.wait_condition("binst", "web-1", "Ready", "True", timeout=60)
     assert operator.process is not None and operator.process.poll() is None
     assert "Traceback" not in operator.log()
+
+
+def test_adoption_reads_first_and_changes_nothing_unasked(kube: Kube, sim: Sim, operator: Operator) -> None:
+    key = sim.call("POST", "/ssh-keys/", {"name": "theirs", "public_key": SSH_PUBLIC_KEY})["ssh_key"]
+    made = sim.call(
+        "POST",
+        "/instances/",
+        {"name": "theirs", "region": "US-1", "gpu_model": "A40", "gpu_count": 1, "image_id": sim.image(),
+         "ssh_key_ids": [key["id"]], "public_ip": False,
+         "security_rules": [{"direction": "ingress", "protocol": "tcp", "port_range_min": 22, "port_range_max": 22}]},
+    )["instance"]  # fmt: skip
+    wait_for(lambda: _barrack_instance(sim, made["id"])["status"] == "ACTIVE", 30, what="ACTIVE")
+    sim.call("POST", f"/instances/{made['id']}/stop/")
+    wait_for(lambda: _barrack_instance(sim, made["id"])["status"] == "SHUTOFF", 30, what="SHUTOFF")
+    before = sim.calls()
+
+    kube.apply(ssh_key())
+    adopted = instance("adopted", sim.image(), adoptId=made["id"])
+    kube.apply(adopted)
+    kube.wait_condition("binst", "adopted", "Ready", "True", timeout=60)
+    spec = (kube.get("binst", "adopted") or {})["spec"]
+    assert spec["powerState"] == "Stopped"  # Barrack's values, written into the spec
+    assert spec["securityRules"][0]["portRangeMin"] == 22
+    assert "publicIP" not in spec  # read only from a running instance; left as it is meanwhile
+    mutations = [
+        k for k, n in sim.calls().items()
+        if n != before.get(k, 0) and k.split()[0] in
+        ("start_instance", "stop_instance", "set_public_ip", "add_security_rule", "remove_security_rule", "create_instance")
+    ]  # fmt: skip
+    assert mutations == [], f"adoption changed the instance: {mutations}"
+    assert _barrack_instance(sim, made["id"])["public_ip"] is None
+
+    # An adopted volume that differs in what Barrack cannot change is reported, not touched.
+    theirs = sim.call("POST", "/volumes/", {"name": "their-data", "region": "CANADA-1", "size_gb": 300,
+                                              "volume_type": "HDD"})["volume"]  # fmt: skip
+    kube.apply(volume("claimed", adoptId=theirs["id"]))
+    refused = kube.wait_condition("bvol", "claimed", "Synced", "False", reason="AdoptionMismatch", timeout=60)
+    assert "region: spec US-1, Barrack CANADA-1" in refused["message"]
+    assert "volumeType: spec NVMe, Barrack HDD" in refused["message"]
+    assert "sizeGB: spec 100, Barrack 300" in refused["message"]
+    assert not any(k.startswith(("resize_volume", "attach_volumes", "delete_volume")) for k in sim.calls())
+
+
+def _barrack_instance(sim: Sim, instance_id: str) -> dict[str, object]:
+    return next(i for i in sim.inventory()["instances"] if i["id"] == instance_id)
+
+
+def test_one_barrack_resource_has_one_object_across_namespaces(
+    kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    other = Kube(kube.plane, f"{kube.namespace[:50]}-b")
+    kube.plane.kubectl("create", "namespace", other.namespace)
+    with running_operator(
+        kube,
+        sim,
+        api_key_file,
+        tmp_path,
+        OPERATOR_SETTINGS,
+        extra_namespaces=[other.namespace],
+        request=request,
+    ):
+        kube.apply(volume("first"))
+        kube.wait_condition("bvol", "first", "Ready", "True")
+        volume_id = kube.get("bvol", "first")["status"]["id"]  # type: ignore[index]
+        calls = sum(sim.calls().values())
+        other.apply(volume("second", adoptId=volume_id))
+        refused = other.wait_condition("bvol", "second", "Synced", "False", reason="AlreadyManaged")
+        assert f"BarrackVolume {kube.namespace}/first" in refused["message"]
+        # A name match is refused the same way: "first" under the same Barrack name.
+        third = volume("third")
+        other.apply({**third, "spec": {**third["spec"], "name": "first"}})
+        named = other.wait_condition("bvol", "third", "Synced", "False", reason="AlreadyManaged")
+        assert f"BarrackVolume {kube.namespace}/first" in named["message"]
+        assert not [
+            k for k in sim.calls() if k.split()[0] in ("create_volume", "delete_volume") and k.endswith("200")
+        ][1:]
+        assert sum(sim.calls().values()) >= calls

@@ -13,26 +13,25 @@ from barrack_operator.barrack import models as m
 from barrack_operator.conditions import ATTACHED, READY, SYNCED, Reason
 from barrack_operator.resources import specs, steps
 from barrack_operator.resources.common import Context, Outcome, RefInfo, Timing
-from barrack_operator.resources.firewall import FirewallInputs, plan_firewall
+from barrack_operator.resources.firewall import FirewallInputs, FirewallReconciler, plan_firewall
 from barrack_operator.resources.frame import report, state_step
-from barrack_operator.resources.instance import plan_instance
-from barrack_operator.resources.sshkey import plan_ssh_key
-from barrack_operator.resources.volume import VolumeInputs, attached_condition, clone_mismatch, plan_volume
+from barrack_operator.resources.instance import InstanceReconciler, plan_instance
+from barrack_operator.resources.sshkey import SSHKeyReconciler, plan_ssh_key
+from barrack_operator.resources.volume import (
+    VolumeInputs,
+    VolumeReconciler,
+    attached_condition,
+    clone_mismatch,
+    plan_volume,
+)
 from tests.unit.conftest import SSH_PUBLIC_KEY
 
 WEB1, WEB2 = "BRK-1D", "BRK-2D"
 
 
 def vm(instance_id: str = WEB1, status: str = "ACTIVE", region: str = "US-1", **kw: Any) -> m.VMInstance:
-    return m.VMInstance(
-        id=instance_id,
-        name=f"web-{instance_id[4]}",
-        status=status,
-        region=region,
-        gpu_model="A40",
-        gpu_count=1,
-        **kw,
-    )
+    fields: dict[str, Any] = {"name": f"web-{instance_id[4]}", "gpu_model": "A40", "gpu_count": 1}
+    return m.VMInstance(id=instance_id, status=status, region=region, **{**fields, **kw})
 
 
 def vol(**kw: Any) -> m.Volume:
@@ -322,10 +321,17 @@ INSTANCE_CASES = [
     ),
     (
         "a HIBERNATED instance asked to run is restored",
-        ispec(),
+        ispec(powerState="Running"),
         vm(status="HIBERNATED"),
         steps.Power,
         "restore",
+    ),
+    (
+        "a HIBERNATED instance whose spec leaves powerState out is left as it is",
+        ispec(),
+        vm(status="HIBERNATED"),
+        steps.Done,
+        "",
     ),
     (
         "a SHUTOFF instance asked to hibernate starts first",
@@ -336,9 +342,26 @@ INSTANCE_CASES = [
     ),
     (
         "an ACTIVE instance without the public IP it asks for gets one",
-        ispec(),
+        ispec(publicIP=True),
         vm(public_ip=None),
         steps.SetPublicIP,
+        "",
+    ),
+    (
+        "an instance whose spec leaves publicIP out keeps what it has",
+        ispec(),
+        vm(public_ip=None),
+        steps.Done,
+        "",
+    ),
+    (
+        "an instance whose spec leaves securityRules out keeps its rules",
+        ispec(),
+        vm(
+            public_ip="1.2.3.4",
+            security_rules=[m.FirewallRule(id="r1", direction="ingress", protocol="icmp")],
+        ),
+        steps.Done,
         "",
     ),
     (
@@ -493,10 +516,56 @@ def test_a_pending_reference_sends_no_set_that_leaves_an_attached_instance_out()
 # SSH keys ----------------------------------------------------------------------------------------
 
 
-def test_ssh_key_plan() -> None:
+def test_ssh_key_plan_and_a_key_that_differs_is_a_mismatch_not_a_change() -> None:
     spec = specs.BarrackSSHKeySpec.model_validate({"publicKey": SSH_PUBLIC_KEY})
     key = m.SSHKey(id="BRK-1K", name="k", public_key=SSH_PUBLIC_KEY, fingerprint="f")
     assert isinstance(plan_ssh_key(spec, key), steps.Done)
-    other = m.SSHKey(id="BRK-1K", name="k", public_key="ssh-ed25519 AAAAother x", fingerprint="f")
-    step = plan_ssh_key(spec, other)
-    assert isinstance(step, steps.Blocked) and step.reason == Reason.INVALID_SPEC
+    assert SSHKeyReconciler().mismatches(spec, key) == []
+    other = m.SSHKey(id="BRK-1K", name="k", public_key="ssh-ed25519 AAAAother x", fingerprint="SHA256:x")
+    assert SSHKeyReconciler().mismatches(spec, other)[0].startswith("publicKey: spec ssh-ed25519")
+
+
+ADOPTION_CASES = [
+    ("a volume in another region", VolumeReconciler(), vspec(), vol(region="CANADA-1"), ["region: spec US-1, Barrack CANADA-1"]),
+    ("a volume of another type", VolumeReconciler(), vspec(), vol(volume_type="HDD"), ["volumeType: spec NVMe, Barrack HDD"]),
+    ("a sizeGB below Barrack's", VolumeReconciler(), vspec(), vol(size_gb=500), ["sizeGB: spec 100, Barrack 500 (volumes never shrink)"]),
+    ("a larger sizeGB is a resize, not a mismatch", VolumeReconciler(), vspec(sizeGB=500), vol(), []),
+    ("an instance of another GPU model and count", InstanceReconciler(), ispec(gpuCount=2), vm(gpu_model="L40"),
+     ["gpuModel: spec A40, Barrack L40", "gpuCount: spec 2, Barrack 1"]),
+    ("a firewall in another region", FirewallReconciler(), fspec(), fw([]).model_copy(update={"region": "NORWAY-1"}),
+     ["region: spec US-1, Barrack NORWAY-1"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("reason", "kind", "spec", "item", "expected"), ADOPTION_CASES, ids=[c[0] for c in ADOPTION_CASES]
+)
+def test_what_barrack_cannot_change_is_a_mismatch(
+    reason: str, kind: Any, spec: Any, item: Any, expected: list[str]
+) -> None:
+    assert kind.mismatches(spec, item) == expected, reason
+
+
+def test_late_initialization_takes_barracks_values_for_fields_left_out() -> None:
+    rule = m.FirewallRule(id="r1", direction="ingress", protocol="tcp", port_range_min=22, port_range_max=22)
+    adopted = vm(status="HIBERNATED", public_ip=None, security_rules=[rule])
+    values = InstanceReconciler().late_init(ispec(), adopted)
+    assert values == {
+        "powerState": "Hibernated",
+        "securityRules": [
+            {"direction": "ingress", "protocol": "tcp", "ethertype": "IPv4", "remoteIPPrefix": "0.0.0.0/0",
+             "portRangeMin": 22, "portRangeMax": 22}
+        ],
+    }  # fmt: skip
+    # publicIP is read only from an ACTIVE instance (a stopped one may hold no address either way).
+    assert InstanceReconciler().late_init(ispec(), vm(public_ip="1.2.3.4"))["publicIP"] is True
+    assert (
+        InstanceReconciler().late_init(ispec(powerState="Running", publicIP=False, securityRules=[]), vm())
+        == {}
+    )
+    assert (
+        FirewallReconciler().late_init(fspec(), fw([]).model_copy(update={"rules": [rule]}))["rules"][0][
+            "portRangeMin"
+        ]
+        == 22
+    )

@@ -71,6 +71,16 @@ class Registry:
         owner = self.owners.get(barrack_id)
         return owner is not None and owner != uid
 
+    def manager_of(self, barrack_id: str, uid: str) -> str | None:
+        """``Kind namespace/name`` of another object that manages the Barrack id, if any."""
+        owner = self.owners.get(barrack_id)
+        if owner is None or owner == uid:
+            return None
+        for (kind, namespace, name), info in self.objects.items():
+            if info.uid == owner:
+                return f"{kind} {namespace}/{name}"
+        return "another object"
+
     def name_of(self, kind: str, namespace: str, barrack_id: str) -> str | None:
         for (k, ns, name), info in self.objects.items():
             if k == kind and ns == namespace and info.id == barrack_id:
@@ -378,15 +388,16 @@ class Runtime:
             except Exception as exc:  # the next pass writes again; ids are also held in memory
                 log.warning("Status write of %s %s/%s failed: %s", kind.kind, obj.namespace, obj.name, exc)
                 return False
-        if outcome.clear_annotations and self.status_writer is not None:
-            try:  # after the new id is in status: a crash in between leaves the ask, not a second create
-                await self.status_writer.annotate(
-                    kind.plural, obj.namespace, obj.name, dict.fromkeys(outcome.clear_annotations)
-                )
+        patch: dict[str, Any] = {}
+        if outcome.clear_annotations:  # after the new id is in status: a crash between leaves the ask
+            patch["metadata"] = {"annotations": dict.fromkeys(outcome.clear_annotations)}
+        if outcome.spec_patch:
+            patch["spec"] = outcome.spec_patch
+        if patch and self.status_writer is not None:
+            try:
+                await self.status_writer.patch_object(kind.plural, obj.namespace, obj.name, patch)
             except Exception as exc:
-                log.warning(
-                    "Annotation write of %s %s/%s failed: %s", kind.kind, obj.namespace, obj.name, exc
-                )
+                log.warning("Write of %s %s/%s failed: %s", kind.kind, obj.namespace, obj.name, exc)
                 return False
         return True
 

@@ -93,6 +93,8 @@ class Outcome:
     """A call was refused or failed: the glue retries this object with exponential backoff."""
     clear_annotations: list[str] = field(default_factory=list)
     """Annotations the glue removes from the object once the outcome is written."""
+    spec_patch: dict[str, Any] = field(default_factory=dict)
+    """Spec fields the glue writes (late initialization: Barrack's values for fields left out)."""
 
     def warn(self, reason: str, message: str) -> None:
         self.events.append(Event("Warning", reason, message))
@@ -115,6 +117,10 @@ class References(Protocol):
     def get(self, kind: str, namespace: str, name: str) -> RefInfo | None: ...
 
     def claimed_by_other(self, barrack_id: str, uid: str) -> bool: ...
+
+    def manager_of(self, barrack_id: str, uid: str) -> str | None:
+        """``Kind namespace/name`` of another object (not ``uid``) that manages the Barrack id."""
+        ...
 
     def name_of(self, kind: str, namespace: str, barrack_id: str) -> str | None:
         """The object of this kind in this namespace that manages the Barrack id, if any."""
@@ -210,6 +216,17 @@ class NameTaken(InvalidRequest):
         )
 
 
+class AlreadyManaged(InvalidRequest):
+    """The Barrack resource this object would take (by adoptId or by name) is managed by another
+    object: one Barrack resource, one object. Nothing is called."""
+
+    def __init__(self, what: str, resource_id: str, manager: str) -> None:
+        super().__init__(
+            f"Barrack {what} {resource_id} is already managed by {manager}: one Barrack resource has one "
+            "object; delete one of the two, or point this one at another resource"
+        )
+
+
 # Errors onto conditions --------------------------------------------------------------------------
 
 
@@ -219,6 +236,8 @@ def failure_reason(error: ListingError, blocked: Reason = Reason.PRECONDITION_FA
         return Reason.OPERATOR_ERROR, f"{error}; see the operator log; it retries"
     if isinstance(error, NameTaken):
         return Reason.NAME_TAKEN, error.message
+    if isinstance(error, AlreadyManaged):
+        return Reason.ALREADY_MANAGED, error.message
     if isinstance(error, MissingApiKey):
         return (
             Reason.UNAUTHORIZED,
@@ -371,6 +390,16 @@ class Found:
     """The id of a lost resource this create replaces."""
 
 
+def differences(pairs: list[tuple[str, Any, Any]]) -> list[str]:
+    """``field: spec X, Barrack Y`` for each (field, spec value, Barrack value) that differ
+    (strings compared case-insensitively, as Barrack's words are)."""
+
+    def norm(value: Any) -> Any:
+        return str(value).upper() if isinstance(value, str) else value
+
+    return [f"{name}: spec {want}, Barrack {have}" for name, want, have in pairs if norm(want) != norm(have)]
+
+
 def _gone(item: Any) -> bool:
     return str(getattr(item, "status", "")).upper() == "DELETED"
 
@@ -399,8 +428,13 @@ async def ensure_exists(
     adopt_id = obj.spec.get("adoptId")
     target = obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or adopt_id
     replaced: str | None = None
+    what = obj.kind.removeprefix("Barrack").lower()
     if target:
-        item = snapshot_of().items.get(target)
+        manager = ctx.refs.manager_of(target, obj.uid)
+        if manager is not None:
+            raise AlreadyManaged(what, target, manager)
+        adopting = target == adopt_id and not (obj.recorded_id or ctx.memory.known_ids.get(obj.uid))
+        item = None if adopting else snapshot_of().items.get(target)  # adoption reads Barrack first
         if item is not None and not _gone(item):
             return Found(item)
         try:
@@ -428,7 +462,10 @@ async def ensure_exists(
     ctx.inventory.require_fresh(LISTING_OF[obj.kind])
     named = [item for item in snapshot_of().by_name(obj.barrack_name) if not _gone(item)]
     if named:
-        raise NameTaken(obj.kind.removeprefix("Barrack").lower(), obj.barrack_name, named[0].id)
+        manager = ctx.refs.manager_of(named[0].id, obj.uid)
+        if manager is not None:
+            raise AlreadyManaged(what, named[0].id, manager)
+        raise NameTaken(what, obj.barrack_name, named[0].id)
     if obj.uid in ctx.memory.deleting:
         raise ObjectDeleting()
     await ctx.mark_create(obj)

@@ -17,6 +17,7 @@ from barrack_operator.resources.common import (
     ObjectView,
     Outcome,
     RefInfo,
+    differences,
     finalize_guarded,
     find_for_deletion,
     id_key,
@@ -41,7 +42,7 @@ def plan_firewall(
     spec: specs.BarrackFirewallSpec, firewall: wire.Firewall, inputs: FirewallInputs
 ) -> steps.Step:
     """Rules first, then attachments; one call a pass."""
-    add, remove = security_rule_plan(spec.rules, firewall.rules)
+    add, remove = security_rule_plan(spec.rules or [], firewall.rules) if spec.rules is not None else ([], [])
     if add or remove:
         return steps.set_rules(add, remove, "firewall rules")
     attached = {a.instance_id for a in firewall.attachments}
@@ -111,6 +112,9 @@ class FirewallReconciler(KindReconciler[specs.BarrackFirewallSpec, wire.Firewall
         )
         return await ctx.client.create_firewall(request)
 
+    def mismatches(self, spec: specs.BarrackFirewallSpec, item: wire.Firewall) -> list[str]:
+        return differences([("region", spec.region, item.region)])
+
     def status(self, item: wire.Firewall) -> dict[str, Any]:
         return {
             "id": item.id,
@@ -123,6 +127,9 @@ class FirewallReconciler(KindReconciler[specs.BarrackFirewallSpec, wire.Firewall
         self, ctx: Context, spec: specs.BarrackFirewallSpec, item: wire.Firewall, inputs: FirewallInputs
     ) -> steps.Step:
         return plan_firewall(spec, item, inputs)
+
+    def late_init(self, spec: specs.BarrackFirewallSpec, item: wire.Firewall) -> dict[str, Any]:
+        return {"rules": specs.rules_as_spec(item.rules)} if spec.rules is None else {}
 
     async def act(self, ctx: Context, item: wire.Firewall, step: steps.Call, out: Outcome) -> None:
         if isinstance(step, steps.SetRules):

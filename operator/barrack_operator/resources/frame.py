@@ -157,6 +157,16 @@ class KindReconciler(ABC, Generic[S, T, I]):
     @abstractmethod
     async def act(self, ctx: Context, item: T, step: steps.Call, out: Outcome) -> None: ...
 
+    def late_init(self, spec: S, item: T) -> dict[str, Any]:
+        """Barrack's values for optional spec fields the manifest leaves out, to write into the
+        spec (late initialization), so that adopting changes nothing nobody asked to change."""
+        return {}
+
+    def mismatches(self, spec: S, item: T) -> list[str]:
+        """Fields Barrack cannot change on which the resource differs from the spec, each as
+        ``field: spec X, Barrack Y``."""
+        return []
+
     def extra_conditions(
         self, ctx: Context, item: T | None, step: steps.Step, inputs: I | None
     ) -> list[Condition]:
@@ -210,9 +220,12 @@ class KindReconciler(ABC, Generic[S, T, I]):
         item: T = found.item
         if found.created:
             self._note_created(obj, out, item, found.replaced)
-        step = state_step(self.what, item.id, item.status, self.states)
+        step = self._mismatch_step(obj, spec, item) or state_step(
+            self.what, item.id, item.status, self.states
+        )
         if step is None:
             step = self.plan(ctx, spec, item, inputs)
+            out.spec_patch = self.late_init(spec, item)
         if isinstance(step, steps.Call):
             try:
                 await self.act(ctx, item, step, out)
@@ -221,6 +234,18 @@ class KindReconciler(ABC, Generic[S, T, I]):
             except (BarrackError, MissingApiKey) as error:
                 return self._failed(ctx, out, item, error, step, inputs)
         return self._report(ctx, out, item, step, inputs)
+
+    def _mismatch_step(self, obj: ObjectView, spec: S, item: T) -> steps.Blocked | None:
+        differences = self.mismatches(spec, item)
+        if not differences:
+            return None
+        adopted = bool(obj.spec.get("adoptId"))
+        return steps.Blocked(
+            Reason.ADOPTION_MISMATCH if adopted else Reason.INVALID_SPEC,
+            f"{'the adopted ' if adopted else ''}{self.what} {item.id} differs from the spec in what Barrack "
+            f"cannot change ({'; '.join(differences)}): nothing is changed; set the spec to Barrack's values"
+            + (", or adopt another resource" if adopted else ""),
+        )
 
     def _lost_step(self, resource_id: str) -> steps.Blocked:
         return steps.Blocked(

@@ -18,6 +18,7 @@ from barrack_operator.resources.common import (
     Context,
     ObjectView,
     Outcome,
+    differences,
     finalize_guarded,
     find_for_deletion,
     ref_key,
@@ -74,17 +75,37 @@ class InstanceInputs:
 
 
 def plan_instance(spec: specs.BarrackInstanceSpec, instance: wire.VMInstance) -> steps.Step:
-    """The one step toward the spec from a settled instance (ACTIVE, SHUTOFF or HIBERNATED)."""
-    wanted = TARGET_STATE[P(spec.powerState)]
+    """The one step toward the spec from a settled instance (ACTIVE, SHUTOFF or HIBERNATED). A
+    field the spec leaves out is not managed (until late initialization writes Barrack's value)."""
     current = IS(instance.status)
-    if current != wanted:
-        return steps.power(NEXT_POWER_ACTION[(current, wanted)], current, wanted)
-    if current == IS.ACTIVE and (instance.public_ip is not None) != spec.publicIP:
+    if spec.powerState is not None:
+        wanted = TARGET_STATE[P(spec.powerState)]
+        if current != wanted:
+            return steps.power(NEXT_POWER_ACTION[(current, wanted)], current, wanted)
+    if (
+        spec.publicIP is not None
+        and current == IS.ACTIVE
+        and (instance.public_ip is not None) != spec.publicIP
+    ):
         return steps.set_public_ip(spec.publicIP)
-    add, remove = security_rule_plan(spec.securityRules, instance.security_rules)
-    if add or remove:
-        return steps.set_rules(add, remove, "security rules")
+    if spec.securityRules is not None:
+        add, remove = security_rule_plan(spec.securityRules, instance.security_rules)
+        if add or remove:
+            return steps.set_rules(add, remove, "security rules")
     return steps.Done(f"Instance {instance.id} is {instance.status}.")
+
+
+def late_init_instance(spec: specs.BarrackInstanceSpec, instance: wire.VMInstance) -> dict[str, Any]:
+    """Barrack's values for the optional fields the spec leaves out (the instance is settled)."""
+    values: dict[str, Any] = {}
+    power = POWER_OF_STATE.get(IS(instance.status))
+    if spec.powerState is None and power is not None:
+        values["powerState"] = power.value
+    if spec.publicIP is None and instance.status == IS.ACTIVE:
+        values["publicIP"] = instance.public_ip is not None
+    if spec.securityRules is None:
+        values["securityRules"] = specs.rules_as_spec(instance.security_rules)
+    return values
 
 
 class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstance, InstanceInputs]):
@@ -124,9 +145,18 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
                 ssh_key_ids=[k for k in inputs.key_ids if k],
                 startup_script_id=spec.startupScript,
                 cloud_init=spec.cloudInit,
-                public_ip=spec.publicIP,
-                security_rules=[r.to_wire() for r in spec.securityRules] or None,
+                public_ip=True if spec.publicIP is None else spec.publicIP,  # the default, at create only
+                security_rules=[r.to_wire() for r in spec.securityRules or []] or None,
             )
+        )
+
+    def mismatches(self, spec: specs.BarrackInstanceSpec, item: wire.VMInstance) -> list[str]:
+        return differences(
+            [
+                ("region", spec.region, item.region),
+                ("gpuModel", spec.gpuModel, item.gpu_model),
+                ("gpuCount", spec.gpuCount, item.gpu_count),
+            ]
         )
 
     def status(self, item: wire.VMInstance) -> dict[str, Any]:
@@ -144,6 +174,9 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
         self, ctx: Context, spec: specs.BarrackInstanceSpec, item: wire.VMInstance, inputs: InstanceInputs
     ) -> steps.Step:
         return plan_instance(spec, item)
+
+    def late_init(self, spec: specs.BarrackInstanceSpec, item: wire.VMInstance) -> dict[str, Any]:
+        return late_init_instance(spec, item)
 
     async def act(self, ctx: Context, item: wire.VMInstance, step: steps.Call, out: Outcome) -> None:
         if isinstance(step, steps.Power):

@@ -31,6 +31,11 @@ CIDR_PATTERN = (
 SSH_PUBLIC_KEY_PATTERN = r"^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/=]+( .*)?$"
 
 
+def rules_as_spec(rules: list[wire.FirewallRule]) -> list[dict[str, Any]]:
+    """Barrack's rules as spec entries, for late initialization."""
+    return [RuleSpec.from_wire(rule).model_dump(mode="json", exclude_none=True) for rule in rules]
+
+
 def immutable(field: str) -> dict[str, Any]:
     """A CEL rule on the parent object: once set, ``field`` keeps its value (and cannot be added or
     removed after creation)."""
@@ -140,6 +145,17 @@ class RuleSpec(Model):
         default=None, description="Last port, 1 to 65535; none for icmp.", ge=1, le=65535
     )
 
+    @classmethod
+    def from_wire(cls, rule: wire.FirewallRule) -> RuleSpec:
+        return cls(
+            direction=rule.direction,
+            protocol=rule.protocol,
+            ethertype=rule.ethertype,
+            remoteIPPrefix=rule.remote_ip_prefix,
+            portRangeMin=rule.port_range_min,
+            portRangeMax=rule.port_range_max,
+        )
+
     def to_wire(self) -> wire.AddFirewallRuleRequest:
         return wire.AddFirewallRuleRequest(
             direction=wire.Direction(self.direction),
@@ -201,10 +217,21 @@ class BarrackInstanceSpec(CommonSpec):
     cloudInit: str | None = Field(
         default=None, description="cloud-init user data, used at first boot; immutable.", max_length=65536
     )
-    publicIP: bool = Field(default=True, description="Give the instance a public IP address.")
-    powerState: PowerState = Field(default=PowerState.RUNNING, description="Running, Stopped or Hibernated.")
-    securityRules: list[RuleSpec] = Field(
-        default_factory=list, description="Instance security rules, kept as a set.", max_length=MAX_RULES
+    publicIP: bool | None = Field(
+        default=None,
+        description="Give the instance a public IP address. Left out: true when the operator creates the "
+        "instance; when it adopts one, Barrack's setting is kept and written here (late initialization).",
+    )
+    powerState: PowerState | None = Field(
+        default=None,
+        description="Running, Stopped or Hibernated. Left out: Running when the operator creates the instance; "
+        "when it adopts one, its power state is kept and written here.",
+    )
+    securityRules: list[RuleSpec] | None = Field(
+        default=None,
+        description="Instance security rules, kept as a set. Left out: none when the operator creates the "
+        "instance; when it adopts one, its rules are kept and written here.",
+        max_length=MAX_RULES,
     )
 
 
@@ -217,8 +244,11 @@ class BarrackFirewallSpec(CommonSpec):
         description="Up to 255 characters; immutable (Barrack has no route to change it).",
         max_length=255,
     )
-    rules: list[RuleSpec] = Field(
-        default_factory=list, description="Rules, kept as a set (added and removed).", max_length=MAX_RULES
+    rules: list[RuleSpec] | None = Field(
+        default=None,
+        description="Rules, kept as a set (added and removed). Left out: none when the operator creates the "
+        "firewall; when it adopts one, its rules are kept and written here (late initialization).",
+        max_length=MAX_RULES,
     )
     instanceRefs: list[LocalRef] = Field(
         default_factory=list, description="BarrackInstances to attach the firewall to (they must be ACTIVE)."

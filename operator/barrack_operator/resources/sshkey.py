@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from barrack_operator.barrack import models as wire
-from barrack_operator.conditions import Reason
 from barrack_operator.resources import specs, steps
 from barrack_operator.resources.common import (
     Context,
@@ -20,9 +19,12 @@ from barrack_operator.resources.frame import KindReconciler
 
 
 def plan_ssh_key(spec: specs.BarrackSSHKeySpec, key: wire.SSHKey) -> steps.Step:
-    if key.public_key.split()[:2] != spec.publicKey.split()[:2]:
-        return steps.Blocked(Reason.INVALID_SPEC, f"SSH key {key.id} on Barrack holds another public key")
     return steps.Done(f"SSH key {key.id} is registered.")
+
+
+def same_key(a: str, b: str) -> bool:
+    """Two OpenSSH public keys are the same key when type and key data agree (comments aside)."""
+    return a.split()[:2] == b.split()[:2]
 
 
 class SSHKeyReconciler(KindReconciler[specs.BarrackSSHKeySpec, wire.SSHKey, None]):
@@ -44,6 +46,13 @@ class SSHKeyReconciler(KindReconciler[specs.BarrackSSHKeySpec, wire.SSHKey, None
         return await ctx.client.create_ssh_key(
             wire.CreateSSHKeyRequest(name=obj.barrack_name, public_key=spec.publicKey)
         )
+
+    def mismatches(self, spec: specs.BarrackSSHKeySpec, item: wire.SSHKey) -> list[str]:
+        if same_key(spec.publicKey, item.public_key):
+            return []
+        return [
+            f"publicKey: spec {' '.join(spec.publicKey.split()[:2])[:40]}..., Barrack {item.fingerprint or 'another key'}"
+        ]
 
     def status(self, item: wire.SSHKey) -> dict[str, Any]:
         return {"id": item.id, "state": item.status, "fingerprint": item.fingerprint}

@@ -22,6 +22,7 @@ from barrack_operator.resources.common import (
     ObjectView,
     Outcome,
     blocked,
+    differences,
     finalize_guarded,
     find_for_deletion,
     id_key,
@@ -260,6 +261,18 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
                 image_id=spec.imageId,
             )
         )
+
+    def mismatches(self, spec: specs.BarrackVolumeSpec, item: wire.Volume) -> list[str]:
+        found = differences(
+            [
+                ("region", spec.region, item.region),
+                ("volumeType", spec.volumeType, item.volume_type),
+                ("bootable", spec.bootable, item.bootable),
+            ]
+        )
+        if spec.sizeGB < item.size_gb:
+            found.append(f"sizeGB: spec {spec.sizeGB}, Barrack {item.size_gb} (volumes never shrink)")
+        return found
 
     def status(self, item: wire.Volume) -> dict[str, Any]:
         return {
