@@ -60,9 +60,10 @@ def test_barrack_faults_converge_without_duplicates_or_leaks(
 def test_the_audit_counts_what_goes_wrong_behind_the_operators_back(
     kube: Kube, sim: Sim, operator: Operator
 ) -> None:
-    """The checks above can fail: a volume deleted on Barrack behind the operator's back (which
-    the operator then creates again, empty) is a lost volume and a second creation, and an SSH key
-    made on Barrack directly is owned by no object."""
+    """The checks above can fail: a volume deleted on Barrack behind the operator's back is a lost
+    volume (the operator waits, NotFound, rather than make an empty one), an SSH key made on
+    Barrack directly is owned by no object, and the new volume asked for with barrack.ai/recreate
+    is a second creation under the name."""
     chaos = Chaos(kube.plane, kube.namespace, sim, operator, seed=1, kills=False)
     chaos.start()
     name = chaos.workload.add_volume()
@@ -71,7 +72,15 @@ def test_the_audit_counts_what_goes_wrong_behind_the_operators_back(
     assert chaos.tally.clean
     sim.call("DELETE", f"/volumes/{volume_id}/")
     sim.call("POST", "/ssh-keys/", {"name": "stray", "public_key": SSH_PUBLIC_KEY})
+    kube.wait_condition("bvol", name, "Ready", "False", reason="NotFound")
+    chaos.converge_timeout = 2.0
     chaos.converge("after the deletion on Barrack")
     tally = chaos.tally
-    assert (tally.lost_volumes, tally.duplicates, tally.leaks) == (1, 1, 1), tally.problems
-    assert any(f"volume {name} was {volume_id} and is now" in p for p in tally.problems)
+    assert (tally.lost_volumes, tally.duplicates, tally.leaks) == (1, 0, 1), tally.problems
+    assert any(f"volume {name} ({volume_id}) is gone from Barrack while wanted" in p for p in tally.problems)
+    assert any("NotFound" in p for p in tally.problems) and tally.unconverged >= 1
+    kube.run("annotate", "bvol", name, "barrack.ai/recreate=true")
+    chaos.converge_timeout = 60.0
+    chaos.converge("after asking for a new volume")
+    assert (tally.lost_volumes, tally.duplicates) == (1, 1), tally.problems  # the loss is counted once
+    assert kube.get("bvol", name)["status"]["id"] not in (None, volume_id)  # type: ignore[index]

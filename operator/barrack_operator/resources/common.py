@@ -425,36 +425,11 @@ async def ensure_exists(
 
     When the recorded resource is gone (404, or DELETED), :class:`Lost` unless ``recreate``.
     """
-    adopt_id = obj.spec.get("adoptId")
-    target = obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or adopt_id
-    replaced: str | None = None
     what = obj.kind.removeprefix("Barrack").lower()
-    if target:
-        manager = ctx.refs.manager_of(target, obj.uid)
-        if manager is not None:
-            raise AlreadyManaged(what, target, manager)
-        adopting = target == adopt_id and not (obj.recorded_id or ctx.memory.known_ids.get(obj.uid))
-        item = None if adopting else snapshot_of().items.get(target)  # adoption reads Barrack first
-        if item is not None and not _gone(item):
-            return Found(item)
-        try:
-            item = await fetch(target)
-            if _gone(item):
-                raise NotFound(f"{target} is DELETED")
-        except NotFound:
-            if target == adopt_id and not obj.recorded_id:
-                raise
-            if not recreate:
-                raise Lost(target) from None
-            log.warning(
-                "Barrack resource %s of %s/%s is gone; creating it again", target, obj.namespace, obj.name
-            )
-            ctx.memory.known_ids.pop(obj.uid, None)
-            replaced = target
-        else:
-            ctx.inventory.record(item)
-            ctx.memory.known_ids[obj.uid] = item.id
-            return Found(item)
+    recorded = await _recorded(ctx, obj, snapshot_of, fetch, recreate=recreate)
+    if isinstance(recorded, Found):
+        return recorded
+    replaced = recorded
     found = await _created_before(ctx, obj, snapshot_of)
     if found is not None:
         ctx.memory.known_ids[obj.uid] = found.id
@@ -480,6 +455,46 @@ async def ensure_exists(
     ctx.memory.known_ids[obj.uid] = item.id
     ctx.inventory.record(item)
     return Found(item, created=True, replaced=replaced)
+
+
+async def _recorded(
+    ctx: Context,
+    obj: ObjectView,
+    snapshot_of: Callable[[], Any],
+    fetch: Callable[[str], Awaitable[T]],
+    *,
+    recreate: bool,
+) -> Found | str | None:
+    """The resource of the recorded id (or adoptId); the id of a lost one to replace; or None
+    when the object has no id yet."""
+    adopt_id = obj.spec.get("adoptId")
+    known = obj.recorded_id or ctx.memory.known_ids.get(obj.uid)
+    target = known or adopt_id
+    if not target:
+        return None
+    manager = ctx.refs.manager_of(target, obj.uid)
+    if manager is not None:
+        raise AlreadyManaged(obj.kind.removeprefix("Barrack").lower(), target, manager)
+    item = snapshot_of().items.get(target) if known else None  # adoption reads Barrack first
+    if item is not None and not _gone(item):
+        return Found(item)
+    try:
+        item = await fetch(target)
+        if _gone(item):
+            raise NotFound(f"{target} is DELETED")
+    except NotFound:
+        if not obj.recorded_id and target == adopt_id:
+            raise
+        if not recreate:
+            raise Lost(target) from None
+        log.warning(
+            "Barrack resource %s of %s/%s is gone; creating it again", target, obj.namespace, obj.name
+        )
+        ctx.memory.known_ids.pop(obj.uid, None)
+        return target
+    ctx.inventory.record(item)
+    ctx.memory.known_ids[obj.uid] = item.id
+    return Found(item)
 
 
 async def find_for_deletion(
