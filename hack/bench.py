@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "operator"))
 
 from barrack_operator.devcluster import ControlPlane  # noqa: E402
 from barrack_operator.devcluster.cluster import free_port  # noqa: E402
-from barrack_operator.devcluster.stack import DevStack, SimProcess, dev_stack, wait_for  # noqa: E402
+from barrack_testkit.stack import DevStack, SimProcess, dev_stack, wait_for  # noqa: E402
 
 API_KEY = "bench-key-5c0ffee"
 NAMESPACE = "bench"

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 
 from barrack_operator.devcluster import ControlPlane  # noqa: E402
-from barrack_operator.devcluster.stack import dev_stack  # noqa: E402
+from barrack_testkit.stack import dev_stack  # noqa: E402
 
 API_KEY = "demo-key-not-secret"
 SAMPLE = ROOT / "deploy" / "samples" / "complete.yaml"

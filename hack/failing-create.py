@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 
-from barrack_operator.devcluster.stack import dev_stack, wait_for  # noqa: E402
+from barrack_testkit.stack import dev_stack, wait_for  # noqa: E402
 
 API_KEY = "failing-create-key-31f7"
 NAMESPACE = "failing-create"

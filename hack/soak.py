@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 
-from barrack_operator.devcluster.chaos import Chaos, Faults  # noqa: E402
-from barrack_operator.devcluster.stack import dev_stack  # noqa: E402
+from barrack_testkit.chaos import Chaos, Faults  # noqa: E402
+from barrack_testkit.stack import dev_stack  # noqa: E402
 
 API_KEY = "soak-key-0b5e55ed"
 NAMESPACE = "soak"

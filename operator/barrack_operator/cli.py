@@ -139,7 +139,13 @@ def _crds(args: argparse.Namespace) -> int:
 
 def _dev_cluster(args: argparse.Namespace) -> int:
     from barrack_operator.devcluster import ControlPlane
+    from barrack_operator.devcluster.binaries import MissingBinary, ensure_binaries
 
+    try:  # built once with Go when neither KUBEBUILDER_ASSETS nor the cache has them
+        ensure_binaries(("etcd", "kube-apiserver", "kubectl"))
+    except MissingBinary as exc:
+        print(f"barrack-operator dev-cluster: {exc}", file=sys.stderr)
+        return 1
     plane = ControlPlane(work_dir=Path(args.data_dir) if args.data_dir else None)
     stop = False
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from barrack_operator.devcluster import ControlPlane
-from barrack_operator.devcluster.stack import OperatorProcess, SimProcess, operator_env, wait_for
+from barrack_testkit.stack import OperatorProcess, SimProcess, operator_env, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "integration-key-9d41b7c2"

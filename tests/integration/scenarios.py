@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from barrack_operator.devcluster.chaos import Tally
+from barrack_testkit.chaos import Tally
 from tests.integration.conftest import Kube, Sim, instance, ssh_key, volume
 
 

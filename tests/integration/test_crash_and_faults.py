@@ -3,14 +3,14 @@ failing in every way the simulator can, while a seeded random workload of object
 attached, detached, resized and deleted. Each round must converge, and Barrack must hold exactly
 one resource per object, nothing unowned but retained volumes, and every wanted volume.
 
-``hack/soak.py`` runs the same rounds (:mod:`barrack_operator.devcluster.chaos`) many more times.
+``hack/soak.py`` runs the same rounds (:mod:`barrack_testkit.chaos`) many more times.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from barrack_operator.devcluster.chaos import Chaos, Faults
+from barrack_testkit.chaos import Chaos, Faults
 from tests.integration.conftest import OPERATOR_SETTINGS, SSH_PUBLIC_KEY, Kube, Operator, Sim
 from tests.integration.scenarios import assert_clean
 

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,10 @@ def test_wheel_installs_from_the_lock_as_the_dockerfile_does(tmp_path: Path) -> 
     pip = [env_dir / "bin" / "python", "-m", "pip", "--disable-pip-version-check"]
     _run(*pip, "install", "--quiet", "--no-deps", "-r", ROOT / "requirements.lock")
     (wheel,) = wheels.glob("barrack_operator-*.whl")
+    shipped = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert {"barrack_operator", "barrack_sim"} <= shipped and "barrack_testkit" not in shipped, shipped
+    # the pins of the control-plane helper modules travel with the package (dev-cluster builds them)
+    assert any(n.endswith("devcluster/tools/kube/go.mod") for n in zipfile.ZipFile(wheel).namelist())
     _run(*pip, "install", "--quiet", "--no-deps", wheel)
     _run(*pip, "check")  # the lock holds every dependency the wheel declares
     cli = env_dir / "bin" / "barrack-operator"

@@ -1,7 +1,7 @@
 """Suite 3 of the reliability work: Kubernetes failing under the operator. Status writes answered
 409 Conflict, every watch stream cut, the apiserver stopped and started again (etcd keeps the
 data). The operator must resume by itself (it is never restarted) and lose no object, while the
-seeded workload of :mod:`barrack_operator.devcluster.chaos` keeps changing."""
+seeded workload of :mod:`barrack_testkit.chaos` keeps changing."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from barrack_operator.devcluster.chaos import Chaos
-from barrack_operator.devcluster.kubeproxy import KubeFaultProxy
+from barrack_testkit.chaos import Chaos
+from barrack_testkit.kubeproxy import KubeFaultProxy
 from tests.integration.conftest import OPERATOR_SETTINGS, Kube, Operator, Sim, running_operator
 from tests.integration.scenarios import assert_clean
 

@@ -79,9 +79,9 @@ def test_layers() -> None:
 
 def test_control_plane_versions_agree_with_the_go_helper_modules() -> None:
     def required(module_dir: str, module: str) -> str:
-        text = (ROOT / "hack" / "tools" / module_dir / "go.mod").read_text()
+        text = (binaries.TOOLS / module_dir / "go.mod").read_text()
         match = re.search(rf"^require {re.escape(module)} v(\S+)$", text, re.M)
-        assert match, f"{module} not required in hack/tools/{module_dir}/go.mod"
+        assert match, f"{module} not required in devcluster/tools/{module_dir}/go.mod"
         return match.group(1)
 
     assert required("kube", "k8s.io/kubernetes") == binaries.KUBERNETES_VERSION
@@ -98,3 +98,20 @@ def test_condition_transition_time_moves_only_on_status_change() -> None:
     assert same[0]["lastTransitionTime"] == "t1" and same[0]["reason"] == "Progressing"
     assert flipped[0]["lastTransitionTime"] == "t3" and flipped[0]["observedGeneration"] == 2
     assert [c["type"] for c in flipped] == [READY, SYNCED]
+
+
+def test_dev_cluster_names_go_when_it_must_build_and_cannot(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from barrack_operator.cli import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no go here
+    said: list[str] = []
+    try:
+        binaries.ensure_binaries(("etcd",), say=said.append)
+    except binaries.MissingBinary as exc:
+        assert "needs Go" in str(exc) and "etcd" in str(exc)
+    else:
+        raise AssertionError("no MissingBinary without Go")
+    assert main(["dev-cluster", "--kubeconfig", str(tmp_path / "kc")]) == 1
+    assert binaries.TOOLS.joinpath("kube", "go.mod").is_file()  # the pins ship inside the package

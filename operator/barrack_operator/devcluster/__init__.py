@@ -2,9 +2,8 @@
 controller-runtime's envtest runs one: for the integration tests and for ``barrack-operator
 dev-cluster``. No Docker, no kubelet, no controllers.
 
-Next to it, for the tests and the scripts in ``hack/``: the simulator and the operator as processes
-(:mod:`.stack`), seeded rounds of changes, crashes and faults with an audit of Barrack
-(:mod:`.chaos`), and a fault-injecting proxy in front of the apiserver (:mod:`.kubeproxy`)."""
+What only the tests and ``hack/`` use beside it (the simulator and operator as processes, the chaos
+rounds, the Kubernetes fault proxy) is the test kit, :mod:`barrack_testkit`, outside the product."""
 
 from barrack_operator.devcluster.cluster import ControlPlane
 

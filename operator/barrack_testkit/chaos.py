@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from barrack_operator.devcluster.cluster import ControlPlane
-from barrack_operator.devcluster.stack import OperatorProcess, SimProcess
+from barrack_testkit.stack import OperatorProcess, SimProcess
 
 RESOURCES = "barrackvolumes,barrackinstances,barrackfirewalls,barracksshkeys"
 KIND_TO_INVENTORY = {
