@@ -295,8 +295,12 @@ def blocked(
     return outcome
 
 
+RECONCILED = Condition(SYNCED, True, Reason.RECONCILED, "The last reconcile succeeded.")
+"""Synced=True: the one way every pass says it succeeded."""
+
+
 def synced(outcome: Outcome) -> None:
-    outcome.conditions.append(Condition(SYNCED, True, Reason.RECONCILED, "The last reconcile succeeded."))
+    outcome.conditions.append(RECONCILED)
 
 
 def waiting_on_state(outcome: Outcome, kind: str, state: str, timing: Timing) -> Outcome:
@@ -326,14 +330,6 @@ def complete_status(ctx: Context, obj: ObjectView, out: Outcome) -> Outcome:
         item = getattr(ctx.inventory, LISTING_OF[obj.kind]).items.get(known)
         if item is not None:
             out.status = {"id": item.id, "state": item.status, **out.status}
-    return out
-
-
-def available(out: Outcome, timing: Timing, message: str) -> Outcome:
-    """The resource exists and matches the spec; the operator looks again at the drift interval."""
-    out.conditions.append(Condition(READY, True, Reason.AVAILABLE, message))
-    synced(out)
-    out.requeue_after = timing.drift_interval
     return out
 
 

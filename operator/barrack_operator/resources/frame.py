@@ -32,6 +32,7 @@ from barrack_operator.conditions import READY, SYNCED, Condition, Reason
 from barrack_operator.inventory import LISTING_OF, ListingFailed, Snapshot
 from barrack_operator.resources import specs, steps
 from barrack_operator.resources.common import (
+    RECONCILED,
     RECREATE_ANNOTATION,
     Context,
     Lost,
@@ -83,13 +84,13 @@ def report(out: Outcome, step: steps.Step, ctx: Context) -> Outcome:
     if isinstance(step, steps.Call):
         out.conditions += [
             Condition(READY, False, Reason.PROGRESSING, f"Barrack is {step.doing}."),
-            Condition(SYNCED, True, Reason.RECONCILED, "The last reconcile succeeded."),
+            RECONCILED,
         ]
         out.requeue_after = timing.transition_requeue
     elif isinstance(step, steps.Wait):
         out.conditions += [
             Condition(READY, False, step.reason, step.message),
-            Condition(SYNCED, True, Reason.RECONCILED, "The last reconcile succeeded."),
+            RECONCILED,
         ]
         out.requeue_after = timing.transition_requeue
     elif isinstance(step, steps.Blocked):
@@ -102,7 +103,7 @@ def report(out: Outcome, step: steps.Step, ctx: Context) -> Outcome:
     elif isinstance(step, steps.Done):
         out.conditions += [
             Condition(READY, True, Reason.AVAILABLE, step.message),
-            Condition(SYNCED, True, Reason.RECONCILED, "The last reconcile succeeded."),
+            RECONCILED,
         ]
         out.requeue_after = timing.drift_interval
     return out
