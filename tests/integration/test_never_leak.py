@@ -5,6 +5,7 @@ health endpoints tell the kubelet which is which."""
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.error
 import urllib.request
@@ -121,6 +122,11 @@ def test_a_kind_barrack_cannot_list_blocks_only_itself_and_recovers_without_a_re
         assert _get(f"http://127.0.0.1:{health}/healthz")[0] == 200  # alive: the poller runs
         _, text = _get(f"http://127.0.0.1:{metrics}/metrics")
         assert 'barrack_inventory_errors_total{kind="volumes",reason="MalformedReply"}' in text
+        ages = {
+            kind: float(re.search(rf'^barrack_inventory_age_seconds{{kind="{kind}"}} (\S+)$', text, re.M)[1])  # type: ignore[index]
+            for kind in ("volumes", "ssh_keys")
+        }
+        assert ages["volumes"] > ages["ssh_keys"], ages  # the age of the last *successful* listing
         time.sleep(3)
         assert not _created(sim, "during"), "a volume was created from a view Barrack did not confirm"
         assert kube.get("bvol", "before") is not None, "a finalizer was released blind"

@@ -365,3 +365,29 @@ async def test_a_volume_of_a_deleted_instance_is_detached_only_when_barrack_list
         out = await volume.reconcile(ctx, obj)
         assert conditions(out)[ATTACHED] == (False, Reason.DETACHED)
         assert conditions(out)[READY] == (True, Reason.AVAILABLE)
+
+
+async def test_the_supervisor_starts_the_poller_again_if_it_ever_ends(tmp_path: Path) -> None:
+    runtime = Runtime(Settings(api_key_file=tmp_path / "key", poll_interval=0.001))
+    runs: list[int] = []
+    forever = asyncio.Event()
+
+    async def run() -> None:
+        runs.append(len(runs))
+        if len(runs) == 1:
+            raise RuntimeError("a bug the poller did not catch")
+        if len(runs) == 2:
+            return  # ended without an error
+        await forever.wait()
+
+    runtime.inventory.run = run  # type: ignore[method-assign]
+    supervisor = asyncio.create_task(runtime._supervise_poller())
+    try:
+        await eventually(lambda: len(runs) == 3)
+        assert runtime.poller_alive()
+    finally:
+        supervisor.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await supervisor
+    assert not runtime.poller_alive()
+    await runtime.client.aclose()
