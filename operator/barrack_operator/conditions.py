@@ -1,9 +1,11 @@
 """Status conditions in the Kubernetes shape, and the reasons a person will see.
 
 Types:
-  Ready     the Barrack resource exists and is in the state the spec asks for.
-  Synced    the last reconcile succeeded; when False its reason says why.
-  Attached  (volumes) the volume is attached to the instance the spec names.
+  Ready       the Barrack resource exists and is in the state the spec asks for.
+  Synced      the last reconcile succeeded; when False its reason says why.
+  Attached    (volumes) the volume is attached to the instance the spec names.
+  Reconciling True while the operator converges (kstatus: InProgress).
+  Stalled     True when only a person can fix it (kstatus: Failed).
 
 A condition's ``lastTransitionTime`` moves only when its status changes.
 """
@@ -18,6 +20,8 @@ from typing import Any
 READY = "Ready"
 SYNCED = "Synced"
 ATTACHED = "Attached"
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
 
 
 class Reason(StrEnum):
@@ -65,6 +69,8 @@ class Reason(StrEnum):
     """Synced=False: the Barrack resource this object would take is managed by another object."""
     ADOPTION_MISMATCH = "AdoptionMismatch"
     """Synced=False: the adopted resource differs from the spec in a field Barrack cannot change."""
+    RECONCILE_PAUSED = "ReconcilePaused"
+    """Synced=False: the annotation barrack.ai/paused stops every Barrack call for the object."""
     NOT_FOUND = "NotFound"
     """The Barrack resource the status or adoptId names does not exist."""
     RESIZE_BLOCKED = "ResizeBlocked"
@@ -83,6 +89,56 @@ class Reason(StrEnum):
     """Attached=False: the volume is attached to no instance."""
     DELETING = "Deleting"
     """Ready=False: Barrack is deleting the resource."""
+
+
+STALLED_REASONS = frozenset(
+    {
+        Reason.INVALID_SPEC,
+        Reason.UNAUTHORIZED,
+        Reason.INSUFFICIENT_CREDITS,
+        Reason.ADOPTION_MISMATCH,
+        Reason.NOT_FOUND,
+        Reason.ERROR,
+        Reason.ALREADY_MANAGED,
+        Reason.NAME_TAKEN,
+    }
+)
+"""Reasons only a person can clear (change the spec, the key, the account): Stalled=True."""
+
+
+def kstatus_conditions(conditions: list[dict[str, Any]]) -> list[Condition]:
+    """Reconciling and Stalled, derived from Ready and Synced, so that kstatus-based tools (Flux,
+    Helm's wait, kpt) and ``kubectl wait`` read progress: Stalled when a reason only a person can
+    clear stands; Reconciling while the resource is not yet Ready and Synced (paused excepted)."""
+    by_type = {c.get("type"): c for c in conditions}
+    ready, synced = by_type.get(READY, {}), by_type.get(SYNCED, {})
+    for condition in (synced, ready):
+        if condition.get("status") == "False" and condition.get("reason") in STALLED_REASONS:
+            reason, message = str(condition["reason"]), str(condition.get("message", ""))
+            return [
+                Condition(STALLED, True, reason, message),
+                Condition(RECONCILING, False, reason, "Stalled: only a change by a person lets it go on."),
+            ]
+    if synced.get("reason") == Reason.RECONCILE_PAUSED:
+        paused = str(synced.get("message", ""))
+        return [
+            Condition(STALLED, False, Reason.RECONCILE_PAUSED, paused),
+            Condition(RECONCILING, False, Reason.RECONCILE_PAUSED, paused),
+        ]
+    if ready.get("status") == "True" and synced.get("status") == "True":
+        return [
+            Condition(STALLED, False, Reason.AVAILABLE, "Nothing blocks it."),
+            Condition(RECONCILING, False, Reason.AVAILABLE, "The resource matches the spec."),
+        ]
+    why = ready if ready.get("status") == "False" else synced
+    return [
+        Condition(
+            STALLED, False, str(why.get("reason") or Reason.PROGRESSING), "The operator is converging."
+        ),
+        Condition(
+            RECONCILING, True, str(why.get("reason") or Reason.PROGRESSING), str(why.get("message", ""))
+        ),
+    ]
 
 
 def now_iso() -> str:
@@ -118,5 +174,5 @@ def merge_conditions(
     by_type = {c.get("type"): c for c in previous}
     for update in updates:
         by_type[update.type] = update.as_dict(by_type.get(update.type), generation, now)
-    order = {READY: 0, SYNCED: 1, ATTACHED: 2}
+    order = {READY: 0, SYNCED: 1, ATTACHED: 2, RECONCILING: 3, STALLED: 4}
     return sorted(by_type.values(), key=lambda c: (order.get(str(c.get("type")), 9), str(c.get("type"))))

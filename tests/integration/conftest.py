@@ -226,3 +226,8 @@ def volume(name: str, region: str = "US-1", **spec: Any) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {"region": region, "sizeGB": 100, **spec},
     }
+
+
+def barrack_named(manifest: dict[str, Any], barrack_name: str) -> dict[str, Any]:
+    """The manifest with spec.name (the name on Barrack) set."""
+    return {**manifest, "spec": {**manifest["spec"], "name": barrack_name}}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.conftest import Kube, Operator, Sim, instance, ssh_key, volume
+from tests.integration.conftest import Kube, Operator, Sim, barrack_named, instance, ssh_key, volume
 
 pytestmark = pytest.mark.integration
 
@@ -121,11 +121,6 @@ def test_invalid_manifest_is_refused_naming_the_field(
 
 
 # (case id, valid manifest, merge patch of its spec, text the refusal must contain)
-def named(manifest: dict[str, Any], barrack_name: str) -> dict[str, Any]:
-    """The manifest with spec.name (the Barrack name) set."""
-    return {**manifest, "spec": {**manifest["spec"], "name": barrack_name}}
-
-
 IMMUTABLE: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ("volume-region", volume("v"), {"region": "CANADA-1"}, "region is immutable"),
     ("volume-type", volume("v"), {"volumeType": "HDD"}, "volumeType is immutable"),
@@ -138,10 +133,10 @@ IMMUTABLE: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ("instance-image", instance("i", "img"), {"imageId": "other"}, "imageId is immutable"),
     ("ssh-key-public-key", ssh_key(), {"publicKey": "ssh-ed25519 AAAAother other@example"}, "publicKey is immutable"),
     ("firewall-region", firewall(), {"region": "CANADA-1"}, "region is immutable"),
-    ("volume-name", named(volume("v"), "data"), {"name": "other"}, "name is immutable"),
+    ("volume-name", barrack_named(volume("v"), "data"), {"name": "other"}, "name is immutable"),
     ("volume-name-added", volume("v"), {"name": "other"}, "name is immutable"),
     ("volume-adopt-id-changed", volume("v", adoptId="BRK-1V"), {"adoptId": "BRK-2V"}, "adoptId cannot change"),
-    ("instance-name", named(instance("i", "img"), "gpu"), {"name": "other"}, "name is immutable"),
+    ("instance-name", barrack_named(instance("i", "img"), "gpu"), {"name": "other"}, "name is immutable"),
     ("instance-ssh-keys", instance("i", "img"), {"sshKeyRefs": [{"name": "other-key"}]}, "sshKeyRefs is immutable"),
     ("instance-startup-script", instance("i", "img"), {"startupScript": "BRK-1S"}, "startupScript is immutable"),
     ("instance-cloud-init", instance("i", "img", cloudInit="#cloud-config"), {"cloudInit": "#cloud-config\n"}, "cloudInit is immutable"),

@@ -14,6 +14,7 @@ from tests.integration.conftest import (
     Kube,
     Operator,
     Sim,
+    barrack_named,
     instance,
     running_operator,
     ssh_key,
@@ -169,8 +170,7 @@ def test_one_barrack_resource_has_one_object_across_namespaces(
         refused = other.wait_condition("bvol", "second", "Synced", "False", reason="AlreadyManaged")
         assert f"BarrackVolume {kube.namespace}/first" in refused["message"]
         # A name match is refused the same way: "first" under the same Barrack name.
-        third = volume("third")
-        other.apply({**third, "spec": {**third["spec"], "name": "first"}})
+        other.apply(barrack_named(volume("third"), "first"))
         named = other.wait_condition("bvol", "third", "Synced", "False", reason="AlreadyManaged")
         assert f"BarrackVolume {kube.namespace}/first" in named["message"]
         assert not [

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from barrack_operator.barrack import models as m
-from barrack_operator.conditions import ATTACHED, READY, SYNCED, Reason
+from barrack_operator.conditions import ATTACHED, READY, RECONCILING, STALLED, SYNCED, Reason
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "conditions.md").read_text()
 
@@ -25,4 +25,4 @@ def test_every_transitional_state_reason_is_documented() -> None:
 
 
 def test_every_condition_type_is_documented() -> None:
-    assert all(f"| `{t}` |" in DOC for t in (READY, SYNCED, ATTACHED))
+    assert all(f"| `{t}` |" in DOC for t in (READY, SYNCED, ATTACHED, RECONCILING, STALLED))

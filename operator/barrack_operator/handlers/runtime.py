@@ -21,11 +21,13 @@ from barrack_operator.barrack import ApiKeySource, BarrackClient, BarrackError
 from barrack_operator.barrack.client import MUTATIONS
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.barrack.routes import ROUTES
-from barrack_operator.conditions import READY, SYNCED, Condition, Reason, merge_conditions
+from barrack_operator.conditions import READY, SYNCED, Condition, Reason, kstatus_conditions, merge_conditions
 from barrack_operator.handlers.health import HealthServer
 from barrack_operator.inventory import LISTING_OF, Inventory, ListingFailed, kinds_touched
 from barrack_operator.kube import StatusWriter
 from barrack_operator.resources.common import (
+    PAUSED_ANNOTATION,
+    RECONCILE_REQUESTED_ANNOTATION,
     RECREATE_ANNOTATION,
     Context,
     MarkNotWritten,
@@ -102,7 +104,8 @@ class Registry:
         info = RefInfo(uid=meta.get("uid", ""), id=status.get("id"), ready=ready, state=status.get("state"))
         previous = self.objects.get(key)
         self.objects[key] = info
-        if info.id:
+        observer = (body.get("spec") or {}).get("managementPolicy") == "Observe"
+        if info.id and not observer:  # an observer never owns: it changes nothing
             self.owners.setdefault(info.id, info.uid)
         return previous is None or (previous.id, previous.ready, previous.state) != (
             info.id,
@@ -172,6 +175,7 @@ class Runtime:
         self._supervisor: asyncio.Task[None] | None = None
         self.health = HealthServer(self.inventory, self.poller_alive, settings.readiness_max_listing_age)
         self._mutated: dict[str, tuple[float, set[str]]] = {}
+        self._paused: dict[str, bool] = {}
         self._last_warning: dict[str, str] = {}
 
     async def start(self) -> None:
@@ -248,9 +252,19 @@ class Runtime:
         deleted = event_type == "DELETED"
         if self.registry.observe(kind.kind, body, deleted):
             self.registry.wake(ref_key(kind.kind, meta.get("namespace", ""), meta.get("name", "")))
-        observed = (body.get("status") or {}).get("observedGeneration")
-        if not deleted and observed != meta.get("generation"):
-            self.registry.waker(meta.get("uid", "")).set()
+        status = body.get("status") or {}
+        annotations = meta.get("annotations") or {}
+        uid = meta.get("uid", "")
+        paused = annotations.get(PAUSED_ANNOTATION) == "true"
+        requested = annotations.get(RECONCILE_REQUESTED_ANNOTATION)
+        if deleted:
+            return
+        if (
+            status.get("observedGeneration") != meta.get("generation")
+            or (requested is not None and requested != status.get("lastHandledReconcileAt"))
+            or self._paused.get(uid, paused) != paused
+        ):
+            self.registry.waker(uid).set()
 
     # The per-object loop ---------------------------------------------------------------------------
 
@@ -283,7 +297,7 @@ class Runtime:
         self._back_off(obj.uid, outcome)
         metrics.RECONCILE_SECONDS.labels(kind.kind).observe(time.monotonic() - started)
         self.registry.watch(obj.uid, outcome.watch)
-        if outcome.status.get("id"):
+        if outcome.status.get("id") and not obj.observe_only:
             self.registry.owners.setdefault(outcome.status["id"], obj.uid)
         if not await self.write(kind, body, obj, outcome):  # look again soon, not at the drift interval
             outcome.requeue_after = min(outcome.requeue_after or math.inf, self.settings.poll_interval)
@@ -342,11 +356,23 @@ class Runtime:
         out.warn(reason, out.conditions[0].message.split(":")[0])
         return out
 
+    def _paused_outcome(self) -> Outcome:
+        out = Outcome(requeue_after=self.context.timing.blocked_requeue)
+        message = (
+            f"reconciling is paused by the annotation {PAUSED_ANNOTATION}: no Barrack call is made for this "
+            "object, deletion included; remove the annotation to resume"
+        )
+        out.conditions.append(Condition(SYNCED, False, Reason.RECONCILE_PAUSED, message))
+        return out
+
     async def _reconcile_guarded(
         self, reconcile: Reconciler, obj: ObjectView, *, finalizing: bool
     ) -> Outcome:
+        self._paused[obj.uid] = obj.paused
+        if obj.paused:
+            return self._paused_outcome()
         await self.inventory.polled_once.wait()
-        retained = finalizing and obj.spec.get("deletionPolicy") == "Retain"  # lets go without a call
+        retained = finalizing and (obj.spec.get("deletionPolicy") == "Retain" or obj.observe_only)
         trouble = None if retained else self._listing_trouble(obj)
         if trouble is not None:
             return trouble
@@ -374,7 +400,10 @@ class Runtime:
         when the status write failed (a conflict, the apiserver away): the caller retries soon."""
         previous = dict(obj.status)
         conditions = merge_conditions(previous.get("conditions", []), outcome.conditions, obj.generation)
+        conditions = merge_conditions(conditions, kstatus_conditions(conditions), obj.generation)
         status = {**outcome.status, "conditions": conditions, "observedGeneration": obj.generation}
+        if obj.reconcile_requested_at is not None:
+            status["lastHandledReconcileAt"] = obj.reconcile_requested_at
         changed = {k: v for k, v in status.items() if previous.get(k) != v}
         for event in outcome.events:
             if event.type == "Warning":
@@ -419,6 +448,7 @@ class Runtime:
                 message, delay=outcome.requeue_after or self.context.timing.transition_requeue
             )
         self.context.memory.forget(obj.uid, self.context.clock())
+        self._paused.pop(obj.uid, None)
         self.registry.forget(obj.uid)
         self._mutated.pop(obj.uid, None)
         self._last_warning.pop(obj.uid, None)
@@ -436,4 +466,6 @@ def view(kind: Kind, body: kopf.Body) -> ObjectView:
         status=dict(body.get("status") or {}),
         create_requested_name=(meta.get("annotations") or {}).get(CREATE_REQUESTED_ANNOTATION),
         recreate_requested=(meta.get("annotations") or {}).get(RECREATE_ANNOTATION) == "true",
+        paused=(meta.get("annotations") or {}).get(PAUSED_ANNOTATION) == "true",
+        reconcile_requested_at=(meta.get("annotations") or {}).get(RECONCILE_REQUESTED_ANNOTATION),
     )

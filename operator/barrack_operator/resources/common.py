@@ -36,6 +36,10 @@ T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey)
 
 RECREATE_ANNOTATION = "barrack.ai/recreate"
 """On an object whose Barrack resource is lost: "true" asks the operator for a new, empty one."""
+PAUSED_ANNOTATION = "barrack.ai/paused"
+""""true" stops every Barrack call for the object, deletion included, until it is removed."""
+RECONCILE_REQUESTED_ANNOTATION = "barrack.ai/reconcile-requested-at"
+"""A new value asks for a reconcile now; status.lastHandledReconcileAt echoes it once handled."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,15 @@ class ObjectView:
     create (see :func:`ensure_exists`)."""
     recreate_requested: bool = False
     """The object carries ``barrack.ai/recreate: "true"``: a lost resource may be made again."""
+    paused: bool = False
+    """The object carries ``barrack.ai/paused: "true"``: no Barrack call at all."""
+    reconcile_requested_at: str | None = None
+    """The value of ``barrack.ai/reconcile-requested-at``, echoed once a pass handled it."""
+
+    @property
+    def observe_only(self) -> bool:
+        """``managementPolicy: Observe``: status mirrors Barrack; no mutating call, ever."""
+        return self.spec.get("managementPolicy") == "Observe"
 
     @property
     def barrack_name(self) -> str:
@@ -352,8 +365,8 @@ async def finalize_guarded(
     deleted (the instance a volume is attached to, deleted meanwhile), and the resource itself
     would then be left on Barrack, billed and owned by nobody. The next pass looks again."""
     out = Outcome()
-    if obj.spec.get("deletionPolicy") == "Retain":
-        out.done = True
+    if obj.spec.get("deletionPolicy") == "Retain" or obj.observe_only:
+        out.done = True  # nothing on Barrack is this object's to delete
         return out
     try:
         return await steps(out)

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
 
-from barrack_operator.barrack import BarrackError, PreconditionFailed
+from barrack_operator.barrack import BarrackError, NotFound, PreconditionFailed
 from barrack_operator.barrack import models as wire
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.conditions import READY, SYNCED, Condition, Reason
@@ -186,6 +186,8 @@ class KindReconciler(ABC, Generic[S, T, I]):
         listed: T | None = self.snapshot(ctx, obj).items.get(
             obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or ""
         )
+        if obj.observe_only:
+            return await self._observe_only(ctx, obj, out)
         try:
             inputs = await self.observe(ctx, obj, spec, out)
         except Unresolved as exc:
@@ -235,6 +237,34 @@ class KindReconciler(ABC, Generic[S, T, I]):
             except (BarrackError, MissingApiKey) as error:
                 return self._failed(ctx, out, item, error, step, inputs)
         return self._report(ctx, out, item, step, inputs)
+
+    async def _observe_only(self, ctx: Context, obj: ObjectView, out: Outcome) -> Outcome:
+        """managementPolicy Observe: find the resource by id, adoptId or name, and mirror it; reads only."""
+        target = obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or obj.spec.get("adoptId")
+        snapshot = self.snapshot(ctx, obj)
+        item: T | None = (
+            snapshot.items.get(target) if target else next(iter(snapshot.by_name(obj.barrack_name)), None)
+        )
+        try:
+            if target and item is None:
+                item = await self.fetch(ctx)(target)
+        except NotFound:
+            item = None
+        except (BarrackError, MissingApiKey) as error:
+            return self._failed(ctx, out, None, error, None, None)
+        if item is None:
+            where = f"with id {target}" if target else f"named {obj.barrack_name!r}"
+            blocked = steps.Blocked(
+                Reason.NOT_FOUND,
+                f"managementPolicy Observe: Barrack has no {self.what} {where}, and Observe creates nothing; "
+                "set spec.adoptId or spec.name to one that exists, or managementPolicy: Manage",
+            )
+            return self._report(ctx, out, None, blocked, None)
+        ctx.memory.known_ids[obj.uid] = item.id
+        step = state_step(self.what, item.id, item.status, self.states) or steps.Done(
+            f"Observing {self.what} {item.id} ({item.status}); managementPolicy Observe changes nothing."
+        )
+        return self._report(ctx, out, item, step, None)
 
     def _mismatch_step(self, obj: ObjectView, spec: S, item: T) -> steps.Blocked | None:
         differences = self.mismatches(spec, item)

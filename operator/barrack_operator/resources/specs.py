@@ -61,6 +61,14 @@ class DeletionPolicy(StrEnum):
     RETAIN = "Retain"
 
 
+class ManagementPolicy(StrEnum):
+    """Manage: create, change and delete the Barrack resource. Observe: find it (by adoptId or by
+    name) and mirror it into status; never call a mutating route, never delete it."""
+
+    MANAGE = "Manage"
+    OBSERVE = "Observe"
+
+
 class PowerState(StrEnum):
     """The instance power state asked for. Running is Barrack's ACTIVE, Stopped is SHUTOFF,
     Hibernated is HIBERNATED (hardware released, root disk kept)."""
@@ -85,6 +93,12 @@ class CommonSpec(Model):
     deletionPolicy: DeletionPolicy = Field(
         default=DeletionPolicy.DELETE,
         description="Delete removes the Barrack resource with this object; Retain leaves it on Barrack.",
+    )
+    managementPolicy: ManagementPolicy = Field(
+        default=ManagementPolicy.MANAGE,
+        description="Manage (create, change, delete on Barrack) or Observe (find the resource by adoptId or "
+        "name and mirror it into status; never change or delete it). Observe to Manage adopts it without "
+        "changing anything the spec leaves out.",
     )
     adoptId: str | None = Field(
         default=None,
@@ -283,10 +297,14 @@ class Condition(Model):
 
 class CommonStatus(Model):
     id: str | None = Field(default=None, description="Barrack id of the managed resource.")
+    lastHandledReconcileAt: str | None = Field(
+        default=None,
+        description="The value of the annotation barrack.ai/reconcile-requested-at that the last pass handled.",
+    )
     state: str | None = Field(default=None, description="Barrack's own state word, e.g. ACTIVE or AVAILABLE.")
     observedGeneration: int | None = Field(default=None, description="Last metadata.generation reconciled.")
     conditions: list[Condition] = Field(
-        default_factory=list, description="Ready, Synced (and Attached on volumes)."
+        default_factory=list, description="Ready, Synced, Reconciling, Stalled (and Attached on volumes)."
     )
 
 

@@ -1,0 +1,85 @@
+"""Issue 15's day-two controls against real processes: pause stops every Barrack call (deletion
+included) until removed; Observe mirrors a Barrack resource and never mutates or deletes it; a new
+reconcile-requested-at value is handled and echoed; Reconciling and Stalled read as kstatus expects."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.integration.conftest import Kube, Operator, Sim, barrack_named, volume, wait_for
+from tests.integration.scenarios import barrack_volume
+
+pytestmark = pytest.mark.integration
+
+
+def _mutations(sim: Sim) -> dict[str, int]:
+    reads = ("list_", "get_")
+    return {k: n for k, n in sim.calls().items() if not k.split()[0].startswith(reads)}
+
+
+def test_pause_stops_every_call_until_removed(kube: Kube, sim: Sim, operator: Operator) -> None:
+    kube.apply(volume("data"))
+    kube.wait_condition("bvol", "data", "Ready", "True")
+    volume_id = kube.get("bvol", "data")["status"]["id"]  # type: ignore[index]
+    kube.run("annotate", "bvol", "data", "barrack.ai/paused=true")
+    paused = kube.wait_condition("bvol", "data", "Synced", "False", reason="ReconcilePaused")
+    assert "remove the annotation to resume" in paused["message"]
+    before = _mutations(sim)
+    kube.patch("bvol", "data", {"spec": {"sizeGB": 200}})
+    kube.run("delete", "bvol", "data", "--wait=false")
+    time.sleep(4)  # several requeues and delete retries at the test's intervals
+    assert _mutations(sim) == before, "a paused object made a Barrack call"
+    assert kube.get("bvol", "data") is not None and barrack_volume(sim, volume_id) is not None
+    kube.run("annotate", "bvol", "data", "barrack.ai/paused-")
+    wait_for(lambda: kube.get("bvol", "data") is None, 60, what="the object to go once resumed")
+    assert barrack_volume(sim, volume_id) is None
+
+
+def test_observe_only_mirrors_and_never_mutates_or_deletes(kube: Kube, sim: Sim, operator: Operator) -> None:
+    theirs = sim.call("POST", "/volumes/", {"name": "shared-data", "region": "US-1", "size_gb": 300,
+                                              "volume_type": "HDD"})["volume"]  # fmt: skip
+    before = _mutations(sim)
+    kube.apply(
+        volume("watch", sizeGB=500, volumeType="NVMe", managementPolicy="Observe", adoptId=theirs["id"])
+    )
+    kube.apply(barrack_named(volume("by-name", managementPolicy="Observe"), "shared-data"))
+    kube.wait_condition("bvol", "watch", "Ready", "True", timeout=60)
+    kube.wait_condition("bvol", "by-name", "Ready", "True", timeout=60)
+    for name in ("watch", "by-name"):
+        status = kube.get("bvol", name)["status"]  # type: ignore[index]
+        assert (status["id"], status["sizeGB"], status["state"]) == (theirs["id"], 300, "AVAILABLE")
+    missing = barrack_named(volume("nothing-here", managementPolicy="Observe"), "no-such-volume")
+    kube.apply(missing)
+    absent = kube.wait_condition("bvol", "nothing-here", "Ready", "False", reason="NotFound")
+    assert "Observe creates nothing" in absent["message"]
+    kube.run("delete", "bvol", "watch", "by-name", "nothing-here", "--timeout=60s")
+    assert barrack_volume(sim, theirs["id"]) is not None
+    assert _mutations(sim) == before, "an Observe object called a mutating route"
+
+
+def test_reconcile_now_is_echoed_and_stalled_reads_as_failed(
+    kube: Kube, sim: Sim, operator: Operator
+) -> None:
+    kube.apply(volume("data"))
+    kube.wait_condition("bvol", "data", "Ready", "True")
+    kube.wait_condition("bvol", "data", "Reconciling", "False")
+    kube.wait_condition("bvol", "data", "Stalled", "False")
+    kube.run("annotate", "bvol", "data", "barrack.ai/reconcile-requested-at=2026-12-02T10:00:00Z")
+    wait_for(
+        lambda: (
+            (kube.get("bvol", "data") or {}).get("status", {}).get("lastHandledReconcileAt")
+            == "2026-12-02T10:00:00Z"
+        ),
+        15,
+        what="lastHandledReconcileAt to echo the request",
+    )
+    kube.apply(volume("elsewhere", instanceId="BRK-999999D"))  # no such instance: only a person can fix it
+    kube.wait_condition("bvol", "elsewhere", "Ready", "False")
+    kube.apply(volume("ssd", volumeType="SSD", sizeGB=100))
+    kube.wait_condition("bvol", "ssd", "Ready", "True")
+    kube.patch("bvol", "ssd", {"spec": {"sizeGB": 200}})  # SSD cannot grow: InvalidSpec
+    stalled = kube.wait_condition("bvol", "ssd", "Stalled", "True", reason="InvalidSpec")
+    assert "only NVMe and HDD grow" in stalled["message"]
+    assert kube.condition("bvol", "ssd", "Reconciling")["status"] == "False"  # type: ignore[index]
