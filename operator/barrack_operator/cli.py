@@ -26,6 +26,8 @@ def _run(args: argparse.Namespace) -> int:
     from barrack_operator.settings import Settings
 
     settings = Settings.from_env(
+        leader_election=False if args.no_leader_election else None,
+        leader_election_namespace=args.leader_election_namespace,
         namespaces=args.namespace or None,
         all_namespaces=args.all_namespaces or None,
         requests_per_second=args.requests_per_second,
@@ -179,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     scope = run.add_mutually_exclusive_group()
     scope.add_argument("--namespace", action="append", help="namespace to watch (repeatable)")
     scope.add_argument("--all-namespaces", action="store_true", default=None, help="watch every namespace")
+    run.add_argument(
+        "--no-leader-election",
+        action="store_true",
+        help="reconcile without taking the Lease (one replica only)",
+    )
+    run.add_argument("--leader-election-namespace", help="namespace of the Lease (default: the pod's)")
     run.add_argument("--requests-per-second", type=float, help="rate limit for Barrack calls")
     run.add_argument("--poll-interval", type=float, help="inventory poll while anything moves (s)")
     run.add_argument("--idle-poll-interval", type=float, help="inventory poll when all is steady (s)")

@@ -1,5 +1,5 @@
-"""The operator's own writes to Kubernetes: the status subresource and its create marks (an
-annotation), as JSON merge patches.
+"""The operator's own writes to Kubernetes: the status subresource, its marks (annotations) and
+late-initialized spec fields as JSON merge patches, and the leader-election Lease.
 
 Kopf watches and owns finalizers; the long-running per-object reconcile loops write their status
 here, with the credentials the kubernetes client reads from the kubeconfig or the in-cluster
@@ -75,6 +75,21 @@ class StatusWriter:
         url = f"{self._base}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}"
         async with self._slots, self._session.patch(url, json=body, headers=self._headers()) as response:
             response.raise_for_status()
+
+    async def request_json(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """Any other call to the apiserver (the Lease): the status code and the JSON body."""
+        headers = {**self._headers(), "Content-Type": "application/json"}
+        async with (
+            self._slots,
+            self._session.request(method, f"{self._base}{path}", json=body, headers=headers) as response,
+        ):
+            try:
+                payload = await response.json(content_type=None)
+            except ValueError:
+                payload = {}
+            return response.status, payload if isinstance(payload, dict) else {}
 
     async def aclose(self) -> None:
         await self._session.close()

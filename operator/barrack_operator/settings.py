@@ -50,6 +50,16 @@ class Settings:
     """plain or json."""
     log_level: str = field(default="info", metadata={"env": "BARRACK_LOG_LEVEL"})
     """debug, info, warning or error."""
+    leader_election: bool = field(default=True, metadata={"env": "BARRACK_LEADER_ELECTION"})
+    """Take the Lease barrack-operator before reconciling; only its holder calls Barrack."""
+    leader_election_namespace: str = field(default="", metadata={"env": "BARRACK_LEADER_ELECTION_NAMESPACE"})
+    """Namespace of the Lease; empty: the pod's namespace (POD_NAMESPACE or the service account's), else default."""
+    lease_duration: float = field(default=15.0, metadata={"env": "BARRACK_LEASE_DURATION"})
+    """Seconds a standby waits after the Lease last changed before it takes over."""
+    renew_deadline: float = field(default=10.0, metadata={"env": "BARRACK_RENEW_DEADLINE"})
+    """Seconds without a renewal after which the holder stops calling Barrack and exits."""
+    retry_period: float = field(default=2.0, metadata={"env": "BARRACK_RETRY_PERIOD"})
+    """Seconds between two attempts to take or renew the Lease."""
     liveness_port: int = field(default=8080, metadata={"env": "BARRACK_LIVENESS_PORT"})
     """Port of the health endpoints (0 turns them off): /healthz (liveness: the event loop answers
     and the inventory poller runs) and /readyz (every kind listed within the readiness bound)."""

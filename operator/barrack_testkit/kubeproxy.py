@@ -61,6 +61,7 @@ class KubeFaultProxy:
         self.plane = plane
         self.conflict_rate = conflict_rate
         self.injected: Counter[str] = Counter()
+        self.partitioned = False
         self.port = free_port()
         self._rng = random.Random(seed)
         self._watches: dict[asyncio.Task[Any], web.BaseRequest] = {}
@@ -81,6 +82,13 @@ class KubeFaultProxy:
         asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+
+    def partition(self, cut_off: bool = True) -> None:
+        """Cut the proxy's clients off the apiserver (every request 503, open watches closed), or
+        let them through again: a network partition as the operator behind it sees it."""
+        self.partitioned = cut_off
+        if cut_off:
+            self.cut_watches()
 
     def cut_watches(self) -> int:
         """Close every open watch stream abruptly; returns how many were cut."""
@@ -140,6 +148,9 @@ class KubeFaultProxy:
         return True
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
+        if self.partitioned:
+            self.injected["partitioned"] += 1
+            return _status(503, "ServiceUnavailable", "partitioned from the apiserver")
         if self._conflict(request):
             name = request.path.rstrip("/").split("/")[-2]
             return _status(

@@ -119,7 +119,10 @@ def test_default_render_is_hardened_and_applies(kube: Kube) -> None:
     docs = render(kube.namespace, "apiKey.value=not-a-real-key")
     deployment = by_kind(docs, "Deployment")[0]
     spec = deployment["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    # Two replicas that take the Lease in turn; a rollout starts the new pod before the old one goes.
+    assert spec["replicas"] == 2 and spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert by_kind(docs, "PodDisruptionBudget")[0]["spec"]["minAvailable"] == 1
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
@@ -275,8 +278,11 @@ def test_rbac_proof_operator_as_the_chart_service_account(
     assert can_i("patch", "barrackvolumes/status") == "yes"
     denied = can_i("get", "secrets")
     assert denied == "no"
+    assert can_i("update", "leases/barrack-operator") == "yes"
+    assert can_i("update", "leases/another-lease") == "no"
+    settings = {**OPERATOR_SETTINGS, "LEADER_ELECTION_NAMESPACE": kube.namespace}  # the Lease's Role
     with running_operator(
-        kube, sim, api_key_file, tmp_path, OPERATOR_SETTINGS, kubeconfig=service_account_kubeconfig
+        kube, sim, api_key_file, tmp_path, settings, kubeconfig=service_account_kubeconfig
     ) as op:
         try:
             create_attach_blocked_detach_delete(kube, sim)

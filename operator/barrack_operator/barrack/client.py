@@ -91,6 +91,7 @@ class BarrackClient:
         transport: httpx.AsyncBaseTransport | None = None,
         observer: CallObserver | None = None,
         seed: int | None = None,
+        mutation_guard: Callable[[], None] | None = None,
     ) -> None:
         self._api_key = api_key
         self._auth = auth
@@ -100,6 +101,8 @@ class BarrackClient:
         self.retry = retry or RetryPolicy()
         self._rng = random.Random(seed)
         self._observer = observer
+        self._guard = mutation_guard
+        """Called before every mutation is sent (leader fencing); it raises to stop the call."""
         self.calls: Counter[tuple[str, str]] = Counter()
 
     async def aclose(self) -> None:
@@ -146,6 +149,8 @@ class BarrackClient:
         path: dict[str, str],
     ) -> R:
         await self.limiter.acquire(urgent=route.is_read)
+        if self._guard is not None and not route.is_read:
+            self._guard()  # as late as possible: the wait for the rate limiter may have been long
         key = self._api_key.get()
         sent = MUTATIONS.get()
         if sent is not None and not route.is_read:

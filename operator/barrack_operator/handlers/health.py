@@ -18,18 +18,27 @@ from barrack_operator.inventory import Inventory
 
 class HealthServer:
     def __init__(
-        self, inventory: Inventory, poller_alive: Callable[[], bool], max_listing_age: float
+        self,
+        inventory: Inventory,
+        poller_alive: Callable[[], bool],
+        max_listing_age: float,
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
+        self._leading = leading
         self._inventory = inventory
         self._poller_alive = poller_alive
         self._max_age = max_listing_age
         self._runner: web.AppRunner | None = None
 
     def liveness(self) -> tuple[bool, dict[str, object]]:
+        if not self._leading():
+            return True, {"role": "standby"}  # a standby polls nothing; its loop answers
         alive = self._poller_alive()
         return alive, {"poller": "running" if alive else "dead"}
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
+        if not self._leading():
+            return True, {"role": "standby"}  # ready to take over; counts for a disruption budget
         ages: dict[str, object] = {}
         ready = True
         for kind in self._inventory.KINDS:

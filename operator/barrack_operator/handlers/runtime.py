@@ -8,10 +8,14 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
+import signal
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -25,6 +29,7 @@ from barrack_operator.conditions import READY, SYNCED, Condition, Reason, kstatu
 from barrack_operator.handlers.health import HealthServer
 from barrack_operator.inventory import LISTING_OF, Inventory, ListingFailed, kinds_touched
 from barrack_operator.kube import StatusWriter
+from barrack_operator.leadership import LeaderElector, LeadershipLost, LeaseSettings
 from barrack_operator.resources.common import (
     PAUSED_ANNOTATION,
     RECONCILE_REQUESTED_ANNOTATION,
@@ -150,6 +155,7 @@ class Runtime:
             requests_per_second=settings.requests_per_second,
             burst=settings.burst,
             observer=self._observe_call,
+            mutation_guard=self._fence,
         )
         self.registry = Registry()
         self.inventory = Inventory(
@@ -173,21 +179,41 @@ class Runtime:
         self.status_writer: StatusWriter | None = None
         self._poller: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
-        self.health = HealthServer(self.inventory, self.poller_alive, settings.readiness_max_listing_age)
+        self.elector: LeaderElector | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self.health = HealthServer(
+            self.inventory, self.poller_alive, settings.readiness_max_listing_age, leading=self.leading
+        )
         self._mutated: dict[str, tuple[float, set[str]]] = {}
         self._paused: dict[str, bool] = {}
         self._last_warning: dict[str, str] = {}
 
     async def start(self) -> None:
+        """Serve health, take the Lease (a standby waits here: kopf watches nothing until it
+        returns), then poll Barrack."""
         self.status_writer = StatusWriter()
-        self._supervisor = asyncio.create_task(self._supervise_poller(), name="barrack-inventory-supervisor")
         if self.settings.liveness_port:
             await self.health.start("0.0.0.0", self.settings.liveness_port)
+        if self.settings.leader_election:
+            self.elector = LeaderElector(
+                self.status_writer, lease_settings(self.settings), on_lost=_stop_process
+            )
+            await self.elector.acquire()
+            self._keeper = asyncio.create_task(self.elector.keep(), name="barrack-lease")
+        self._supervisor = asyncio.create_task(self._supervise_poller(), name="barrack-inventory-supervisor")
         metrics.watch_inventory(self.inventory)
         metrics.watch_objects(
             [kind.kind for kind in KINDS],
             lambda: [(kind, info.ready) for (kind, _, _), info in list(self.registry.objects.items())],
         )
+
+    def leading(self) -> bool:
+        """This process reconciles: leader election is off, or it holds the Lease."""
+        return self.elector is None or self.elector.valid()
+
+    def _fence(self) -> None:
+        if self.elector is not None:
+            self.elector.fence()
 
     def poller_alive(self) -> bool:
         return self._poller is not None and not self._poller.done()
@@ -212,11 +238,14 @@ class Runtime:
             await asyncio.sleep(min(30.0, self.settings.poll_interval * 2 ** min(restarts, 5)))
 
     async def stop(self) -> None:
-        for task in (self._supervisor, self._poller):
+        for task in (self._supervisor, self._poller, self._keeper):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.elector is not None:
+            with contextlib.suppress(Exception):  # best effort: the Lease expires anyway
+                await self.elector.release()
         await self.health.stop()
         await self.client.aclose()
         if self.status_writer is not None:
@@ -380,6 +409,9 @@ class Runtime:
             return complete_status(self.context, obj, await reconcile(self.context, obj))
         except ObjectDeleting:
             return progressing(Outcome(), self.context.timing, "deleting this object: nothing is created")
+        except LeadershipLost as exc:  # the process is stopping; a fenced process writes nothing
+            log.warning("%s (%s %s/%s)", exc, obj.kind, obj.namespace, obj.name)
+            return Outcome(requeue_after=self.context.timing.blocked_requeue)
         except MarkNotWritten as exc:  # Kubernetes is away or refused: no create was sent
             log.warning("%s; %s %s/%s retries", exc, obj.kind, obj.namespace, obj.name)
             out = Outcome(requeue_after=self.context.timing.transition_requeue)
@@ -398,6 +430,8 @@ class Runtime:
         """Write the outcome to status (only when it changed) and post its events (Warnings only when
         the Synced condition's reason or message is new, so a blocked object does not flood). False
         when the status write failed (a conflict, the apiserver away): the caller retries soon."""
+        if not self.leading():
+            return True  # fenced: a process that may not be the leader writes nothing
         previous = dict(obj.status)
         conditions = merge_conditions(previous.get("conditions", []), outcome.conditions, obj.generation)
         conditions = merge_conditions(conditions, kstatus_conditions(conditions), obj.generation)
@@ -452,6 +486,30 @@ class Runtime:
         self.registry.forget(obj.uid)
         self._mutated.pop(obj.uid, None)
         self._last_warning.pop(obj.uid, None)
+
+
+def lease_settings(settings: Settings) -> LeaseSettings:
+    """The Lease: in the configured namespace, else the pod's, else ``default``; held under the pod's
+    name (a restarted container keeps its pod's leadership), else the host name."""
+    namespace = settings.leader_election_namespace or os.environ.get("POD_NAMESPACE", "")
+    if not namespace and SERVICE_ACCOUNT_NAMESPACE.is_file():
+        namespace = SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+    return LeaseSettings(
+        namespace=namespace or "default",
+        identity=os.environ.get("POD_NAME") or socket.gethostname(),
+        lease_duration=settings.lease_duration,
+        renew_deadline=settings.renew_deadline,
+        retry_period=settings.retry_period,
+    )
+
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _stop_process() -> None:
+    """Leadership lost: stop as on SIGTERM (kopf stops cleanly); the kubelet starts it again as a
+    standby."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def view(kind: Kind, body: kopf.Body) -> ObjectView:

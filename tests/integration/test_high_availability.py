@@ -1,0 +1,108 @@
+"""Two operator processes against one apiserver: only the holder of the Lease reconciles; a standby
+takes over a SIGKILLed leader's work without creating anything twice; a leader cut off from the
+apiserver stops mutating (and exits) before the standby takes the Lease. Short lease timings keep
+the tests quick; the chart's defaults are 15 s, 10 s and 2 s."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from barrack_testkit.kubeproxy import KubeFaultProxy
+from barrack_testkit.stack import OperatorProcess, operator_env
+from tests.integration.conftest import OPERATOR_SETTINGS, Kube, Sim, assert_no_secret, volume, wait_for
+
+pytestmark = pytest.mark.integration
+LEASE = {"LEASE_DURATION": "4", "RENEW_DEADLINE": "3", "RETRY_PERIOD": "0.5"}
+
+
+def _operator(
+    kube: Kube, sim: Sim, key: Path, log_dir: Path, pod: str, kubeconfig: Path | None = None
+) -> OperatorProcess:
+    settings = {**OPERATOR_SETTINGS, **LEASE, "LEADER_ELECTION_NAMESPACE": kube.namespace}
+    env = operator_env(kubeconfig or kube.plane.kubeconfig, sim.api, key, **settings)
+    env["POD_NAME"] = pod
+    args = [f"--namespace={kube.namespace}", "--liveness-port", "0", "--metrics-port", "0"]
+    return OperatorProcess(log_dir / f"{pod}.log", env, args)
+
+
+def _holder(kube: Kube) -> str | None:
+    result = kube.run("get", "lease", "barrack-operator", "-o", "json", check=False)
+    return json.loads(result.stdout)["spec"].get("holderIdentity") if result.returncode == 0 else None
+
+
+def _logged_at(log: str, text: str) -> datetime:
+    line = next(line for line in log.splitlines() if text in line)
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+
+
+def test_a_standby_finishes_a_killed_leaders_work_without_duplicates(
+    kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path
+) -> None:
+    a = _operator(kube, sim, api_key_file, tmp_path, "operator-a")
+    b = _operator(kube, sim, api_key_file, tmp_path, "operator-b")
+    try:
+        a.start()
+        wait_for(lambda: _holder(kube) == "operator-a", 30, what="operator-a to lead")
+        b.start()
+        time.sleep(2)
+        assert "Leading" not in b.log() and "Waiting to lead" in b.log()  # a standby calls nothing
+        sim.admin("faults", {"route_latency": {"create_volume": 0.3}})
+        kube.apply(yaml.safe_dump_all([volume(f"ha-{n}") for n in range(20)]))
+        wait_for(lambda: any(c["name"].startswith("ha-") for c in sim.admin("created")), 30, what="creates")
+        time.sleep(1.0)
+        killed = time.monotonic()
+        a.kill()
+        wait_for(lambda: _holder(kube) == "operator-b", 30, interval=0.1, what="operator-b to take over")
+        takeover = time.monotonic() - killed
+        print(f"takeover after SIGKILL of the leader: {takeover:.1f}s (lease 4 s, retry 0.5 s)")
+        assert takeover < 4 + 0.5 + 2.0  # leaseDuration + retryPeriod, and the test's polling
+        for n in range(20):
+            kube.wait_condition("bvol", f"ha-{n}", "Ready", "True", timeout=90)
+        created = Counter(c["name"] for c in sim.admin("created") if c["name"].startswith("ha-"))
+        assert len(created) == 20 and max(created.values()) == 1, created
+    finally:
+        a.stop()
+        b.stop()
+        for op in (a, b):
+            assert_no_secret(op.log(), f"{op.log_path.name}")
+
+
+def test_a_leader_cut_off_from_the_apiserver_stops_before_the_standby_takes_over(
+    kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path
+) -> None:
+    with KubeFaultProxy(kube.plane) as proxy:
+        a = _operator(
+            kube, sim, api_key_file, tmp_path, "operator-a", proxy.write_kubeconfig(tmp_path / "a-kc")
+        )
+        b = _operator(kube, sim, api_key_file, tmp_path, "operator-b")
+        try:
+            a.start()
+            wait_for(lambda: _holder(kube) == "operator-a", 30, what="operator-a to lead")
+            b.start()
+            kube.apply(volume("before"))
+            kube.wait_condition("bvol", "before", "Ready", "True")
+            proxy.partition()
+            wait_for(lambda: _holder(kube) == "operator-b", 30, interval=0.1, what="operator-b to take over")
+            wait_for(
+                lambda: a.process is not None and a.process.poll() is not None, 30, what="operator-a to exit"
+            )
+            lost = _logged_at(a.log(), "Lost the Lease")
+            leading = _logged_at(b.log(), "Leading: Lease")
+            print(
+                f"the cut-off leader stopped {(leading - lost).total_seconds():.1f}s before the standby led"
+            )
+            assert lost < leading, (lost, leading)
+            kube.apply(volume("after"))  # the new leader works
+            kube.wait_condition("bvol", "after", "Ready", "True", timeout=60)
+        finally:
+            a.stop()
+            b.stop()
+            for op in (a, b):
+                assert_no_secret(op.log(), f"{op.log_path.name}")
