@@ -136,7 +136,11 @@ def test_default_render_is_hardened_and_applies(kube: Kube) -> None:
     # The key is a mounted file; no env value carries it or references the Secret.
     env = {e["name"]: e for e in container["env"]}
     assert env["BARRACK_API_KEY_FILE"]["value"].startswith("/etc/barrack/")
-    assert all("valueFrom" not in e for e in container["env"])
+    sourced = {e["name"]: e["valueFrom"] for e in container["env"] if "valueFrom" in e}
+    assert sourced == {  # only the pod's own name and namespace, for the Lease
+        "POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}},
+        "POD_NAMESPACE": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    }
     assert "not-a-real-key" not in yaml.safe_dump(deployment)
     assert env["BARRACK_ALL_NAMESPACES"]["value"] == "true"
     assert [r["rules"] for r in by_kind(docs, "ClusterRole")] == [LEAST_PRIVILEGE]
@@ -166,7 +170,10 @@ def test_other_values_render_namespaced_roles_and_apply(kube: Kube) -> None:
         "serviceAccount.name=barrack-sa",
     )
     assert not by_kind(docs, "Secret") and not by_kind(docs, "ClusterRole")
-    roles = by_kind(docs, "Role")
+    lease_roles = [r for r in by_kind(docs, "Role") if r["metadata"]["name"].endswith("-leader-election")]
+    roles = [r for r in by_kind(docs, "Role") if r not in lease_roles]
+    assert [r["metadata"]["namespace"] for r in lease_roles] == [kube.namespace]  # the operator's own
+    assert {"coordination.k8s.io"} == {g for rule in lease_roles[0]["rules"] for g in rule["apiGroups"]}
     assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(watched)
     assert all(r["rules"] == LEAST_PRIVILEGE for r in roles)
     container = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
@@ -185,7 +192,8 @@ def test_other_values_render_namespaced_roles_and_apply(kube: Kube) -> None:
         ("apiUrl=not a url", "/apiUrl"),
         ("metrics.port=70000", "/metrics/port"),
         ("watchNamespaces={Bad_Name}", "/watchNamespaces/0"),
-        ("replicaCount=2", "replicaCount"),
+        ("replicaCount=0", "/replicaCount"),
+        ("leaderElection.retryPeriod=0", "/leaderElection/retryPeriod"),
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
     ],
 )
@@ -204,6 +212,19 @@ def test_schema_refuses_a_wrong_value_naming_it(value: str, field: str) -> None:
     )
     assert result.returncode != 0
     assert field in result.stderr, result.stderr
+
+
+def test_more_than_one_replica_without_leader_election_is_refused() -> None:
+    result = helm(
+        "template", "x", str(CHART), "--kube-version", KUBERNETES_VERSION, "--set", "apiKey.value=k",
+        "--set", "leaderElection.enabled=false", check=False,
+    )  # fmt: skip
+    assert result.returncode != 0 and "replicaCount > 1 needs leaderElection.enabled" in result.stderr
+    single = helm(
+        "template", "x", str(CHART), "--kube-version", KUBERNETES_VERSION, "--set", "apiKey.value=k",
+        "--set", "leaderElection.enabled=false", "--set", "replicaCount=1",
+    )  # fmt: skip
+    assert "type: Recreate" in single.stdout and "PodDisruptionBudget" not in single.stdout
 
 
 def test_missing_api_key_is_refused_with_the_fix() -> None:

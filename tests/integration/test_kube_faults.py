@@ -69,6 +69,15 @@ def test_status_conflicts_and_cut_watches(
     assert_never_restarted(proxied_operator, pid)
 
 
+@pytest.fixture
+def operator_settings() -> dict[str, str]:
+    """Without leader election (one replica): a leader that cannot renew its Lease for the renew
+    deadline stops by design (tests/integration/test_high_availability.py proves it), and an
+    apiserver restart here lasts longer than that; what this suite proves is that the process itself
+    survives the apiserver going away and coming back."""
+    return {**OPERATOR_SETTINGS, "LEADER_ELECTION": "false"}
+
+
 def test_apiserver_restarts_mid_run(kube: Kube, sim: Sim, operator: Operator) -> None:
     pid = operator.pid
 
