@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from barrack_operator import __version__
 
@@ -127,6 +127,67 @@ def _sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    """List the account's Barrack resources and the namespace's objects, write manifests for the
+    unmanaged resources, and create them with --apply."""
+    import yaml
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+
+    from barrack_operator.barrack import ApiKeySource, BarrackClient
+    from barrack_operator.importer import Account, plan_import
+    from barrack_operator.resources.kinds import KINDS
+    from barrack_operator.resources.specs import GROUP, VERSION
+    from barrack_operator.settings import Settings
+
+    settings = Settings.from_env()
+
+    async def listed() -> Account:
+        source = ApiKeySource(key_file=settings.api_key_file)
+        async with BarrackClient(settings.api_url, source, auth=settings.auth) as barrack:
+            return Account(
+                volumes=[v async for v in barrack.iter_volumes()],
+                instances=[i async for i in barrack.iter_instances()],
+                firewalls=[f async for f in barrack.iter_firewalls()],
+                ssh_keys=[k async for k in barrack.iter_ssh_keys()],
+            )
+
+    account = asyncio.run(listed())
+    try:
+        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
+    api = k8s.CustomObjectsApi()
+    managed_anywhere: set[str] = set()
+    managed_here: dict[str, str] = {}
+    taken: set[str] = set()
+    for kind in KINDS:
+        listed_objects = cast(dict[str, Any], api.list_cluster_custom_object(GROUP, VERSION, kind.plural))
+        for obj in listed_objects["items"]:
+            ids = {(obj.get("status") or {}).get("id"), obj.get("spec", {}).get("adoptId")} - {None}
+            managed_anywhere |= ids
+            if obj["metadata"]["namespace"] == args.namespace:
+                taken.add(obj["metadata"]["name"])
+                managed_here.update(dict.fromkeys(ids, obj["metadata"]["name"]))
+    managed = {i: managed_here.get(i) for i in managed_anywhere}
+    manifests = plan_import(account, managed, observe=args.observe, taken_names=taken)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for manifest in manifests:
+            path = out / f"{manifest['kind'].lower()}-{manifest['metadata']['name']}.yaml"
+            path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    elif not args.apply:
+        print(yaml.safe_dump_all(manifests, sort_keys=False), end="")
+    if args.apply:
+        plurals = {kind.kind: kind.plural for kind in KINDS}
+        for manifest in manifests:
+            api.create_namespaced_custom_object(GROUP, VERSION, args.namespace, plurals[manifest["kind"]], manifest)
+            print(f"created {manifest['kind']} {args.namespace}/{manifest['metadata']['name']}", flush=True)
+    print(f"# {len(manifests)} resources to import; {len(managed_anywhere)} already managed", file=sys.stderr)
+    return 0
+
+
 def _crds(args: argparse.Namespace) -> int:
     from barrack_operator import crds
     from barrack_operator.resources.kinds import KINDS
@@ -228,6 +289,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--log-level", default="warning")
     sim.set_defaults(func=_sim)
+
+    imp = commands.add_parser(
+        "import", help="write (or --apply) manifests that adopt the Barrack resources no object manages"
+    )
+    imp.add_argument("--namespace", default="default", help="namespace of the objects (default: default)")
+    imp.add_argument("--out", help="write one file per resource into this directory instead of stdout")
+    imp.add_argument("--observe", action="store_true", help="managementPolicy: Observe on every object")
+    imp.add_argument("--apply", action="store_true", help="create the objects in the namespace")
+    imp.set_defaults(func=_import)
 
     crds_cmd = commands.add_parser("crds", help="print (or write) the CRD manifests")
     crds_cmd.add_argument("--output", "-o", help="directory to write one file per kind into")

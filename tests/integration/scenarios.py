@@ -3,6 +3,7 @@ under the chart's ServiceAccount, through the Kubernetes fault proxy)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from barrack_testkit.chaos import Tally
@@ -49,3 +50,17 @@ def assert_clean(tally: Tally) -> None:
     print(tally.figures())
     assert tally.problems == [], "\n".join(tally.problems)
     assert tally.clean and tally.rounds > 0 and tally.objects > len(["key", "host", "host"])
+
+
+ARGOCD_HEALTH = (Path(__file__).resolve().parents[2] / "docs" / "argocd-health.lua").read_text()
+
+
+def argocd_health(obj: dict[str, Any]) -> str:
+    """What Argo CD shows for the object: docs/argocd-health.lua run by a Lua interpreter, with the
+    object as the global ``obj``, as Argo CD runs a resource health customization."""
+    from lupa import LuaRuntime
+
+    lua = LuaRuntime()
+    lua.globals().obj = lua.table_from(obj, recursive=True)
+    result = lua.execute(ARGOCD_HEALTH)
+    return str(result["status"])

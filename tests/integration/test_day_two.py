@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.integration.conftest import Kube, Operator, Sim, barrack_named, volume, wait_for
-from tests.integration.scenarios import barrack_volume
+from tests.integration.scenarios import argocd_health, barrack_volume
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +26,7 @@ def test_pause_stops_every_call_until_removed(kube: Kube, sim: Sim, operator: Op
     kube.run("annotate", "bvol", "data", "barrack.ai/paused=true")
     paused = kube.wait_condition("bvol", "data", "Synced", "False", reason="ReconcilePaused")
     assert "remove the annotation to resume" in paused["message"]
+    assert argocd_health(kube.get("bvol", "data") or {}) == "Suspended"
     before = _mutations(sim)
     kube.patch("bvol", "data", {"spec": {"sizeGB": 200}})
     kube.run("delete", "bvol", "data", "--wait=false")
@@ -75,11 +76,14 @@ def test_reconcile_now_is_echoed_and_stalled_reads_as_failed(
         15,
         what="lastHandledReconcileAt to echo the request",
     )
-    kube.apply(volume("elsewhere", instanceId="BRK-999999D"))  # no such instance: only a person can fix it
-    kube.wait_condition("bvol", "elsewhere", "Ready", "False")
+    assert argocd_health(kube.get("bvol", "data") or {}) == "Healthy"
+    kube.apply(volume("elsewhere", instanceId="BRK-999999D"))  # waits for an instance that may come
+    kube.wait_condition("bvol", "elsewhere", "Reconciling", "True")
+    assert argocd_health(kube.get("bvol", "elsewhere") or {}) == "Progressing"
     kube.apply(volume("ssd", volumeType="SSD", sizeGB=100))
     kube.wait_condition("bvol", "ssd", "Ready", "True")
     kube.patch("bvol", "ssd", {"spec": {"sizeGB": 200}})  # SSD cannot grow: InvalidSpec
     stalled = kube.wait_condition("bvol", "ssd", "Stalled", "True", reason="InvalidSpec")
     assert "only NVMe and HDD grow" in stalled["message"]
     assert kube.condition("bvol", "ssd", "Reconciling")["status"] == "False"  # type: ignore[index]
+    assert argocd_health(kube.get("bvol", "ssd") or {}) == "Degraded"

@@ -1,0 +1,127 @@
+"""``barrack-operator import``: manifests that bring an account's existing Barrack resources under
+management, for the resources no object manages yet.
+
+Each manifest adopts its resource (``spec.adoptId``) and states what Barrack lists, so adopting
+changes nothing; names are made valid for Kubernetes (and unique); references between the imported
+resources (and those already managed in the namespace) are written as references: a volume's
+``instanceRef``, an instance's ``sshKeyRefs`` and ``bootVolumeRef``, a firewall's ``instanceRefs``.
+With ``observe`` the objects are ``managementPolicy: Observe``. Pure: the command lists Barrack and
+Kubernetes and hands the lists here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from barrack_operator.barrack import models as wire
+from barrack_operator.resources import specs
+from barrack_operator.resources.specs import GROUP, VERSION
+
+MAX_NAME = 63
+POWER_OF_STATE = {"ACTIVE": "Running", "SHUTOFF": "Stopped", "HIBERNATED": "Hibernated"}
+
+
+@dataclass
+class Account:
+    """What Barrack lists."""
+
+    volumes: list[wire.Volume] = field(default_factory=list)
+    instances: list[wire.VMInstance] = field(default_factory=list)
+    firewalls: list[wire.Firewall] = field(default_factory=list)
+    ssh_keys: list[wire.SSHKey] = field(default_factory=list)
+
+
+def kubernetes_name(barrack_name: str, taken: set[str]) -> str:
+    """A valid, unused object name for a Barrack name: lower case, letters, digits and '-'."""
+    base = re.sub(r"[^a-z0-9-]+", "-", barrack_name.lower()).strip("-")[:MAX_NAME].strip("-") or "resource"
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        suffix = f"-{n}"
+        name = base[: MAX_NAME - len(suffix)].rstrip("-") + suffix
+    taken.add(name)
+    return name
+
+
+def plan_import(
+    account: Account,
+    managed: Mapping[str, str | None],
+    *,
+    observe: bool = False,
+    taken_names: Iterable[str] = (),
+) -> list[dict[str, Any]]:
+    """One manifest for each Barrack resource whose id is not in ``managed`` (Barrack id -> the
+    name of the object of this namespace that manages it, None when one in another namespace does),
+    SSH keys first, then instances, volumes and firewalls, so that each reference names an object
+    above it or one already managed here."""
+    taken = set(taken_names)
+    names: dict[str, str] = {i: n for i, n in managed.items() if n}
+    manifests: list[dict[str, Any]] = []
+
+    def add(kind: str, resource: Any, spec: dict[str, Any]) -> None:
+        name = names.get(resource.id) or kubernetes_name(resource.name, taken)  # a boot volume's is reserved
+        names[resource.id] = name
+        spec = {"name": resource.name, "adoptId": resource.id, **spec}
+        if observe:
+            spec["managementPolicy"] = "Observe"
+        manifests.append(
+            {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": spec}
+        )
+
+    new = [r for r in account.ssh_keys if r.id not in managed]
+    for key in new:
+        add("BarrackSSHKey", key, {"publicKey": key.public_key})
+    for instance in (r for r in account.instances if r.id not in managed):
+        spec: dict[str, Any] = {
+            "region": instance.region,
+            "gpuModel": instance.gpu_model,
+            "gpuCount": instance.gpu_count,
+            "sshKeyRefs": [{"name": names[k]} for k in instance.ssh_key_ids if k in names],
+            "securityRules": specs.rules_as_spec(instance.security_rules),
+        }
+        if instance.boot_volume_id:
+            spec["bootVolumeRef"] = {"name": _volume_name(instance.boot_volume_id, account, names, taken)}
+        else:
+            spec["imageId"] = instance.image_id
+        if instance.status in POWER_OF_STATE:
+            spec["powerState"] = POWER_OF_STATE[instance.status]
+        if instance.status == "ACTIVE":
+            spec["publicIP"] = instance.public_ip is not None
+        add("BarrackInstance", instance, spec)
+    for volume in (r for r in account.volumes if r.id not in managed):
+        add("BarrackVolume", volume, _volume_spec(volume, names))
+    for firewall in (r for r in account.firewalls if r.id not in managed):
+        refs = [{"name": names[a.instance_id]} for a in firewall.attachments if a.instance_id in names]
+        spec = {"region": firewall.region, "rules": specs.rules_as_spec(firewall.rules), "instanceRefs": refs}
+        if firewall.description:
+            spec["description"] = firewall.description
+        add("BarrackFirewall", firewall, spec)
+    return manifests
+
+
+def _volume_spec(volume: wire.Volume, names: Mapping[str, str]) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "region": volume.region,
+        "sizeGB": volume.size_gb,
+        "volumeType": volume.volume_type,
+        "bootable": volume.bootable,
+    }
+    if volume.bootable:
+        spec["imageId"] = volume.image_id
+    elif volume.instance_id:
+        if volume.instance_id in names:
+            spec["instanceRef"] = {"name": names[volume.instance_id]}
+        else:
+            spec["instanceId"] = volume.instance_id
+    return spec
+
+
+def _volume_name(volume_id: str, account: Account, names: dict[str, str], taken: set[str]) -> str:
+    """The object name of a boot volume an instance names, reserved now if it is imported too."""
+    if volume_id not in names:
+        volume = next((v for v in account.volumes if v.id == volume_id), None)
+        names[volume_id] = kubernetes_name(volume.name if volume else volume_id, taken)
+    return names[volume_id]

@@ -1,0 +1,108 @@
+"""`barrack-operator import` against real processes: twenty resources made directly on Barrack
+(SSH keys, instances running and stopped, volumes attached to them, firewalls over them) are
+imported and applied; every object becomes Ready and Barrack sees no mutation at all."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from barrack_testkit.stack import CLI, operator_env
+from tests.integration.conftest import SSH_PUBLIC_KEY, Kube, Operator, Sim, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _settled(sim: Sim) -> bool:
+    return sim.inventory()["pending_transitions"] == 0
+
+
+def _make_account(sim: Sim) -> int:
+    keys = [
+        sim.call("POST", "/ssh-keys/", {"name": f"key-{n}", "public_key": SSH_PUBLIC_KEY})["ssh_key"]
+        for n in range(4)
+    ]
+    instances = [
+        sim.call("POST", "/instances/", {
+            "name": f"GPU Box {n}", "region": "US-1", "gpu_model": "A40" if n % 2 else "L40", "gpu_count": 1,
+            "image_id": sim.image(), "ssh_key_ids": [keys[n % 4]["id"]], "public_ip": n % 3 != 0,
+        })["instance"]
+        for n in range(6)
+    ]  # fmt: skip
+    wait_for(lambda: _settled(sim), 30, what="instances ACTIVE")
+    volumes = [
+        sim.call("POST", "/volumes/", {"name": f"data {n}", "region": "US-1", "size_gb": 100 * (n + 1),
+                                        "volume_type": "NVMe"})["volume"]
+        for n in range(8)
+    ]  # fmt: skip
+    wait_for(lambda: _settled(sim), 30, what="volumes AVAILABLE")
+    for n in range(4):
+        sim.call(
+            "POST", f"/instances/{instances[n]['id']}/attach-volumes/", {"volume_ids": [volumes[n]["id"]]}
+        )
+    for n in range(2):
+        firewall = sim.call("POST", "/firewalls/", {"name": f"fw-{n}", "region": "US-1"})["firewall"]
+        wait_for(lambda: _settled(sim), 30, what="firewall")
+        sim.call(
+            "POST",
+            f"/firewalls/{firewall['id']}/attach/",
+            {"instance_ids": [instances[n]["id"], instances[n + 2]["id"]]},
+        )
+    wait_for(lambda: _settled(sim), 30, what="attachments")
+    for n in (4, 5):
+        sim.call("POST", f"/instances/{instances[n]['id']}/stop/")
+    wait_for(lambda: _settled(sim), 30, what="stopped instances")
+    return len(keys) + len(instances) + len(volumes) + 2
+
+
+def _mutations(sim: Sim) -> dict[str, int]:
+    return {k: n for k, n in sim.calls().items() if not k.split()[0].startswith(("list_", "get_"))}
+
+
+def test_import_adopts_an_account_without_changing_it(
+    kube: Kube, sim: Sim, operator: Operator, api_key_file: Path
+) -> None:
+    count = _make_account(sim)
+    assert count == 20
+    before = _mutations(sim)
+    started = time.monotonic()
+    result = subprocess.run(
+        [*CLI, "import", "--namespace", kube.namespace, "--apply"],
+        env=operator_env(kube.plane.kubeconfig, sim.api, api_key_file),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    imported = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("created ") == 20, result.stdout
+    names = [line.split("/")[-1] for line in result.stdout.splitlines() if line.startswith("created ")]
+    kinds = {
+        "BarrackSSHKey": "bkey",
+        "BarrackInstance": "binst",
+        "BarrackVolume": "bvol",
+        "BarrackFirewall": "bfw",
+    }
+    for line, name in zip(result.stdout.splitlines(), names, strict=True):
+        kube.wait_condition(kinds[line.split()[1]], name, "Ready", "True", timeout=90)
+    ready = time.monotonic() - started
+    print(f"import of {count} resources: {imported:.1f}s to write and apply, {ready:.1f}s until all Ready")
+    assert _mutations(sim) == before, "importing changed the account"
+    stopped = kube.get("binst", "gpu-box-4") or {}
+    assert stopped["spec"]["powerState"] == "Stopped" and stopped["spec"]["sshKeyRefs"] == [{"name": "key-0"}]
+    attached = kube.get("bvol", "data-0") or {}
+    assert attached["spec"]["instanceRef"] == {"name": "gpu-box-0"}
+    assert (kube.get("bfw", "fw-1") or {})["spec"]["instanceRefs"] == [
+        {"name": "gpu-box-1"},
+        {"name": "gpu-box-3"},
+    ]
+    second = subprocess.run(
+        [*CLI, "import", "--namespace", kube.namespace],
+        env=operator_env(kube.plane.kubeconfig, sim.api, api_key_file),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert second.returncode == 0 and second.stdout.strip() == "", "a second import found something unmanaged"

@@ -1,0 +1,62 @@
+"""What `barrack-operator import` writes: one adopting manifest per unmanaged resource, valid and
+unique names, references between the imported resources, Barrack's values in the spec."""
+
+from __future__ import annotations
+
+from barrack_operator.barrack import models as m
+from barrack_operator.importer import Account, kubernetes_name, plan_import
+from tests.unit.conftest import SSH_PUBLIC_KEY
+
+
+def account() -> Account:
+    key = m.SSHKey(id="BRK-1K", name="Ops Key", public_key=SSH_PUBLIC_KEY)
+    web = m.VMInstance(
+        id="BRK-1D", name="web 1", status="SHUTOFF", region="US-1", gpu_model="A40", gpu_count=1,
+        image_id="BRK-1I", ssh_key_ids=["BRK-1K"],
+    )  # fmt: skip
+    booted = m.VMInstance(
+        id="BRK-2D", name="from-disk", status="ACTIVE", region="US-1", gpu_model="A40", gpu_count=2,
+        boot_volume_id="BRK-9V", ssh_key_ids=["BRK-1K"], public_ip="1.2.3.4",
+    )  # fmt: skip
+    data = m.Volume(id="BRK-1V", name="data", status="ATTACHED", region="US-1", size_gb=500,
+                    volume_type="NVMe", instance_id="BRK-1D")  # fmt: skip
+    boot = m.Volume(id="BRK-9V", name="os disk", status="ATTACHED", region="US-1", size_gb=100,
+                    volume_type="NVMe", bootable=True, image_id="BRK-1I", instance_id="BRK-2D")  # fmt: skip
+    managed = m.Volume(
+        id="BRK-5V", name="already", status="AVAILABLE", region="US-1", size_gb=100, volume_type="HDD"
+    )
+    fw = m.Firewall(id="BRK-1F", name="web", status="SUCCESS", region="US-1",
+                    attachments=[m.FirewallAttachment(instance_id="BRK-2D", status="SUCCESS")])  # fmt: skip
+    return Account(volumes=[data, boot, managed], instances=[web, booted], firewalls=[fw], ssh_keys=[key])
+
+
+def test_names_are_valid_and_unique() -> None:
+    taken: set[str] = {"data"}
+    assert kubernetes_name("Data", taken) == "data-2"
+    assert kubernetes_name("web 1 / GPU", taken) == "web-1-gpu"
+    assert kubernetes_name("___", taken) == "resource"
+    assert len(kubernetes_name("x" * 80, taken)) == 63
+
+
+def test_every_unmanaged_resource_is_adopted_with_references_resolved() -> None:
+    manifests = plan_import(account(), {"BRK-5V": "already"}, taken_names={"already"})
+    by_name = {m["metadata"]["name"]: m for m in manifests}
+    assert sorted(by_name) == ["data", "from-disk", "ops-key", "os-disk", "web", "web-1"]
+    assert all(m["spec"]["adoptId"] and m["spec"]["name"] for m in manifests)
+    web = by_name["web-1"]["spec"]
+    assert (
+        web["sshKeyRefs"] == [{"name": "ops-key"}]
+        and web["powerState"] == "Stopped"
+        and web["imageId"] == "BRK-1I"
+    )
+    assert "publicIP" not in web  # read from a running instance only
+    assert by_name["from-disk"]["spec"]["bootVolumeRef"] == {"name": "os-disk"}
+    assert by_name["from-disk"]["spec"]["publicIP"] is True
+    assert by_name["data"]["spec"]["instanceRef"] == {"name": "web-1"}
+    assert by_name["os-disk"]["spec"]["bootable"] is True and "instanceRef" not in by_name["os-disk"]["spec"]
+    assert by_name["web"]["spec"]["instanceRefs"] == [{"name": "from-disk"}]
+    assert by_name["web"]["kind"] == "BarrackFirewall"
+
+
+def test_observe_marks_every_object_observe_only() -> None:
+    assert {m["spec"]["managementPolicy"] for m in plan_import(account(), {}, observe=True)} == {"Observe"}
