@@ -182,7 +182,9 @@ def _import(args: argparse.Namespace) -> int:
     if args.apply:
         plurals = {kind.kind: kind.plural for kind in KINDS}
         for manifest in manifests:
-            api.create_namespaced_custom_object(GROUP, VERSION, args.namespace, plurals[manifest["kind"]], manifest)
+            api.create_namespaced_custom_object(
+                GROUP, VERSION, args.namespace, plurals[manifest["kind"]], manifest
+            )
             print(f"created {manifest['kind']} {args.namespace}/{manifest['metadata']['name']}", flush=True)
     print(f"# {len(manifests)} resources to import; {len(managed_anywhere)} already managed", file=sys.stderr)
     return 0
