@@ -55,7 +55,18 @@ def test_observe_only_mirrors_and_never_mutates_or_deletes(kube: Kube, sim: Sim,
     kube.apply(missing)
     absent = kube.wait_condition("bvol", "nothing-here", "Ready", "False", reason="NotFound")
     assert "Observe creates nothing" in absent["message"]
-    kube.run("delete", "bvol", "watch", "by-name", "nothing-here", "--timeout=60s")
+    # Observe to Manage adopts without changing anything (the spec states what Barrack has).
+    exact = volume("exact", sizeGB=300, volumeType="HDD", managementPolicy="Observe", adoptId=theirs["id"])
+    kube.apply({**exact, "spec": {**exact["spec"], "deletionPolicy": "Retain"}})
+    kube.wait_condition("bvol", "exact", "Ready", "True", timeout=60)
+    kube.patch("bvol", "exact", {"spec": {"managementPolicy": "Manage"}})
+    wait_for(
+        lambda: (kube.get("bvol", "exact") or {}).get("status", {}).get("observedGeneration") == 2,
+        30,
+        what="the switch to Manage to be handled",
+    )
+    kube.wait_condition("bvol", "exact", "Ready", "True")
+    kube.run("delete", "bvol", "watch", "by-name", "nothing-here", "exact", "--timeout=60s")
     assert barrack_volume(sim, theirs["id"]) is not None
     assert _mutations(sim) == before, "an Observe object called a mutating route"
 
