@@ -162,7 +162,15 @@ def _import(args: argparse.Namespace) -> int:
     managed_here: dict[str, str] = {}
     taken: set[str] = set()
     for kind in KINDS:
-        listed_objects = cast(dict[str, Any], api.list_cluster_custom_object(GROUP, VERSION, kind.plural))
+        try:
+            listed_objects = cast(dict[str, Any], api.list_cluster_custom_object(GROUP, VERSION, kind.plural))
+        except k8s.ApiException as exc:  # what is managed anywhere must be known; no guessing
+            print(
+                f"barrack-operator import: listing {kind.plural} in every namespace failed ({exc.status} "
+                f"{exc.reason}): import needs list on the barrack.ai kinds cluster-wide",
+                file=sys.stderr,
+            )
+            return 1
         for obj in listed_objects["items"]:
             ids = {(obj.get("status") or {}).get("id"), obj.get("spec", {}).get("adoptId")} - {None}
             managed_anywhere |= ids
