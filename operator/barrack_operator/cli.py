@@ -121,6 +121,7 @@ def _sim(args: argparse.Namespace) -> int:
             latency_seconds=args.latency,
         ),
         dialect=args.dialect,
+        first_id=args.first_id,
     )
     print(f"Barrack simulator on http://{args.host}:{args.port}/api (admin: /_sim/)", flush=True)
     serve(simulator, args.host, args.port, log_level=args.log_level)
@@ -297,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="standard",
         help="legacy: api_key header, {status, message, error_reason} errors, 429 without Retry-After",
     )
+    sim.add_argument("--first-id", type=int, default=100001, help="number of the first id handed out")
     sim.add_argument("--log-level", default="warning")
     sim.set_defaults(func=_sim)
 

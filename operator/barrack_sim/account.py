@@ -67,6 +67,8 @@ class SimConfig:
     balance: float = 1000.0
     currency: str = "USD"
     stock_per_model: int = 64
+    first_id: int = 100001
+    """The number in the first id handed out; simulators that share one cluster keep apart with it."""
 
     def duration(self, name: str) -> float:
         return self.transition_overrides.get(name, self.transition_seconds)
@@ -92,7 +94,7 @@ class Account:
         self.created: list[tuple[str, str]] = []
         """(id, name) of every volume, instance, firewall and SSH key ever created, in order."""
         self._public_ip_wanted: dict[str, bool] = {}
-        self._ids = itertools.count(100001)
+        self._ids = itertools.count(self.config.first_id)
         for region in m.Region:
             for name in ("Ubuntu 22.04", "Ubuntu 24.04 CUDA 12"):
                 image = m.OSImage(id=self._new_id("I"), name=name, region=region.value)

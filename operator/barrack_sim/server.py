@@ -21,6 +21,7 @@ def build_simulator(
     seed: int = 0,
     faults: FaultConfig | None = None,
     dialect: Dialect = "standard",
+    first_id: int = 100001,
 ) -> Simulator:
     if not api_keys:
         raise ValueError("the simulator needs at least one accepted API key")
@@ -29,6 +30,7 @@ def build_simulator(
         transition_overrides=dict(transition_overrides or {}),
         detach_rule=detach_rule,
         balance=balance,
+        first_id=first_id,
     )
     return Simulator(
         account=Account(config),
