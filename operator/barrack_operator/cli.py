@@ -179,7 +179,10 @@ def _import(args: argparse.Namespace) -> int:
                 taken.add(obj["metadata"]["name"])
                 managed_here.update(dict.fromkeys(ids, obj["metadata"]["name"]))
     managed = {i: managed_here.get(i) for i in managed_anywhere}
-    manifests = plan_import(account, managed, observe=args.observe, taken_names=taken)
+    plan = plan_import(account, managed, observe=args.observe, taken_names=taken)
+    manifests = plan.manifests
+    for reason in plan.skipped:
+        print(f"# left out: {reason}", file=sys.stderr)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

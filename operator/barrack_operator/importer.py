@@ -25,6 +25,15 @@ POWER_OF_STATE = {"ACTIVE": "Running", "SHUTOFF": "Stopped", "HIBERNATED": "Hibe
 
 
 @dataclass
+class ImportPlan:
+    manifests: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Resources left out, each with why: a manifest that cannot state a reference would be
+    refused (an instance needs its SSH keys as references) or would change the resource (a firewall
+    attaches exactly the instances it names)."""
+
+
+@dataclass
 class Account:
     """What Barrack lists."""
 
@@ -52,14 +61,15 @@ def plan_import(
     *,
     observe: bool = False,
     taken_names: Iterable[str] = (),
-) -> list[dict[str, Any]]:
+) -> ImportPlan:
     """One manifest for each Barrack resource whose id is not in ``managed`` (Barrack id -> the
     name of the object of this namespace that manages it, None when one in another namespace does),
     SSH keys first, then instances, volumes and firewalls, so that each reference names an object
     above it or one already managed here."""
     taken = set(taken_names)
     names: dict[str, str] = {i: n for i, n in managed.items() if n}
-    manifests: list[dict[str, Any]] = []
+    plan = ImportPlan()
+    manifests = plan.manifests
 
     def add(kind: str, resource: Any, spec: dict[str, Any]) -> None:
         name = names.get(resource.id) or kubernetes_name(resource.name, taken)  # a boot volume's is reserved
@@ -75,6 +85,13 @@ def plan_import(
     for key in new:
         add("BarrackSSHKey", key, {"publicKey": key.public_key})
     for instance in (r for r in account.instances if r.id not in managed):
+        elsewhere = [k for k in instance.ssh_key_ids if k not in names]
+        if elsewhere or not instance.ssh_key_ids:
+            plan.skipped.append(
+                f"instance {instance.name} ({instance.id}): its SSH keys {', '.join(elsewhere) or '(none)'} are "
+                "not objects of this namespace; import it where they are managed"
+            )
+            continue
         spec: dict[str, Any] = {
             "region": instance.region,
             "gpuModel": instance.gpu_model,
@@ -94,12 +111,19 @@ def plan_import(
     for volume in (r for r in account.volumes if r.id not in managed):
         add("BarrackVolume", volume, _volume_spec(volume, names))
     for firewall in (r for r in account.firewalls if r.id not in managed):
-        refs = [{"name": names[a.instance_id]} for a in firewall.attachments if a.instance_id in names]
+        away = [a.instance_id for a in firewall.attachments if a.instance_id not in names]
+        if away:
+            plan.skipped.append(
+                f"firewall {firewall.name} ({firewall.id}): attached to {', '.join(away)}, not objects of this "
+                "namespace; adopting it here would detach them"
+            )
+            continue
+        refs = [{"name": names[a.instance_id]} for a in firewall.attachments]
         spec = {"region": firewall.region, "rules": specs.rules_as_spec(firewall.rules), "instanceRefs": refs}
         if firewall.description:
             spec["description"] = firewall.description
         add("BarrackFirewall", firewall, spec)
-    return manifests
+    return plan
 
 
 def _volume_spec(volume: wire.Volume, names: Mapping[str, str]) -> dict[str, Any]:

@@ -39,7 +39,9 @@ def test_names_are_valid_and_unique() -> None:
 
 
 def test_every_unmanaged_resource_is_adopted_with_references_resolved() -> None:
-    manifests = plan_import(account(), {"BRK-5V": "already"}, taken_names={"already"})
+    plan = plan_import(account(), {"BRK-5V": "already"}, taken_names={"already"})
+    assert plan.skipped == []
+    manifests = plan.manifests
     by_name = {m["metadata"]["name"]: m for m in manifests}
     assert sorted(by_name) == ["data", "from-disk", "ops-key", "os-disk", "web", "web-1"]
     assert all(m["spec"]["adoptId"] and m["spec"]["name"] for m in manifests)
@@ -59,4 +61,17 @@ def test_every_unmanaged_resource_is_adopted_with_references_resolved() -> None:
 
 
 def test_observe_marks_every_object_observe_only() -> None:
-    assert {m["spec"]["managementPolicy"] for m in plan_import(account(), {}, observe=True)} == {"Observe"}
+    assert {m["spec"]["managementPolicy"] for m in plan_import(account(), {}, observe=True).manifests} == {
+        "Observe"
+    }
+
+
+def test_what_cannot_be_stated_here_is_left_out_and_said() -> None:
+    # The SSH key is managed in another namespace (no name here): the instances that use it cannot
+    # name it, and the firewall over one of them would detach it if adopted here without it.
+    plan = plan_import(account(), {"BRK-1K": None})
+    kinds = sorted(m["kind"] for m in plan.manifests)
+    assert kinds == ["BarrackVolume"] * 3, kinds  # data, the boot disk, and one no object manages
+    assert len(plan.skipped) == 3 and all("namespace" in reason for reason in plan.skipped)
+    data = next(m for m in plan.manifests if m["metadata"]["name"] == "data")
+    assert data["spec"]["instanceId"] == "BRK-1D"  # the instance was left out: referred to by id
