@@ -232,9 +232,7 @@ class KindReconciler(ABC, Generic[S, T, I]):
         if isinstance(step, steps.Call):
             try:
                 await self.act(ctx, item, step, out)
-            except PreconditionFailed as error:
-                return self._failed(ctx, out, item, error, step, inputs)
-            except (BarrackError, MissingApiKey) as error:
+            except (BarrackError, MissingApiKey) as error:  # a 409 maps to the step's own refusal
                 return self._failed(ctx, out, item, error, step, inputs)
         return self._report(ctx, out, item, step, inputs)
 
