@@ -169,7 +169,8 @@ class LeaderElector:
             self._observed = (record, now)
         duration = float(spec.get("leaseDurationSeconds") or s.lease_duration)
         if holder and holder != s.identity and now - self._observed[1] < duration:
-            return self._held(False, now)  # another holder renewed within its lease
+            self._renewed_at = None  # someone else holds it: no more mutations from here, at once
+            return False
         changed_hands = holder != s.identity
         transitions = int(spec.get("leaseTransitions") or 0) + (1 if changed_hands else 0)
         lease["spec"] = {**spec, **self._spec(acquire=changed_hands, transitions=transitions)}
