@@ -30,7 +30,7 @@ def test_pause_stops_every_call_until_removed(kube: Kube, sim: Sim, operator: Op
     before = _mutations(sim)
     kube.patch("bvol", "data", {"spec": {"sizeGB": 200}})
     kube.run("delete", "bvol", "data", "--wait=false")
-    time.sleep(4)  # several requeues and delete retries at the test's intervals
+    time.sleep(3)  # requeues (2 s) and delete retries at the test's intervals
     assert _mutations(sim) == before, "a paused object made a Barrack call"
     assert kube.get("bvol", "data") is not None and barrack_volume(sim, volume_id) is not None
     kube.run("annotate", "bvol", "data", "barrack.ai/paused-")
