@@ -111,8 +111,6 @@ class Inventory:
         self.instances: Snapshot[wire.VMInstance] = Snapshot()
         self.firewalls: Snapshot[wire.Firewall] = Snapshot()
         self.ssh_keys: Snapshot[wire.SSHKey] = Snapshot()
-        self.last_error: ListingError | None = None
-        self.last_poll_finished: float | None = None
         self.health: dict[str, ListingHealth] = {kind: ListingHealth() for kind in self.KINDS}
         self.error_counts: dict[tuple[str, str], int] = {}
         """Failed listings by (kind, reason), for ``barrack_inventory_errors_total``."""
@@ -124,18 +122,10 @@ class Inventory:
 
     # Reads ---------------------------------------------------------------------------------------
 
-    @property
-    def ready(self) -> bool:
-        return all(getattr(self, k).ok for k in self.KINDS)
-
-    def age(self, kind: str | None = None) -> float | None:
-        """Seconds since the last successful listing of ``kind`` (of the stalest kind when None);
-        None while it has never succeeded."""
-        kinds = self.KINDS if kind is None else (kind,)
-        finished = [self.health[k].last_success for k in kinds]
-        if any(f is None for f in finished):
-            return None
-        return self._clock() - min(f for f in finished if f is not None)
+    def age(self, kind: str) -> float | None:
+        """Seconds since the last successful listing of ``kind``; None while none has succeeded."""
+        finished = self.health[kind].last_success
+        return None if finished is None else self._clock() - finished
 
     def listing_error(self, kind: str) -> ListingError | None:
         """Why the last listing of ``kind`` failed; None when it succeeded."""
@@ -230,8 +220,6 @@ class Inventory:
             if health.failures:
                 log.info("Barrack inventory poll of %s recovered after %d failures", kind, health.failures)
             health.error, health.failures, health.last_success = None, 0, self._clock()
-            self.last_error = None
-        self.last_poll_finished = self._clock()
         self.polled_once.set()
         async with self._polled:
             self._polled.notify_all()
@@ -240,7 +228,6 @@ class Inventory:
     def _failed(self, kind: str, error: ListingError) -> None:
         health = self.health[kind]
         health.error, health.failures = error, health.failures + 1
-        self.last_error = error
         key = (kind, error_reason(error))
         self.error_counts[key] = self.error_counts.get(key, 0) + 1
 

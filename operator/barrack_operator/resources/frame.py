@@ -81,13 +81,9 @@ def report(out: Outcome, step: steps.Step, ctx: Context) -> Outcome:
     timing = ctx.timing
     if isinstance(step, steps.SetAttachments) and step.then is not None:
         return report(out, step.then, ctx)
-    if isinstance(step, steps.Call):
-        out.conditions += [
-            Condition(READY, False, Reason.PROGRESSING, f"Barrack is {step.doing}."),
-            RECONCILED,
-        ]
-        out.requeue_after = timing.transition_requeue
-    elif isinstance(step, steps.Wait):
+    if isinstance(step, steps.Call):  # Barrack carries the call out: a wait like any transition
+        step = steps.Wait(Reason.PROGRESSING, f"Barrack is {step.doing}.")
+    if isinstance(step, steps.Wait):
         out.conditions += [
             Condition(READY, False, step.reason, step.message),
             RECONCILED,
@@ -183,9 +179,8 @@ class KindReconciler(ABC, Generic[S, T, I]):
     async def reconcile(self, ctx: Context, obj: ObjectView) -> Outcome:
         out = Outcome()
         spec: S = self.spec_model.model_validate(obj.spec)  # type: ignore[assignment]
-        listed: T | None = self.snapshot(ctx, obj).items.get(
-            obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or ""
-        )
+        known = obj.recorded_id or ctx.memory.known_ids.get(obj.uid)
+        listed: T | None = self.snapshot(ctx, obj).items.get(known or "")
         if obj.observe_only:
             return await self._observe_only(ctx, obj, out)
         try:
@@ -195,7 +190,7 @@ class KindReconciler(ABC, Generic[S, T, I]):
             return self._report(ctx, out, listed, blocked, None)
         except (BarrackError, MissingApiKey, ListingFailed) as error:
             return self._failed(ctx, out, listed, error, None, None)
-        if listed is None and not (obj.recorded_id or ctx.memory.known_ids.get(obj.uid)):
+        if listed is None and not known:
             refusal = self.before_create(ctx, obj, spec, inputs)
             if refusal is not None:
                 return self._report(ctx, out, None, refusal, inputs)
