@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """Render deploy/ (plain manifests for `kubectl apply -f deploy/`) from the Helm chart.
 
+The CRDs are in deploy/crds/, apart: `kubectl apply -f deploy/` and `kubectl delete -f deploy/`
+leave them (and with them every object and its Barrack resource) alone; they are installed and
+upgraded with `kubectl apply --server-side -f deploy/crds/`.
+
     python hack/render-deploy.py            # write deploy/
     python hack/render-deploy.py --check    # exit 1 when deploy/ differs from a fresh render
 
@@ -71,9 +75,9 @@ def render() -> dict[str, str]:
     ).stdout
     crds = "---\n".join(path.read_text() for path in sorted((ROOT / "crds").glob("*.yaml")))
     return {
+        "crds/barrack-crds.yaml": HEADER + crds,
         "00-namespace.yaml": NAMESPACE_YAML,
-        "01-crds.yaml": HEADER + crds,
-        "02-operator.yaml": HEADER + operator,
+        "01-operator.yaml": HEADER + operator,
         "api-key-secret.yaml.example": SECRET_EXAMPLE,
     }
 
@@ -92,7 +96,7 @@ def main() -> int:
             if not path.exists() or path.read_text() != text:
                 stale.append(name)
         else:
-            deploy.mkdir(exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             print(path.relative_to(ROOT))
     if stale:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import logging
 import os
 import signal
 import sys
@@ -18,87 +16,38 @@ from barrack_operator import __version__
 
 
 def _run(args: argparse.Namespace) -> int:
-    import kopf
+    from barrack_operator.settings import InvalidSetting, Settings
+
+    try:  # before anything else: a bad setting is one line naming it, and no side effect
+        settings = Settings.from_env(
+            leader_election=False if args.no_leader_election else None,
+            leader_election_namespace=args.leader_election_namespace,
+            namespaces=args.namespace or None,
+            all_namespaces=args.all_namespaces or None,
+            requests_per_second=args.requests_per_second,
+            poll_interval=args.poll_interval,
+            idle_poll_interval=args.idle_poll_interval,
+            drift_interval=args.drift_interval,
+            log_format=args.log_format,
+            log_level=args.log_level,
+            listen_address=args.listen_address,
+            liveness_port=args.liveness_port,
+            metrics_port=args.metrics_port,
+        )
+    except InvalidSetting as exc:
+        print(f"barrack-operator run: invalid setting {exc}", file=sys.stderr)
+        return 2
+
     from prometheus_client import start_http_server
 
-    from barrack_operator.handlers import glue, kinds
-    from barrack_operator.handlers.runtime import Runtime
-    from barrack_operator.settings import Settings
+    from barrack_operator.handlers.serve import serve
+    from barrack_operator.logs import configure_logging
 
-    settings = Settings.from_env(
-        leader_election=False if args.no_leader_election else None,
-        leader_election_namespace=args.leader_election_namespace,
-        namespaces=args.namespace or None,
-        all_namespaces=args.all_namespaces or None,
-        requests_per_second=args.requests_per_second,
-        poll_interval=args.poll_interval,
-        idle_poll_interval=args.idle_poll_interval,
-        drift_interval=args.drift_interval,
-        log_format=args.log_format,
-        log_level=args.log_level,
-        liveness_port=args.liveness_port,
-        metrics_port=args.metrics_port,
-    )
-    _configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level)
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="0.0.0.0")
-    runtime = Runtime(settings)
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        return kopf.login_via_client(**kwargs)  # the kubernetes client's kubeconfig / in-cluster logic
-
-    @kopf.on.startup(registry=registry)
-    async def startup(**_: Any) -> None:
-        await runtime.start()
-
-    @kopf.on.cleanup(registry=registry)
-    async def cleanup(**_: Any) -> None:
-        await runtime.stop()
-
-    kinds.install(registry, runtime)
-    namespaces = settings.namespaces or ([] if settings.all_namespaces else ["default"])
-    operator_settings = kopf.OperatorSettings()
-    glue.configure(operator_settings)  # before kopf starts: its watchers read these at once
-    asyncio.run(
-        kopf.operator(
-            registry=registry,
-            settings=operator_settings,
-            standalone=True,
-            clusterwide=settings.all_namespaces,
-            namespaces=[] if settings.all_namespaces else namespaces,
-        )  # the health endpoints are the runtime's own (/healthz, /readyz on the liveness port)
-    )
+        start_http_server(settings.metrics_port, addr=settings.listen_address)
+    asyncio.run(serve(settings))
     return 0
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def _configure_logging(fmt: str, level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-    if root.level > logging.DEBUG:
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per handler run otherwise
 
 
 def _sim(args: argparse.Namespace) -> int:
@@ -268,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--drift-interval", type=float, help="look at settled objects this often (s)")
     run.add_argument("--log-format", choices=["plain", "json"])
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--listen-address", help="IP the health and metrics endpoints listen on (127.0.0.1)")
     run.add_argument("--liveness-port", type=int, help="port of /healthz and /readyz (0: off)")
     run.add_argument("--metrics-port", type=int, help="Prometheus metrics port (0: off)")
     run.set_defaults(func=_run)

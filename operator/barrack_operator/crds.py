@@ -33,6 +33,9 @@ _KEEP = {
     "properties",
     "required",
     "x-kubernetes-validations",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "format",
 }
 
 
@@ -109,7 +112,9 @@ def crd(kind: Kind) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": kind.crd_name},
+        # Helm never deletes a chart's crds/, and this says so to anything that reads it: deleting a
+        # CRD deletes every object of its kind (the operator then keeps their Barrack resources).
+        "metadata": {"name": kind.crd_name, "annotations": {"helm.sh/resource-policy": "keep"}},
         "spec": {
             "group": specs.GROUP,
             "names": {

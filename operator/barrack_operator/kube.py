@@ -10,6 +10,10 @@ the CPU per request that httpx does; a burst of thousands of status writes is CP
 from __future__ import annotations
 
 import asyncio
+import datetime
+import os
+import secrets
+import socket
 import ssl
 from typing import Any
 
@@ -91,5 +95,51 @@ class StatusWriter:
                 payload = {}
             return response.status, payload if isinstance(payload, dict) else {}
 
+    async def post_event(self, event: dict[str, Any]) -> None:
+        """Create a core/v1 Event (see :func:`event_body`); raises unless created."""
+        namespace = event["metadata"]["namespace"]
+        status, payload = await self.request_json("POST", f"/api/v1/namespaces/{namespace}/events", event)
+        if status >= 300:
+            raise RuntimeError(f"posting an event failed: {status} {payload.get('message', '')}")
+
     async def aclose(self) -> None:
         await self._session.close()
+
+
+REPORTING_COMPONENT = "barrack-operator"
+MAX_EVENT_MESSAGE = 1024
+
+
+def reporting_instance() -> str:
+    """Who reports: the pod's name (``POD_NAME``), else the host name."""
+    return os.environ.get("POD_NAME") or socket.gethostname()
+
+
+def event_body(
+    involved: dict[str, str], type_: str, reason: str, action: str, message: str
+) -> dict[str, Any]:
+    """A core/v1 Event about ``involved`` (apiVersion, kind, namespace, name, uid), reported by
+    ``barrack-operator`` from this pod, named as kubectl names its own (``<object>.<random>``)."""
+    now = datetime.datetime.now(datetime.UTC)
+    if len(message) > MAX_EVENT_MESSAGE:
+        message = message[: MAX_EVENT_MESSAGE - 3] + "..."
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": f"{involved['name']}.{secrets.token_hex(8)}",
+            "namespace": involved["namespace"],
+        },
+        "involvedObject": involved,
+        "type": type_,
+        "reason": reason,
+        "action": action,
+        "message": message,
+        "reportingComponent": REPORTING_COMPONENT,
+        "reportingInstance": reporting_instance(),
+        "source": {"component": REPORTING_COMPONENT, "host": reporting_instance()},
+        "firstTimestamp": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "lastTimestamp": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "eventTime": now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "count": 1,
+    }

@@ -159,6 +159,9 @@ class OperatorProcess:
         assert self.process is not None
         return self.process.pid
 
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

@@ -21,6 +21,15 @@ from tests.integration.scenarios import create_attach_blocked_detach_delete
 pytestmark = pytest.mark.integration
 CHART = ROOT / "charts" / "barrack-operator"
 # The least the operator needs. A rule added to the chart, or a verb, fails this table on purpose.
+READ_OWN_CRDS = [
+    {
+        "apiGroups": ["apiextensions.k8s.io"],
+        "resources": ["customresourcedefinitions"],
+        "resourceNames": [f"{plural}.barrack.ai" for plural in
+                          ("barrackvolumes", "barrackinstances", "barrackfirewalls", "barracksshkeys")],
+        "verbs": ["get"],
+    }
+]  # fmt: skip
 LEAST_PRIVILEGE = [
     {
         "apiGroups": ["barrack.ai"],
@@ -143,7 +152,10 @@ def test_default_render_is_hardened_and_applies(kube: Kube) -> None:
     }
     assert "not-a-real-key" not in yaml.safe_dump(deployment)
     assert env["BARRACK_ALL_NAMESPACES"]["value"] == "true"
-    assert [r["rules"] for r in by_kind(docs, "ClusterRole")] == [LEAST_PRIVILEGE]
+    assert sorted((r["rules"] for r in by_kind(docs, "ClusterRole")), key=len) == [
+        READ_OWN_CRDS,
+        LEAST_PRIVILEGE,
+    ]
     assert by_kind(docs, "Service")[0]["spec"]["ports"][0]["name"] == "metrics"
     out = dry_run(kube, docs)
     assert "deployment.apps/barrack-barrack-operator created (server dry run)" in out
@@ -169,7 +181,9 @@ def test_other_values_render_namespaced_roles_and_apply(kube: Kube) -> None:
         "resources.limits.memory=512Mi",
         "serviceAccount.name=barrack-sa",
     )
-    assert not by_kind(docs, "Secret") and not by_kind(docs, "ClusterRole")
+    assert not by_kind(docs, "Secret")
+    # Cluster-wide: only reading the operator's own CRDs by name (to tell an uninstall from a deletion).
+    assert [r["rules"] for r in by_kind(docs, "ClusterRole")] == [READ_OWN_CRDS]
     lease_roles = [r for r in by_kind(docs, "Role") if r["metadata"]["name"].endswith("-leader-election")]
     roles = [r for r in by_kind(docs, "Role") if r not in lease_roles]
     assert [r["metadata"]["namespace"] for r in lease_roles] == [kube.namespace]  # the operator's own
@@ -268,7 +282,11 @@ def test_plain_manifests_apply(control_plane: ControlPlane) -> None:
 def service_account_kubeconfig(kube: Kube, tmp_path: Path) -> Iterator[Path]:
     """The chart's ServiceAccount and namespaced RBAC, and a kubeconfig with that account's token."""
     docs = render(kube.namespace, "apiKey.value=unused", f"watchNamespaces={{{kube.namespace}}}")
-    rbac = [d for d in docs if d["kind"] in {"ServiceAccount", "Role", "RoleBinding"}]
+    rbac = [
+        d
+        for d in docs
+        if d["kind"] in {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+    ]
     kube.run("apply", "-f", "-", input_text=yaml.safe_dump_all(rbac))
     account = by_kind(docs, "ServiceAccount")[0]["metadata"]["name"]
     token = kube.run("create", "token", account, "--duration=1h").stdout.strip()
@@ -301,6 +319,9 @@ def test_rbac_proof_operator_as_the_chart_service_account(
     assert denied == "no"
     assert can_i("update", "leases/barrack-operator") == "yes"
     assert can_i("update", "leases/another-lease") == "no"
+    assert can_i("get", "customresourcedefinitions/barrackvolumes.barrack.ai") == "yes"
+    assert can_i("get", "customresourcedefinitions/servicemonitors.monitoring.coreos.com") == "no"
+    assert can_i("delete", "customresourcedefinitions/barrackvolumes.barrack.ai") == "no"
     settings = {**OPERATOR_SETTINGS, "LEADER_ELECTION_NAMESPACE": kube.namespace}  # the Lease's Role
     with running_operator(
         kube, sim, api_key_file, tmp_path, settings, kubeconfig=service_account_kubeconfig

@@ -53,13 +53,27 @@ def _kube_ldflags() -> str:
     )
 
 
+def _helm_ldflags() -> str:
+    """Helm's version, and the Kubernetes version a bare ``helm template`` and ``helm lint`` assume
+    (helm's own release builds set it from its client-go; unset, it is 1.20)."""
+    minor = KUBERNETES_VERSION.split(".")[1]
+    return " ".join(
+        [
+            f"-X helm.sh/helm/v3/internal/version.version=v{HELM_VERSION}",
+            *(
+                f"-X helm.sh/helm/v3/pkg/{package}.k8sVersion{part}={value}"
+                for package in ("chartutil", "lint/rules")
+                for part, value in (("Major", "1"), ("Minor", minor))
+            ),
+        ]
+    )
+
+
 BUILDS: dict[str, Build] = {
     "etcd": Build("etcd", "go.etcd.io/etcd/server/v3"),
     "kube-apiserver": Build("kube", "k8s.io/kubernetes/cmd/kube-apiserver", _kube_ldflags()),
     "kubectl": Build("kube", "k8s.io/kubernetes/cmd/kubectl", _kube_ldflags()),
-    "helm": Build(
-        "helm", "helm.sh/helm/v3/cmd/helm", f"-X helm.sh/helm/v3/internal/version.version=v{HELM_VERSION}"
-    ),
+    "helm": Build("helm", "helm.sh/helm/v3/cmd/helm", _helm_ldflags()),
 }
 
 
@@ -75,7 +89,17 @@ def _candidates(name: str) -> list[Path]:
 
 
 def _usable(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK)
+    """An executable file; in the cache, one built with today's flags (its stamp says which)."""
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        return False
+    return path.parent != cache_dir() or (
+        _stamp(path.name).is_file() and (_stamp(path.name).read_text() == BUILDS[path.name].ldflags)
+    )
+
+
+def _stamp(name: str) -> Path:
+    """Beside a built binary: the flags it was built with (a change of them builds it again)."""
+    return cache_dir() / f".{name}.ldflags"
 
 
 def find_binary(name: str) -> Path:
@@ -132,6 +156,7 @@ def ensure_binaries(
             if result.returncode != 0:
                 raise MissingBinary(f"building {name} failed:\n{result.stderr[-4000:]}")
             partial.replace(cache / name)
+            _stamp(name).write_text(build.ldflags)
         say(f"control-plane: built {name} in {time.monotonic() - started:.0f}s")
     return cache
 

@@ -28,13 +28,14 @@ from barrack_operator.barrack.routes import ROUTES
 from barrack_operator.conditions import READY, SYNCED, Condition, Reason, kstatus_conditions, merge_conditions
 from barrack_operator.handlers.health import HealthServer
 from barrack_operator.inventory import LISTING_OF, Inventory, ListingFailed, kinds_touched
-from barrack_operator.kube import StatusWriter
+from barrack_operator.kube import StatusWriter, event_body
 from barrack_operator.leadership import LeaderElector, LeadershipLost, LeaseSettings
 from barrack_operator.resources.common import (
     PAUSED_ANNOTATION,
     RECONCILE_REQUESTED_ANNOTATION,
     RECREATE_ANNOTATION,
     Context,
+    Event,
     MarkNotWritten,
     Memory,
     ObjectDeleting,
@@ -51,7 +52,7 @@ from barrack_operator.resources.common import (
     with_next_try,
 )
 from barrack_operator.resources.kinds import BY_KIND, KINDS, Kind
-from barrack_operator.resources.specs import GROUP
+from barrack_operator.resources.specs import GROUP, VERSION
 from barrack_operator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -193,7 +194,7 @@ class Runtime:
         returns), then poll Barrack."""
         self.status_writer = StatusWriter()
         if self.settings.liveness_port:
-            await self.health.start("0.0.0.0", self.settings.liveness_port)
+            await self.health.start(self.settings.listen_address, self.settings.liveness_port)
         if self.settings.leader_election:
             self.elector = LeaderElector(
                 self.status_writer, lease_settings(self.settings), on_lost=_stop_process
@@ -410,23 +411,49 @@ class Runtime:
         except ObjectDeleting:
             return progressing(Outcome(), self.context.timing, "deleting this object: nothing is created")
         except LeadershipLost as exc:  # the process is stopping; a fenced process writes nothing
-            log.warning("%s (%s %s/%s)", exc, obj.kind, obj.namespace, obj.name)
+            log.warning("%s", exc, extra=object_ref(obj))
             return Outcome(requeue_after=self.context.timing.blocked_requeue)
         except MarkNotWritten as exc:  # Kubernetes is away or refused: no create was sent
-            log.warning("%s; %s %s/%s retries", exc, obj.kind, obj.namespace, obj.name)
+            log.warning("%s; the operator retries", exc, extra=object_ref(obj))
             out = Outcome(requeue_after=self.context.timing.transition_requeue)
             out.conditions.append(
                 Condition(SYNCED, False, Reason.KUBERNETES_UNAVAILABLE, f"{exc}; the operator retries")
             )
             return complete_status(self.context, obj, out)
         except Exception as exc:  # one object's bug must not stop the others
-            log.exception("Reconcile of %s %s/%s failed unexpectedly", obj.kind, obj.namespace, obj.name)
+            log.exception(
+                "Reconcile of %s %s/%s failed unexpectedly",
+                obj.kind,
+                obj.namespace,
+                obj.name,
+                extra=object_ref(obj),
+            )
             out = Outcome(requeue_after=self.context.timing.blocked_requeue, backoff=True)
             message = f"unexpected {type(exc).__name__} in the operator; it retries (see the operator log)"
             out.conditions.append(Condition(SYNCED, False, Reason.OPERATOR_ERROR, message))
             return complete_status(self.context, obj, out)
 
-    async def write(self, kind: Kind, body: kopf.Body, obj: ObjectView, outcome: Outcome) -> bool:
+    async def post_event(self, obj: ObjectView, event: Event, finalizing: bool) -> None:
+        """Post an Event about the object as ``barrack-operator`` from this pod; a failure is
+        logged, never raised (events help, but are not the record: status is)."""
+        if self.status_writer is None:
+            return
+        involved = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": obj.kind,
+            "namespace": obj.namespace,
+            "name": obj.name,
+            "uid": obj.uid,
+        }
+        body = event_body(involved, event.type, event.reason, event.action(finalizing), event.message)
+        try:
+            await self.status_writer.post_event(body)
+        except Exception as exc:
+            log.warning("Posting the event %s failed: %s", event.reason, exc, extra=object_ref(obj))
+
+    async def write(
+        self, kind: Kind, body: kopf.Body, obj: ObjectView, outcome: Outcome, *, finalizing: bool = False
+    ) -> bool:
         """Write the outcome to status (only when it changed) and post its events (Warnings only when
         the Synced condition's reason or message is new, so a blocked object does not flood). False
         when the status write failed (a conflict, the apiserver away): the caller retries soon."""
@@ -444,12 +471,12 @@ class Runtime:
                 if self._last_warning.get(obj.uid) == event.message:
                     continue
                 self._last_warning[obj.uid] = event.message
-            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+            await self.post_event(obj, event, finalizing)
         if changed and self.status_writer is not None:
             try:
                 await self.status_writer.patch_status(kind.plural, obj.namespace, obj.name, changed)
             except Exception as exc:  # the next pass writes again; ids are also held in memory
-                log.warning("Status write of %s %s/%s failed: %s", kind.kind, obj.namespace, obj.name, exc)
+                log.warning("Status write failed: %s", exc, extra=object_ref(obj))
                 return False
         patch: dict[str, Any] = {}
         if outcome.clear_annotations:  # after the new id is in status: a crash between leaves the ask
@@ -460,7 +487,7 @@ class Runtime:
             try:
                 await self.status_writer.patch_object(kind.plural, obj.namespace, obj.name, patch)
             except Exception as exc:
-                log.warning("Write of %s %s/%s failed: %s", kind.kind, obj.namespace, obj.name, exc)
+                log.warning("Write of the object failed: %s", exc, extra=object_ref(obj))
                 return False
         return True
 
@@ -470,10 +497,12 @@ class Runtime:
         sent: list[str] = []
         MUTATIONS.set(sent)
         started = time.monotonic()
-        outcome = await self._reconcile_guarded(finalizer, obj, finalizing=True)
+        outcome = await self._uninstall_outcome(kind, obj)
+        if outcome is None:
+            outcome = await self._reconcile_guarded(finalizer, obj, finalizing=True)
         self._remember_mutations(obj.uid, started, sent)
         self._back_off(obj.uid, outcome)
-        await self.write(kind, body, obj, outcome)
+        await self.write(kind, body, obj, outcome, finalizing=True)
         if not outcome.done:
             message = next(
                 (c.message for c in outcome.conditions if c.type == SYNCED and not c.status), "waiting"
@@ -486,6 +515,48 @@ class Runtime:
         self.registry.forget(obj.uid)
         self._mutated.pop(obj.uid, None)
         self._last_warning.pop(obj.uid, None)
+
+    async def _uninstall_outcome(self, kind: Kind, obj: ObjectView) -> Outcome | None:
+        """When the kind's CRD is being deleted (an uninstall cascading to every object), the object
+        goes without any Barrack call, whatever its deletionPolicy: an uninstall never deletes a
+        Barrack resource. None when the CRD stands (a deletion as usual). When the CRD cannot be
+        read, nothing is decided and no call is made: the finalizer stays and is tried again."""
+        if obj.spec.get("deletionPolicy") == "Retain" or obj.observe_only:
+            return None  # released without a Barrack call anyway
+        assert self.status_writer is not None
+        crd = f"{kind.plural}.{GROUP}"
+        try:
+            status, body = await self.status_writer.request_json(
+                "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}"
+            )
+        except Exception as exc:
+            status, body = 0, {"message": str(exc)}
+        if status == 200 and not body.get("metadata", {}).get("deletionTimestamp"):
+            return None
+        if status not in (200, 404):
+            message = (
+                f"cannot tell a deletion from an uninstall: reading the CRD {crd} answered "
+                f"{status or 'nothing'} {body.get('message', '')}".rstrip()
+                + "; the operator needs get on it (the chart grants it) and retries; nothing is deleted meanwhile"
+            )
+            out = Outcome(requeue_after=self.context.timing.blocked_requeue, backoff=True)
+            out.conditions.append(Condition(SYNCED, False, Reason.KUBERNETES_UNAVAILABLE, message))
+            return complete_status(self.context, obj, out)
+        barrack_id = obj.recorded_id or self.context.memory.known_ids.get(obj.uid)
+        what = f"{kind.kind.removeprefix('Barrack').lower()} {barrack_id}" if barrack_id else "resource"
+        out = Outcome(done=True)
+        out.note(
+            "Retained",
+            f"The CRD {crd} is being deleted (an uninstall): this object goes without a Barrack call, "
+            f"and the Barrack {what} is kept"
+            + (
+                f"; to manage it again, install the CRDs and apply an object with adoptId: {barrack_id}"
+                if barrack_id
+                else ""
+            ),
+        )
+        log.info("Uninstall: released without a Barrack call (%s kept)", what, extra=object_ref(obj))
+        return out
 
 
 def lease_settings(settings: Settings) -> LeaseSettings:
@@ -527,3 +598,17 @@ def view(kind: Kind, body: kopf.Body) -> ObjectView:
         paused=(meta.get("annotations") or {}).get(PAUSED_ANNOTATION) == "true",
         reconcile_requested_at=(meta.get("annotations") or {}).get(RECONCILE_REQUESTED_ANNOTATION),
     )
+
+
+def object_ref(obj: ObjectView) -> dict[str, Any]:
+    """``extra`` for a log line about an object: kopf's formatters print the reference (the JSON
+    format as ``object``, the plain one as a ``[namespace/name]`` prefix)."""
+    return {
+        "k8s_ref": {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": obj.kind,
+            "namespace": obj.namespace,
+            "name": obj.name,
+            "uid": obj.uid,
+        }
+    }

@@ -90,6 +90,28 @@ class Event:
     reason: str
     message: str
 
+    def action(self, finalizing: bool) -> str:
+        """What the operator did or tried (an Event's ``action``): named by the reason of a change,
+        else what the pass was for."""
+        return EVENT_ACTIONS.get(self.reason) or ("Delete" if finalizing else "Reconcile")
+
+
+EVENT_ACTIONS = {
+    "Created": "Create",
+    "Recreated": "Create",
+    "Deleting": "Delete",
+    "Deleted": "Delete",
+    "Retained": "Release",
+    "Detaching": "Detach",
+    "Attaching": "Attach",
+    "AttachmentsChanged": "Attach",
+    "Resizing": "Resize",
+    "RulesChanged": "UpdateRules",
+    "SecurityRulesChanged": "UpdateRules",
+    "PowerStateChanged": "ChangePower",
+    "PublicIPChanged": "UpdatePublicIP",
+}
+
 
 @dataclass
 class Outcome:

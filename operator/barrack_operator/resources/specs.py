@@ -7,8 +7,9 @@ patterns and bounds become schema validation; ``x-kubernetes-validations`` carri
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -286,10 +287,10 @@ class BarrackSSHKeySpec(CommonSpec):
 
 class Condition(Model):
     type: str = Field(description="Ready, Synced, or Attached (volumes).")
-    status: str = Field(description="True, False or Unknown.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(description="CamelCase reason, e.g. DetachBlocked.")
     message: str = Field(default="", description="What is happening and what to do next.")
-    lastTransitionTime: str = Field(description="When status last changed.")
+    lastTransitionTime: datetime = Field(description="When status last changed (RFC 3339).")
     observedGeneration: int | None = Field(
         default=None, description="metadata.generation this was computed for."
     )
@@ -304,7 +305,9 @@ class CommonStatus(Model):
     state: str | None = Field(default=None, description="Barrack's own state word, e.g. ACTIVE or AVAILABLE.")
     observedGeneration: int | None = Field(default=None, description="Last metadata.generation reconciled.")
     conditions: list[Condition] = Field(
-        default_factory=list, description="Ready, Synced, Reconciling, Stalled (and Attached on volumes)."
+        default_factory=list,
+        description="Ready, Synced, Reconciling, Stalled (and Attached on volumes); one per type.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
 
 

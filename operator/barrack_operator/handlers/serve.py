@@ -1,0 +1,166 @@
+"""The operator's life: serve health, take the Lease, then run kopf over the kinds whose CRDs are
+installed, for as long as the process lives.
+
+Kopf serves the kinds it finds at its start (its CRD scanning is off: that would need list and
+watch on every CRD in the cluster), and a watch whose CRD is deleted fails kopf as a whole. So kopf
+runs in a loop here: the kinds served are the kinds the apiserver's discovery lists; when that set
+changes (a CRD deleted by an uninstall, or installed again), kopf stops cleanly and starts again
+over the new set. A missing CRD never stops the operator: it serves the other kinds and waits for
+it. The Barrack inventory, the Lease and every object's memory live outside kopf and carry over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+import kopf
+
+from barrack_operator.handlers import glue, kinds
+from barrack_operator.handlers.runtime import Runtime
+from barrack_operator.kube import StatusWriter
+from barrack_operator.resources.kinds import KINDS
+from barrack_operator.resources.specs import GROUP, VERSION
+from barrack_operator.settings import Settings
+
+log = logging.getLogger(__name__)
+DISCOVERY_INTERVAL = 5.0
+"""Seconds between two reads of the apiserver's discovery of the barrack.ai group."""
+
+
+async def served_kinds(kube: StatusWriter) -> frozenset[str] | None:
+    """The plurals of the operator's kinds the apiserver serves now (discovery needs no permission
+    beyond being authenticated); None when the apiserver cannot be asked."""
+    try:
+        status, body = await kube.request_json("GET", f"/apis/{GROUP}/{VERSION}")
+    except Exception as exc:
+        log.warning("Reading the apiserver's discovery of %s/%s failed: %s", GROUP, VERSION, exc)
+        return None
+    if status == 404:
+        return frozenset()
+    if status != 200:
+        log.warning("Reading the apiserver's discovery of %s/%s answered %s", GROUP, VERSION, status)
+        return None
+    listed = {r.get("name") for r in body.get("resources", [])}
+    return frozenset(kind.plural for kind in KINDS if kind.plural in listed)
+
+
+async def serve(settings: Settings) -> None:
+    runtime = Runtime(settings)
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    starting = asyncio.create_task(runtime.start(), name="barrack-start")
+    stopping = asyncio.create_task(stop.wait(), name="barrack-stop")
+    try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # a failed start is the process's failure
+            await _serve_kinds(runtime, settings, stop)
+    finally:
+        stopping.cancel()
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        await runtime.stop()
+
+
+async def _serve_kinds(runtime: Runtime, settings: Settings, stop: asyncio.Event) -> None:
+    assert runtime.status_writer is not None
+    kube = runtime.status_writer
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)  # the kubernetes client's kubeconfig / in-cluster logic
+
+    kinds.install(registry, runtime)
+    operator_settings = kopf.OperatorSettings()
+    glue.configure(operator_settings)
+    namespaces = settings.namespaces or ([] if settings.all_namespaces else ["default"])
+    served: frozenset[str] | None = None
+    while not stop.is_set():
+        while (served := await served_kinds(kube)) is None or not served:
+            if served is not None:
+                log.warning("No CRD of %s is installed; waiting for them (kubectl apply -f crds/)", GROUP)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), DISCOVERY_INTERVAL)
+            if stop.is_set():
+                return
+        missing = sorted(kind.plural for kind in KINDS if kind.plural not in served)
+        if missing:
+            log.warning(
+                "The CRDs of %s are not installed: serving the other kinds, and these once they return",
+                ", ".join(f"{plural}.{GROUP}" for plural in missing),
+            )
+        changed = asyncio.Event()
+        watcher = asyncio.create_task(_watch_discovery(kube, served, changed), name="barrack-discovery")
+        try:
+            await kopf.operator(
+                registry=registry,
+                settings=operator_settings,
+                standalone=True,
+                clusterwide=settings.all_namespaces,
+                namespaces=[] if settings.all_namespaces else namespaces,
+                stop_flag=_either(stop, changed),
+            )
+        except Exception as exc:
+            if not is_not_found(exc) and await served_kinds(kube) == served:
+                raise  # not a CRD that went: the process fails, and is started again
+            log.warning("A watch ended as its CRD went (%s); kopf starts again over the kinds served", exc)
+            changed.set()
+            with contextlib.suppress(TimeoutError):  # discovery may lag the watch by a moment
+                await asyncio.wait_for(stop.wait(), DISCOVERY_INTERVAL)
+        finally:
+            watcher.cancel()
+            _stop_on_signals(stop)
+        if not changed.is_set():
+            return  # stopped on a signal
+        log.info("The served kinds changed; kopf starts again over them")
+
+
+async def _watch_discovery(kube: StatusWriter, served: frozenset[str], changed: asyncio.Event) -> None:
+    while True:
+        await asyncio.sleep(DISCOVERY_INTERVAL)
+        now = await served_kinds(kube)
+        if now is not None and now != served:
+            changed.set()
+            return
+
+
+def _either(*events: asyncio.Event) -> asyncio.Future[None]:
+    """A future done as soon as any of the events is set (kopf's stop flag)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    async def wait_one() -> None:
+        waits = [asyncio.ensure_future(event.wait()) for event in events]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        if not done.done():
+            done.set_result(None)
+
+    task = loop.create_task(wait_one())
+    done.add_done_callback(lambda _: task.cancel())
+    return done
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """The apiserver answered 404 (kopf's API errors carry ``status``), here or in its causes."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if getattr(seen, "status", None) == 404:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -1,0 +1,66 @@
+"""The operator's logs: kopf's own formatters (JSON: one object per line with ``timestamp`` in UTC
+with its zone, ``severity`` and ``object``, the reference of the object a line is about; plain: a
+``[namespace/name]`` prefix and times with their zone), and two corrections of kopf's levels."""
+
+from __future__ import annotations
+
+import logging
+
+import kopf
+
+PLAIN_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+TIME_WITH_ZONE = "%Y-%m-%dT%H:%M:%S%z"
+
+
+class _ExpectedWaits(logging.Filter):
+    """Kopf logs a handler that asks to be retried (``kopf.TemporaryError``) at ERROR. The
+    operator's finalizers ask that for every expected wait (a deletion blocked until the instance
+    is SHUTOFF, a detach in progress): such a line is INFO. A real failure is logged at ERROR by
+    the operator itself, with its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.levelno == logging.ERROR
+            and "'finalize-" in str(record.msg)
+            and "failed temporarily" in str(record.msg)
+        ):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger().isEnabledFor(logging.INFO)
+        return True
+
+
+class _GoneCrdWatches(logging.Filter):
+    """A watch whose CRD was deleted fails kopf with a 404 and a traceback; the operator expects it
+    (an uninstall), starts kopf again over the kinds still served and logs that in one line. The
+    traceback is dropped and the line kept at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and getattr(error, "status", None) == 404:
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger().isEnabledFor(logging.INFO)
+        return True
+
+
+def configure_logging(fmt: str, level: str) -> None:
+    """Kopf's own formatters: JSON (one object per line, ``timestamp`` with its zone, ``severity``,
+    and ``object``, the reference of the object a line is about) or plain text (a ``[namespace/name]``
+    prefix on lines about an object; times with their zone)."""
+    if fmt == "json":
+        kopf.configure(log_format=kopf.LogFormat.JSON, log_refkey="object")
+    else:
+        kopf.configure(log_format=PLAIN_LOG_FORMAT, log_prefix=True)  # type: ignore[arg-type]
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if handler.formatter is not None and fmt != "json":
+            handler.formatter.datefmt = TIME_WITH_ZONE
+    root.setLevel(level.upper())
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    for reactor in ("kopf._core.reactor.orchestration", "kopf._core.reactor.running"):
+        logging.getLogger(reactor).addFilter(_GoneCrdWatches())
+    objects = logging.getLogger("kopf.objects")
+    objects.addFilter(_ExpectedWaits())
+    if root.level > logging.DEBUG:
+        objects.setLevel(logging.WARNING)  # one line per handler run otherwise
