@@ -1,6 +1,11 @@
 """Prometheus metrics, served on the metrics port: Barrack calls by route and status, rate-limiter
 wait and queue, reconcile duration by kind, objects by kind and readiness, and per listing kind the
-age of its last successful listing and its failed listings by reason."""
+age of its last successful listing and its failed listings by reason.
+
+Prometheus' conventions hold (a test parses a scrape and checks them): every name starts with
+``barrack_``; counters end in ``_total``; durations are in seconds and say so; every label has a
+bounded set of values (a route of the route table, an HTTP status or ``error``, a kind, a reason
+word; never an object's name or a Barrack id)."""
 
 from __future__ import annotations
 
@@ -15,10 +20,6 @@ from barrack_operator.inventory import Inventory
 BARRACK_CALLS = Counter("barrack_api_calls_total", "Calls to the Barrack API.", ["route", "code"])
 BARRACK_CALL_SECONDS = Histogram("barrack_api_call_seconds", "Duration of Barrack API calls.", ["route"])
 RECONCILE_SECONDS = Histogram("barrack_reconcile_seconds", "Duration of one reconcile.", ["kind"])
-RATE_LIMIT_WAIT = Gauge(
-    "barrack_rate_limiter_wait_seconds_total", "Seconds callers waited for the rate limiter."
-)
-
 RATE_LIMIT_QUEUE = Gauge("barrack_rate_limiter_queued", "Calls waiting for the rate limiter now.")
 OBJECTS = Gauge("barrack_objects", "Watched objects by kind and Ready condition.", ["kind", "ready"])
 
@@ -55,10 +56,25 @@ class InventoryCollector(Collector):
         yield errors
 
 
+class RateLimiterCollector(Collector):
+    """``barrack_rate_limiter_wait_seconds_total``: seconds callers waited for the rate limiter,
+    summed (a counter: rate() of it is the share of time spent waiting)."""
+
+    def __init__(self, waited: Callable[[], float]) -> None:
+        self._waited = waited
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(
+            "barrack_rate_limiter_wait_seconds",
+            "Seconds callers waited for the rate limiter, summed over calls.",
+            value=self._waited(),
+        )
+
+
 def watch_inventory(inventory: Inventory) -> None:
     REGISTRY.register(InventoryCollector(inventory))
     limiter = inventory.client.limiter
-    RATE_LIMIT_WAIT.set_function(lambda: limiter.total_wait_seconds)
+    REGISTRY.register(RateLimiterCollector(lambda: limiter.total_wait_seconds))
     RATE_LIMIT_QUEUE.set_function(lambda: limiter.waiting)
 
 

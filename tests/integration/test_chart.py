@@ -4,6 +4,8 @@ the RBAC proof: the operator run as the chart's ServiceAccount passes the volume
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -48,25 +50,41 @@ LEAST_PRIVILEGE = [
     },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
-SERVICE_MONITOR_CRD = {  # the Prometheus operator's CRD, reduced to what a dry run of ours needs
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-    "spec": {
-        "group": "monitoring.coreos.com",
-        "names": {"kind": "ServiceMonitor", "plural": "servicemonitors", "singular": "servicemonitor"},
-        "scope": "Namespaced",
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                },
-            }
-        ],
-    },
+
+
+def monitoring_crd(kind: str) -> dict[str, Any]:
+    """One of the Prometheus operator's CRDs, reduced to what a dry run of ours needs."""
+    plural = kind.lower() + "s"
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.monitoring.coreos.com"},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
+                }
+            ],
+        },
+    }
+
+
+SERVICE_MONITOR_CRD = monitoring_crd("ServiceMonitor")
+PROMETHEUS_RULE_CRD = monitoring_crd("PrometheusRule")
+ALERTS = {
+    "BarrackInventoryStale",
+    "BarrackApiErrors",
+    "BarrackRateLimited",
+    "BarrackObjectsNotReady",
+    "BarrackInventoryErrors",
 }
 
 
@@ -335,3 +353,45 @@ def test_rbac_proof_operator_as_the_chart_service_account(
     # A refusal reads "Forbidden" in kopf's errors and "403, message=" in the status writer's;
     # a bare "403" also occurs in uids and timestamps.
     assert "Forbidden" not in log and "403, message=" not in log, log[-5000:]
+
+
+def monitoring_docs(namespace: str) -> list[dict[str, Any]]:
+    return render(
+        namespace,
+        "apiKey.value=k",
+        "metrics.prometheusRule.enabled=true",
+        "metrics.grafanaDashboard.enabled=true",
+    )
+
+
+def monitoring_queries(docs: list[dict[str, Any]]) -> list[str]:
+    """Every PromQL expression of the chart's alerts and dashboard."""
+    rule = by_kind(docs, "PrometheusRule")[0]
+    alerts = [r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]]
+    dashboard = json.loads(next(iter(by_kind(docs, "ConfigMap")[0]["data"].values())))
+    return alerts + [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+
+
+def test_alerts_and_dashboard_are_optional_render_lint_and_apply(kube: Kube) -> None:
+    assert not by_kind(render(kube.namespace, "apiKey.value=k"), "PrometheusRule")
+    assert not by_kind(render(kube.namespace, "apiKey.value=k"), "ConfigMap")
+    kube.plane.kubectl("apply", "-f", "-", input_text=yaml.safe_dump(PROMETHEUS_RULE_CRD))
+    kube.plane.kubectl("wait", "--for=condition=Established", "crd/prometheusrules.monitoring.coreos.com")
+    docs = monitoring_docs(kube.namespace)
+    rules = [r for g in by_kind(docs, "PrometheusRule")[0]["spec"]["groups"] for r in g["rules"]]
+    assert {r["alert"] for r in rules} == ALERTS
+    for rule in rules:
+        assert rule["expr"] and rule["for"] and rule["labels"]["severity"], rule
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule
+    dashboard = by_kind(docs, "ConfigMap")[0]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    panels = json.loads(dashboard["data"]["barrack-operator.json"])["panels"]
+    assert len(panels) >= 8 and all(p["targets"] for p in panels)
+    assert all(re.search(r"barrack_[a-z_]+", q) for q in monitoring_queries(docs))
+    lint = helm(
+        "lint", str(CHART), "--set", "apiKey.value=k", "--set", "metrics.prometheusRule.enabled=true",
+        "--set", "metrics.grafanaDashboard.enabled=true", "--strict",
+    )  # fmt: skip
+    assert "0 chart(s) failed" in lint.stdout, lint.stdout
+    out = dry_run(kube, docs)
+    assert "prometheusrule.monitoring.coreos.com/barrack-barrack-operator created (server dry run)" in out

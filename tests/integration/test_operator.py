@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from barrack_operator.barrack.routes import ROUTES
 from barrack_operator.devcluster.cluster import free_port
+from barrack_operator.inventory import Inventory
+from barrack_operator.resources.kinds import KINDS
 from tests.integration.conftest import (
     API_KEY,
     OPERATOR_SETTINGS,
@@ -24,6 +30,7 @@ from tests.integration.conftest import (
     wait_for,
 )
 from tests.integration.scenarios import barrack_volume, create_attach_blocked_detach_delete
+from tests.integration.test_chart import monitoring_docs, monitoring_queries
 
 pytestmark = pytest.mark.integration
 
@@ -264,3 +271,48 @@ def test_metrics_count_objects_by_kind_and_readiness(
 
         text = wait_for(complete, 30, what="the metrics to count both volumes")
         assert 'route="create_volume"' in text and "barrack_rate_limiter_queued" in text
+        assert_prometheus_conventions(text)
+        # Every series the chart's alerts and dashboard query is one the operator exports.
+        families = list(text_string_to_metric_families(text))  # a counter with no sample yet is declared
+        exported = {s.name for f in families for s in f.samples} | {f"{f.name}_total" for f in families}
+        queried = {
+            m
+            for q in monitoring_queries(monitoring_docs(kube.namespace))
+            for m in re.findall(r"barrack_[a-z_]+", q)
+        }
+        assert queried and queried <= exported, queried - exported
+
+
+BOUNDED_LABELS: dict[str, Callable[[str], bool]] = {
+    "route": lambda v: v in ROUTES,
+    "code": lambda v: v == "error" or (v.isdigit() and len(v) == 3),
+    "kind": lambda v: v in {k.kind for k in KINDS} | set(Inventory.KINDS),
+    "ready": lambda v: v in {"true", "false"},
+    "reason": lambda v: v.isidentifier() and v[0].isupper(),
+    "le": lambda v: True,  # histogram buckets: a fixed set
+}
+"""Every label the operator's metrics may carry, and the values it may take: a bounded set each
+(an object's name, namespace or Barrack id as a label would grow without bound)."""
+
+
+def assert_prometheus_conventions(text: str) -> None:
+    """Parse a scrape with prometheus-client's own parser and hold every barrack_ family to
+    Prometheus' naming conventions: counters end in _total, nothing else does, durations are in
+    seconds, labels are bounded."""
+    families = list(text_string_to_metric_families(text))
+    ours = [f for f in families if not f.name.startswith(("python_", "process_"))]
+    assert ours and all(f.name.startswith("barrack_") for f in ours), [f.name for f in ours]
+    for family in ours:
+        names = {sample.name for sample in family.samples}
+        if family.type == "counter":
+            assert names <= {f"{family.name}_total", f"{family.name}_created"}, (family.name, names)
+        else:
+            assert not family.name.endswith("_total"), (
+                f"{family.name} is a {family.type} named like a counter"
+            )
+        if family.type == "histogram" or any(w in family.name for w in ("wait", "duration", "age")):
+            assert "_seconds" in family.name, f"{family.name}: a duration names its unit"
+        for sample in family.samples:
+            for label, value in sample.labels.items():
+                assert label in BOUNDED_LABELS, f"{family.name} has the unbounded label {label}"
+                assert BOUNDED_LABELS[label](value), f"{family.name}{{{label}={value!r}}}"

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
 from typing import Any
 
 import kopf
@@ -29,6 +31,8 @@ from barrack_operator.settings import Settings
 log = logging.getLogger(__name__)
 DISCOVERY_INTERVAL = 5.0
 """Seconds between two reads of the apiserver's discovery of the barrack.ai group."""
+KOPF_STOP_GRACE = 20.0
+"""Seconds kopf is given to stop when the served kinds change."""
 
 
 async def served_kinds(kube: StatusWriter) -> frozenset[str] | None:
@@ -97,15 +101,19 @@ async def _serve_kinds(runtime: Runtime, settings: Settings, stop: asyncio.Event
             )
         changed = asyncio.Event()
         watcher = asyncio.create_task(_watch_discovery(kube, served, changed), name="barrack-discovery")
-        try:
-            await kopf.operator(
+        running = asyncio.create_task(
+            kopf.operator(
                 registry=registry,
                 settings=operator_settings,
                 standalone=True,
                 clusterwide=settings.all_namespaces,
                 namespaces=[] if settings.all_namespaces else namespaces,
                 stop_flag=_either(stop, changed),
-            )
+            ),
+            name="kopf",
+        )
+        try:
+            await _stopped_in_time(running, changed)
         except Exception as exc:
             if not is_not_found(exc) and await served_kinds(kube) == served:
                 raise  # not a CRD that went: the process fails, and is started again
@@ -119,6 +127,33 @@ async def _serve_kinds(runtime: Runtime, settings: Settings, stop: asyncio.Event
         if not changed.is_set():
             return  # stopped on a signal
         log.info("The served kinds changed; kopf starts again over them")
+
+
+async def _stopped_in_time(running: asyncio.Task[None], changed: asyncio.Event) -> None:
+    """Await kopf; once the served kinds changed, give it KOPF_STOP_GRACE seconds to stop. Kopf can
+    hang stopping a watch whose CRD went mid-request; then the process starts itself again in
+    place (the same pid, its log and its pod's Lease identity), which is what a restart would do."""
+    changed_wait = asyncio.ensure_future(changed.wait())
+    try:
+        await asyncio.wait({running, changed_wait}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        changed_wait.cancel()
+    if not running.done():
+        done, _ = await asyncio.wait({running}, timeout=KOPF_STOP_GRACE)
+        if not done:
+            log.warning(
+                "Kopf did not stop within %.0f s after the served kinds changed; the operator starts "
+                "itself again in place",
+                KOPF_STOP_GRACE,
+            )
+            restart_in_place()
+    await running
+
+
+def restart_in_place() -> None:
+    """Replace this process by a fresh run of the same command line (same pid)."""
+    logging.shutdown()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 async def _watch_discovery(kube: StatusWriter, served: frozenset[str], changed: asyncio.Event) -> None:
