@@ -15,7 +15,7 @@ FROM ${PYTHON_IMAGE} AS install
 COPY requirements.lock /tmp/requirements.lock
 COPY --from=build /wheels /wheels
 RUN python -m venv /opt/barrack \
- && /opt/barrack/bin/pip install --no-cache-dir --no-deps -r /tmp/requirements.lock \
+ && /opt/barrack/bin/pip install --no-cache-dir --no-deps --require-hashes -r /tmp/requirements.lock \
  && /opt/barrack/bin/pip install --no-cache-dir --no-deps /wheels/*.whl \
  && /opt/barrack/bin/pip check \
  && /opt/barrack/bin/pip uninstall --yes pip

@@ -11,5 +11,11 @@ if [[ ! -x "$venv/bin/python" ]]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]"
+pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+# The runtime dependencies exactly as the image gets them (every file checked against the lock's
+# hashes), then the project and its test tools with the lock as constraints (pip cannot hash an
+# editable install, so the constraints are the lock's pins without their hashes).
+"${pip[@]}" --require-hashes --no-deps -r requirements.lock
+sed -e '/--hash=/d' -e 's/ *\\$//' requirements.lock > "$venv/constraints.txt"
+"${pip[@]}" -c "$venv/constraints.txt" -e ".[test]"
 bash hack/control-plane.sh >/dev/null

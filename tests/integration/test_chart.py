@@ -395,3 +395,18 @@ def test_alerts_and_dashboard_are_optional_render_lint_and_apply(kube: Kube) -> 
     assert "0 chart(s) failed" in lint.stdout, lint.stdout
     out = dry_run(kube, docs)
     assert "prometheusrule.monitoring.coreos.com/barrack-barrack-operator created (server dry run)" in out
+
+
+def test_network_policy_and_image_digest_are_optional_and_apply(kube: Kube) -> None:
+    plain = render(kube.namespace, "apiKey.value=k")
+    assert not by_kind(plain, "NetworkPolicy")
+    digest = "sha256:" + "0123456789abcdef" * 4
+    docs = render(kube.namespace, "apiKey.value=k", "networkPolicy.enabled=true", f"image.digest={digest}")
+    policy = by_kind(docs, "NetworkPolicy")[0]["spec"]
+    assert {p["port"] for rule in policy["egress"] for p in rule["ports"]} == {53, 443, 6443}
+    assert {p["port"] for p in policy["ingress"][0]["ports"]} == {"metrics", "health"}
+    container = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"].endswith(f"@{digest}")
+    assert "networkpolicy.networking.k8s.io/barrack-barrack-operator created (server dry run)" in dry_run(
+        kube, docs
+    )

@@ -44,7 +44,7 @@ def test_dockerfile_pins_its_base_and_runs_as_a_numeric_non_root_user() -> None:
     assert 'ENTRYPOINT ["barrack-operator"]' in final
     # The last stage only copies the installed environment: no build, no pip, no source.
     assert "RUN " not in final and "COPY --from=install /opt/barrack /opt/barrack" in final
-    assert "--no-deps -r /tmp/requirements.lock" in DOCKERFILE and "pip check" in DOCKERFILE
+    assert "--no-deps --require-hashes -r /tmp/requirements.lock" in DOCKERFILE and "pip check" in DOCKERFILE
 
 
 def test_wheel_installs_from_the_lock_as_the_dockerfile_does(tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ def test_wheel_installs_from_the_lock_as_the_dockerfile_does(tmp_path: Path) -> 
     env_dir = tmp_path / "opt-barrack"
     venv.create(env_dir, with_pip=True)
     pip = [env_dir / "bin" / "python", "-m", "pip", "--disable-pip-version-check"]
-    _run(*pip, "install", "--quiet", "--no-deps", "-r", ROOT / "requirements.lock")
+    _run(*pip, "install", "--quiet", "--no-deps", "--require-hashes", "-r", ROOT / "requirements.lock")
     (wheel,) = wheels.glob("barrack_operator-*.whl")
     shipped = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert {"barrack_operator", "barrack_sim"} <= shipped and "barrack_testkit" not in shipped, shipped
