@@ -157,6 +157,7 @@ def running_operator(
     metrics_port: int = 0,
     liveness_port: int = 0,
     extra_namespaces: list[str] | None = None,
+    extra_env: dict[str, str] | None = None,
     request: pytest.FixtureRequest | None = None,
 ) -> Iterator[Operator]:
     """The operator watching the test's namespace, at the log level ``settings`` give (debug by
@@ -164,7 +165,10 @@ def running_operator(
     it, tracebacks included) may not hold the API key."""
     op = OperatorProcess(
         log_dir / "operator.log",
-        operator_env(kubeconfig or kube.plane.kubeconfig, sim.api, api_key_file, **settings),
+        {
+            **operator_env(kubeconfig or kube.plane.kubeconfig, sim.api, api_key_file, **settings),
+            **(extra_env or {}),
+        },
         [
             *(f"--namespace={ns}" for ns in [kube.namespace, *(extra_namespaces or [])]),
             *("--liveness-port", str(liveness_port), "--metrics-port", str(metrics_port)),

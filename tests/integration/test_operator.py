@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -46,18 +48,45 @@ def test_create_attach_blocked_detach_and_delete(kube: Kube, sim: Sim, operator:
     create_attach_blocked_detach_delete(kube, sim)
 
 
-def test_delete_while_attached_waits_for_shutoff(kube: Kube, sim: Sim, operator: Operator) -> None:
-    _ready_instance(kube, sim)
-    kube.apply(volume("data", instanceRef={"name": "web-1"}))
-    kube.wait_condition("bvol", "data", "Attached", "True")
-    volume_id = kube.get("bvol", "data")["status"]["id"]  # type: ignore[index]
-    kube.run("delete", "bvol", "data", "--wait=false")
-    kube.wait_condition("bvol", "data", "Synced", "False", reason="DeletionBlocked")
-    assert kube.get("bvol", "data")["metadata"]["finalizers"] == ["barrack.ai/finalizer"]  # type: ignore[index]
-    assert barrack_volume(sim, volume_id) is not None
-    kube.patch("binst", "web-1", {"spec": {"powerState": "Stopped"}})
-    wait_for(lambda: kube.get("bvol", "data") is None, 60, what="the volume object to go")
-    assert barrack_volume(sim, volume_id) is None
+def test_delete_while_attached_waits_for_shutoff_logged_as_a_wait(
+    kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The blocked deletion, with JSON logs: every line is one JSON object with a zoned timestamp,
+    lines about an object carry its reference, the expected wait is INFO (never ERROR), and the
+    events name the operator, its pod and what it did."""
+    settings = {**OPERATOR_SETTINGS, "LOG_FORMAT": "json", "LOG_LEVEL": "info"}
+    with running_operator(
+        kube, sim, api_key_file, tmp_path, settings, extra_env={"POD_NAME": "barrack-operator-7d9f-abcde"},
+        request=request,
+    ) as op:  # fmt: skip
+        _ready_instance(kube, sim)
+        kube.apply(volume("data", instanceRef={"name": "web-1"}))
+        kube.wait_condition("bvol", "data", "Attached", "True")
+        volume_id = kube.get("bvol", "data")["status"]["id"]  # type: ignore[index]
+        kube.run("delete", "bvol", "data", "--wait=false")
+        kube.wait_condition("bvol", "data", "Synced", "False", reason="DeletionBlocked")
+        assert kube.get("bvol", "data")["metadata"]["finalizers"] == ["barrack.ai/finalizer"]  # type: ignore[index]
+        assert barrack_volume(sim, volume_id) is not None
+        time.sleep(3)  # a few retries of the blocked deletion
+        kube.patch("binst", "web-1", {"spec": {"powerState": "Stopped"}})
+        wait_for(lambda: kube.get("bvol", "data") is None, 60, what="the volume object to go")
+        assert barrack_volume(sim, volume_id) is None
+        events = json.loads(kube.run("get", "events", "-o", "json").stdout)["items"]
+    lines = [json.loads(line) for line in op.log().splitlines() if line.strip()]
+    assert lines and all(re.search(r"[+-]\d\d:\d\d$|Z$", line["timestamp"]) for line in lines)
+    waits = [line for line in lines if "failed temporarily" in line["message"]]
+    assert waits and all(line["severity"] == "info" for line in waits), waits[:3]
+    assert all(
+        line["object"]["name"] == "data" and line["object"]["namespace"] == kube.namespace for line in waits
+    )
+    assert not [line for line in lines if line["severity"] in ("error", "fatal")], (
+        "an expected wait logged an error"
+    )
+    ours = [e for e in events if e["involvedObject"]["name"] in ("data", "web-1")]
+    assert ours and all(e["reportingComponent"] == "barrack-operator" for e in ours)
+    assert all(e["reportingInstance"] == "barrack-operator-7d9f-abcde" for e in ours)
+    actions = {(e["reason"], e["action"]) for e in ours}
+    assert {("Created", "Create"), ("DeletionBlocked", "Delete"), ("Deleting", "Delete")} <= actions, actions
 
 
 def test_retain_keeps_thebarrack_volume(kube: Kube, sim: Sim, operator: Operator) -> None:
