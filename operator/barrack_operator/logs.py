@@ -5,11 +5,16 @@ with its zone, ``severity`` and ``object``, the reference of the object a line i
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import kopf
 
 PLAIN_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-TIME_WITH_ZONE = "%Y-%m-%dT%H:%M:%S%z"
+
+
+def _utc_time(record: logging.LogRecord, datefmt: str | None = None) -> str:
+    """RFC 3339 in UTC with milliseconds and the zone: 2026-12-02T14:13:37.123+00:00."""
+    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
 
 
 class _ExpectedWaits(logging.Filter):
@@ -54,7 +59,7 @@ def configure_logging(fmt: str, level: str) -> None:
     root = logging.getLogger()
     for handler in root.handlers:
         if handler.formatter is not None and fmt != "json":
-            handler.formatter.datefmt = TIME_WITH_ZONE
+            handler.formatter.formatTime = _utc_time  # type: ignore[method-assign]
     root.setLevel(level.upper())
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)

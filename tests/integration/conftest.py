@@ -35,13 +35,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     setattr(item, f"rep_{report.when}", report)
 
 
+@contextlib.contextmanager
+def started_control_plane(work_dir: Path) -> Iterator[ControlPlane]:
+    """etcd and kube-apiserver with the CRDs installed, stopped afterwards."""
+    plane = ControlPlane(work_dir=work_dir)
+    plane.start()
+    try:
+        plane.install_crds(ROOT / "crds")
+        yield plane
+    finally:
+        plane.stop()
+
+
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    plane = ControlPlane(work_dir=tmp_path_factory.mktemp("control-plane"))
-    plane.start()
-    plane.install_crds(ROOT / "crds")
-    yield plane
-    plane.stop()
+    with started_control_plane(tmp_path_factory.mktemp("control-plane")) as plane:
+        yield plane
 
 
 @dataclass

@@ -410,3 +410,14 @@ def test_network_policy_and_image_digest_are_optional_and_apply(kube: Kube) -> N
     assert "networkpolicy.networking.k8s.io/barrack-barrack-operator created (server dry run)" in dry_run(
         kube, docs
     )
+
+
+def test_a_bare_helm_template_assumes_a_current_kubernetes() -> None:
+    """The helm the harness builds carries the Kubernetes version of its client-go (as helm's own
+    release builds do), so ``helm template`` and ``helm lint`` without --kube-version meet the
+    chart's kubeVersion (a helm built without it assumes 1.20 and refuses the chart)."""
+    assert 'kubeVersion: ">=1.28.0-0"' in (CHART / "Chart.yaml").read_text()
+    result = helm("template", "x", str(CHART), "--set", "apiKey.value=k", check=False)
+    assert result.returncode == 0 and "kind: Deployment" in result.stdout, result.stderr
+    lint = helm("lint", str(CHART), "--set", "apiKey.value=k", "--strict")
+    assert "0 chart(s) failed" in lint.stdout

@@ -39,7 +39,7 @@ def _holder(kube: Kube) -> str | None:
 
 def _logged_at(log: str, text: str) -> datetime:
     line = next(line for line in log.splitlines() if text in line)
-    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+    return datetime.fromisoformat(line.split(" ", 1)[0])  # RFC 3339, UTC, milliseconds
 
 
 def test_a_standby_finishes_a_killed_leaders_work_without_duplicates(

@@ -28,6 +28,7 @@ from tests.integration.conftest import (
     Sim,
     instance,
     ssh_key,
+    started_control_plane,
     volume,
     wait_for,
 )
@@ -40,11 +41,8 @@ KIND_CRDS = ("barrackvolumes", "barrackinstances", "barrackfirewalls", "barracks
 @pytest.fixture(scope="module")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """This module's own etcd and kube-apiserver: its tests delete and replace CRDs."""
-    plane = ControlPlane(work_dir=tmp_path_factory.mktemp("uninstall-plane"))
-    plane.start()
-    plane.install_crds(ROOT / "crds")
-    yield plane
-    plane.stop()
+    with started_control_plane(tmp_path_factory.mktemp("uninstall-plane")) as plane:
+        yield plane
 
 
 def _crd_names() -> list[str]:

@@ -39,6 +39,27 @@ def test_every_schema_field_has_a_description() -> None:
         walk(schema, kind.kind)
 
 
+def test_crds_follow_the_api_conventions() -> None:
+    """Issue 19: conditions are a list-map keyed by type (one per type; server-side apply merges
+    them by type), lastTransitionTime is an RFC 3339 date-time, status is True, False or Unknown;
+    the CRDs tell Helm to keep them."""
+    for kind in KINDS:
+        crd = crds.crd(kind)
+        status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]  # type: ignore[index]
+        conditions = status["properties"]["conditions"]
+        assert conditions["x-kubernetes-list-type"] == "map"
+        assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+        item = conditions["items"]
+        assert "type" in item["required"]
+        assert item["properties"]["lastTransitionTime"] == {
+            **item["properties"]["lastTransitionTime"],
+            "type": "string",
+            "format": "date-time",
+        }
+        assert item["properties"]["status"]["enum"] == ["True", "False", "Unknown"]
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"  # type: ignore[index]
+
+
 def _imports(path: Path) -> set[str]:
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
