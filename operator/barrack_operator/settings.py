@@ -67,6 +67,9 @@ class Settings:
     max_backoff: float = field(default=300.0, metadata=_meta("BARRACK_MAX_BACKOFF", **SECONDS))
     """The longest wait between two tries of a create or action that keeps failing (s; at least
     blocked_requeue)."""
+    billing_interval: float = field(default=3600.0, metadata=_meta("BARRACK_BILLING_INTERVAL", **SECONDS))
+    """Seconds between two asks of a resource's billing route (status.cost.accrued); prices are
+    asked again hourly."""
     stale_after_failed_polls: int = field(
         default=3, metadata=_meta("BARRACK_STALE_AFTER_FAILED_POLLS", ge=1, le=1000)
     )

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from barrack_operator.barrack import models as m
+from barrack_sim import money
 from barrack_sim.clock import SimClock
 from barrack_sim.errors import Conflict, Invalid, Missing, NoCredits
 
@@ -44,8 +45,6 @@ DETACH_REFUSAL = (
 DETACH_REFUSAL_OLD_RULE = (
     "Cannot detach: Volume is attached to a {status} instance. The instance must be ACTIVE to detach volumes."
 )
-VOLUME_PRICE_PER_GB_HOUR = 0.0001
-GPU_PRICE_PER_HOUR = 1.0
 
 DetachRule = Literal["shutoff", "active"]
 VS, IS, FS = m.VolumeState, m.InstanceState, m.FirewallState
@@ -94,7 +93,14 @@ class Account:
         self.created: list[tuple[str, str]] = []
         """(id, name) of every volume, instance, firewall and SSH key ever created, in order."""
         self._public_ip_wanted: dict[str, bool] = {}
+        self._public_ips: dict[str, str] = {}
+        self._ip_numbers = itertools.count(2)
         self._ids = itertools.count(self.config.first_id)
+        self.ledger = money.Ledger(counted_at=self.clock.now())
+        self._wall_start = datetime.now(UTC)
+        self._clock_start = self.clock.now()
+        self.depleted = False
+        """The balance ran out: every instance is being hibernated until a top-up."""
         for region in m.Region:
             for name in ("Ubuntu 22.04", "Ubuntu 24.04 CUDA 12"):
                 image = m.OSImage(id=self._new_id("I"), name=name, region=region.value)
@@ -111,13 +117,73 @@ class Account:
         )
 
     def tick(self) -> None:
-        """Apply every transition that is due, earliest first."""
+        """Apply every transition that is due, earliest first; then bill the time since the last
+        tick, and hibernate every instance once the balance is spent."""
         now = self.clock.now()
         due = sorted(((t.due, rid) for rid, t in self._pending.items() if t.due <= now))
         for _, rid in due:
             transition = self._pending.pop(rid, None)
             if transition is not None:
                 transition.apply()
+        self._bill(now)
+        if self.depleted:
+            self._hibernate_all()
+
+    # Money ---------------------------------------------------------------------------------------
+
+    def hourly_burn(self) -> float:
+        """What the account's resources cost per hour now, at the published prices."""
+        currency = self.config.currency
+        return sum(money.instance_hourly(i, currency) for i in self.instances.values()) + sum(
+            money.volume_hourly(v.size_gb, v.volume_type, currency) for v in self.volumes.values()
+        )
+
+    def _bill(self, now: float) -> None:
+        last = self.ledger.counted_at
+        self.ledger.counted_at = now
+        if last is None or now <= last:
+            return
+        minutes = (now - last) / 60
+        at = money.wall_time(now, self._clock_start, self._wall_start)
+        currency = self.config.currency
+        spent = 0.0
+        for instance in self.instances.values():
+            status = "hibernated" if instance.status == IS.HIBERNATED else "active"
+            hourly = money.instance_hourly(instance, currency)
+            spent += self.ledger.bill(instance.id, instance.name, hourly, status, minutes, at)
+        for volume in self.volumes.values():
+            hourly = money.volume_hourly(volume.size_gb, volume.volume_type, currency)
+            spent += self.ledger.bill(volume.id, volume.name, hourly, "active", minutes, at)
+        self.config.balance = max(0.0, self.config.balance - spent)
+        if self.config.balance <= 0 and spent > 0:
+            self.depleted = True
+
+    def _hibernate_all(self) -> None:
+        """Credits depleted: Barrack hibernates the account's instances to keep their data [doc]."""
+        for instance in self.instances.values():
+            if instance.status in (IS.ACTIVE, IS.SHUTOFF) and not self._busy(instance.id):
+                instance.status = IS.HIBERNATING
+
+                def done(instance: m.VMInstance = instance) -> None:
+                    instance.status = IS.HIBERNATED
+                    self._assign_public_ip(instance)
+
+                self._schedule(instance.id, "hibernate", done)
+
+    def top_up(self, amount: float) -> float:
+        self.config.balance += amount
+        if self.config.balance > 0:
+            self.depleted = False
+        return self.config.balance
+
+    def billing(self, resource_id: str, id_key: str) -> tuple[list[dict[str, object]], dict[str, object]]:
+        if (
+            resource_id not in self.instances
+            and resource_id not in self.volumes
+            and (resource_id not in self.ledger.records)
+        ):
+            raise Missing(f"No resource {resource_id}")
+        return self.ledger.page(resource_id, id_key, self.config.currency)
 
     def pending(self) -> int:
         return len(self._pending)
@@ -187,7 +253,7 @@ class Account:
             raise Invalid(f"size_gb must be between {MIN_VOLUME_GB} and {MAX_VOLUME_GB}")
         if req.bootable:
             self._check_image(req.image_id, req.region)
-        self._charge_check(req.size_gb * VOLUME_PRICE_PER_GB_HOUR)
+        self._charge_check(money.volume_hourly(req.size_gb, req.volume_type, self.config.currency))
         volume = m.Volume(
             id=self._new_id("V"),
             name=req.name,
@@ -349,7 +415,7 @@ class Account:
             raise Conflict(
                 f"{req.gpu_model} x{req.gpu_count} is out of stock in {req.region}", "out_of_stock"
             )
-        self._charge_check(req.gpu_count * GPU_PRICE_PER_HOUR)
+        self._charge_check(money.instance_full_hourly(req.gpu_model, req.gpu_count, self.config.currency))
         rules = [m.FirewallRule(id=self._new_id("R"), **r.model_dump()) for r in req.security_rules or []]
         instance = m.VMInstance(
             id=self._new_id("D"),
@@ -381,10 +447,19 @@ class Account:
         self._schedule(instance.id, "create_instance", done)
         return instance
 
-    def _assign_public_ip(self, instance: m.VMInstance) -> None:
+    def _assign_public_ip(self, instance: m.VMInstance, *, fresh: bool = False) -> None:
+        """An ACTIVE instance that wants one has a public IP; it keeps it through stop and start,
+        and gets a new one after hibernation (the old one went back to the pool)."""
         wanted = self._public_ip_wanted.get(instance.id, True)
-        suffix = int(instance.id[4:-1]) % 250 + 2
-        instance.public_ip = f"203.0.113.{suffix}" if wanted and instance.status == IS.ACTIVE else None
+        if fresh or instance.status == IS.HIBERNATED:
+            self._public_ips.pop(instance.id, None)
+        if wanted and instance.status == IS.ACTIVE:
+            if instance.id not in self._public_ips:
+                n = next(self._ip_numbers)
+                self._public_ips[instance.id] = f"203.0.{113 + n // 250}.{n % 250 + 2}"
+            instance.public_ip = self._public_ips[instance.id]
+        else:
+            instance.public_ip = None
 
     _ACTIONS: dict[str, tuple[frozenset[m.InstanceState], m.InstanceState, m.InstanceState]] = {
         "start": (frozenset({IS.SHUTOFF}), IS.STARTING, IS.ACTIVE),
@@ -401,6 +476,10 @@ class Account:
             names = " or ".join(sorted(s.value for s in allowed))
             raise Conflict(
                 f"Cannot {action} instance {instance_id}: it is {instance.status}, {action} needs {names}"
+            )
+        if action in ("start", "restore"):  # billed in full again: the balance must cover an hour
+            self._charge_check(
+                money.instance_full_hourly(instance.gpu_model, instance.gpu_count, self.config.currency)
             )
         instance.status = moving
 

@@ -27,6 +27,7 @@ from starlette.routing import Mount, Route
 
 from barrack_operator.barrack import models as m
 from barrack_operator.barrack.routes import LEGACY_AUTH, ROUTES, STANDARD_AUTH, Auth
+from barrack_sim import money
 from barrack_sim.account import Account
 from barrack_sim.errors import Invalid, SimError, Unauthenticated
 from barrack_sim.faults import FaultInjector
@@ -129,8 +130,21 @@ def _handlers() -> dict[str, Handler]:  # noqa: PLR0915 - one table, one entry a
     @route("get_pricing")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
         req: m.PricingRequest = await _body(rq, m.PricingRequest)
-        hourly = (req.volume_size_gb or 0) * 0.0001 + (req.gpu_count or 0) * 1.0
-        return {"pricing": {"currency": req.currency, "tier": req.tier, "hourly": round(hourly, 4)}}
+        try:
+            hourly = money.quote(req)
+        except KeyError as exc:
+            raise Invalid(str(exc.args[0])) from None
+        return {"pricing": {"currency": req.currency, "tier": req.tier, "hourly": round(hourly, 6)}}
+
+    @route("get_instance_billing")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        records, summary = a.billing(rq.path_params["id"], "instance_id")
+        return {**_paged(rq, "records", records), "summary": summary}
+
+    @route("get_volume_billing")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        records, summary = a.billing(rq.path_params["id"], "volume_id")
+        return {**_paged(rq, "records", records), "summary": summary}
 
     @route("list_volume_types")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
@@ -408,8 +422,17 @@ def _admin_routes(sim: Simulator) -> list[Route]:
                 "transition_overrides": cfg.transition_overrides,
                 "detach_rule": cfg.detach_rule,
                 "balance": cfg.balance,
+                "hourly_burn": sim.account.hourly_burn(),
+                "depleted": sim.account.depleted,
             }
         )
+
+    async def top_up(request: Request) -> Response:
+        """Add credit (``{"amount": 50}``); instances hibernated for want of it stay hibernated
+        until restored."""
+        values = json.loads(await request.body() or b"{}")
+        balance = sim.account.top_up(float(values.get("amount", 0)))
+        return JSONResponse({"balance": balance, "currency": sim.account.config.currency})
 
     async def advance(request: Request) -> Response:
         values = json.loads(await request.body() or b"{}")
@@ -440,6 +463,7 @@ def _admin_routes(sim: Simulator) -> list[Route]:
         Route("/faults", faults, methods=["GET", "POST"]),
         Route("/config", config, methods=["GET", "POST"]),
         Route("/advance", advance, methods=["POST"]),
+        Route("/top-up", top_up, methods=["POST"]),
         Route("/state", state, methods=["POST"]),
         Route("/healthz", health, methods=["GET"]),
     ]

@@ -52,6 +52,9 @@ async def test_every_route_is_served(client: BarrackClient, sim: Simulator) -> N
     sim.account.clock.advance(10)
     assert [v.id async for v in client.iter_volumes()] == [volume.id]
     await client.get_volume(volume.id)
+    assert (await client.get_volume_billing(volume.id)).summary.totalCost > 0 and (
+        await client.get_instance_billing(instance.id)
+    ).records
     await client.resize_volume(volume.id, 200)
     sim.account.clock.advance(10)
     clone = await client.clone_volume(volume.id, "data-clone")

@@ -225,6 +225,12 @@ class BarrackClient:
     async def get_pricing(self, request: m.PricingRequest) -> m.PricingResponse:
         return await self._call("get_pricing", m.PricingResponse, body=request)
 
+    async def get_instance_billing(self, instance_id: str) -> m.BillingResponse:
+        return await self._call("get_instance_billing", m.BillingResponse, id=instance_id)
+
+    async def get_volume_billing(self, volume_id: str) -> m.BillingResponse:
+        return await self._call("get_volume_billing", m.BillingResponse, id=volume_id)
+
     async def list_volume_types(self) -> list[dict[str, Any]]:
         return [
             t async for t in self._paginate("list_volume_types", m.VolumeTypeListResponse, "volume_types")

@@ -315,9 +315,12 @@ class CreateSSHKeyRequest(WireModel):
     public_key: str
 
 
+Currency = Literal["USD", "EUR", "INR"]
+
+
 class PricingRequest(WireModel):
     tier: Literal["legacy", "advanced"] = "legacy"
-    currency: Literal["USD", "EUR", "INR"] = "USD"
+    currency: Currency = "USD"
     resource_type: Literal["volume", "instance"]
     volume_size_gb: int | None = None
     volume_type: str | None = None
@@ -387,6 +390,25 @@ class BalanceResponse(Envelope):
     balance: float
 
 
+class BillingSummary(ReplyModel):
+    """Published in camelCase, unlike the rest of the API [doc]."""
+
+    totalMinutes: float = 0.0
+    totalCost: float = 0.0
+    activeCount: int = 0
+
+
+class BillingResponse(Page):
+    records: list[dict[str, Any]]
+    summary: BillingSummary
+
+
+class PricingQuote(ReplyModel):
+    currency: str
+    tier: str = ""
+    hourly: float
+
+
 class RegionListResponse(Page):
     regions: list[dict[str, Any]]
 
@@ -404,7 +426,7 @@ class ProtocolListResponse(Envelope):
 
 
 class PricingResponse(Envelope):
-    pricing: dict[str, Any]
+    pricing: PricingQuote
 
 
 class FirewallRuleResponse(Envelope):

@@ -25,10 +25,12 @@ class Route:
     name: str
     method: Method
     path: str
+    reads_only: bool = False
+    """A POST that changes nothing (the price quote): retried and prioritized as a read."""
 
     @property
     def is_read(self) -> bool:
-        return self.method is Method.GET
+        return self.method is Method.GET or self.reads_only
 
     def url(self, **params: str) -> str:
         return self.path.format(**params)
@@ -43,7 +45,7 @@ ROUTES: dict[str, Route] = {
         Route("list_regions", G, "/regions/"),
         Route("list_gpu_stocks", G, "/gpu-stocks/"),
         Route("list_os_images", G, "/os-images/"),
-        Route("get_pricing", P, "/pricing/"),
+        Route("get_pricing", P, "/pricing/", reads_only=True),
         Route("list_volume_types", G, "/volume-types/"),
         Route("list_volumes", G, "/volumes/"),
         Route("create_volume", P, "/volumes/"),
@@ -51,10 +53,12 @@ ROUTES: dict[str, Route] = {
         Route("delete_volume", D, "/volumes/{id}/"),
         Route("resize_volume", P, "/volumes/{id}/resize/"),
         Route("clone_volume", P, "/volumes/{id}/clone/"),
+        Route("get_volume_billing", G, "/volumes/{id}/billing/"),
         Route("list_instances", G, "/instances/"),
         Route("create_instance", P, "/instances/"),
         Route("get_instance", G, "/instances/{id}/"),
         Route("delete_instance", D, "/instances/{id}/"),
+        Route("get_instance_billing", G, "/instances/{id}/billing/"),
         Route("attach_volumes", P, "/instances/{id}/attach-volumes/"),
         Route("detach_volumes", P, "/instances/{id}/detach-volumes/"),
         Route("start_instance", P, "/instances/{id}/start/"),

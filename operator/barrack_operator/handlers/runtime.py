@@ -26,6 +26,7 @@ from barrack_operator.barrack.client import MUTATIONS
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.barrack.routes import ROUTES
 from barrack_operator.conditions import READY, SYNCED, Condition, Reason, kstatus_conditions, merge_conditions
+from barrack_operator.costs import Accruals, PriceBook
 from barrack_operator.handlers.health import HealthServer
 from barrack_operator.inventory import LISTING_OF, Inventory, ListingFailed, kinds_touched
 from barrack_operator.kube import StatusWriter, event_body
@@ -158,6 +159,8 @@ class Runtime:
             observer=self._observe_call,
             mutation_guard=self._fence,
         )
+        self.prices = PriceBook(self.client)
+        self.accruals = Accruals(self.client, interval=settings.billing_interval)
         self.registry = Registry()
         self.inventory = Inventory(
             self.client,
@@ -323,6 +326,7 @@ class Runtime:
         sent: list[str] = []
         MUTATIONS.set(sent)
         outcome = await self._reconcile_guarded(reconcile, obj, finalizing=False)
+        await self._add_cost(obj, outcome)
         self._remember_mutations(obj.uid, started, sent)
         self._back_off(obj.uid, outcome)
         metrics.RECONCILE_SECONDS.labels(kind.kind).observe(time.monotonic() - started)
@@ -332,6 +336,26 @@ class Runtime:
         if not await self.write(kind, body, obj, outcome):  # look again soon, not at the drift interval
             outcome.requeue_after = min(outcome.requeue_after or math.inf, self.settings.poll_interval)
         return outcome
+
+    async def _add_cost(self, obj: ObjectView, outcome: Outcome) -> None:
+        """status.cost of a billed resource the inventory lists: its hourly price in its state
+        now and what it has cost so far. A price not known yet leaves cost out (it comes later)."""
+        listing = LISTING_OF[obj.kind]
+        if listing not in ("instances", "volumes") or not outcome.status.get("id"):
+            return
+        item = getattr(self.inventory, listing).items.get(outcome.status["id"])
+        if item is None:
+            return
+        try:
+            hourly = await self.prices.hourly(item)
+            accrued = await self.accruals.accrued(item)
+        except (BarrackError, MissingApiKey, LeadershipLost) as exc:
+            log.debug("Cost of %s: %s", item.id, exc, extra=object_ref(obj))
+            return
+        if hourly is not None:
+            outcome.status["cost"] = {"hourly": round(hourly, 6), "currency": self.prices.currency}
+            if accrued is not None:
+                outcome.status["cost"]["accrued"] = round(accrued, 6)
 
     def _remember_mutations(self, uid: str, started: float, routes: list[str]) -> None:
         if routes:

@@ -45,6 +45,7 @@ VOLUME = Kind(
         _col("Size", ".status.sizeGB", "integer"),
         _col("Instance", ".status.attachedInstanceId"),
         _col("Attached", '.status.conditions[?(@.type=="Attached")].status'),
+        _col("Cost/h", ".status.cost.hourly", "number"),
     ),
 )
 INSTANCE = Kind(
@@ -69,6 +70,7 @@ INSTANCE = Kind(
         _col("GPU", ".spec.gpuModel"),
         _col("Power", ".status.powerState"),
         _col("Public-IP", ".status.publicIP"),
+        _col("Cost/h", ".status.cost.hourly", "number"),
     ),
 )
 FIREWALL = Kind(

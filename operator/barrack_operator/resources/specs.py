@@ -311,12 +311,28 @@ class CommonStatus(Model):
     )
 
 
-class BarrackVolumeStatus(CommonStatus):
+class Cost(Model):
+    hourly: float = Field(
+        description="What the resource costs per hour now, at Barrack's prices (0 while in a transition Barrack does not bill)."
+    )
+    currency: str = Field(description="The account's currency: USD, EUR or INR.")
+    accrued: float | None = Field(
+        default=None, description="What the resource has cost so far, from Barrack's billing records."
+    )
+
+
+class BilledStatus(CommonStatus):
+    cost: Cost | None = Field(
+        default=None, description="What the resource costs, from Barrack's prices and billing."
+    )
+
+
+class BarrackVolumeStatus(BilledStatus):
     sizeGB: int | None = Field(default=None, description="Size Barrack reports.")
     attachedInstanceId: str | None = Field(default=None, description="Instance the volume is attached to.")
 
 
-class BarrackInstanceStatus(CommonStatus):
+class BarrackInstanceStatus(BilledStatus):
     publicIP: str | None = Field(default=None, description="Public IP address.")
     privateIP: str | None = Field(default=None, description="Private IP address.")
     powerState: str | None = Field(
