@@ -153,13 +153,13 @@ def _import(args: argparse.Namespace) -> int:
 
 def _crds(args: argparse.Namespace) -> int:
     from barrack_operator import crds
-    from barrack_operator.resources.kinds import KINDS
+    from barrack_operator.resources.kinds import ALL_KINDS
 
     if args.output:
         for path in crds.write_all(Path(args.output)):
             print(path)
     else:
-        print("---\n".join(crds.render(kind) for kind in KINDS), end="")
+        print("---\n".join(crds.render(kind) for kind in ALL_KINDS), end="")
     return 0
 
 

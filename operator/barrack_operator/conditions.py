@@ -20,6 +20,8 @@ from typing import Any
 READY = "Ready"
 SYNCED = "Synced"
 ATTACHED = "Attached"
+CREDITS_LOW = "CreditsLow"
+"""An account's condition: its runway is shorter than creditsLowHours."""
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
 
@@ -89,6 +91,18 @@ class Reason(StrEnum):
     """Attached=False: the volume is attached to no instance."""
     DELETING = "Deleting"
     """Ready=False: Barrack is deleting the resource."""
+    ACCOUNT_NOT_FOUND = "AccountNotFound"
+    """Synced=False: the BarrackAccount the object names does not exist or is invalid; no call."""
+    ACCOUNT_NOT_ALLOWED = "AccountNotAllowed"
+    """Synced=False: the object's namespace is not among the account's allowedNamespaces; no call."""
+    BUDGET_EXCEEDED = "BudgetExceeded"
+    """Synced=False: a create or power-on would raise the account's burn above its maxHourlySpend."""
+    CREDITS_DEPLETED = "CreditsDepleted"
+    """Ready=False: Barrack hibernated the instance because the account's credit ran out."""
+    CREDITS_LOW = "CreditsLow"
+    """CreditsLow=True on an account: its runway is shorter than creditsLowHours."""
+    CREDITS_OK = "CreditsOk"
+    """CreditsLow=False on an account: its runway is at least creditsLowHours (or nothing burns)."""
 
 
 STALLED_REASONS = frozenset(
@@ -101,6 +115,9 @@ STALLED_REASONS = frozenset(
         Reason.ERROR,
         Reason.ALREADY_MANAGED,
         Reason.NAME_TAKEN,
+        Reason.ACCOUNT_NOT_FOUND,
+        Reason.ACCOUNT_NOT_ALLOWED,
+        Reason.CREDITS_DEPLETED,
     }
 )
 """Reasons only a person can clear (change the spec, the key, the account): Stalled=True."""

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel
 
 from barrack_operator.resources import specs
-from barrack_operator.resources.kinds import EXTRA_SPEC_VALIDATIONS, KINDS, Kind
+from barrack_operator.resources.kinds import ALL_KINDS, EXTRA_SPEC_VALIDATIONS, Kind
 
 _KEEP = {
     "type",
@@ -24,6 +24,8 @@ _KEEP = {
     "pattern",
     "minimum",
     "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
     "minLength",
     "maxLength",
     "minItems",
@@ -62,6 +64,9 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             continue
         else:
             out[key] = copy.deepcopy(value)
+    for bound, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(node.get(bound), int | float) and not isinstance(node.get(bound), bool):
+            out[inclusive], out[bound] = node[bound], True  # Kubernetes' schema: a flag beside the bound
     if "enum" in out and "type" not in out:
         out["type"] = "integer" if all(isinstance(v, int) for v in out["enum"]) else "string"
     if out.get("required") == []:
@@ -77,9 +82,13 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
 def _spec_schema(kind: Kind) -> dict[str, Any]:
     schema = model_schema(kind.spec)
     schema["description"] = f"Desired state of the {kind.kind}."
-    rules = [specs.immutable(f) for f in kind.immutable_fields] + [specs.ADOPT_ID_KEPT]
+    rules = [specs.immutable(f) for f in kind.immutable_fields]
+    fields = kind.spec.model_fields
+    rules += [specs.ADOPT_ID_KEPT] if "adoptId" in fields else []
+    rules += [specs.ACCOUNT_REF_KEPT] if "accountRef" in fields else []
     rules += EXTRA_SPEC_VALIDATIONS.get(kind.kind, [])
-    schema["x-kubernetes-validations"] = rules
+    if rules:
+        schema["x-kubernetes-validations"] = rules
     _attach_rule_validations(schema)
     return schema
 
@@ -95,6 +104,12 @@ def _attach_rule_validations(schema: dict[str, Any]) -> None:
 def crd(kind: Kind) -> dict[str, Any]:
     status = model_schema(kind.status)
     status["description"] = f"Observed state of the {kind.kind}, written by the operator."
+    if kind.scope == "Cluster":
+        return _crd(kind, status, [
+            {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+            *kind.extra_columns,
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ])  # fmt: skip
     columns = [
         {"name": "ID", "type": "string", "jsonPath": ".status.id"},
         {"name": "State", "type": "string", "jsonPath": ".status.state"},
@@ -109,6 +124,19 @@ def crd(kind: Kind) -> dict[str, Any]:
         },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
+    return _crd(kind, status, columns)
+
+
+def _crd(kind: Kind, status: dict[str, Any], columns: list[dict[str, Any]]) -> dict[str, Any]:
+    names: dict[str, Any] = {
+        "kind": kind.kind,
+        "listKind": f"{kind.kind}List",
+        "plural": kind.plural,
+        "singular": kind.singular,
+        "shortNames": [kind.short_name],
+    }
+    if kind.categories:
+        names["categories"] = list(kind.categories)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -117,15 +145,8 @@ def crd(kind: Kind) -> dict[str, Any]:
         "metadata": {"name": kind.crd_name, "annotations": {"helm.sh/resource-policy": "keep"}},
         "spec": {
             "group": specs.GROUP,
-            "names": {
-                "kind": kind.kind,
-                "listKind": f"{kind.kind}List",
-                "plural": kind.plural,
-                "singular": kind.singular,
-                "shortNames": [kind.short_name],
-                "categories": [specs.CATEGORY],
-            },
-            "scope": "Namespaced",
+            "names": names,
+            "scope": kind.scope,
             "versions": [
                 {
                     "name": specs.VERSION,
@@ -161,7 +182,7 @@ def render(kind: Kind) -> str:
 def write_all(directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for kind in KINDS:
+    for kind in ALL_KINDS:
         path = directory / f"{specs.GROUP}_{kind.plural}.yaml"
         path.write_text(render(kind))
         written.append(path)

@@ -57,8 +57,10 @@ class StatusWriter:
         return headers
 
     async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> bool:
-        """Merge-patch the status; False when the object is already gone."""
-        url = f"{self._base}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}/status"
+        """Merge-patch the status (of a cluster-scoped object when ``namespace`` is empty); False
+        when the object is already gone."""
+        scope = f"namespaces/{namespace}/" if namespace else ""
+        url = f"{self._base}/apis/{GROUP}/{VERSION}/{scope}{plural}/{name}/status"
         async with (
             self._slots,
             self._session.patch(url, json={"status": status}, headers=self._headers()) as response,

@@ -10,17 +10,19 @@ word; never an object's name or a Barrack id)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from barrack_operator.inventory import Inventory
+if TYPE_CHECKING:
+    from barrack_operator.accounts import AccountRuntime
+
 
 BARRACK_CALLS = Counter("barrack_api_calls_total", "Calls to the Barrack API.", ["route", "code"])
 BARRACK_CALL_SECONDS = Histogram("barrack_api_call_seconds", "Duration of Barrack API calls.", ["route"])
 RECONCILE_SECONDS = Histogram("barrack_reconcile_seconds", "Duration of one reconcile.", ["kind"])
-RATE_LIMIT_QUEUE = Gauge("barrack_rate_limiter_queued", "Calls waiting for the rate limiter now.")
 OBJECTS = Gauge("barrack_objects", "Watched objects by kind and Ready condition.", ["kind", "ready"])
 
 
@@ -29,53 +31,74 @@ def observe_barrack_call(route: str, code: str, seconds: float) -> None:
     BARRACK_CALL_SECONDS.labels(route).observe(seconds)
 
 
-class InventoryCollector(Collector):
-    """``barrack_inventory_age_seconds{kind}`` (since the last successful listing; +Inf before the
-    first, so an alert on it fires) and ``barrack_inventory_errors_total{kind,reason}``."""
+class AccountsCollector(Collector):
+    """Per account (a label with one value per BarrackAccount): each listing kind's age
+    (``barrack_inventory_age_seconds``, +Inf before the first success, so an alert on it fires)
+    and failed listings by reason; the rate limiter's queue and summed wait; the balance, the
+    hourly burn and the runway once Barrack has told the balance."""
 
-    def __init__(self, inventory: Inventory) -> None:
-        self._inventory = inventory
+    def __init__(self, accounts: Callable[[], dict[str, AccountRuntime]]) -> None:
+        self._accounts = accounts
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        accounts = self._accounts()
         age = GaugeMetricFamily(
             "barrack_inventory_age_seconds",
             "Seconds since the last successful listing of the kind.",
-            labels=["kind"],
+            labels=["account", "kind"],
         )
-        for kind in self._inventory.KINDS:
-            seconds = self._inventory.age(kind)
-            age.add_metric([kind], float("inf") if seconds is None else seconds)
-        yield age
         errors = CounterMetricFamily(
             "barrack_inventory_errors",
             "Failed inventory listings by kind and reason.",
-            labels=["kind", "reason"],
+            labels=["account", "kind", "reason"],
         )
-        for (kind, reason), count in sorted(self._inventory.error_counts.items()):
-            errors.add_metric([kind, reason], count)
-        yield errors
-
-
-class RateLimiterCollector(Collector):
-    """``barrack_rate_limiter_wait_seconds_total``: seconds callers waited for the rate limiter,
-    summed (a counter: rate() of it is the share of time spent waiting)."""
-
-    def __init__(self, waited: Callable[[], float]) -> None:
-        self._waited = waited
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        yield CounterMetricFamily(
-            "barrack_rate_limiter_wait_seconds",
-            "Seconds callers waited for the rate limiter, summed over calls.",
-            value=self._waited(),
+        queued = GaugeMetricFamily(
+            "barrack_rate_limiter_queued", "Calls waiting for the rate limiter now.", labels=["account"]
         )
+        waited = CounterMetricFamily(
+            "barrack_rate_limiter_wait_seconds", "Seconds callers waited for the rate limiter, summed over calls.",
+            labels=["account"],
+        )  # fmt: skip
+        balance = GaugeMetricFamily(
+            "barrack_account_balance", "Credit left on the account.", labels=["account", "currency"]
+        )
+        burn = GaugeMetricFamily(
+            "barrack_account_burn_per_hour",
+            "What the account's resources cost per hour now.",
+            labels=["account", "currency"],
+        )
+        runway = GaugeMetricFamily(
+            "barrack_account_runway_hours",
+            "Hours until the account's credit runs out at the burn now.",
+            labels=["account"],
+        )
+        for name, account in sorted(accounts.items()):
+            inventory = account.inventory
+            for kind in inventory.KINDS:
+                seconds = inventory.age(kind)
+                age.add_metric([name, kind], float("inf") if seconds is None else seconds)
+            for (kind, reason), count in sorted(inventory.error_counts.items()):
+                errors.add_metric([name, kind, reason], count)
+            limiter = account.client.limiter
+            queued.add_metric([name], limiter.waiting)
+            waited.add_metric([name], limiter.total_wait_seconds)
+            if account.balance is not None:
+                currency = account.balance.currency
+                balance.add_metric([name, currency], account.balance.balance)
+                if account.burn is not None:
+                    burn.add_metric([name, currency], account.burn)
+                    hours = runway_hours(account.balance.balance, account.burn)
+                    runway.add_metric([name], float("inf") if hours is None else hours)
+        yield from (age, errors, queued, waited, balance, burn, runway)
 
 
-def watch_inventory(inventory: Inventory) -> None:
-    REGISTRY.register(InventoryCollector(inventory))
-    limiter = inventory.client.limiter
-    REGISTRY.register(RateLimiterCollector(lambda: limiter.total_wait_seconds))
-    RATE_LIMIT_QUEUE.set_function(lambda: limiter.waiting)
+def runway_hours(balance: float, burn: float) -> float | None:
+    """Hours the balance lasts at the burn; None when nothing burns."""
+    return None if burn <= 0 else max(0.0, balance) / burn
+
+
+def watch_accounts(accounts: Callable[[], dict[str, AccountRuntime]]) -> None:
+    REGISTRY.register(AccountsCollector(accounts))
 
 
 def watch_objects(kinds: Iterable[str], readiness: Callable[[], Iterable[tuple[str, bool]]]) -> None:

@@ -23,15 +23,21 @@ from tests.integration.scenarios import create_attach_blocked_detach_delete
 pytestmark = pytest.mark.integration
 CHART = ROOT / "charts" / "barrack-operator"
 # The least the operator needs. A rule added to the chart, or a verb, fails this table on purpose.
-READ_OWN_CRDS = [
+CLUSTER_WIDE = [
     {
         "apiGroups": ["apiextensions.k8s.io"],
         "resources": ["customresourcedefinitions"],
         "resourceNames": [f"{plural}.barrack.ai" for plural in
-                          ("barrackvolumes", "barrackinstances", "barrackfirewalls", "barracksshkeys")],
+                          ("barrackvolumes", "barrackinstances", "barrackfirewalls", "barracksshkeys", "barrackaccounts")],
         "verbs": ["get"],
-    }
+    },
+    {"apiGroups": ["barrack.ai"], "resources": ["barrackaccounts"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["barrack.ai"], "resources": ["barrackaccounts/status"], "verbs": ["patch"]},
 ]  # fmt: skip
+OWN_NAMESPACE = [
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+]
 LEAST_PRIVILEGE = [
     {
         "apiGroups": ["barrack.ai"],
@@ -170,10 +176,11 @@ def test_default_render_is_hardened_and_applies(kube: Kube) -> None:
     }
     assert "not-a-real-key" not in yaml.safe_dump(deployment)
     assert env["BARRACK_ALL_NAMESPACES"]["value"] == "true"
-    assert sorted((r["rules"] for r in by_kind(docs, "ClusterRole")), key=len) == [
-        READ_OWN_CRDS,
-        LEAST_PRIVILEGE,
-    ]
+    cluster_roles = {r["metadata"]["name"]: r["rules"] for r in by_kind(docs, "ClusterRole")}
+    assert cluster_roles == {
+        "barrack-barrack-operator": LEAST_PRIVILEGE,
+        "barrack-barrack-operator-cluster": CLUSTER_WIDE,
+    }
     assert by_kind(docs, "Service")[0]["spec"]["ports"][0]["name"] == "metrics"
     out = dry_run(kube, docs)
     assert "deployment.apps/barrack-barrack-operator created (server dry run)" in out
@@ -201,9 +208,11 @@ def test_other_values_render_namespaced_roles_and_apply(kube: Kube) -> None:
     )
     assert not by_kind(docs, "Secret")
     # Cluster-wide: only reading the operator's own CRDs by name (to tell an uninstall from a deletion).
-    assert [r["rules"] for r in by_kind(docs, "ClusterRole")] == [READ_OWN_CRDS]
+    assert [r["rules"] for r in by_kind(docs, "ClusterRole")] == [CLUSTER_WIDE]
     lease_roles = [r for r in by_kind(docs, "Role") if r["metadata"]["name"].endswith("-leader-election")]
-    roles = [r for r in by_kind(docs, "Role") if r not in lease_roles]
+    own = [r for r in by_kind(docs, "Role") if r["metadata"]["name"].endswith("-own-namespace")]
+    assert [(r["metadata"]["namespace"], r["rules"]) for r in own] == [(kube.namespace, OWN_NAMESPACE)]
+    roles = [r for r in by_kind(docs, "Role") if r not in lease_roles and r not in own]
     assert [r["metadata"]["namespace"] for r in lease_roles] == [kube.namespace]  # the operator's own
     assert {"coordination.k8s.io"} == {g for rule in lease_roles[0]["rules"] for g in rule["apiGroups"]}
     assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(watched)
@@ -287,8 +296,12 @@ def test_helm_install_and_uninstall(kube: Kube) -> None:
 
 
 def test_plain_manifests_apply(control_plane: ControlPlane) -> None:
-    result = control_plane.kubectl("apply", "-f", str(ROOT / "deploy"))
+    try:
+        result = control_plane.kubectl("apply", "-f", str(ROOT / "deploy"))
+    finally:  # the account default is cluster-wide: the next test's operator must not find it
+        control_plane.kubectl("delete", "barrackaccount", "default", "--ignore-not-found")
     assert "deployment.apps/barrack-operator" in result.stdout
+    assert "barrackaccount.barrack.ai/default created" in result.stdout
     samples = control_plane.kubectl(
         "apply", "--dry-run=server", "-n", "default", "-f", str(ROOT / "deploy" / "samples")
     )
@@ -320,21 +333,22 @@ def service_account_kubeconfig(kube: Kube, tmp_path: Path) -> Iterator[Path]:
 def test_rbac_proof_operator_as_the_chart_service_account(
     kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path, service_account_kubeconfig: Path
 ) -> None:
-    # The account may do no more than the chart grants: e.g. it cannot read Secrets.
-    def can_i(*what: str) -> str:
+    # The account may do no more than the chart grants: e.g. it reads Secrets in its own namespace
+    # (the accounts' keys) and nowhere else.
+    def can_i(*what: str, namespace: str = kube.namespace) -> str:
         kubectl = [
             str(find_binary("kubectl")),
             f"--kubeconfig={service_account_kubeconfig}",
             "-n",
-            kube.namespace,
+            namespace,
         ]
         return subprocess.run(
             [*kubectl, "auth", "can-i", *what], capture_output=True, text=True, check=False
         ).stdout.strip()
 
     assert can_i("patch", "barrackvolumes/status") == "yes"
-    denied = can_i("get", "secrets")
-    assert denied == "no"
+    assert can_i("get", "secrets") == "yes" and can_i("get", "secrets", namespace="default") == "no"
+    assert can_i("list", "secrets") == "no"
     assert can_i("update", "leases/barrack-operator") == "yes"
     assert can_i("update", "leases/another-lease") == "no"
     assert can_i("get", "customresourcedefinitions/barrackvolumes.barrack.ai") == "yes"

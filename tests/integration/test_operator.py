@@ -17,6 +17,7 @@ from barrack_operator.barrack.routes import ROUTES
 from barrack_operator.devcluster.cluster import free_port
 from barrack_operator.inventory import Inventory
 from barrack_operator.resources.kinds import KINDS
+from barrack_operator.resources.specs import DNS_SUBDOMAIN_PATTERN
 from tests.integration.conftest import (
     API_KEY,
     OPERATOR_SETTINGS,
@@ -319,6 +320,8 @@ BOUNDED_LABELS: dict[str, Callable[[str], bool]] = {
     "ready": lambda v: v in {"true", "false"},
     "reason": lambda v: v.isidentifier() and v[0].isupper(),
     "le": lambda v: True,  # histogram buckets: a fixed set
+    "account": lambda v: re.fullmatch(DNS_SUBDOMAIN_PATTERN, v) is not None,  # one per BarrackAccount
+    "currency": lambda v: v in ("USD", "EUR", "INR"),
 }
 """Every label the operator's metrics may carry, and the values it may take: a bounded set each
 (an object's name, namespace or Barrack id as a label would grow without bound)."""

@@ -380,8 +380,9 @@ async def test_the_supervisor_starts_the_poller_again_if_it_ever_ends(tmp_path: 
             return  # ended without an error
         await forever.wait()
 
-    runtime.inventory.run = run  # type: ignore[method-assign]
-    supervisor = asyncio.create_task(runtime._supervise_poller())
+    account = runtime.default
+    account.inventory.run = run  # type: ignore[method-assign]
+    supervisor = asyncio.create_task(account._supervise_poller())
     try:
         await eventually(lambda: len(runs) == 3)
         assert runtime.poller_alive()
@@ -390,4 +391,4 @@ async def test_the_supervisor_starts_the_poller_again_if_it_ever_ends(tmp_path: 
         with pytest.raises(asyncio.CancelledError):
             await supervisor
     assert not runtime.poller_alive()
-    await runtime.client.aclose()
+    await account.client.aclose()

@@ -25,7 +25,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from barrack_operator.barrack import models as m
-from barrack_operator.barrack.credentials import ApiKeySource
+from barrack_operator.barrack.credentials import KeySource
 from barrack_operator.barrack.errors import (
     ApiUnavailable,
     BarrackError,
@@ -81,7 +81,7 @@ class BarrackClient:
     def __init__(
         self,
         base_url: str,
-        api_key: ApiKeySource,
+        api_key: KeySource,
         *,
         auth: Auth = STANDARD_AUTH,
         requests_per_second: float = 10.0,
@@ -151,7 +151,7 @@ class BarrackClient:
         await self.limiter.acquire(urgent=route.is_read)
         if self._guard is not None and not route.is_read:
             self._guard()  # as late as possible: the wait for the rate limiter may have been long
-        key = self._api_key.get()
+        key = await self._api_key.aget()
         sent = MUTATIONS.get()
         if sent is not None and not route.is_read:
             sent.append(route.name)

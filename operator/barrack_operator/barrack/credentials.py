@@ -7,10 +7,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 
 class MissingApiKey(Exception):
     """No API key is configured."""
+
+
+class KeySource(Protocol):
+    """Where a client takes its key from before each call."""
+
+    def get(self) -> str: ...
+
+    async def aget(self) -> str: ...
 
 
 @dataclass
@@ -35,6 +44,9 @@ class ApiKeySource:
         if not value:
             raise MissingApiKey(f"no Barrack API key: set {self.env_var} or a key file")
         return value
+
+    async def aget(self) -> str:
+        return self.get()
 
     def _from_file(self, path: Path) -> str:
         try:

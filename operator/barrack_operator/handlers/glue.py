@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 
 from barrack_operator.handlers.runtime import Reconciler, Runtime
-from barrack_operator.resources.kinds import Kind
+from barrack_operator.resources.kinds import ACCOUNT, Kind
 from barrack_operator.resources.specs import GROUP, VERSION
 
 FINALIZER = f"{GROUP}/finalizer"
@@ -30,6 +30,15 @@ def register(
     @kopf.on.delete(*resource, registry=registry, id=f"finalize-{kind.singular}", retries=None, backoff=2.0)
     async def on_delete(body: kopf.Body, **_: Any) -> None:
         await runtime.finalize(kind, finalize, body)
+
+
+def register_accounts(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
+    """BarrackAccounts (cluster-scoped) are read, never finalized: every event updates the account
+    the runtime uses (its key, URL, rate limit, namespaces, budget)."""
+
+    @kopf.on.event(GROUP, VERSION, ACCOUNT.plural, registry=registry)
+    async def account_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
+        await runtime.on_account_event(dict(body), type)
 
 
 def configure(settings: kopf.OperatorSettings) -> None:

@@ -19,13 +19,13 @@ from barrack_operator.inventory import Inventory
 class HealthServer:
     def __init__(
         self,
-        inventory: Inventory,
+        inventories: Callable[[], dict[str, Inventory]],
         poller_alive: Callable[[], bool],
         max_listing_age: float,
         leading: Callable[[], bool] = lambda: True,
     ) -> None:
         self._leading = leading
-        self._inventory = inventory
+        self._inventories = inventories
         self._poller_alive = poller_alive
         self._max_age = max_listing_age
         self._runner: web.AppRunner | None = None
@@ -39,13 +39,15 @@ class HealthServer:
     def readiness(self) -> tuple[bool, dict[str, object]]:
         if not self._leading():
             return True, {"role": "standby"}  # ready to take over; counts for a disruption budget
-        ages: dict[str, object] = {}
+        ages: dict[str, dict[str, object]] = {}
         ready = True
-        for kind in self._inventory.KINDS:
-            age = self._inventory.age(kind)
-            ages[kind] = None if age is None else round(age, 1)
-            if age is None or age > self._max_age:
-                ready = False
+        for account, inventory in self._inventories().items():
+            ages[account] = {}
+            for kind in inventory.KINDS:
+                age = inventory.age(kind)
+                ages[account][kind] = None if age is None else round(age, 1)
+                if age is None or age > self._max_age:
+                    ready = False
         return ready and self._poller_alive(), {"listing_age_seconds": ages, "bound": self._max_age}
 
     async def start(self, host: str, port: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import kopf
 
-from barrack_operator.handlers.glue import register
+from barrack_operator.handlers.glue import register, register_accounts
 from barrack_operator.handlers.runtime import Reconciler, Runtime
 from barrack_operator.resources import firewall, instance, sshkey, volume
 from barrack_operator.resources.kinds import FIREWALL, INSTANCE, SSH_KEY, VOLUME, Kind
@@ -20,3 +20,4 @@ HANDLERS: dict[Kind, tuple[Reconciler, Reconciler]] = {
 def install(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     for kind, (reconcile, finalize) in HANDLERS.items():
         register(registry, runtime, kind, reconcile, finalize)
+    register_accounts(registry, runtime)

@@ -21,12 +21,27 @@ from typing import Any
 import kopf
 
 from barrack_operator import metrics
-from barrack_operator.barrack import ApiKeySource, BarrackClient, BarrackError
+from barrack_operator.accounts import (
+    AccountConfig,
+    AccountRuntime,
+    InvalidAccount,
+    SecretKeySource,
+    account_conditions,
+)
+from barrack_operator.barrack import ApiKeySource, BarrackError
 from barrack_operator.barrack.client import MUTATIONS
 from barrack_operator.barrack.credentials import MissingApiKey
+from barrack_operator.barrack.errors import Unauthorized
 from barrack_operator.barrack.routes import ROUTES
-from barrack_operator.conditions import READY, SYNCED, Condition, Reason, kstatus_conditions, merge_conditions
-from barrack_operator.costs import Accruals, PriceBook
+from barrack_operator.conditions import (
+    CREDITS_LOW,
+    READY,
+    SYNCED,
+    Condition,
+    Reason,
+    kstatus_conditions,
+    merge_conditions,
+)
 from barrack_operator.handlers.health import HealthServer
 from barrack_operator.inventory import LISTING_OF, Inventory, ListingFailed, kinds_touched
 from barrack_operator.kube import StatusWriter, event_body
@@ -44,6 +59,7 @@ from barrack_operator.resources.common import (
     Outcome,
     RefInfo,
     Timing,
+    blocked,
     complete_status,
     failed,
     failure_reason,
@@ -52,8 +68,8 @@ from barrack_operator.resources.common import (
     ref_key,
     with_next_try,
 )
-from barrack_operator.resources.kinds import BY_KIND, KINDS, Kind
-from barrack_operator.resources.specs import GROUP, VERSION
+from barrack_operator.resources.kinds import ACCOUNT, BY_KIND, KINDS, Kind
+from barrack_operator.resources.specs import DEFAULT_ACCOUNT, GROUP, VERSION
 from barrack_operator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -149,48 +165,70 @@ class Registry:
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        key_source = ApiKeySource(key_file=settings.api_key_file)
-        self.client = BarrackClient(
-            settings.api_url,
-            key_source,
-            auth=settings.auth,
-            requests_per_second=settings.requests_per_second,
-            burst=settings.burst,
-            observer=self._observe_call,
-            mutation_guard=self._fence,
-        )
-        self.prices = PriceBook(self.client)
-        self.accruals = Accruals(self.client, interval=settings.billing_interval)
         self.registry = Registry()
-        self.inventory = Inventory(
-            self.client,
-            fast_interval=settings.poll_interval,
-            slow_interval=settings.idle_poll_interval,
-            on_change=self._on_inventory_change,
+        self.memory = Memory()
+        self.timing = Timing(
+            transition_requeue=settings.poll_interval,
+            blocked_requeue=settings.blocked_requeue,
+            drift_interval=settings.drift_interval,
         )
-        self.context = Context(
-            client=self.client,
-            inventory=self.inventory,
-            refs=self.registry,
-            memory=Memory(),
-            timing=Timing(
-                transition_requeue=settings.poll_interval,
-                blocked_requeue=settings.blocked_requeue,
-                drift_interval=settings.drift_interval,
-            ),
-            mark_create=self._mark_create,
-        )
+        self.accounts: dict[str, AccountRuntime] = {}
+        """The accounts in use by name; ``default`` is the operator's own key until a
+        BarrackAccount of that name exists."""
+        self.account_specs: dict[str, AccountConfig] = {}
+        """Accounts declared by BarrackAccount objects."""
+        self._account_problems: dict[str, str] = {}
         self.status_writer: StatusWriter | None = None
-        self._poller: asyncio.Task[None] | None = None
-        self._supervisor: asyncio.Task[None] | None = None
         self.elector: LeaderElector | None = None
         self._keeper: asyncio.Task[None] | None = None
+        self._money: asyncio.Task[None] | None = None
         self.health = HealthServer(
-            self.inventory, self.poller_alive, settings.readiness_max_listing_age, leading=self.leading
+            self.inventories, self.poller_alive, settings.readiness_max_listing_age, leading=self.leading
         )
         self._mutated: dict[str, tuple[float, set[str]]] = {}
         self._paused: dict[str, bool] = {}
         self._last_warning: dict[str, str] = {}
+        self._account_conditions: dict[str, list[dict[str, Any]]] = {}
+        self._account_status: dict[str, dict[str, Any]] = {}
+        self._money_now = asyncio.Event()
+        self._use_account(AccountConfig.from_settings(settings))
+
+    @property
+    def default(self) -> AccountRuntime:
+        return self.accounts[DEFAULT_ACCOUNT]
+
+    def inventories(self) -> dict[str, Inventory]:
+        """The inventories that /readyz judges: every account's but those whose key is missing or
+        refused (a configuration problem the account's status shows, not the pod's)."""
+        return {
+            name: account.inventory
+            for name, account in self.accounts.items()
+            if not isinstance(account.balance_error, Unauthorized | MissingApiKey)
+        }
+
+    def _use_account(self, config: AccountConfig) -> AccountRuntime:
+        """Build (not start) the runtime of an account; it replaces one of the same name."""
+        if config.secret is not None:
+            assert self.status_writer is not None, "accounts from Secrets are read once the operator runs"
+            key_source: ApiKeySource | SecretKeySource = SecretKeySource(
+                self.status_writer, operator_namespace(self.settings), *config.secret
+            )
+        else:
+            key_source = ApiKeySource(key_file=config.key_file)
+        account = AccountRuntime(
+            config,
+            self.settings,
+            key_source=key_source,
+            refs=self.registry,
+            memory=self.memory,
+            timing=self.timing,
+            mark_create=self._mark_create,
+            observe=self._observe_call,
+            fence=self._fence,
+            on_change=self._on_inventory_change,
+        )
+        self.accounts[config.name] = account
+        return account
 
     async def start(self) -> None:
         """Serve health, take the Lease (a standby waits here: kopf watches nothing until it
@@ -204,12 +242,103 @@ class Runtime:
             )
             await self.elector.acquire()
             self._keeper = asyncio.create_task(self.elector.keep(), name="barrack-lease")
-        self._supervisor = asyncio.create_task(self._supervise_poller(), name="barrack-inventory-supervisor")
-        metrics.watch_inventory(self.inventory)
+        for account in self.accounts.values():
+            account.start()
+        self._money = asyncio.create_task(self._watch_money(), name="barrack-money")
+        metrics.watch_accounts(lambda: dict(self.accounts))
         metrics.watch_objects(
             [kind.kind for kind in KINDS],
             lambda: [(kind, info.ready) for (kind, _, _), info in list(self.registry.objects.items())],
         )
+
+    # Accounts --------------------------------------------------------------------------------------
+
+    async def on_account_event(self, body: dict[str, Any], event_type: str | None) -> None:
+        """A BarrackAccount appeared, changed or went: use it from the next call on."""
+        name = body.get("metadata", {}).get("name", "")
+        if event_type == "DELETED":
+            await self._forget_account(name)
+            return
+        self._account_conditions.setdefault(name, list((body.get("status") or {}).get("conditions", [])))
+        try:
+            config = AccountConfig.from_spec(name, dict(body.get("spec") or {}))
+        except InvalidAccount as exc:
+            problem = f"BarrackAccount {name} is invalid ({exc}); no Barrack call is made for its objects"
+            self._account_problems[name] = problem
+            self.account_specs.pop(name, None)
+            await self._drop_account(name)
+            await self._write_account(name, {}, [Condition(READY, False, Reason.INVALID_SPEC, problem)])
+            return
+        self._account_problems.pop(name, None)
+        self.account_specs[name] = config
+        current = self.accounts.get(name)
+        if current is not None and current.config.connection() == config.connection():
+            current.config = config  # budget, namespaces, thresholds: no new client needed
+            return
+        log.info("Account %s: using %s (rate %g/s)", name, config.api_url, config.requests_per_second)
+        account = self._use_account(config)
+        account.start()
+        if current is not None:
+            await current.stop()
+        self._money_now.set()
+
+    async def _forget_account(self, name: str) -> None:
+        self.account_specs.pop(name, None)
+        self._account_problems.pop(name, None)
+        await self._drop_account(name)
+
+    async def _drop_account(self, name: str) -> None:
+        """Stop using an account; ``default`` falls back to the operator's own key."""
+        current = self.accounts.pop(name, None)
+        if name == DEFAULT_ACCOUNT:
+            self._use_account(AccountConfig.from_settings(self.settings)).start()
+        if current is not None:
+            await current.stop()
+
+    async def _watch_money(self) -> None:
+        """Each idle poll interval (and at once when an account changes): every account's balance
+        and hourly burn, and its BarrackAccount's status (a Warning event when credits turn low)."""
+        while True:
+            self._money_now.clear()
+            for account in list(self.accounts.values()):
+                try:
+                    await account.refresh_money()
+                    if account.name in self.account_specs:
+                        await self._write_account(account.name, *account_conditions(account))
+                except LeadershipLost:
+                    return
+                except Exception:
+                    log.exception("Reading the money of account %s failed", account.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._money_now.wait(), self.settings.idle_poll_interval)
+
+    async def _write_account(self, name: str, fields: dict[str, Any], conditions: list[Condition]) -> None:
+        if self.status_writer is None or not self.leading():
+            return
+        previous = self._account_conditions.get(name, [])
+        merged = merge_conditions(previous, conditions, None)
+        status = {**fields, "conditions": merged}
+        if self._account_status.get(name) == status:
+            return
+        low = next((c for c in conditions if c.type == CREDITS_LOW), None)
+        was_low = next((c["status"] == "True" for c in previous if c["type"] == CREDITS_LOW), False)
+        try:
+            await self.status_writer.patch_status(ACCOUNT.plural, "", name, status)
+        except Exception as exc:
+            log.warning("Status write of BarrackAccount %s failed: %s", name, exc)
+            return
+        self._account_conditions[name], self._account_status[name] = merged, status
+        if low is not None and low.status and not was_low:
+            involved = {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": ACCOUNT.kind,
+                "name": name,
+                "namespace": "",
+            }
+            body = event_body(involved, "Warning", Reason.CREDITS_LOW, "Observe", low.message)
+            body["metadata"]["namespace"] = operator_namespace(self.settings)
+            with contextlib.suppress(Exception):
+                await self.status_writer.post_event(body)
 
     def leading(self) -> bool:
         """This process reconciles: leader election is off, or it holds the Lease."""
@@ -220,38 +349,20 @@ class Runtime:
             self.elector.fence()
 
     def poller_alive(self) -> bool:
-        return self._poller is not None and not self._poller.done()
-
-    async def _supervise_poller(self) -> None:
-        """Run the inventory poller, and start it again should it ever end (it is built not to):
-        without it no object is looked at again."""
-        restarts = 0
-        while True:
-            self._poller = asyncio.create_task(self.inventory.run(), name="barrack-inventory")
-            try:
-                await self._poller
-                log.error("The Barrack inventory poller ended; starting it again")
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():  # the operator stops
-                    raise
-                log.error("The Barrack inventory poller was cancelled; starting it again")
-            except Exception:
-                log.exception("The Barrack inventory poller failed; starting it again")
-            restarts += 1
-            await asyncio.sleep(min(30.0, self.settings.poll_interval * 2 ** min(restarts, 5)))
+        return all(account.poller_alive() for account in self.accounts.values())
 
     async def stop(self) -> None:
-        for task in (self._supervisor, self._poller, self._keeper):
+        for task in (self._money, self._keeper):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        for account in list(self.accounts.values()):
+            await account.stop()
         if self.elector is not None:
             with contextlib.suppress(Exception):  # best effort: the Lease expires anyway
                 await self.elector.release()
         await self.health.stop()
-        await self.client.aclose()
         if self.status_writer is not None:
             await self.status_writer.aclose()
 
@@ -269,10 +380,10 @@ class Runtime:
         except Exception as exc:
             raise MarkNotWritten(f"could not mark the object before creating ({exc})") from exc
 
-    def _observe_call(self, route: str, code: str, seconds: float) -> None:
+    def _observe_call(self, account: AccountRuntime, route: str, code: str, seconds: float) -> None:
         metrics.observe_barrack_call(route, code, seconds)
         if not ROUTES[route].is_read:
-            self.inventory.nudge(kinds_touched(route))
+            account.inventory.nudge(kinds_touched(route))
 
     def _on_inventory_change(self, ids: set[str]) -> None:
         for barrack_id in ids:
@@ -321,12 +432,14 @@ class Runtime:
 
     async def reconcile_once(self, kind: Kind, reconcile: Reconciler, body: kopf.Body) -> Outcome:
         obj = view(kind, body)
-        await self._see_own_mutations(obj.uid)
+        account = self._account_of(obj)
+        await self._see_own_mutations(obj.uid, account)
         started = time.monotonic()
         sent: list[str] = []
         MUTATIONS.set(sent)
-        outcome = await self._reconcile_guarded(reconcile, obj, finalizing=False)
-        await self._add_cost(obj, outcome)
+        outcome = await self._reconcile_guarded(reconcile, obj, account, finalizing=False)
+        if isinstance(account, AccountRuntime):
+            await self._add_cost(account, obj, outcome)
         self._remember_mutations(obj.uid, started, sent)
         self._back_off(obj.uid, outcome)
         metrics.RECONCILE_SECONDS.labels(kind.kind).observe(time.monotonic() - started)
@@ -337,23 +450,48 @@ class Runtime:
             outcome.requeue_after = min(outcome.requeue_after or math.inf, self.settings.poll_interval)
         return outcome
 
-    async def _add_cost(self, obj: ObjectView, outcome: Outcome) -> None:
+    def _account_of(self, obj: ObjectView) -> AccountRuntime | Outcome:
+        """The account the object uses, or why it cannot use one: no such BarrackAccount (or an
+        invalid one), or one its namespace may not use. Either way no Barrack call is made."""
+        name = account_name(obj.spec)
+        account = self.accounts.get(name)
+        if account is None:
+            reason, message = (
+                Reason.ACCOUNT_NOT_FOUND,
+                self._account_problems.get(name)
+                or (
+                    f"there is no BarrackAccount named {name}: create it, or set spec.accountRef to an existing "
+                    "one; no Barrack call is made meanwhile"
+                ),
+            )
+        elif not account.config.allows(obj.namespace):
+            reason = Reason.ACCOUNT_NOT_ALLOWED
+            message = (
+                f"namespace {obj.namespace} may not use BarrackAccount {name} (its allowedNamespaces: "
+                f"{', '.join(account.config.allowed_namespaces)}); no Barrack call is made: use another "
+                "account in spec.accountRef, or add the namespace to the account"
+            )
+        else:
+            return account
+        return blocked(Outcome(), reason, message, self.timing, ready=True)
+
+    async def _add_cost(self, account: AccountRuntime, obj: ObjectView, outcome: Outcome) -> None:
         """status.cost of a billed resource the inventory lists: its hourly price in its state
         now and what it has cost so far. A price not known yet leaves cost out (it comes later)."""
         listing = LISTING_OF[obj.kind]
         if listing not in ("instances", "volumes") or not outcome.status.get("id"):
             return
-        item = getattr(self.inventory, listing).items.get(outcome.status["id"])
+        item = getattr(account.inventory, listing).items.get(outcome.status["id"])
         if item is None:
             return
         try:
-            hourly = await self.prices.hourly(item)
-            accrued = await self.accruals.accrued(item)
+            hourly = await account.prices.hourly(item)
+            accrued = await account.accruals.accrued(item)
         except (BarrackError, MissingApiKey, LeadershipLost) as exc:
             log.debug("Cost of %s: %s", item.id, exc, extra=object_ref(obj))
             return
         if hourly is not None:
-            outcome.status["cost"] = {"hourly": round(hourly, 6), "currency": self.prices.currency}
+            outcome.status["cost"] = {"hourly": round(hourly, 6), "currency": account.prices.currency}
             if accrued is not None:
                 outcome.status["cost"]["accrued"] = round(accrued, 6)
 
@@ -361,43 +499,44 @@ class Runtime:
         if routes:
             self._mutated[uid] = (started, set().union(*(kinds_touched(r) for r in routes)))
 
-    async def _see_own_mutations(self, uid: str) -> None:
+    async def _see_own_mutations(self, uid: str, account: AccountRuntime | Outcome) -> None:
         """After this object's last reconcile changed something on Barrack, wait for a listing of
         what it changed that shows the change, so the next plan is not made from the view before it."""
         mutated = self._mutated.pop(uid, None)
-        if mutated is not None:
+        if mutated is not None and isinstance(account, AccountRuntime):
             since, kinds = mutated
-            wait = 10 * max(self.inventory.fast_gap(kind) for kind in kinds)
+            wait = 10 * max(account.inventory.fast_gap(kind) for kind in kinds)
             with contextlib.suppress(BarrackError, MissingApiKey, ListingFailed):
-                await self.inventory.wait_fresh(since, timeout=wait, kinds=kinds)
+                await account.inventory.wait_fresh(since, timeout=wait, kinds=kinds)
 
     def _back_off(self, uid: str, outcome: Outcome) -> None:
         """A refused or failed call is tried again after blocked_requeue, doubling with each
         failure in a row up to max_backoff; the condition message says when."""
         if not outcome.backoff:
-            self.context.memory.failures.pop(uid, None)
+            self.memory.failures.pop(uid, None)
             return
-        failures = self.context.memory.failures.get(uid, 0) + 1
-        self.context.memory.failures[uid] = failures
+        failures = self.memory.failures.get(uid, 0) + 1
+        self.memory.failures[uid] = failures
         delay = min(self.settings.max_backoff, self.settings.blocked_requeue * 2 ** min(failures - 1, 30))
         outcome.requeue_after = max(outcome.requeue_after or 0.0, delay)
         with_next_try(outcome, delay, failures)
 
-    def _listing_trouble(self, obj: ObjectView) -> Outcome | None:
+    def _listing_trouble(self, account: AccountRuntime, obj: ObjectView) -> Outcome | None:
         """An outcome for an object whose kind Barrack cannot list now: before its first listing,
         or after ``stale_after_failed_polls`` failures in a row (its status may be out of date)."""
         listing = LISTING_OF[obj.kind]
-        error = self.inventory.listing_error(listing)
+        inventory = account.inventory
+        error = inventory.listing_error(listing)
         if error is None:
             return None
-        never_listed = not getattr(self.inventory, listing).ok
-        failures = self.inventory.failing_for(listing)
+        never_listed = not getattr(inventory, listing).ok
+        failures = inventory.failing_for(listing)
         if never_listed:
-            return failed(Outcome(), error, self.context.timing)
+            return failed(Outcome(), error, self.timing)
         if failures < self.settings.stale_after_failed_polls:
             return None
         reason, message = failure_reason(error)
-        out = Outcome(requeue_after=self.inventory.retry_gap(listing))
+        out = Outcome(requeue_after=inventory.retry_gap(listing))
         out.conditions.append(
             Condition(
                 SYNCED,
@@ -411,7 +550,7 @@ class Runtime:
         return out
 
     def _paused_outcome(self) -> Outcome:
-        out = Outcome(requeue_after=self.context.timing.blocked_requeue)
+        out = Outcome(requeue_after=self.timing.blocked_requeue)
         message = (
             f"reconciling is paused by the annotation {PAUSED_ANNOTATION}: no Barrack call is made for this "
             "object, deletion included; remove the annotation to resume"
@@ -420,30 +559,33 @@ class Runtime:
         return out
 
     async def _reconcile_guarded(
-        self, reconcile: Reconciler, obj: ObjectView, *, finalizing: bool
+        self, reconcile: Reconciler, obj: ObjectView, account: AccountRuntime | Outcome, *, finalizing: bool
     ) -> Outcome:
         self._paused[obj.uid] = obj.paused
         if obj.paused:
             return self._paused_outcome()
-        await self.inventory.polled_once.wait()
+        if not isinstance(account, AccountRuntime):
+            return account
+        context = account.context
+        await account.inventory.polled_once.wait()
         retained = finalizing and (obj.spec.get("deletionPolicy") == "Retain" or obj.observe_only)
-        trouble = None if retained else self._listing_trouble(obj)
+        trouble = None if retained else self._listing_trouble(account, obj)
         if trouble is not None:
             return trouble
         try:
-            return complete_status(self.context, obj, await reconcile(self.context, obj))
+            return complete_status(context, obj, await reconcile(context, obj))
         except ObjectDeleting:
-            return progressing(Outcome(), self.context.timing, "deleting this object: nothing is created")
+            return progressing(Outcome(), self.timing, "deleting this object: nothing is created")
         except LeadershipLost as exc:  # the process is stopping; a fenced process writes nothing
             log.warning("%s", exc, extra=object_ref(obj))
-            return Outcome(requeue_after=self.context.timing.blocked_requeue)
+            return Outcome(requeue_after=self.timing.blocked_requeue)
         except MarkNotWritten as exc:  # Kubernetes is away or refused: no create was sent
             log.warning("%s; the operator retries", exc, extra=object_ref(obj))
-            out = Outcome(requeue_after=self.context.timing.transition_requeue)
+            out = Outcome(requeue_after=self.timing.transition_requeue)
             out.conditions.append(
                 Condition(SYNCED, False, Reason.KUBERNETES_UNAVAILABLE, f"{exc}; the operator retries")
             )
-            return complete_status(self.context, obj, out)
+            return complete_status(context, obj, out)
         except Exception as exc:  # one object's bug must not stop the others
             log.exception(
                 "Reconcile of %s %s/%s failed unexpectedly",
@@ -452,10 +594,10 @@ class Runtime:
                 obj.name,
                 extra=object_ref(obj),
             )
-            out = Outcome(requeue_after=self.context.timing.blocked_requeue, backoff=True)
+            out = Outcome(requeue_after=self.timing.blocked_requeue, backoff=True)
             message = f"unexpected {type(exc).__name__} in the operator; it retries (see the operator log)"
             out.conditions.append(Condition(SYNCED, False, Reason.OPERATOR_ERROR, message))
-            return complete_status(self.context, obj, out)
+            return complete_status(context, obj, out)
 
     async def post_event(self, obj: ObjectView, event: Event, finalizing: bool) -> None:
         """Post an Event about the object as ``barrack-operator`` from this pod; a failure is
@@ -517,13 +659,14 @@ class Runtime:
 
     async def finalize(self, kind: Kind, finalizer: Reconciler, body: kopf.Body) -> None:
         obj = view(kind, body)
-        await self._see_own_mutations(obj.uid)
+        account = self._account_of(obj)
+        await self._see_own_mutations(obj.uid, account)
         sent: list[str] = []
         MUTATIONS.set(sent)
         started = time.monotonic()
         outcome = await self._uninstall_outcome(kind, obj)
         if outcome is None:
-            outcome = await self._reconcile_guarded(finalizer, obj, finalizing=True)
+            outcome = await self._reconcile_guarded(finalizer, obj, account, finalizing=True)
         self._remember_mutations(obj.uid, started, sent)
         self._back_off(obj.uid, outcome)
         await self.write(kind, body, obj, outcome, finalizing=True)
@@ -531,10 +674,8 @@ class Runtime:
             message = next(
                 (c.message for c in outcome.conditions if c.type == SYNCED and not c.status), "waiting"
             )
-            raise kopf.TemporaryError(
-                message, delay=outcome.requeue_after or self.context.timing.transition_requeue
-            )
-        self.context.memory.forget(obj.uid, self.context.clock())
+            raise kopf.TemporaryError(message, delay=outcome.requeue_after or self.timing.transition_requeue)
+        self.memory.forget(obj.uid, time.monotonic())
         self._paused.pop(obj.uid, None)
         self.registry.forget(obj.uid)
         self._mutated.pop(obj.uid, None)
@@ -563,10 +704,10 @@ class Runtime:
                 f"{status or 'nothing'} {body.get('message', '')}".rstrip()
                 + "; the operator needs get on it (the chart grants it) and retries; nothing is deleted meanwhile"
             )
-            out = Outcome(requeue_after=self.context.timing.blocked_requeue, backoff=True)
+            out = Outcome(requeue_after=self.timing.blocked_requeue, backoff=True)
             out.conditions.append(Condition(SYNCED, False, Reason.KUBERNETES_UNAVAILABLE, message))
-            return complete_status(self.context, obj, out)
-        barrack_id = obj.recorded_id or self.context.memory.known_ids.get(obj.uid)
+            return out
+        barrack_id = obj.recorded_id or self.memory.known_ids.get(obj.uid)
         what = f"{kind.kind.removeprefix('Barrack').lower()} {barrack_id}" if barrack_id else "resource"
         out = Outcome(done=True)
         out.note(
@@ -636,3 +777,14 @@ def object_ref(obj: ObjectView) -> dict[str, Any]:
             "uid": obj.uid,
         }
     }
+
+
+def account_name(spec: dict[str, Any]) -> str:
+    """The account an object's spec names (``accountRef.name``), else ``default``."""
+    return str((spec.get("accountRef") or {}).get("name") or DEFAULT_ACCOUNT)
+
+
+def operator_namespace(settings: Settings) -> str:
+    """The operator's own namespace (where its Lease is and the only one it reads Secrets in):
+    the leader-election namespace if set, else the pod's, else the service account's, else default."""
+    return lease_settings(settings).namespace

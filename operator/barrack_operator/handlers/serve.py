@@ -24,7 +24,7 @@ import kopf
 from barrack_operator.handlers import glue, kinds
 from barrack_operator.handlers.runtime import Runtime
 from barrack_operator.kube import StatusWriter
-from barrack_operator.resources.kinds import KINDS
+from barrack_operator.resources.kinds import ALL_KINDS
 from barrack_operator.resources.specs import GROUP, VERSION
 from barrack_operator.settings import Settings
 
@@ -49,7 +49,7 @@ async def served_kinds(kube: StatusWriter) -> frozenset[str] | None:
         log.warning("Reading the apiserver's discovery of %s/%s answered %s", GROUP, VERSION, status)
         return None
     listed = {r.get("name") for r in body.get("resources", [])}
-    return frozenset(kind.plural for kind in KINDS if kind.plural in listed)
+    return frozenset(kind.plural for kind in ALL_KINDS if kind.plural in listed)
 
 
 async def serve(settings: Settings) -> None:
@@ -93,7 +93,7 @@ async def _serve_kinds(runtime: Runtime, settings: Settings, stop: asyncio.Event
                 await asyncio.wait_for(stop.wait(), DISCOVERY_INTERVAL)
             if stop.is_set():
                 return
-        missing = sorted(kind.plural for kind in KINDS if kind.plural not in served)
+        missing = sorted(kind.plural for kind in ALL_KINDS if kind.plural not in served)
         if missing:
             log.warning(
                 "The CRDs of %s are not installed: serving the other kinds, and these once they return",

@@ -1,5 +1,6 @@
-"""The table of the four kinds: names, models, printer columns and CEL rules. One entry a kind;
-CRD generation, the handlers and the tests all read it."""
+"""The table of the kinds: names, models, printer columns and CEL rules. One entry a kind; CRD
+generation, the handlers and the tests all read it. ``KINDS`` are the four namespaced kinds that
+are Barrack resources; ``ACCOUNT`` is the cluster-scoped BarrackAccount they use."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ class Kind:
     kind: str
     plural: str
     short_name: str
-    spec: type[s.CommonSpec]
-    status: type[s.CommonStatus]
+    spec: type[s.Model]
+    status: type[s.Model]
     description: str
     immutable_fields: tuple[str, ...]
     extra_columns: tuple[dict[str, Any], ...] = ()
+    scope: str = "Namespaced"
+    categories: tuple[str, ...] = (s.CATEGORY,)
 
     @property
     def singular(self) -> str:
@@ -92,7 +95,28 @@ SSH_KEY = Kind(
     immutable_fields=("name", "publicKey"),
 )
 
+ACCOUNT = Kind(
+    kind="BarrackAccount",
+    plural="barrackaccounts",
+    short_name="bacct",
+    spec=s.BarrackAccountSpec,
+    status=s.BarrackAccountStatus,
+    description="A Barrack account: its API key (a Secret), API URL, rate limit, the namespaces that may use "
+    "it, a budget, and in status its balance, hourly burn and runway.",
+    immutable_fields=(),
+    extra_columns=(
+        _col("Balance", ".status.balance", "number"),
+        _col("Currency", ".status.currency"),
+        _col("Burn/h", ".status.burnPerHour", "number"),
+        _col("Runway", ".status.runwayHours", "number"),
+        _col("Credits-Low", '.status.conditions[?(@.type=="CreditsLow")].status'),
+    ),
+    scope="Cluster",
+    categories=(),  # `kubectl get barrack` lists what costs money in a namespace
+)
 KINDS: tuple[Kind, ...] = (VOLUME, INSTANCE, FIREWALL, SSH_KEY)
+ALL_KINDS: tuple[Kind, ...] = (*KINDS, ACCOUNT)
+"""Every CRD the operator brings."""
 BY_KIND: dict[str, Kind] = {kind.kind: kind for kind in KINDS}
 
 EXTRA_SPEC_VALIDATIONS: dict[str, list[dict[str, str]]] = {

@@ -1,4 +1,4 @@
-"""Spec and status models of the four custom resources: the one source of their CRD schemas.
+"""Spec and status models of the custom resources: the one source of their CRD schemas.
 
 Field names are camelCase as in Kubernetes; descriptions become ``kubectl explain`` text; enums,
 patterns and bounds become schema validation; ``x-kubernetes-validations`` carries CEL rules
@@ -29,6 +29,10 @@ CIDR_PATTERN = (
     r"^(([0-9]{1,3}\.){3}[0-9]{1,3}/([0-9]|[12][0-9]|3[0-2])"
     r"|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))$"
 )
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+HEADER_TOKEN_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+DEFAULT_ACCOUNT = "default"
 SSH_PUBLIC_KEY_PATTERN = r"^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/=]+( .*)?$"
 
 
@@ -85,7 +89,24 @@ class LocalRef(Model):
     )
 
 
+class AccountRef(Model):
+    name: str = Field(
+        description="Name of a BarrackAccount (cluster-scoped).", min_length=1, pattern=DNS_SUBDOMAIN_PATTERN
+    )
+
+
+ACCOUNT_REF_KEPT = {
+    "rule": "has(self.accountRef) == has(oldSelf.accountRef) && (!has(self.accountRef) || self.accountRef == oldSelf.accountRef)",
+    "message": "accountRef is immutable: the Barrack resource lives in that account",
+}
+
+
 class CommonSpec(Model):
+    accountRef: AccountRef | None = Field(
+        default=None,
+        description="The BarrackAccount whose key, rate limit and budget this object uses; immutable. "
+        "Left out: the account named default.",
+    )
     name: str | None = Field(
         default=None,
         description="Name on Barrack; defaults to metadata.name; immutable. 1 to 50 letters, digits, spaces, '_', '.', '-'.",
@@ -349,3 +370,82 @@ class BarrackFirewallStatus(CommonStatus):
 
 class BarrackSSHKeyStatus(CommonStatus):
     fingerprint: str | None = Field(default=None, description="Key fingerprint Barrack reports.")
+
+
+# The account (cluster-scoped) -----------------------------------------------------------------------
+
+
+class SecretKeyRef(Model):
+    name: str = Field(
+        description="Name of a Secret in the operator's own namespace (the only namespace it reads Secrets in).",
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        max_length=253,
+    )
+    key: str = Field(
+        default="api-key", description="Key in the Secret holding the API key.", pattern=r"^[-._a-zA-Z0-9]+$"
+    )
+
+
+class AccountAuth(Model):
+    header: str = Field(
+        default="Authorization",
+        description="Request header carrying the key (the legacy dialect: api_key).",
+        pattern=HEADER_TOKEN_PATTERN,
+    )
+    scheme: str = Field(
+        default="Bearer",
+        description="Word before the key in that header; none sends the bare key.",
+        pattern=HEADER_TOKEN_PATTERN,
+    )
+
+
+class AccountRateLimit(Model):
+    requestsPerSecond: float = Field(
+        default=10.0, description="Calls per second to Barrack for this account.", gt=0, lt=1000
+    )
+    burst: int = Field(
+        default=5, description="Calls that may go at once before the rate applies.", ge=1, le=1000
+    )
+
+
+class BarrackAccountSpec(Model):
+    secretRef: SecretKeyRef = Field(description="Where the API key is: a Secret in the operator's namespace.")
+    apiUrl: str = Field(
+        default="https://barrack.ai/api", description="Barrack API base URL.", pattern=r"^https?://\S+$"
+    )
+    auth: AccountAuth = Field(default_factory=AccountAuth, description="How the key travels.")
+    rateLimit: AccountRateLimit = Field(
+        default_factory=AccountRateLimit, description="This account's own rate limit for Barrack calls."
+    )
+    allowedNamespaces: list[str] = Field(
+        default_factory=list,
+        description="Namespaces whose objects may use this account; empty: every namespace.",
+        json_schema_extra={"items": {"type": "string", "pattern": DNS_LABEL_PATTERN}},
+        max_length=1000,
+    )
+    creditsLowHours: float = Field(
+        default=72.0, description="CreditsLow turns True when the runway is shorter than this (hours).", gt=0
+    )
+    maxHourlySpend: float | None = Field(
+        default=None,
+        description="A budget: a create or power-on that would raise the account's burn above this per hour is "
+        "refused before any call (BudgetExceeded).",
+        gt=0,
+    )
+
+
+class BarrackAccountStatus(Model):
+    balance: float | None = Field(default=None, description="Credit left, from Barrack.")
+    currency: str | None = Field(default=None, description="The account's currency.")
+    burnPerHour: float | None = Field(
+        default=None, description="What the account's resources cost per hour now, at Barrack's prices."
+    )
+    runwayHours: float | None = Field(
+        default=None, description="balance / burnPerHour: hours until credits run out."
+    )
+    observedGeneration: int | None = Field(default=None, description="Last metadata.generation handled.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready (the key works and Barrack answers) and CreditsLow; one per type.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )

@@ -1,0 +1,314 @@
+"""Barrack accounts, kopf-free: what an account is (:class:`AccountConfig`, from a BarrackAccount
+or from the operator's own settings), where its key comes from (a Secret in the operator's
+namespace, re-read so that a changed key is used from the next call on; or the key file), and
+everything the operator keeps per account (:class:`AccountRuntime`): its client and rate limiter,
+its inventory and supervised poller, its prices and billing figures, and its balance.
+
+Steady Barrack calls stay one listing per kind per poll per account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from barrack_operator.barrack import ApiKeySource, BarrackClient, BarrackError
+from barrack_operator.barrack import models as m
+from barrack_operator.barrack.credentials import MissingApiKey
+from barrack_operator.barrack.routes import Auth
+from barrack_operator.conditions import CREDITS_LOW, READY, Condition, Reason
+from barrack_operator.costs import Accruals, PriceBook
+from barrack_operator.inventory import Inventory
+from barrack_operator.metrics import runway_hours
+from barrack_operator.resources.common import Context, Memory, References, Timing, failure_reason
+from barrack_operator.resources.specs import DEFAULT_ACCOUNT, BarrackAccountSpec
+from barrack_operator.settings import Settings
+
+log = logging.getLogger(__name__)
+SECRET_REREAD_SECONDS = 2.0
+"""A key from a Secret is read again when older than this: a rotated key is used from then on."""
+
+
+class InvalidAccount(ValueError):
+    """A BarrackAccount spec the operator cannot use; the message names the field."""
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    name: str
+    api_url: str
+    auth: Auth
+    requests_per_second: float
+    burst: int
+    allowed_namespaces: tuple[str, ...] = ()
+    credits_low_hours: float = 72.0
+    max_hourly_spend: float | None = None
+    secret: tuple[str, str] | None = None
+    """(Secret name, key) in the operator's namespace; None: the operator's own key (file or env)."""
+    key_file: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AccountConfig:
+        """The account ``default`` as the operator's settings give it (key file or environment)."""
+        return cls(
+            name=DEFAULT_ACCOUNT,
+            api_url=settings.api_url,
+            auth=settings.auth,
+            requests_per_second=settings.requests_per_second,
+            burst=settings.burst,
+            key_file=settings.api_key_file,
+        )
+
+    @classmethod
+    def from_spec(cls, name: str, spec: dict[str, Any]) -> AccountConfig:
+        try:
+            parsed = BarrackAccountSpec.model_validate(spec)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InvalidAccount(f"spec.{where}: {first['msg']}") from None
+        scheme = "" if parsed.auth.scheme.lower() == "none" else parsed.auth.scheme
+        return cls(
+            name=name,
+            api_url=parsed.apiUrl,
+            auth=Auth(header=parsed.auth.header, scheme=scheme),
+            requests_per_second=parsed.rateLimit.requestsPerSecond,
+            burst=parsed.rateLimit.burst,
+            allowed_namespaces=tuple(parsed.allowedNamespaces),
+            credits_low_hours=parsed.creditsLowHours,
+            max_hourly_spend=parsed.maxHourlySpend,
+            secret=(parsed.secretRef.name, parsed.secretRef.key),
+        )
+
+    def allows(self, namespace: str) -> bool:
+        return not self.allowed_namespaces or namespace in self.allowed_namespaces
+
+    def connection(self) -> tuple[object, ...]:
+        """What the client is built from: a change of any of it builds a new client."""
+        return (self.api_url, self.auth, self.requests_per_second, self.burst, self.secret, self.key_file)
+
+
+class SecretReader(Protocol):
+    async def request_json(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]: ...
+
+
+@dataclass
+class SecretKeySource:
+    """The API key from a Secret's key, read through the apiserver (``get`` on Secrets in the
+    operator's namespace is all the RBAC it needs) and read again when older than
+    ``SECRET_REREAD_SECONDS``. The key is never part of a repr, a log line or an error."""
+
+    kube: SecretReader
+    namespace: str
+    name: str
+    key: str
+    clock: Callable[[], float] = time.monotonic
+    _value: str | None = field(default=None, repr=False)
+    _read_at: float | None = field(default=None, repr=False)
+    _problem: str | None = field(default=None, repr=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    def get(self) -> str:
+        if self._value:
+            return self._value
+        raise MissingApiKey(
+            self._problem or f"the API key in Secret {self.namespace}/{self.name} is not read yet"
+        )
+
+    async def aget(self) -> str:
+        if self._read_at is None or self.clock() - self._read_at >= SECRET_REREAD_SECONDS:
+            async with self._lock:
+                if self._read_at is None or self.clock() - self._read_at >= SECRET_REREAD_SECONDS:
+                    await self._read()
+        return self.get()
+
+    async def _read(self) -> None:
+        where = f"Secret {self.namespace}/{self.name}"
+        try:
+            status, body = await self.kube.request_json(
+                "GET", f"/api/v1/namespaces/{self.namespace}/secrets/{self.name}"
+            )
+        except Exception as exc:  # the apiserver away: keep the key read last
+            log.warning("Reading the API key in %s failed: %s", where, type(exc).__name__)
+            return
+        self._read_at = self.clock()
+        if status != 200:
+            self._value, self._problem = None, f"cannot read the API key: {where} answered {status}"
+            return
+        raw = (body.get("data") or {}).get(self.key)
+        try:
+            value = base64.b64decode(raw).decode().strip() if raw else ""
+        except (binascii.Error, UnicodeDecodeError):
+            value = ""
+        self._value = value or None
+        self._problem = None if value else f"{where} has no key {self.key!r} (or it is empty)"
+
+
+Observer = Callable[["AccountRuntime", str, str, float], None]
+
+
+class AccountRuntime:
+    """What the operator keeps for one account."""
+
+    def __init__(
+        self,
+        config: AccountConfig,
+        settings: Settings,
+        *,
+        key_source: ApiKeySource | SecretKeySource,
+        refs: References,
+        memory: Memory,
+        timing: Timing,
+        mark_create: Any,
+        observe: Observer,
+        fence: Callable[[], None],
+        on_change: Callable[[set[str]], None],
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.key_source = key_source
+        self.client = BarrackClient(
+            config.api_url,
+            key_source,
+            auth=config.auth,
+            requests_per_second=config.requests_per_second,
+            burst=config.burst,
+            observer=lambda route, code, seconds: observe(self, route, code, seconds),
+            mutation_guard=fence,
+        )
+        self.inventory = Inventory(
+            self.client,
+            fast_interval=settings.poll_interval,
+            slow_interval=settings.idle_poll_interval,
+            on_change=on_change,
+        )
+        self.prices = PriceBook(self.client)
+        self.accruals = Accruals(self.client, interval=settings.billing_interval)
+        self.context = Context(
+            client=self.client,
+            inventory=self.inventory,
+            refs=refs,
+            memory=memory,
+            timing=timing,
+            mark_create=mark_create,
+        )
+        self.balance: m.BalanceResponse | None = None
+        self.balance_error: BarrackError | MissingApiKey | None = None
+        self.burn: float | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def start(self) -> None:
+        self._supervisor = asyncio.create_task(
+            self._supervise_poller(), name=f"barrack-inventory-{self.name}"
+        )
+
+    def poller_alive(self) -> bool:
+        return self._poller is not None and not self._poller.done()
+
+    async def _supervise_poller(self) -> None:
+        """Run the inventory poller, and start it again should it ever end (it is built not to):
+        without it no object of the account is looked at again."""
+        restarts = 0
+        while True:
+            self._poller = asyncio.create_task(self.inventory.run(), name=f"barrack-poller-{self.name}")
+            try:
+                await self._poller
+                log.error("The Barrack inventory poller of account %s ended; starting it again", self.name)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():  # the account or the operator stops
+                    raise
+                log.error(
+                    "The Barrack inventory poller of account %s was cancelled; starting it again", self.name
+                )
+            except Exception:
+                log.exception(
+                    "The Barrack inventory poller of account %s failed; starting it again", self.name
+                )
+            restarts += 1
+            await asyncio.sleep(min(30.0, self.settings.poll_interval * 2 ** min(restarts, 5)))
+
+    async def stop(self) -> None:
+        for task in (self._supervisor, self._poller):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):  # stopping: its end is not news
+                    await task
+        await self.client.aclose()
+
+    async def refresh_money(self) -> None:
+        """Ask the balance and price what the account holds now (burn per hour)."""
+        try:
+            self.balance = await self.client.get_balance()
+            self.balance_error = None
+        except (BarrackError, MissingApiKey) as exc:
+            self.balance_error = exc
+            return
+        self.prices.set_currency(self.balance.currency)
+        try:
+            self.burn = await self.prices.burn(
+                self.inventory.instances.items.values(), self.inventory.volumes.items.values()
+            )
+        except (BarrackError, MissingApiKey) as exc:
+            self.balance_error = exc
+
+
+def account_conditions(account: AccountRuntime) -> tuple[dict[str, Any], list[Condition]]:
+    """The status fields and conditions of a BarrackAccount from what the operator knows of it:
+    Ready (Barrack answers with this key), CreditsLow (runway below creditsLowHours)."""
+    fields: dict[str, Any] = {}
+    conditions: list[Condition] = []
+    error = account.balance_error
+    if isinstance(error, MissingApiKey):
+        conditions.append(
+            Condition(
+                READY, False, Reason.UNAUTHORIZED, f"{error}; fix the Secret (it is re-read, no restart)"
+            )
+        )
+    elif isinstance(error, BarrackError):
+        reason, message = failure_reason(error)
+        conditions.append(Condition(READY, False, reason, message))
+    elif account.balance is None:
+        conditions.append(Condition(READY, False, Reason.PROGRESSING, "asking Barrack for the balance"))
+    else:
+        note = f"; {account.prices.error}" if account.prices.error else ""
+        conditions.append(
+            Condition(READY, True, Reason.AVAILABLE, f"Barrack answers with this account's key{note}")
+        )
+    if account.balance is not None:
+        fields["balance"] = round(account.balance.balance, 4)
+        fields["currency"] = account.balance.currency
+        if account.burn is not None:
+            fields["burnPerHour"] = round(account.burn, 6)
+            hours = runway_hours(account.balance.balance, account.burn)
+            fields["runwayHours"] = None if hours is None else round(hours, 2)
+            low = hours is not None and hours < account.config.credits_low_hours
+            if low:
+                message = (
+                    f"{hours:.1f} hours of credit left at {account.burn:.2f} {account.balance.currency}/h "
+                    f"(below {account.config.credits_low_hours:g}); top up before it runs out: then Barrack "
+                    "hibernates every instance"
+                )
+            else:
+                message = "no resource burns credit" if hours is None else f"{hours:.1f} hours of credit left"
+            conditions.append(
+                Condition(CREDITS_LOW, low, Reason.CREDITS_LOW if low else Reason.CREDITS_OK, message)
+            )
+    return fields, conditions
