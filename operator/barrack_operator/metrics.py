@@ -72,6 +72,11 @@ class AccountsCollector(Collector):
             "Hours until the account's credit runs out at the burn now.",
             labels=["account"],
         )
+        low = GaugeMetricFamily(
+            "barrack_account_credits_low",
+            "1 while the runway is shorter than the account's creditsLowHours.",
+            labels=["account"],
+        )
         for name, account in sorted(accounts.items()):
             inventory = account.inventory
             for kind in inventory.KINDS:
@@ -89,7 +94,10 @@ class AccountsCollector(Collector):
                     burn.add_metric([name, currency], account.burn)
                     hours = runway_hours(account.balance.balance, account.burn)
                     runway.add_metric([name], float("inf") if hours is None else hours)
-        yield from (age, errors, queued, waited, balance, burn, runway)
+                    low.add_metric(
+                        [name], float(hours is not None and hours < account.config.credits_low_hours)
+                    )
+        yield from (age, errors, queued, waited, balance, burn, runway, low)
 
 
 def runway_hours(balance: float, burn: float) -> float | None:

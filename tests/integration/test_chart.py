@@ -91,6 +91,7 @@ ALERTS = {
     "BarrackRateLimited",
     "BarrackObjectsNotReady",
     "BarrackInventoryErrors",
+    "BarrackCreditsLow",
 }
 
 
