@@ -295,9 +295,13 @@ def test_metrics_count_objects_by_kind_and_readiness(
             'barrack_objects{kind="BarrackInstance",ready="true"} 0.0',
         ]
 
-        def complete() -> str | None:
+        def complete() -> str | None:  # the objects counted, and the default account's money read
             text = scrape()
-            return text if all(line in text for line in expected) else None
+            return (
+                text
+                if all(line in text for line in expected) and "barrack_account_credits_low{" in text
+                else None
+            )
 
         text = wait_for(complete, 30, what="the metrics to count both volumes")
         assert 'route="create_volume"' in text and "barrack_rate_limiter_queued" in text

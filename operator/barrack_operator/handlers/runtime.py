@@ -336,9 +336,13 @@ class Runtime:
                 "namespace": "",
             }
             body = event_body(involved, "Warning", Reason.CREDITS_LOW, "Observe", low.message)
-            body["metadata"]["namespace"] = operator_namespace(self.settings)
-            with contextlib.suppress(Exception):
+            body["metadata"]["namespace"] = (
+                "default"  # where Kubernetes keeps a cluster-scoped object's events
+            )
+            try:
                 await self.status_writer.post_event(body)
+            except Exception as exc:
+                log.warning("Posting the event CreditsLow of BarrackAccount %s failed: %s", name, exc)
 
     def leading(self) -> bool:
         """This process reconciles: leader election is off, or it holds the Lease."""
@@ -475,6 +479,17 @@ class Runtime:
             return account
         return blocked(Outcome(), reason, message, self.timing, ready=True)
 
+    def _never_on_barrack(self, obj: ObjectView) -> bool:
+        """No Barrack resource can be this object's: it has no id, never asked for a create and
+        adopts nothing."""
+        return not (
+            obj.recorded_id
+            or obj.create_requested_name
+            or obj.spec.get("adoptId")
+            or self.memory.known_ids.get(obj.uid)
+            or obj.uid in self.memory.creating
+        )
+
     async def _add_cost(self, account: AccountRuntime, obj: ObjectView, outcome: Outcome) -> None:
         """status.cost of a billed resource the inventory lists: its hourly price in its state
         now and what it has cost so far. A price not known yet leaves cost out (it comes later)."""
@@ -565,6 +580,8 @@ class Runtime:
         if obj.paused:
             return self._paused_outcome()
         if not isinstance(account, AccountRuntime):
+            if finalizing and self._never_on_barrack(obj):
+                return Outcome(done=True)  # nothing was ever asked of Barrack for it: nothing to delete
             return account
         context = account.context
         await account.inventory.polled_once.wait()

@@ -1,0 +1,130 @@
+"""Issue 16's accounts against real processes: two Barrack accounts (two simulators, two keys),
+objects that name an account use it and only it; the account's status shows its balance, burn
+and runway; a namespace an account does not allow, or an account that does not exist, makes no
+call; a key changed in its Secret is used without a restart; a bad key shows on the account and
+on its objects; CreditsLow turns True with a Warning event."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from barrack_sim import money
+from barrack_testkit.stack import SimProcess
+from tests.integration.conftest import OPERATOR_SETTINGS, Kube, Operator, Sim, volume, wait_for
+
+pytestmark = pytest.mark.integration
+TEAM_KEY = "team-b-key-5c1e9a"
+WRONG_TEAM_KEY = "team-b-old-key-77aa"
+
+
+@pytest.fixture
+def operator_settings(kube: Kube) -> dict[str, str]:
+    # The operator's own namespace (where account Secrets are read) is the test's namespace.
+    return {**OPERATOR_SETTINGS, "LEADER_ELECTION_NAMESPACE": kube.namespace}
+
+
+@pytest.fixture
+def team_sim(tmp_path: Path) -> Iterator[Sim]:
+    """A second Barrack account: its own simulator, key and ids."""
+    simulator = SimProcess.start(tmp_path / "team-b", TEAM_KEY, "--first-id", "700001")
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def accounts(kube: Kube) -> Iterator[list[str]]:
+    """BarrackAccounts are cluster-scoped: every one a test makes goes afterwards."""
+    made: list[str] = []
+    yield made
+    for name in made:
+        kube.plane.kubectl("delete", "barrackaccount", name, "--ignore-not-found")
+
+
+def _secret(kube: Kube, name: str, key: str) -> None:
+    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "data": {"api-key": base64.b64encode(key.encode()).decode()}}  # fmt: skip
+    kube.run("apply", "-f", "-", input_text=json.dumps(body))
+
+
+def _account(kube: Kube, accounts: list[str], name: str, sim: Sim, **spec: object) -> None:
+    accounts.append(name)
+    manifest = {"apiVersion": "barrack.ai/v1alpha1", "kind": "BarrackAccount", "metadata": {"name": name},
+                "spec": {"secretRef": {"name": f"{name}-key"}, "apiUrl": sim.api, **spec}}  # fmt: skip
+    kube.plane.kubectl("apply", "-f", "-", input_text=json.dumps(manifest))
+
+
+def _account_condition(kube: Kube, name: str, type_: str) -> dict[str, str] | None:
+    out = kube.plane.kubectl("get", "barrackaccount", name, "-o", "json", check=False)
+    status = json.loads(out.stdout).get("status") or {} if out.returncode == 0 else {}
+    return next((c for c in status.get("conditions", []) if c["type"] == type_), None)
+
+
+def _wait_account(
+    kube: Kube, name: str, type_: str, status: str, reason: str | None = None
+) -> dict[str, str]:
+    def check() -> dict[str, str] | None:
+        c = _account_condition(kube, name, type_)
+        return c if c and c["status"] == status and (reason is None or c["reason"] == reason) else None
+
+    return wait_for(check, 60, what=f"BarrackAccount {name} {type_}={status} {reason or ''}")  # type: ignore[no-any-return]
+
+
+def test_objects_use_the_account_they_name_and_only_it(
+    kube: Kube, sim: Sim, team_sim: Sim, operator: Operator, accounts: list[str]
+) -> None:
+    _secret(kube, "team-b-key", WRONG_TEAM_KEY)  # a key Barrack refuses, rotated below
+    _account(kube, accounts, "team-b", team_sim, allowedNamespaces=[kube.namespace], creditsLowHours=1e9)
+    kube.apply(volume("ours", sizeGB=1000, volumeType="NVMe", accountRef={"name": "team-b"}))
+    kube.apply(volume("default-one"))
+    # A refused key shows on the account and on its objects; nothing is created anywhere.
+    _wait_account(kube, "team-b", "Ready", "False", "Unauthorized")
+    kube.wait_condition("bvol", "ours", "Synced", "False", reason="Unauthorized")
+    pid = operator.pid
+    _secret(kube, "team-b-key", TEAM_KEY)  # rotation: the next call uses it, no restart
+    kube.wait_condition("bvol", "ours", "Ready", "True", timeout=60)
+    kube.wait_condition("bvol", "default-one", "Ready", "True", timeout=60)
+    assert operator.pid == pid and operator.alive()
+    ours = kube.get("bvol", "ours")["status"]["id"]  # type: ignore[index]
+    theirs = kube.get("bvol", "default-one")["status"]["id"]  # type: ignore[index]
+    assert {v["id"] for v in team_sim.inventory()["volumes"]} == {ours}
+    assert {v["id"] for v in sim.inventory()["volumes"]} == {theirs}
+    # The account's status: balance, burn at Barrack's prices, runway; CreditsLow (below 1e9 hours).
+    _wait_account(kube, "team-b", "Ready", "True")
+    low = _wait_account(kube, "team-b", "CreditsLow", "True", "CreditsLow")
+    assert "top up" in low["message"]
+    status = json.loads(kube.plane.kubectl("get", "bacct", "team-b", "-o", "json").stdout)["status"]
+    burn = money.VOLUME_TB_HOURLY_USD["NVMe"]
+    assert status["currency"] == "USD" and status["burnPerHour"] == pytest.approx(burn)
+    assert status["runwayHours"] == pytest.approx(status["balance"] / burn, rel=0.01)
+    columns = kube.plane.kubectl("get", "bacct", "team-b").stdout
+    assert all(word in columns for word in ("BALANCE", "BURN/H", "RUNWAY"))
+    events = kube.plane.kubectl("get", "events", "-n", "default", "-o", "json", "--field-selector",
+                                "involvedObject.name=team-b,reason=CreditsLow")  # fmt: skip
+    assert json.loads(events.stdout)["items"], "no CreditsLow event"
+
+
+def test_an_account_not_allowed_or_missing_makes_no_call(
+    kube: Kube, sim: Sim, team_sim: Sim, operator: Operator, accounts: list[str]
+) -> None:
+    _secret(kube, "team-c-key", TEAM_KEY)
+    _account(kube, accounts, "team-c", team_sim, allowedNamespaces=["some-other-namespace"])
+    kube.apply(volume("elsewhere", accountRef={"name": "team-c"}))
+    kube.apply(volume("nowhere", accountRef={"name": "no-such-account"}))
+    denied = kube.wait_condition("bvol", "elsewhere", "Synced", "False", reason="AccountNotAllowed")
+    assert kube.namespace in denied["message"] and "allowedNamespaces" in denied["message"]
+    missing = kube.wait_condition("bvol", "nowhere", "Synced", "False", reason="AccountNotFound")
+    assert "no-such-account" in missing["message"]
+    assert kube.condition("bvol", "elsewhere", "Stalled")["status"] == "True"  # type: ignore[index]
+    assert team_sim.inventory()["volumes"] == [] and sim.inventory()["volumes"] == []
+    # accountRef cannot change: the resource lives in its account.
+    moved = kube.run("patch", "bvol", "nowhere", "--type=merge", "-p", '{"spec":{"accountRef":{"name":"team-c"}}}',
+                     check=False)  # fmt: skip
+    assert moved.returncode != 0 and "accountRef is immutable" in moved.stderr
+    # Nothing was ever asked of Barrack for them: they go without a call (and without an account).
+    kube.run("delete", "bvol", "elsewhere", "nowhere", "--timeout=60s")
+    assert team_sim.inventory()["volumes"] == [] and sim.inventory()["volumes"] == []
