@@ -27,10 +27,10 @@ from barrack_operator.barrack import models as m
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.barrack.routes import Auth
 from barrack_operator.conditions import CREDITS_LOW, READY, Condition, Reason
-from barrack_operator.costs import Accruals, PriceBook
+from barrack_operator.costs import Accruals, Demand, PriceBook, committed_hourly, demand_hourly
 from barrack_operator.inventory import Inventory
 from barrack_operator.metrics import runway_hours
-from barrack_operator.resources.common import Context, Memory, References, Timing, failure_reason
+from barrack_operator.resources.common import Context, Memory, OverBudget, References, Timing, failure_reason
 from barrack_operator.resources.specs import DEFAULT_ACCOUNT, BarrackAccountSpec
 from barrack_operator.settings import Settings
 
@@ -203,12 +203,18 @@ class AccountRuntime:
             memory=memory,
             timing=timing,
             mark_create=mark_create,
+            admit=self.admit,
+            credits_depleted=self.credits_depleted,
         )
         self.balance: m.BalanceResponse | None = None
         self.balance_error: BarrackError | MissingApiKey | None = None
         self.burn: float | None = None
         self._poller: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self._image_names: dict[str, str] = {}
+        self._budget_lock = asyncio.Lock()
+        self._reservations: dict[str, tuple[str, float, float]] = {}
+        """Admitted creates and power-ons: key → (listing, per hour, when), until listed."""
 
     @property
     def name(self) -> str:
@@ -252,6 +258,63 @@ class AccountRuntime:
                 with contextlib.suppress(asyncio.CancelledError, Exception):  # stopping: its end is not news
                     await task
         await self.client.aclose()
+
+    async def image_name(self, instance: m.VMInstance) -> str | None:
+        """The name of the OS image the instance booted from (listed once per region)."""
+        if not instance.image_id:
+            return None
+        if instance.image_id not in self._image_names:
+            with contextlib.suppress(BarrackError, MissingApiKey):
+                for image in await self.client.list_os_images(instance.region):
+                    self._image_names[image.id] = image.name
+        return self._image_names.get(instance.image_id)
+
+    def credits_depleted(self) -> bool:
+        """Barrack said the balance is spent (at the last look, each idle poll interval)."""
+        return self.balance is not None and self.balance.balance <= 0
+
+    async def admit(self, key: str, demand: Demand) -> None:
+        """The budget guard (``Context.admit``): with maxHourlySpend set, refuse (OverBudget) what
+        would raise the account's committed burn above it; else reserve it until a listing begun
+        after it shows the resource. One decision at a time, so that concurrent creates cannot
+        pass on the same headroom."""
+        limit = self.config.max_hourly_spend
+        if limit is None:
+            return
+        async with self._budget_lock:
+            now = await self.committed_burn()
+            asked = await demand_hourly(self.prices, demand)
+            currency = self.prices.currency
+            if now is None or asked is None:
+                raise OverBudget(
+                    "Barrack's prices are not known yet, so the account's budget (maxHourlySpend) cannot be "
+                    "judged; nothing was created or started; the operator asks again"
+                )
+            if now + asked > limit + 1e-9:
+                raise OverBudget(
+                    f"this would raise account {self.name}'s burn to {now + asked:.2f} {currency}/h: now "
+                    f"{now:.2f}, this asks {asked:.2f}, the limit (maxHourlySpend) is {limit:.2f}; nothing was "
+                    "called: it goes ahead by itself once demand falls or the budget rises"
+                )
+            self._reservations[key] = (demand.listing, asked, time.monotonic())
+
+    async def committed_burn(self) -> float | None:
+        """What the account will burn per hour once every resource settles: instances in full
+        unless hibernated or going, volumes by size and type, and admitted creates and power-ons
+        no listing has shown yet."""
+        instances = list(self.inventory.instances.items.values())
+        volumes = list(self.inventory.volumes.items.values())
+        await self.prices.ensure(
+            gpu_models=[i.gpu_model for i in instances], volume_types=[v.volume_type for v in volumes]
+        )
+        parts = [committed_hourly(self.prices, i) for i in instances]
+        parts += [self.prices.volume_hourly(v.size_gb, v.volume_type) for v in volumes]
+        for key, (listing, hourly, at) in list(self._reservations.items()):
+            if getattr(self.inventory, listing).started_at > at:
+                del self._reservations[key]  # a listing begun after it counts the resource itself
+            else:
+                parts.append(hourly)
+        return None if any(p is None for p in parts) else sum(p or 0.0 for p in parts)
 
     async def refresh_money(self) -> None:
         """Ask the balance and price what the account holds now (burn per hour)."""

@@ -114,6 +114,39 @@ class PriceBook:
         return None if any(p is None for p in parts) else sum(p or 0.0 for p in parts)
 
 
+@dataclass(frozen=True)
+class Demand:
+    """What a create or a power-on adds to an account's burn: an instance billed in full, or a
+    volume; ``hibernated``: the instance is billed at the flat rate now (a restore adds the rest)."""
+
+    listing: str  # instances or volumes
+    gpu_model: str = ""
+    gpu_count: int = 0
+    volume_type: str = ""
+    size_gb: int = 0
+    hibernated: bool = False
+
+
+async def demand_hourly(book: PriceBook, demand: Demand) -> float | None:
+    if demand.listing == "instances":
+        await book.ensure(gpu_models=[demand.gpu_model])
+        full = book.full_instance_hourly(demand.gpu_model, demand.gpu_count)
+    else:
+        await book.ensure(volume_types=[demand.volume_type])
+        full = book.volume_hourly(demand.size_gb, demand.volume_type)
+    billed_now = HIBERNATED_HOURLY.get(book.currency, 0.01) if demand.hibernated else 0.0
+    return None if full is None else max(0.0, full - billed_now)
+
+
+def committed_hourly(book: PriceBook, instance: m.VMInstance) -> float | None:
+    """What an instance will cost per hour once settled: in full unless hibernated or going."""
+    if instance.status in (IS.HIBERNATED, IS.HIBERNATING):
+        return HIBERNATED_HOURLY.get(book.currency, 0.01)
+    if instance.status in (IS.DELETING, IS.ERROR, "DELETED"):
+        return 0.0
+    return book.full_instance_hourly(instance.gpu_model, instance.gpu_count)
+
+
 @dataclass
 class Accruals:
     """What each resource has cost so far (its billing route's summary), asked at most every

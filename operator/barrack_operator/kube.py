@@ -97,6 +97,24 @@ class StatusWriter:
                 payload = {}
             return response.status, payload if isinstance(payload, dict) else {}
 
+    async def write_secret(self, manifest: dict[str, Any]) -> None:
+        """Create the Secret, or merge its data and owner into the one of that name (``create``
+        and ``patch`` on Secrets are all it needs); raises unless written."""
+        meta = manifest["metadata"]
+        path = f"/api/v1/namespaces/{meta['namespace']}/secrets"
+        status, payload = await self.request_json("POST", path, manifest)
+        if status == 409:
+            url = f"{self._base}{path}/{meta['name']}"
+            patch = {"metadata": {"ownerReferences": meta["ownerReferences"], "labels": meta["labels"]},
+                     "stringData": manifest["stringData"]}  # fmt: skip
+            async with self._slots, self._session.patch(url, json=patch, headers=self._headers()) as response:
+                response.raise_for_status()
+            return
+        if status >= 300:
+            raise RuntimeError(
+                f"writing Secret {meta['namespace']}/{meta['name']} failed: {status} {payload.get('message', '')}"
+            )
+
     async def post_event(self, event: dict[str, Any]) -> None:
         """Create a core/v1 Event (see :func:`event_body`); raises unless created."""
         namespace = event["metadata"]["namespace"]

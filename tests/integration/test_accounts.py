@@ -15,7 +15,16 @@ import pytest
 
 from barrack_sim import money
 from barrack_testkit.stack import SimProcess
-from tests.integration.conftest import OPERATOR_SETTINGS, Kube, Operator, Sim, volume, wait_for
+from tests.integration.conftest import (
+    OPERATOR_SETTINGS,
+    Kube,
+    Operator,
+    Sim,
+    instance,
+    ssh_key,
+    volume,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 TEAM_KEY = "team-b-key-5c1e9a"
@@ -128,3 +137,27 @@ def test_an_account_not_allowed_or_missing_makes_no_call(
     # Nothing was ever asked of Barrack for them: they go without a call (and without an account).
     kube.run("delete", "bvol", "elsewhere", "nowhere", "--timeout=60s")
     assert team_sim.inventory()["volumes"] == [] and sim.inventory()["volumes"] == []
+
+
+def test_the_budget_refuses_before_any_call_until_it_rises(
+    kube: Kube, sim: Sim, team_sim: Sim, operator: Operator, accounts: list[str]
+) -> None:
+    volume_hourly = money.VOLUME_TB_HOURLY_USD["NVMe"]  # 1000 GB
+    instance_hourly = money.GPU_HOURLY_USD["A40"] * 2
+    _secret(kube, "team-d-key", TEAM_KEY)
+    _account(kube, accounts, "team-d", team_sim, maxHourlySpend=1.0)
+    ref = {"accountRef": {"name": "team-d"}}
+    key = {**ssh_key(), "spec": {**ssh_key()["spec"], **ref}}
+    kube.apply(key)
+    kube.apply(volume("data", sizeGB=1000, volumeType="NVMe", **ref))
+    kube.wait_condition("bvol", "data", "Ready", "True", timeout=60)
+    kube.apply(instance("gpu", team_sim.image(), gpuCount=2, **ref))
+    refused = kube.wait_condition("binst", "gpu", "Synced", "False", reason="BudgetExceeded", timeout=60)
+    figures = (f"now {volume_hourly:.2f}", f"asks {instance_hourly:.2f}", "maxHourlySpend) is 1.00")
+    assert all(f in refused["message"] for f in figures), refused["message"]
+    assert team_sim.inventory()["instances"] == [] and "create_instance 201" not in team_sim.calls()
+    kube.plane.kubectl(
+        "patch", "barrackaccount", "team-d", "--type=merge", "-p", '{"spec":{"maxHourlySpend":2.0}}'
+    )
+    kube.wait_condition("binst", "gpu", "Ready", "True", timeout=90)
+    assert len(team_sim.inventory()["instances"]) == 1

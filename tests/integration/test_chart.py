@@ -55,6 +55,7 @@ LEAST_PRIVILEGE = [
         "verbs": ["patch"],
     },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "patch"]},  # connection Secrets
 ]
 
 

@@ -3,6 +3,9 @@ hour at Barrack's prices in its power state now, and what it has cost so far."""
 
 from __future__ import annotations
 
+import base64
+import time
+
 import pytest
 
 from barrack_sim import money
@@ -69,3 +72,46 @@ def test_cost_follows_the_power_state_at_barracks_prices(kube: Kube, sim: Sim, o
         what="status.cost.accrued from the billing route",
     )
     assert accrued == pytest.approx(billed, rel=0.05)
+
+
+def test_credit_depletion_hibernates_holds_restores_and_a_top_up_brings_them_back(
+    kube: Kube, sim: Sim, operator: Operator
+) -> None:
+    """The account runs dry on the simulator's clock: Barrack hibernates the instance, the object
+    says CreditsDepleted and no restore is sent into refusals; after a top-up it is restored
+    (its powerState says Running), with a new public IP, which its connection Secret follows."""
+    sim.admin("config", {"balance": 2.0})  # under two hours of A40 x2
+    kube.apply(ssh_key())
+    kube.apply(instance("gpu", sim.image(), gpuCount=2, writeConnectionSecretToRef={"name": "gpu-ssh"}))
+    kube.wait_condition("binst", "gpu", "Ready", "True", timeout=90)
+    first_ip = kube.get("binst", "gpu")["status"]["publicIP"]  # type: ignore[index]
+    secret = wait_for(lambda: kube.get("secret", "gpu-ssh"), 30, what="the connection Secret")
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert data["host"] == first_ip and data["username"] == "ubuntu" and data["port"] == "22"
+    assert data["ssh"] == f"ssh -p 22 ubuntu@{first_ip}" and data["privateIP"]
+    owner = secret["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"]) == (
+        "BarrackInstance",
+        "gpu",
+        kube.get("binst", "gpu")["metadata"]["uid"],
+    )  # type: ignore[index]
+
+    sim.admin("advance", {"seconds": 3 * 3600})  # the balance runs out; Barrack hibernates
+    depleted = kube.wait_condition("binst", "gpu", "Ready", "False", reason="CreditsDepleted", timeout=60)
+    assert "top up the account" in depleted["message"]
+    restores_before = sim.calls().get("restore_instance 402", 0) + sim.calls().get("restore_instance 200", 0)
+    time.sleep(4)  # several passes at the test's intervals
+    calls = sim.calls()
+    assert calls.get("restore_instance 402", 0) + calls.get("restore_instance 200", 0) == restores_before, (
+        calls
+    )
+
+    sim.admin("top-up", {"amount": 100})
+    kube.wait_condition("binst", "gpu", "Ready", "True", timeout=90)
+    new_ip = kube.get("binst", "gpu")["status"]["publicIP"]  # type: ignore[index]
+    assert new_ip and new_ip != first_ip
+    wait_for(
+        lambda: base64.b64decode(kube.get("secret", "gpu-ssh")["data"]["host"]).decode() == new_ip,  # type: ignore[index]
+        30,
+        what="the connection Secret to follow the new IP",
+    )

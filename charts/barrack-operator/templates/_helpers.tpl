@@ -52,4 +52,7 @@ the Secret as a file. */}}
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create", "patch"]
 {{- end -}}

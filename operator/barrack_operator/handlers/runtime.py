@@ -42,6 +42,7 @@ from barrack_operator.conditions import (
     kstatus_conditions,
     merge_conditions,
 )
+from barrack_operator.connection import connection_data, secret_manifest
 from barrack_operator.handlers.health import HealthServer
 from barrack_operator.inventory import LISTING_OF, Inventory, ListingFailed, kinds_touched
 from barrack_operator.kube import StatusWriter, event_body
@@ -191,6 +192,7 @@ class Runtime:
         self._account_conditions: dict[str, list[dict[str, Any]]] = {}
         self._account_status: dict[str, dict[str, Any]] = {}
         self._money_now = asyncio.Event()
+        self._connections: dict[tuple[str, str], dict[str, str]] = {}
         self._use_account(AccountConfig.from_settings(settings))
 
     @property
@@ -444,6 +446,7 @@ class Runtime:
         outcome = await self._reconcile_guarded(reconcile, obj, account, finalizing=False)
         if isinstance(account, AccountRuntime):
             await self._add_cost(account, obj, outcome)
+            await self._write_connection(account, obj, outcome)
         self._remember_mutations(obj.uid, started, sent)
         self._back_off(obj.uid, outcome)
         metrics.RECONCILE_SECONDS.labels(kind.kind).observe(time.monotonic() - started)
@@ -478,6 +481,27 @@ class Runtime:
         else:
             return account
         return blocked(Outcome(), reason, message, self.timing, ready=True)
+
+    async def _write_connection(self, account: AccountRuntime, obj: ObjectView, outcome: Outcome) -> None:
+        """Keep the Secret spec.writeConnectionSecretToRef names current with how to reach the
+        instance; written only when what it holds changes (a new IP after a hibernation)."""
+        ref = obj.spec.get("writeConnectionSecretToRef")
+        item = account.inventory.instances.items.get(outcome.status.get("id") or "")
+        if not ref or item is None or self.status_writer is None or not self.leading():
+            return
+        data = connection_data(item, await account.image_name(item))
+        key = (obj.uid, ref["name"])
+        if self._connections.get(key) == data:
+            return
+        owner = {"apiVersion": f"{GROUP}/{VERSION}", "kind": obj.kind, "name": obj.name, "uid": obj.uid}
+        try:
+            await self.status_writer.write_secret(secret_manifest(obj.namespace, ref["name"], owner, data))
+        except Exception as exc:  # the next pass writes again
+            log.warning(
+                "Writing the connection Secret %s failed: %s", ref["name"], exc, extra=object_ref(obj)
+            )
+            return
+        self._connections[key] = data
 
     def _never_on_barrack(self, obj: ObjectView) -> bool:
         """No Barrack resource can be this object's: it has no id, never asked for a create and
@@ -697,6 +721,8 @@ class Runtime:
         self.registry.forget(obj.uid)
         self._mutated.pop(obj.uid, None)
         self._last_warning.pop(obj.uid, None)
+        for key in [k for k in self._connections if k[0] == obj.uid]:
+            del self._connections[key]
 
     async def _uninstall_outcome(self, kind: Kind, obj: ObjectView) -> Outcome | None:
         """When the kind's CRD is being deleted (an uninstall cascading to every object), the object

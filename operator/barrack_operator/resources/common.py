@@ -28,6 +28,7 @@ from barrack_operator.barrack import (
 from barrack_operator.barrack import models as wire
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.conditions import READY, SYNCED, Condition, Reason
+from barrack_operator.costs import Demand
 from barrack_operator.inventory import LISTING_OF, Inventory, ListingError, ListingFailed
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,10 @@ async def _no_mark(obj: ObjectView) -> None:
     return None
 
 
+async def _no_budget(key: str, demand: Demand) -> None:
+    return None
+
+
 @dataclass
 class Context:
     client: BarrackClient
@@ -216,6 +221,20 @@ class Context:
     mark_create: Callable[[ObjectView], Awaitable[None]] = _no_mark
     """Persist on the object, before a create is sent, that it asked for one (survives a crash);
     raises :class:`MarkNotWritten` when it could not."""
+    credits_depleted: Callable[[], bool] = lambda: False
+    """The account's balance is spent (Barrack hibernates every instance until a top-up)."""
+    admit: Callable[[str, Demand], Awaitable[None]] = _no_budget
+    """The account's budget guard: raises :class:`OverBudget` when what is asked (a create, a
+    power-on) would raise the account's burn above its maxHourlySpend; else reserves it."""
+
+
+class OverBudget(Exception):
+    """A create or power-on was refused before any call: it would exceed the account's budget."""
+
+
+class CreditsDepleted(Exception):
+    """The account's credit ran out (Barrack hibernated its instances): no restore or start is
+    sent, it would only be refused (402)."""
 
 
 class MarkNotWritten(Exception):
@@ -443,6 +462,7 @@ async def ensure_exists(
     create: Callable[[], Awaitable[T]],
     *,
     recreate: bool = True,
+    demand: Demand | None = None,
 ) -> Found:
     """Find the Barrack resource this object manages, or create it, never twice.
 
@@ -474,6 +494,8 @@ async def ensure_exists(
         raise NameTaken(what, obj.barrack_name, named[0].id)
     if obj.uid in ctx.memory.deleting:
         raise ObjectDeleting()
+    if demand is not None:
+        await ctx.admit(obj.uid, demand)  # raises OverBudget: nothing is sent
     await ctx.mark_create(obj)
     if obj.uid in ctx.memory.deleting:  # deletion began while the mark was written
         raise ObjectDeleting()

@@ -29,15 +29,18 @@ from barrack_operator.barrack import BarrackError, NotFound, PreconditionFailed
 from barrack_operator.barrack import models as wire
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.conditions import READY, SYNCED, Condition, Reason
+from barrack_operator.costs import Demand
 from barrack_operator.inventory import LISTING_OF, ListingFailed, Snapshot
 from barrack_operator.resources import specs, steps
 from barrack_operator.resources.common import (
     RECONCILED,
     RECREATE_ANNOTATION,
     Context,
+    CreditsDepleted,
     Lost,
     ObjectView,
     Outcome,
+    OverBudget,
     ensure_exists,
     failed,
     id_key,
@@ -139,6 +142,10 @@ class KindReconciler(ABC, Generic[S, T, I]):
         """A reason not to create at all (the spec can never be met); None to go ahead."""
         return None
 
+    def demand(self, spec: S) -> Demand | None:
+        """What the resource would add to the account's burn (for the budget guard); None: free."""
+        return None
+
     @abstractmethod
     def fetch(self, ctx: Context) -> Callable[[str], Awaitable[T]]: ...
 
@@ -202,7 +209,10 @@ class KindReconciler(ABC, Generic[S, T, I]):
                 self.fetch(ctx),
                 lambda: self.create(ctx, obj, spec, inputs),
                 recreate=not self.holds_data or obj.recreate_requested,
+                demand=self.demand(spec),
             )
+        except OverBudget as exc:
+            return self._report(ctx, out, None, steps.Blocked(Reason.BUDGET_EXCEEDED, str(exc)), inputs)
         except Lost as lost:
             return self._report(ctx, out, None, self._lost_step(lost.resource_id), inputs)
         except Unresolved as exc:
@@ -227,6 +237,10 @@ class KindReconciler(ABC, Generic[S, T, I]):
         if isinstance(step, steps.Call):
             try:
                 await self.act(ctx, item, step, out)
+            except OverBudget as exc:
+                return self._report(ctx, out, item, steps.Blocked(Reason.BUDGET_EXCEEDED, str(exc)), inputs)
+            except CreditsDepleted as exc:
+                return self._report(ctx, out, item, steps.Blocked(Reason.CREDITS_DEPLETED, str(exc)), inputs)
             except (BarrackError, MissingApiKey) as error:  # a 409 maps to the step's own refusal
                 return self._failed(ctx, out, item, error, step, inputs)
         return self._report(ctx, out, item, step, inputs)

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from barrack_operator.barrack import models as wire
+from barrack_operator.costs import Demand
 from barrack_operator.resources import specs, steps
 from barrack_operator.resources.common import (
     Context,
+    CreditsDepleted,
     ObjectView,
     Outcome,
     differences,
@@ -113,6 +115,9 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
     spec_model = specs.BarrackInstanceSpec
     states = IS
 
+    def demand(self, spec: specs.BarrackInstanceSpec) -> Demand:
+        return Demand("instances", gpu_model=spec.gpuModel, gpu_count=spec.gpuCount)
+
     async def observe(
         self, ctx: Context, obj: ObjectView, spec: specs.BarrackInstanceSpec, out: Outcome
     ) -> InstanceInputs:
@@ -180,6 +185,17 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
 
     async def act(self, ctx: Context, item: wire.VMInstance, step: steps.Call, out: Outcome) -> None:
         if isinstance(step, steps.Power):
+            if step.action in ("start", "restore") and ctx.credits_depleted():
+                raise CreditsDepleted(
+                    f"the account's credit ran out{' and Barrack hibernated this instance' if item.status == IS.HIBERNATED else ''}: "
+                    "top up the account; instances with powerState Running are restored then (no restore is "
+                    "sent before: Barrack would refuse it)"
+                )
+            if step.action == "restore":  # billed in full again: within the account's budget?
+                await ctx.admit(
+                    item.id,
+                    Demand("instances", gpu_model=item.gpu_model, gpu_count=item.gpu_count, hibernated=True),
+                )
             ctx.inventory.record(await ctx.client.instance_action(item.id, step.action))
             out.note(
                 "PowerStateChanged",

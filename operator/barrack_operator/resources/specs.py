@@ -269,6 +269,11 @@ class BarrackInstanceSpec(CommonSpec):
         "instance; when it adopts one, its rules are kept and written here.",
         max_length=MAX_RULES,
     )
+    writeConnectionSecretToRef: LocalRef | None = Field(
+        default=None,
+        description="Write how to reach the instance into this Secret of the object's namespace (host, privateIP, "
+        "port, username, ssh: a ready command line), owned by this object and kept current as the IP changes.",
+    )
 
 
 class BarrackFirewallSpec(CommonSpec):

@@ -16,6 +16,7 @@ from typing import Any
 from barrack_operator.barrack import NotFound
 from barrack_operator.barrack import models as wire
 from barrack_operator.conditions import ATTACHED, Condition, Reason
+from barrack_operator.costs import Demand
 from barrack_operator.resources import specs, steps
 from barrack_operator.resources.common import (
     Context,
@@ -175,6 +176,9 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
     what = "volume"
     spec_model = specs.BarrackVolumeSpec
     states = VS
+
+    def demand(self, spec: specs.BarrackVolumeSpec) -> Demand:
+        return Demand("volumes", volume_type=str(spec.volumeType), size_gb=spec.sizeGB)
 
     async def observe(
         self, ctx: Context, obj: ObjectView, spec: specs.BarrackVolumeSpec, out: Outcome
