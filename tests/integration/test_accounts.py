@@ -40,7 +40,7 @@ def operator_settings(kube: Kube) -> dict[str, str]:
 @pytest.fixture
 def team_sim(tmp_path: Path) -> Iterator[Sim]:
     """A second Barrack account: its own simulator, key and ids."""
-    simulator = SimProcess.start(tmp_path / "team-b", TEAM_KEY, "--first-id", "700001")
+    simulator = SimProcess.start(tmp_path / "team-b", TEAM_KEY, "--first-id", "800001")
     yield simulator
     simulator.stop()
 

@@ -214,7 +214,11 @@ def test_other_values_render_namespaced_roles_and_apply(kube: Kube) -> None:
     lease_roles = [r for r in by_kind(docs, "Role") if r["metadata"]["name"].endswith("-leader-election")]
     own = [r for r in by_kind(docs, "Role") if r["metadata"]["name"].endswith("-own-namespace")]
     assert [(r["metadata"]["namespace"], r["rules"]) for r in own] == [(kube.namespace, OWN_NAMESPACE)]
-    roles = [r for r in by_kind(docs, "Role") if r not in lease_roles and r not in own]
+    events = [r for r in by_kind(docs, "Role") if r["metadata"]["name"].endswith("-account-events")]
+    assert [(r["metadata"]["namespace"], r["rules"]) for r in events] == [  # cluster-scoped objects' events
+        ("default", [{"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}])
+    ]
+    roles = [r for r in by_kind(docs, "Role") if r not in lease_roles + own + events]
     assert [r["metadata"]["namespace"] for r in lease_roles] == [kube.namespace]  # the operator's own
     assert {"coordination.k8s.io"} == {g for rule in lease_roles[0]["rules"] for g in rule["apiGroups"]}
     assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(watched)
@@ -320,7 +324,7 @@ def service_account_kubeconfig(kube: Kube, tmp_path: Path) -> Iterator[Path]:
         for d in docs
         if d["kind"] in {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
     ]
-    kube.run("apply", "-f", "-", input_text=yaml.safe_dump_all(rbac))
+    kube.plane.kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all(rbac))  # also a Role in default
     account = by_kind(docs, "ServiceAccount")[0]["metadata"]["name"]
     token = kube.run("create", "token", account, "--duration=1h").stdout.strip()
     config = kube.plane.kubeconfig_dict()

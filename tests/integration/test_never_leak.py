@@ -121,9 +121,15 @@ def test_a_kind_barrack_cannot_list_blocks_only_itself_and_recovers_without_a_re
         wait_for(lambda: _get(f"http://127.0.0.1:{health}/readyz")[0] == 503, 30, what="/readyz 503")
         assert _get(f"http://127.0.0.1:{health}/healthz")[0] == 200  # alive: the poller runs
         _, text = _get(f"http://127.0.0.1:{metrics}/metrics")
-        assert 'barrack_inventory_errors_total{kind="volumes",reason="MalformedReply"}' in text
+        assert (
+            'barrack_inventory_errors_total{account="default",kind="volumes",reason="MalformedReply"}' in text
+        )
         ages = {
-            kind: float(re.search(rf'^barrack_inventory_age_seconds{{kind="{kind}"}} (\S+)$', text, re.M)[1])  # type: ignore[index]
+            kind: float(
+                re.search(
+                    rf'^barrack_inventory_age_seconds{{account="default",kind="{kind}"}} (\S+)$', text, re.M
+                )[1]
+            )  # type: ignore[index]
             for kind in ("volumes", "ssh_keys")
         }
         assert ages["volumes"] > ages["ssh_keys"], ages  # the age of the last *successful* listing

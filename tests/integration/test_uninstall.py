@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from barrack_operator.devcluster import ControlPlane
+from barrack_operator.resources.kinds import ALL_KINDS
 from tests.integration.conftest import (
     ROOT,
     Kube,
@@ -116,7 +117,7 @@ def test_upgrading_the_crds_in_place_keeps_the_objects_served(
     today = subprocess.run(
         [sys.executable, "-m", "barrack_operator.cli", "crds"], capture_output=True, text=True, check=True
     ).stdout
-    assert len(list(yaml.safe_load_all(today))) == len(KIND_CRDS)
+    assert len(list(yaml.safe_load_all(today))) == len(ALL_KINDS)  # the four kinds and BarrackAccount
     kube.plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input_text=today)
     served = kube.get("bvol", "kept")
     assert served is not None and served["status"]["id"] == volume_id
