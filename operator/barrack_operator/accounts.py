@@ -194,7 +194,7 @@ class AccountRuntime:
             slow_interval=settings.idle_poll_interval,
             on_change=on_change,
         )
-        self.prices = PriceBook(self.client)
+        self.prices = PriceBook(self.client, refresh_seconds=settings.prices_interval)
         self.accruals = Accruals(self.client, interval=settings.billing_interval)
         self.context = Context(
             client=self.client,

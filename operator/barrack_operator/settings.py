@@ -70,6 +70,8 @@ class Settings:
     billing_interval: float = field(default=3600.0, metadata=_meta("BARRACK_BILLING_INTERVAL", **SECONDS))
     """Seconds between two asks of a resource's billing route (status.cost.accrued); prices are
     asked again hourly."""
+    prices_interval: float = field(default=3600.0, metadata=_meta("BARRACK_PRICES_INTERVAL", **SECONDS))
+    """Seconds before a price from Barrack's pricing route is asked again."""
     stale_after_failed_polls: int = field(
         default=3, metadata=_meta("BARRACK_STALE_AFTER_FAILED_POLLS", ge=1, le=1000)
     )

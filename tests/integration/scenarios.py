@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from barrack_testkit.chaos import Tally
-from tests.integration.conftest import Kube, Sim, instance, ssh_key, volume
+from tests.integration.conftest import Kube, Sim, instance, ssh_key, volume, wait_for
 
 
 def barrack_volume(sim: Sim, volume_id: str) -> dict[str, Any] | None:
@@ -17,7 +17,7 @@ def barrack_volume(sim: Sim, volume_id: str) -> dict[str, Any] | None:
 def create_attach_blocked_detach_delete(kube: Kube, sim: Sim) -> None:
     """The life of a volume and its instance, as a user lives it; needs an operator running."""
     kube.apply(ssh_key())
-    kube.apply(instance("web-1", sim.image()))
+    kube.apply(instance("web-1", sim.image(), writeConnectionSecretToRef={"name": "web-1-ssh"}))
     kube.apply(volume("data", instanceRef={"name": "web-1"}))
     # While the instance is CREATING the instance is not Ready, with the state as the reason.
     kube.wait_condition("binst", "web-1", "Ready", "False", reason="Creating")
@@ -26,6 +26,9 @@ def create_attach_blocked_detach_delete(kube: Kube, sim: Sim) -> None:
     inst_id = kube.get("binst", "web-1")["status"]["id"]  # type: ignore[index]
     assert vol["id"].startswith("BRK-") and vol["attachedInstanceId"] == inst_id
     kube.wait_condition("bvol", "data", "Ready", "True")
+    # How to reach the instance, in the Secret its spec names (created and kept with create and patch).
+    secret = wait_for(lambda: kube.get("secret", "web-1-ssh"), 30, what="the connection Secret")
+    assert set(secret["data"]) == {"host", "privateIP", "port", "username", "ssh"}
 
     # Detach while ACTIVE: blocked, with a message naming the instance, its state and the fix.
     kube.patch("bvol", "data", [{"op": "remove", "path": "/spec/instanceRef"}], "json")

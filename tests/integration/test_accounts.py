@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,7 +35,7 @@ WRONG_TEAM_KEY = "team-b-old-key-77aa"
 @pytest.fixture
 def operator_settings(kube: Kube) -> dict[str, str]:
     # The operator's own namespace (where account Secrets are read) is the test's namespace.
-    return {**OPERATOR_SETTINGS, "LEADER_ELECTION_NAMESPACE": kube.namespace}
+    return {**OPERATOR_SETTINGS, "LEADER_ELECTION_NAMESPACE": kube.namespace, "PRICES_INTERVAL": "1"}
 
 
 @pytest.fixture
@@ -161,3 +162,32 @@ def test_the_budget_refuses_before_any_call_until_it_rises(
     )
     kube.wait_condition("binst", "gpu", "Ready", "True", timeout=90)
     assert len(team_sim.inventory()["instances"]) == 1
+
+
+def test_a_failed_price_refresh_keeps_the_last_prices_and_says_so(
+    kube: Kube, sim: Sim, team_sim: Sim, operator: Operator, accounts: list[str]
+) -> None:
+    _secret(kube, "team-e-key", TEAM_KEY)
+    _account(kube, accounts, "team-e", team_sim)
+    kube.apply(volume("data", sizeGB=1000, volumeType="HDD", accountRef={"name": "team-e"}))
+    kube.wait_condition("bvol", "data", "Ready", "True", timeout=60)
+    hourly = money.VOLUME_TB_HOURLY_USD["HDD"]
+    wait_for(lambda: (kube.get("bvol", "data")["status"].get("cost") or {}).get("hourly") == pytest.approx(hourly),  # type: ignore[index]
+             30, what="the volume's cost")  # fmt: skip
+    team_sim.admin("faults", {"malformed": {"get_pricing": "shape"}})
+    note = wait_for(
+        lambda: (
+            (c := _account_condition(kube, "team-e", "Ready"))
+            and "last prices are kept" in c["message"]
+            and c
+        ),
+        60,
+        what="the account to say its prices could not be refreshed",
+    )
+    assert note["status"] == "True"
+    kube.run("annotate", "bvol", "data", "barrack.ai/reconcile-requested-at=now", "--overwrite")
+    time.sleep(2)
+    assert kube.get("bvol", "data")["status"]["cost"]["hourly"] == pytest.approx(hourly)  # type: ignore[index]
+    team_sim.admin("faults", {"malformed": {}})
+    wait_for(lambda: "last prices" not in (_account_condition(kube, "team-e", "Ready") or {"message": "last prices"})["message"],
+             60, what="the note to go once prices refresh again")  # fmt: skip
