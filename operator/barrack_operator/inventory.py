@@ -311,6 +311,7 @@ _AFFECTS = {
     "instances": ("instances", "volumes"),
     "firewalls": ("firewalls", "instances"),
     "ssh-keys": ("ssh_keys",),
+    "snapshots": ("instances",),  # a restore makes an instance
 }
 LISTING_OF: dict[str, str] = {
     "BarrackVolume": "volumes",

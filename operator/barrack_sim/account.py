@@ -48,6 +48,9 @@ DETACH_REFUSAL_OLD_RULE = (
 
 DetachRule = Literal["shutoff", "active"]
 VS, IS, FS = m.VolumeState, m.InstanceState, m.FirewallState
+SS, ImS = m.SnapshotState, m.ImageState
+ROOT_DISK_GB = 100
+"""The size of an image-booted instance's root disk, which a snapshot of it takes."""
 
 
 @dataclass
@@ -66,6 +69,9 @@ class SimConfig:
     balance: float = 1000.0
     currency: str = "USD"
     stock_per_model: int = 64
+    snapshot_advanced_tier: bool = True
+    """Whether instances booted from an advanced-tier volume (NVMe, HDD) can be snapshotted (the
+    docs do not say; off refuses them with 400)."""
     first_id: int = 100001
     """The number in the first id handed out; simulators that share one cluster keep apart with it."""
 
@@ -86,6 +92,12 @@ class Account:
         self.firewalls: dict[str, m.Firewall] = {}
         self.ssh_keys: dict[str, m.SSHKey] = {}
         self.images: dict[str, m.OSImage] = {}
+        self.snapshots: dict[str, m.Snapshot] = {}
+        self.custom_images: dict[str, m.CustomImage] = {}
+        self._snapshot_source: dict[str, tuple[str, int, str | None]] = {}
+        """Snapshot id → the source instance's GPU model, count and OS image."""
+        self._restoring: dict[str, set[str]] = {}
+        """Snapshot id → instances being restored from it (CREATING)."""
         self.stock: dict[tuple[str, str], int] = {
             (region.value, gpu): self.config.stock_per_model for region in m.Region for gpu in m.GPU_MODELS
         }
@@ -134,8 +146,10 @@ class Account:
     def hourly_burn(self) -> float:
         """What the account's resources cost per hour now, at the published prices."""
         currency = self.config.currency
-        return sum(money.instance_hourly(i, currency) for i in self.instances.values()) + sum(
-            money.volume_hourly(v.size_gb, v.volume_type, currency) for v in self.volumes.values()
+        return (
+            sum(money.instance_hourly(i, currency) for i in self.instances.values())
+            + sum(money.volume_hourly(v.size_gb, v.volume_type, currency) for v in self.volumes.values())
+            + sum(money.snapshot_hourly(s, currency) for s in self.snapshots.values())
         )
 
     def _bill(self, now: float) -> None:
@@ -154,6 +168,9 @@ class Account:
         for volume in self.volumes.values():
             hourly = money.volume_hourly(volume.size_gb, volume.volume_type, currency)
             spent += self.ledger.bill(volume.id, volume.name, hourly, "active", minutes, at)
+        for snapshot in self.snapshots.values():
+            hourly = money.snapshot_hourly(snapshot, currency)
+            spent += self.ledger.bill(snapshot.id, snapshot.name, hourly, "active", minutes, at)
         self.config.balance = max(0.0, self.config.balance - spent)
         if self.config.balance <= 0 and spent > 0:
             self.depleted = True
@@ -177,10 +194,8 @@ class Account:
         return self.config.balance
 
     def billing(self, resource_id: str, id_key: str) -> tuple[list[dict[str, object]], dict[str, object]]:
-        if (
-            resource_id not in self.instances
-            and resource_id not in self.volumes
-            and (resource_id not in self.ledger.records)
+        if resource_id not in self.ledger.records and not any(
+            resource_id in known for known in (self.instances, self.volumes, self.snapshots)
         ):
             raise Missing(f"No resource {resource_id}")
         return self.ledger.page(resource_id, id_key, self.config.currency)
@@ -400,10 +415,13 @@ class Account:
             raise Invalid("An instance needs at least one SSH key")
         for key_id in req.ssh_key_ids:
             self.ssh_key(key_id)
-        if (req.image_id is None) == (req.boot_volume_id is None):
-            raise Invalid("Give exactly one boot source: image_id or boot_volume_id")
+        sources = [s for s in (req.image_id, req.boot_volume_id, req.custom_image_id) if s is not None]
+        if len(sources) != 1:
+            raise Invalid("Give exactly one boot source: image_id, boot_volume_id or custom_image_id")
         boot_volume: m.Volume | None = None
-        if req.image_id is not None:
+        if req.custom_image_id is not None:
+            self._check_custom_image(req.custom_image_id, req.region)
+        elif req.image_id is not None:
             self._check_image(req.image_id, req.region)
         else:
             boot_volume = self.volume(req.boot_volume_id or "")
@@ -538,6 +556,136 @@ class Account:
         if len(kept) == len(rules):
             raise Missing(f"Rule {rule_id} not found")
         return kept
+
+    # Snapshots and custom images (contract section 5) -------------------------------------------
+
+    def snapshot(self, snapshot_id: str) -> m.Snapshot:
+        try:
+            return self.snapshots[snapshot_id]
+        except KeyError:
+            raise Missing(f"Snapshot {snapshot_id} not found") from None
+
+    def custom_image(self, image_id: str) -> m.CustomImage:
+        try:
+            return self.custom_images[image_id]
+        except KeyError:
+            raise Missing(f"Image {image_id} not found") from None
+
+    def _check_custom_image(self, image_id: str, region: str) -> None:
+        image = self.custom_image(image_id)
+        if image.region != region:
+            raise Invalid(
+                f"Image {image_id} is in {image.region}, not {region}: an image deploys in its region"
+            )
+        if image.status != ImS.AVAILABLE:
+            raise Conflict(f"Image {image_id} is {image.status}; deploying needs AVAILABLE")
+
+    def _snapshot_size(self, instance: m.VMInstance) -> int:
+        boot = self.volumes.get(instance.boot_volume_id or "")
+        return boot.size_gb if boot is not None else ROOT_DISK_GB
+
+    def eligible_for_snapshot(self) -> list[m.VMInstance]:
+        making = {s.instance_id for s in self.snapshots.values() if s.status == SS.CREATING}
+        return [i for i in self.instances.values() if i.status == IS.ACTIVE and i.id not in making]
+
+    def create_snapshot(self, req: m.CreateSnapshotRequest) -> m.Snapshot:
+        self._check_name("snapshot", req.name, [s.name for s in self.snapshots.values()])
+        instance = self.instance(req.instance_id)
+        if instance.status != IS.ACTIVE:
+            raise Conflict(
+                f"Instance {instance.id} is {instance.status}; a snapshot needs an ACTIVE instance"
+            )
+        if any(s.instance_id == instance.id and s.status == SS.CREATING for s in self.snapshots.values()):
+            raise Conflict(
+                f"Instance {instance.id} has a snapshot being made; one snapshot at a time per instance",
+                "snapshot_in_progress",
+            )
+        boot = self.volumes.get(instance.boot_volume_id or "")
+        if (
+            boot is not None
+            and m.VolumeType(boot.volume_type).advanced
+            and not self.config.snapshot_advanced_tier
+        ):
+            raise Invalid(f"Instance {instance.id} is on the advanced tier, which snapshots do not support")
+        size = self._snapshot_size(instance)
+        self._charge_check(money.snapshot_hourly_of(size, self.config.currency))
+        snapshot = m.Snapshot(
+            id=self._new_id("S"), name=req.name, description=req.description or "", instance_id=instance.id,
+            region=instance.region, size_gb=size, status=SS.CREATING, created_at=_now_iso(),
+        )  # fmt: skip
+        self.snapshots[snapshot.id] = snapshot
+        self._snapshot_source[snapshot.id] = (instance.gpu_model, instance.gpu_count, instance.image_id)
+        self.created.append((snapshot.id, snapshot.name))
+        self._schedule(snapshot.id, "create_snapshot", lambda: setattr(snapshot, "status", SS.SUCCESS))
+        return snapshot
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        snapshot = self.snapshot(snapshot_id)
+        if self._restoring.get(snapshot_id):
+            raise Conflict(f"Snapshot {snapshot_id} is being restored; delete it once the restore finished")
+        if snapshot.status in (SS.CREATING, SS.DELETING):
+            raise Conflict(f"Snapshot {snapshot_id} is {snapshot.status}; wait until it settles to delete it")
+        snapshot.status = SS.DELETING
+
+        def done() -> None:
+            self.snapshots.pop(snapshot_id, None)
+            self.ledger.close(
+                snapshot_id, money.wall_time(self.clock.now(), self._clock_start, self._wall_start)
+            )
+
+        self._schedule(snapshot_id, "delete_snapshot", done)
+
+    def restore_snapshot(self, snapshot_id: str, req: m.RestoreSnapshotRequest) -> m.VMInstance:
+        """A new instance from the snapshot, in its region (new IPs; SSH keys given anew)."""
+        snapshot = self.snapshot(snapshot_id)
+        if snapshot.status != SS.SUCCESS:
+            raise Conflict(f"Snapshot {snapshot_id} is {snapshot.status}; a restore needs SUCCESS")
+        gpu_model, gpu_count, image_id = self._snapshot_source[snapshot_id]
+        if image_id not in self.images:
+            image_id = next(i.id for i in self.images.values() if i.region == snapshot.region)
+        request = m.DeploymentRequest(
+            name=req.name or f"{snapshot.name}-restored", region=snapshot.region,
+            gpu_model=req.gpu_model or gpu_model, gpu_count=req.gpu_count or gpu_count, image_id=image_id,
+            ssh_key_ids=req.ssh_key_ids, public_ip=req.public_ip,
+        )  # fmt: skip
+        instance = self.create_instance(request)
+        restoring = self._restoring.setdefault(snapshot_id, set())
+        restoring.add(instance.id)
+        settle = self._pending[instance.id].apply
+
+        def done() -> None:
+            settle()
+            restoring.discard(instance.id)
+
+        self._pending[instance.id] = Transition(
+            self.clock.now() + self.config.duration("restore_snapshot"), done
+        )
+        return instance
+
+    def create_image(self, snapshot_id: str, name: str) -> m.CustomImage:
+        snapshot = self.snapshot(snapshot_id)
+        self._check_name("image", name, [i.name for i in self.custom_images.values()])
+        if snapshot.status != SS.SUCCESS:
+            raise Conflict(f"Snapshot {snapshot_id} is {snapshot.status}; an image needs a SUCCESS snapshot")
+        image = m.CustomImage(
+            id=self._new_id("I"), name=name, snapshot_id=snapshot_id, region=snapshot.region,
+            size_gb=snapshot.size_gb, status=ImS.CREATING, created_at=_now_iso(),
+        )  # fmt: skip
+        self.custom_images[image.id] = image
+        self.created.append((image.id, image.name))
+        self._schedule(image.id, "create_image", lambda: setattr(image, "status", ImS.AVAILABLE))
+        return image
+
+    def delete_image(self, image_id: str) -> None:
+        image = self.custom_image(image_id)
+        if image.status in (ImS.CREATING, ImS.DELETING):
+            raise Conflict(f"Image {image_id} is {image.status}; wait until it settles to delete it")
+        image.status = ImS.DELETING
+
+        def done() -> None:
+            self.custom_images.pop(image_id, None)
+
+        self._schedule(image_id, "delete_image", done)
 
     # Firewalls -----------------------------------------------------------------------------------
 

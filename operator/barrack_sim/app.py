@@ -136,6 +136,57 @@ def _handlers() -> dict[str, Handler]:  # noqa: PLR0915 - one table, one entry a
             raise Invalid(str(exc.args[0])) from None
         return {"pricing": {"currency": req.currency, "tier": req.tier, "hourly": round(hourly, 6)}}
 
+    @route("list_snapshots")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        wanted = rq.query_params.get("instance_id")
+        snapshots = [s for s in a.snapshots.values() if wanted is None or s.instance_id == wanted]
+        return _paged(rq, "snapshots", _in_region(rq, snapshots))
+
+    @route("create_snapshot")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return {"snapshot": _dump(a.create_snapshot(await _body(rq, m.CreateSnapshotRequest)))}
+
+    @route("list_snapshot_eligible_instances")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return _paged(rq, "instances", a.eligible_for_snapshot())
+
+    @route("get_snapshot")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return {"snapshot": _dump(a.snapshot(rq.path_params["id"]))}
+
+    @route("delete_snapshot")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        a.delete_snapshot(rq.path_params["id"])
+        return {}
+
+    @route("restore_snapshot")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        req: m.RestoreSnapshotRequest = await _body(rq, m.RestoreSnapshotRequest)
+        return {"instance": _dump(a.restore_snapshot(rq.path_params["id"], req))}
+
+    @route("create_image")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        req: m.CreateImageRequest = await _body(rq, m.CreateImageRequest)
+        return {"image": _dump(a.create_image(rq.path_params["id"], req.name))}
+
+    @route("get_snapshot_billing")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        records, summary = a.billing(rq.path_params["id"], "snapshot_id")
+        return {**_paged(rq, "records", records), "summary": summary}
+
+    @route("list_images")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return _paged(rq, "images", _in_region(rq, list(a.custom_images.values())))
+
+    @route("get_image")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return {"image": _dump(a.custom_image(rq.path_params["id"]))}
+
+    @route("delete_image")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        a.delete_image(rq.path_params["id"])
+        return {}
+
     @route("get_instance_billing")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
         records, summary = a.billing(rq.path_params["id"], "instance_id")
@@ -381,6 +432,8 @@ def _admin_routes(sim: Simulator) -> list[Route]:
                 "instances": [_dump(i) for i in a.instances.values()],
                 "firewalls": [_dump(f) for f in a.firewalls.values()],
                 "ssh_keys": [_dump(k) for k in a.ssh_keys.values()],
+                "snapshots": [_dump(s) for s in a.snapshots.values()],
+                "images": [_dump(i) for i in a.custom_images.values()],
                 "pending_transitions": a.pending(),
             }
         )
@@ -407,6 +460,8 @@ def _admin_routes(sim: Simulator) -> list[Route]:
             for key in ("transition_seconds", "balance"):
                 if key in values:
                     setattr(cfg, key, float(values[key]))
+            if "snapshot_advanced_tier" in values:
+                cfg.snapshot_advanced_tier = bool(values["snapshot_advanced_tier"])
             if "detach_rule" in values:
                 if values["detach_rule"] not in ("shutoff", "active"):
                     return JSONResponse({"message": "detach_rule is shutoff or active"}, status_code=400)
@@ -445,7 +500,7 @@ def _admin_routes(sim: Simulator) -> list[Route]:
         Barrack might report it: ERROR, DELETED, or a word the contract does not name."""
         values = json.loads(await request.body() or b"{}")
         a = sim.account
-        for resources in (a.volumes, a.instances, a.firewalls, a.ssh_keys):
+        for resources in (a.volumes, a.instances, a.firewalls, a.ssh_keys, a.snapshots, a.custom_images):
             resource = resources.get(str(values.get("id")))
             if resource is not None:
                 resource.status = str(values.get("status", "")).upper()

@@ -59,8 +59,21 @@ def volume_hourly(size_gb: int, volume_type: str, currency: str) -> float:
     return convert(VOLUME_TB_HOURLY_USD[volume_type] * size_gb / 1000, currency)
 
 
+def snapshot_hourly_of(size_gb: int, currency: str) -> float:
+    return convert(SNAPSHOT_100GB_HOURLY_USD * size_gb / 100, currency)
+
+
+def snapshot_hourly(snapshot: m.Snapshot, currency: str) -> float:
+    """Billed on its actual size once made [doc]; not while being made or deleted."""
+    return (
+        snapshot_hourly_of(snapshot.size_gb, currency) if snapshot.status == m.SnapshotState.SUCCESS else 0.0
+    )
+
+
 def quote(request: m.PricingRequest) -> float:
     """``POST /pricing/``: the hourly price of what the request describes."""
+    if request.resource_type == "snapshot":
+        return snapshot_hourly_of(request.volume_size_gb or 0, request.currency)
     if request.resource_type == "instance":
         model = request.gpu_model or ""
         if model not in GPU_HOURLY_USD:

@@ -40,8 +40,7 @@ async def _instance(
 
 async def test_every_route_is_served(client: BarrackClient, sim: Simulator) -> None:
     """Walk every route of the table once; the simulator counts each."""
-    await client.get_balance()
-    await client.list_regions()
+    await asyncio.gather(client.get_balance(), client.list_regions())
     await client.list_gpu_stocks()
     await client.list_volume_types()
     await client.get_pricing(m.PricingRequest(resource_type="volume", volume_size_gb=100, volume_type="NVMe"))
@@ -59,6 +58,7 @@ async def test_every_route_is_served(client: BarrackClient, sim: Simulator) -> N
     sim.account.clock.advance(10)
     clone = await client.clone_volume(volume.id, "data-clone")
     sim.account.clock.advance(10)
+    await _walk_snapshots(client, sim, instance)
     await client.attach_volumes(instance.id, [volume.id])
     sim.account.clock.advance(10)
     for action in ("reboot", "hibernate", "restore", "stop"):
@@ -276,3 +276,31 @@ def test_api_key_file_is_reread_when_it_changes(tmp_path) -> None:  # type: igno
     os.utime(path, (path.stat().st_atime + 5, path.stat().st_mtime + 5))
     assert source.get() == "second"
     assert "second" not in repr(source)
+
+
+async def _walk_snapshots(client: BarrackClient, sim: Simulator, instance: m.VMInstance) -> None:
+    """Snapshot an ACTIVE instance, make an image of it, deploy from the image, restore the
+    snapshot into a new instance; then delete what was made."""
+    assert [i.id for i in await client.list_snapshot_eligible_instances()] == [instance.id]
+    snapshot = await client.create_snapshot(m.CreateSnapshotRequest(name="snap", instance_id=instance.id))
+    sim.account.clock.advance(10)
+    assert (await client.get_snapshot(snapshot.id)).status == "SUCCESS"
+    assert [s.id async for s in client.iter_snapshots()] == [snapshot.id]
+    image = await client.create_image(snapshot.id, "golden")
+    sim.account.clock.advance(10)
+    assert (await client.get_image(image.id)).status == "AVAILABLE"
+    assert [i.id async for i in client.iter_images()] == [image.id]
+    keys = [k.id async for k in client.iter_ssh_keys()]
+    restored = await client.restore_snapshot(snapshot.id, m.RestoreSnapshotRequest(ssh_key_ids=keys))
+    deployed = await client.create_instance(
+        m.DeploymentRequest(name="from-image", region="US-1", gpu_model="A40", gpu_count=1,
+                            custom_image_id=image.id, ssh_key_ids=keys)
+    )  # fmt: skip
+    sim.account.clock.advance(10)
+    assert restored.name == "snap-restored" and restored.id != instance.id
+    assert (await client.get_snapshot_billing(snapshot.id)).summary.totalCost > 0
+    for made in (restored, deployed):
+        await client.delete_instance(made.id)
+    await client.delete_image(image.id)
+    await client.delete_snapshot(snapshot.id)
+    sim.account.clock.advance(10)

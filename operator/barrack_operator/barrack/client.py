@@ -242,6 +242,51 @@ class BarrackClient:
         params = {"region": region} if region else None
         return self._paginate("list_volumes", m.VolumeListResponse, "volumes", params)
 
+    # Snapshots and custom images -----------------------------------------------------------------
+
+    def iter_snapshots(self) -> AsyncIterator[m.Snapshot]:
+        return self._paginate("list_snapshots", m.SnapshotListResponse, "snapshots")
+
+    async def create_snapshot(self, request: m.CreateSnapshotRequest) -> m.Snapshot:
+        return (await self._call("create_snapshot", m.SnapshotResponse, body=request)).snapshot
+
+    async def list_snapshot_eligible_instances(self) -> list[m.VMInstance]:
+        return [
+            i
+            async for i in self._paginate(
+                "list_snapshot_eligible_instances", m.InstanceListResponse, "instances"
+            )
+        ]
+
+    async def get_snapshot(self, snapshot_id: str) -> m.Snapshot:
+        return (await self._call("get_snapshot", m.SnapshotResponse, id=snapshot_id)).snapshot
+
+    async def delete_snapshot(self, snapshot_id: str) -> None:
+        await self._call("delete_snapshot", m.Envelope, id=snapshot_id)
+
+    async def restore_snapshot(self, snapshot_id: str, request: m.RestoreSnapshotRequest) -> m.VMInstance:
+        return (
+            await self._call("restore_snapshot", m.InstanceResponse, body=request, id=snapshot_id)
+        ).instance
+
+    async def create_image(self, snapshot_id: str, name: str) -> m.CustomImage:
+        body = m.CreateImageRequest(name=name)
+        return (await self._call("create_image", m.ImageResponse, body=body, id=snapshot_id)).image
+
+    async def get_snapshot_billing(self, snapshot_id: str) -> m.BillingResponse:
+        return await self._call("get_snapshot_billing", m.BillingResponse, id=snapshot_id)
+
+    def iter_images(self) -> AsyncIterator[m.CustomImage]:
+        return self._paginate("list_images", m.ImageListResponse, "images")
+
+    async def get_image(self, image_id: str) -> m.CustomImage:
+        return (await self._call("get_image", m.ImageResponse, id=image_id)).image
+
+    async def delete_image(self, image_id: str) -> None:
+        await self._call("delete_image", m.Envelope, id=image_id)
+
+    # Volumes ---------------------------------------------------------------------------------------
+
     async def create_volume(self, request: m.CreateVolumeRequest) -> m.Volume:
         return (await self._call("create_volume", m.VolumeResponse, body=request)).volume
 

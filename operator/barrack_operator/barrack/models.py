@@ -104,6 +104,33 @@ class VolumeState(StrEnum):
         return self not in {VolumeState.AVAILABLE, VolumeState.ATTACHED, VolumeState.ERROR}
 
 
+class SnapshotState(StrEnum):
+    """Snapshot states [contract section 5]: SUCCESS is restorable (the docs also say
+    "available"); CREATING and DELETING are transitional."""
+
+    CREATING = "CREATING"
+    SUCCESS = "SUCCESS"
+    ERROR = "ERROR"
+    DELETING = "DELETING"
+
+    @property
+    def transitional(self) -> bool:
+        return self in {SnapshotState.CREATING, SnapshotState.DELETING}
+
+
+class ImageState(StrEnum):
+    """Custom image states: AVAILABLE is deployable (the docs also say SUCCESS)."""
+
+    CREATING = "CREATING"
+    AVAILABLE = "AVAILABLE"
+    ERROR = "ERROR"
+    DELETING = "DELETING"
+
+    @property
+    def transitional(self) -> bool:
+        return self in {ImageState.CREATING, ImageState.DELETING}
+
+
 class FirewallState(StrEnum):
     """Firewall and firewall-attachment states; CREATING and ATTACHING are transitional."""
 
@@ -210,6 +237,27 @@ class VMInstance(ReplyModel):
     created_at: str | None = None
 
 
+class Snapshot(ReplyModel):
+    id: str
+    name: str
+    description: str = ""
+    instance_id: str | None = None
+    region: str
+    size_gb: int = 0
+    status: UpperStr
+    created_at: str | None = None
+
+
+class CustomImage(ReplyModel):
+    id: str
+    name: str
+    snapshot_id: str | None = None
+    region: str
+    size_gb: int = 0
+    status: UpperStr
+    created_at: str | None = None
+
+
 class FirewallAttachment(ReplyModel):
     instance_id: str
     status: UpperStr
@@ -278,11 +326,32 @@ class DeploymentRequest(WireModel):
     gpu_count: int
     image_id: str | None = None
     boot_volume_id: str | None = None
+    custom_image_id: str | None = None
     ssh_key_ids: list[str]
     startup_script_id: str | None = None
     cloud_init: str | None = None
     public_ip: bool = True
     security_rules: list[AddFirewallRuleRequest] | None = None
+
+
+class CreateSnapshotRequest(WireModel):
+    name: str
+    instance_id: str
+    description: str | None = None
+
+
+class RestoreSnapshotRequest(WireModel):
+    """A new instance from a snapshot, in the snapshot's region."""
+
+    name: str | None = None
+    gpu_model: str | None = None
+    gpu_count: int | None = None
+    ssh_key_ids: list[str]
+    public_ip: bool = True
+
+
+class CreateImageRequest(WireModel):
+    name: str
 
 
 class PublicIPRequest(WireModel):
@@ -321,7 +390,7 @@ Currency = Literal["USD", "EUR", "INR"]
 class PricingRequest(WireModel):
     tier: Literal["legacy", "advanced"] = "legacy"
     currency: Currency = "USD"
-    resource_type: Literal["volume", "instance"]
+    resource_type: Literal["volume", "instance", "snapshot"]
     volume_size_gb: int | None = None
     volume_type: str | None = None
     gpu_model: str | None = None
@@ -383,6 +452,22 @@ class SSHKeyListResponse(Page):
 
 class OSImageListResponse(Page):
     os_images: list[OSImage]
+
+
+class SnapshotResponse(Envelope):
+    snapshot: Snapshot
+
+
+class SnapshotListResponse(Page):
+    snapshots: list[Snapshot]
+
+
+class ImageResponse(Envelope):
+    image: CustomImage
+
+
+class ImageListResponse(Page):
+    images: list[CustomImage]
 
 
 class BalanceResponse(Envelope):
