@@ -76,16 +76,19 @@ def ready_count(plane: ControlPlane) -> int:
 
 
 def metric(port: int, name: str) -> float:
-    """One unlabelled sample from the operator's metrics endpoint (NaN when it cannot be read)."""
+    """A metric from the operator's metrics endpoint, summed over its labels (every account);
+    NaN when it cannot be read."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             text = response.read().decode()
     except OSError:
         return math.nan
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return math.nan
+    samples = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((name + " ", name + "{"))
+    ]
+    return sum(samples) if samples else math.nan
 
 
 def barrack_calls(sim: SimProcess) -> int:
