@@ -23,11 +23,13 @@ import yaml
 from barrack_operator.devcluster import ControlPlane
 from barrack_operator.resources.kinds import ALL_KINDS
 from tests.integration.conftest import (
+    OPERATOR_SETTINGS,
     ROOT,
     Kube,
     Operator,
     Sim,
     instance,
+    running_operator,
     ssh_key,
     started_control_plane,
     volume,
@@ -52,6 +54,27 @@ def _crd_names() -> list[str]:
 
 def _crd_exists(plane: ControlPlane, name: str) -> bool:
     return plane.kubectl("get", "crd", name, check=False).returncode == 0
+
+
+def test_an_operator_started_before_its_crds_waits_for_them(
+    kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Installed in the wrong order (the operator first): it runs, says it waits for its CRDs,
+    and serves the kinds once they are installed, without a restart. First in the module: its
+    control plane holds no object yet, so the CRDs go at once."""
+    names = [f"{kind.plural}.barrack.ai" for kind in ALL_KINDS]
+    kube.plane.kubectl("delete", "crd", *names, "--ignore-not-found")
+    wait_for(lambda: not any(_crd_exists(kube.plane, n) for n in names), 60, what="no CRD left")
+    with running_operator(kube, sim, api_key_file, tmp_path, dict(OPERATOR_SETTINGS), request=request) as op:
+        wait_for(lambda: "waiting for them" in op.log(), 30, what="the operator to say it waits for its CRDs")
+        assert op.alive()
+        pid = op.pid
+        kube.plane.install_crds(ROOT / "crds")
+        kube.apply(volume("late"))
+        kube.wait_condition("bvol", "late", "Ready", "True", timeout=90)
+        assert op.alive() and op.pid == pid
+        assert "Traceback" not in op.log()
+        kube.run("delete", "bvol", "late", "--timeout=60s")  # no finalizer left to hold the next test's CRDs
 
 
 def test_deleting_the_crds_keeps_every_barrack_resource_and_the_operator(

@@ -271,6 +271,9 @@ class ControlPlane:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"CRDs in {directory} were not served within {timeout:.0f}s")
             time.sleep(0.2)
+        # kubectl keeps what discovery said (kinds, short names, categories) on disk for minutes:
+        # read it again, so that a CRD installed anew is known by its category at once.
+        self.kubectl("api-resources", "--cached=false", "-o", "name")
 
 
 PR_SET_PDEATHSIG = 1
