@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from barrack_operator.barrack import models as m
 from barrack_sim import money
@@ -47,6 +47,7 @@ DETACH_REFUSAL_OLD_RULE = (
 )
 
 DetachRule = Literal["shutoff", "active"]
+T = TypeVar("T")
 VS, IS, FS = m.VolumeState, m.InstanceState, m.FirewallState
 SS, ImS = m.SnapshotState, m.ImageState
 ROOT_DISK_GB = 100
@@ -77,6 +78,14 @@ class SimConfig:
 
     def duration(self, name: str) -> float:
         return self.transition_overrides.get(name, self.transition_seconds)
+
+
+def _found(table: dict[str, T], resource_id: str, what: str) -> T:
+    """The resource of that id, or Barrack's 404."""
+    try:
+        return table[resource_id]
+    except KeyError:
+        raise Missing(f"{what} {resource_id} not found") from None
 
 
 def _now_iso() -> str:
@@ -209,28 +218,16 @@ class Account:
     # Lookups -------------------------------------------------------------------------------------
 
     def volume(self, volume_id: str) -> m.Volume:
-        try:
-            return self.volumes[volume_id]
-        except KeyError:
-            raise Missing(f"Volume {volume_id} not found") from None
+        return _found(self.volumes, volume_id, "Volume")
 
     def instance(self, instance_id: str) -> m.VMInstance:
-        try:
-            return self.instances[instance_id]
-        except KeyError:
-            raise Missing(f"Instance {instance_id} not found") from None
+        return _found(self.instances, instance_id, "Instance")
 
     def firewall(self, firewall_id: str) -> m.Firewall:
-        try:
-            return self.firewalls[firewall_id]
-        except KeyError:
-            raise Missing(f"Firewall {firewall_id} not found") from None
+        return _found(self.firewalls, firewall_id, "Firewall")
 
     def ssh_key(self, key_id: str) -> m.SSHKey:
-        try:
-            return self.ssh_keys[key_id]
-        except KeyError:
-            raise Missing(f"SSH key {key_id} not found") from None
+        return _found(self.ssh_keys, key_id, "SSH key")
 
     # Shared checks -------------------------------------------------------------------------------
 
@@ -560,16 +557,10 @@ class Account:
     # Snapshots and custom images (contract section 5) -------------------------------------------
 
     def snapshot(self, snapshot_id: str) -> m.Snapshot:
-        try:
-            return self.snapshots[snapshot_id]
-        except KeyError:
-            raise Missing(f"Snapshot {snapshot_id} not found") from None
+        return _found(self.snapshots, snapshot_id, "Snapshot")
 
     def custom_image(self, image_id: str) -> m.CustomImage:
-        try:
-            return self.custom_images[image_id]
-        except KeyError:
-            raise Missing(f"Image {image_id} not found") from None
+        return _found(self.custom_images, image_id, "Image")
 
     def _check_custom_image(self, image_id: str, region: str) -> None:
         image = self.custom_image(image_id)
