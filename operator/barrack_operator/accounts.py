@@ -302,19 +302,18 @@ class AccountRuntime:
         """What the account will burn per hour once every resource settles: instances in full
         unless hibernated or going, volumes by size and type, and admitted creates and power-ons
         no listing has shown yet."""
-        instances = list(self.inventory.instances.items.values())
-        volumes = list(self.inventory.volumes.items.values())
-        await self.prices.ensure(
-            gpu_models=[i.gpu_model for i in instances], volume_types=[v.volume_type for v in volumes]
+        listed = await self.prices.burn(
+            self.inventory.instances.items.values(),
+            self.inventory.volumes.items.values(),
+            instance_price=lambda instance: committed_hourly(self.prices, instance),
         )
-        parts = [committed_hourly(self.prices, i) for i in instances]
-        parts += [self.prices.volume_hourly(v.size_gb, v.volume_type) for v in volumes]
+        reserved = 0.0
         for key, (listing, hourly, at) in list(self._reservations.items()):
             if getattr(self.inventory, listing).started_at > at:
                 del self._reservations[key]  # a listing begun after it counts the resource itself
             else:
-                parts.append(hourly)
-        return None if any(p is None for p in parts) else sum(p or 0.0 for p in parts)
+                reserved += hourly
+        return None if listed is None else listed + reserved
 
     async def refresh_money(self) -> None:
         """Ask the balance and price what the account holds now (burn per hour)."""

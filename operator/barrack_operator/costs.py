@@ -102,13 +102,20 @@ class PriceBook:
         await self.ensure(volume_types=[item.volume_type])
         return self.volume_hourly(item.size_gb, item.volume_type)
 
-    async def burn(self, instances: Iterable[m.VMInstance], volumes: Iterable[m.Volume]) -> float | None:
-        """The hourly sum over the resources; None while a price is not known."""
+    async def burn(
+        self,
+        instances: Iterable[m.VMInstance],
+        volumes: Iterable[m.Volume],
+        instance_price: Callable[[m.VMInstance], float | None] | None = None,
+    ) -> float | None:
+        """The hourly sum over the resources, each instance priced by ``instance_price`` (default:
+        in its state now); None while a price is not known."""
         instances, volumes = list(instances), list(volumes)
         await self.ensure(
             gpu_models=[i.gpu_model for i in instances], volume_types=[v.volume_type for v in volumes]
         )
-        parts = [self.instance_hourly(i) for i in instances] + [
+        price = instance_price or self.instance_hourly
+        parts = [price(i) for i in instances] + [
             self.volume_hourly(v.size_gb, v.volume_type) for v in volumes
         ]
         return None if any(p is None for p in parts) else sum(p or 0.0 for p in parts)

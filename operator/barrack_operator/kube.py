@@ -78,7 +78,11 @@ class StatusWriter:
 
     async def patch_object(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> None:
         """Merge-patch the object itself (metadata or spec); raises unless written."""
-        url = f"{self._base}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}"
+        await self._merge_patch(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}", body)
+
+    async def _merge_patch(self, path: str, body: dict[str, Any]) -> None:
+        """Merge-patch whatever ``path`` names; raises unless written."""
+        url = f"{self._base}{path}"
         async with self._slots, self._session.patch(url, json=body, headers=self._headers()) as response:
             response.raise_for_status()
 
@@ -104,11 +108,9 @@ class StatusWriter:
         path = f"/api/v1/namespaces/{meta['namespace']}/secrets"
         status, payload = await self.request_json("POST", path, manifest)
         if status == 409:
-            url = f"{self._base}{path}/{meta['name']}"
             patch = {"metadata": {"ownerReferences": meta["ownerReferences"], "labels": meta["labels"]},
                      "stringData": manifest["stringData"]}  # fmt: skip
-            async with self._slots, self._session.patch(url, json=patch, headers=self._headers()) as response:
-                response.raise_for_status()
+            await self._merge_patch(f"{path}/{meta['name']}", patch)
             return
         if status >= 300:
             raise RuntimeError(

@@ -29,8 +29,7 @@ class _ExpectedWaits(logging.Filter):
             and "'finalize-" in str(record.msg)
             and "failed temporarily" in str(record.msg)
         ):
-            record.levelno, record.levelname = logging.INFO, "INFO"
-            return logging.getLogger().isEnabledFor(logging.INFO)
+            return _as_info(record)
         return True
 
 
@@ -43,9 +42,14 @@ class _GoneCrdWatches(logging.Filter):
         error = record.exc_info[1] if record.exc_info else None
         if error is not None and getattr(error, "status", None) == 404:
             record.exc_info, record.exc_text = None, None
-            record.levelno, record.levelname = logging.INFO, "INFO"
-            return logging.getLogger().isEnabledFor(logging.INFO)
+            return _as_info(record)
         return True
+
+
+def _as_info(record: logging.LogRecord) -> bool:
+    """Log the record at INFO instead (a filter's answer: whether INFO lines are logged at all)."""
+    record.levelno, record.levelname = logging.INFO, "INFO"
+    return logging.getLogger().isEnabledFor(logging.INFO)
 
 
 def configure_logging(fmt: str, level: str) -> None:

@@ -645,14 +645,9 @@ class Runtime:
         logged, never raised (events help, but are not the record: status is)."""
         if self.status_writer is None:
             return
-        involved = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": obj.kind,
-            "namespace": obj.namespace,
-            "name": obj.name,
-            "uid": obj.uid,
-        }
-        body = event_body(involved, event.type, event.reason, event.action(finalizing), event.message)
+        body = event_body(
+            involved_ref(obj), event.type, event.reason, event.action(finalizing), event.message
+        )
         try:
             await self.status_writer.post_event(body)
         except Exception as exc:
@@ -811,14 +806,17 @@ def view(kind: Kind, body: kopf.Body) -> ObjectView:
 def object_ref(obj: ObjectView) -> dict[str, Any]:
     """``extra`` for a log line about an object: kopf's formatters print the reference (the JSON
     format as ``object``, the plain one as a ``[namespace/name]`` prefix)."""
+    return {"k8s_ref": involved_ref(obj)}
+
+
+def involved_ref(obj: ObjectView) -> dict[str, str]:
+    """The object as an event's involvedObject (and a log line's reference) names it."""
     return {
-        "k8s_ref": {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": obj.kind,
-            "namespace": obj.namespace,
-            "name": obj.name,
-            "uid": obj.uid,
-        }
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": obj.kind,
+        "namespace": obj.namespace,
+        "name": obj.name,
+        "uid": obj.uid,
     }
 
 
