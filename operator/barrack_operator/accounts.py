@@ -306,6 +306,7 @@ class AccountRuntime:
             self.inventory.instances.items.values(),
             self.inventory.volumes.items.values(),
             instance_price=lambda instance: committed_hourly(self.prices, instance),
+            snapshots=self.inventory.snapshots.items.values(),
         )
         reserved = 0.0
         for key, (listing, hourly, at) in list(self._reservations.items()):
@@ -326,7 +327,9 @@ class AccountRuntime:
         self.prices.set_currency(self.balance.currency)
         try:
             self.burn = await self.prices.burn(
-                self.inventory.instances.items.values(), self.inventory.volumes.items.values()
+                self.inventory.instances.items.values(),
+                self.inventory.volumes.items.values(),
+                snapshots=self.inventory.snapshots.items.values(),
             )
         except (BarrackError, MissingApiKey) as exc:
             self.balance_error = exc

@@ -1,10 +1,10 @@
 """What Barrack resources cost (contract section 6), kopf-free.
 
 :class:`PriceBook` holds an account's prices from the pricing route: per GPU per hour by model,
-per TB per hour by volume type. A price is asked once and again after ``refresh_seconds`` (an
+per TB per hour by volume type, per 100 GB per hour for snapshots. A price is asked once and again after ``refresh_seconds`` (an
 hour); a failed refresh keeps the last prices and says so (``error``). ACTIVE and SHUTOFF
 instances are billed in full, HIBERNATED ones at Barrack's flat rate, transitional states not at
-all; volumes by size and type while they exist. :class:`Accruals` keeps what each resource has
+all; volumes by size and type while they exist; snapshots by size once made (SUCCESS). :class:`Accruals` keeps what each resource has
 cost so far, from its billing route, asked at most every ``interval`` seconds per resource.
 """
 
@@ -26,6 +26,8 @@ HIBERNATED_HOURLY = {"USD": 0.01, "EUR": 0.01, "INR": 1.0}
 """A hibernated instance's flat rate per hour [doc]."""
 PER_TB = 1000
 """Volumes are priced per TB: the price book asks for 1000 GB and scales."""
+SNAPSHOT_UNIT_GB = 100
+"""Snapshots are priced per 100 GB (on the legacy tier, the only one that prices them)."""
 
 
 @dataclass
@@ -38,6 +40,8 @@ class PriceBook:
     """GPU model → (price per GPU per hour, when it was asked)."""
     volume: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Volume type → (price per TB per hour, when it was asked)."""
+    snapshot: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Tier → (price per 100 GB per hour, when it was asked)."""
     error: str | None = None
     """Why the last refresh failed (the last prices are kept), or None."""
 
@@ -46,12 +50,20 @@ class PriceBook:
             self.currency = currency
             self.gpu.clear()
             self.volume.clear()
+            self.snapshot.clear()
 
     def _stale(self, entry: tuple[float, float] | None) -> bool:
         return entry is None or self.clock() - entry[1] >= self.refresh_seconds
 
-    async def ensure(self, gpu_models: Iterable[str] = (), volume_types: Iterable[str] = ()) -> None:
+    async def ensure(
+        self, gpu_models: Iterable[str] = (), volume_types: Iterable[str] = (), snapshots: bool = False
+    ) -> None:
         """Ask for every price not known or older than the refresh period."""
+        if snapshots and self._stale(self.snapshot.get("legacy")):
+            await self._ask(self.snapshot, "legacy", m.PricingRequest(
+                resource_type="snapshot", volume_size_gb=SNAPSHOT_UNIT_GB, tier="legacy",
+                currency=self._wire_currency(),
+            ))  # fmt: skip
         for model in set(gpu_models):
             if self._stale(self.gpu.get(model)):
                 await self._ask(self.gpu, model, m.PricingRequest(
@@ -95,7 +107,17 @@ class PriceBook:
         price = self.volume.get(volume_type)
         return None if price is None else price[0] * size_gb / PER_TB
 
-    async def hourly(self, item: m.VMInstance | m.Volume) -> float | None:
+    def snapshot_hourly(self, snapshot: m.Snapshot) -> float | None:
+        """Per hour once made (SUCCESS); nothing while it is being made or deleted."""
+        if snapshot.status != m.SnapshotState.SUCCESS:
+            return 0.0
+        price = self.snapshot.get("legacy")
+        return None if price is None else price[0] * snapshot.size_gb / SNAPSHOT_UNIT_GB
+
+    async def hourly(self, item: m.VMInstance | m.Volume | m.Snapshot) -> float | None:
+        if isinstance(item, m.Snapshot):
+            await self.ensure(snapshots=True)
+            return self.snapshot_hourly(item)
         if isinstance(item, m.VMInstance):
             await self.ensure(gpu_models=[item.gpu_model])
             return self.instance_hourly(item)
@@ -107,17 +129,21 @@ class PriceBook:
         instances: Iterable[m.VMInstance],
         volumes: Iterable[m.Volume],
         instance_price: Callable[[m.VMInstance], float | None] | None = None,
+        snapshots: Iterable[m.Snapshot] = (),
     ) -> float | None:
         """The hourly sum over the resources, each instance priced by ``instance_price`` (default:
         in its state now); None while a price is not known."""
-        instances, volumes = list(instances), list(volumes)
+        instances, volumes, snapshots = list(instances), list(volumes), list(snapshots)
         await self.ensure(
-            gpu_models=[i.gpu_model for i in instances], volume_types=[v.volume_type for v in volumes]
+            gpu_models=[i.gpu_model for i in instances],
+            volume_types=[v.volume_type for v in volumes],
+            snapshots=bool(snapshots),
         )
         price = instance_price or self.instance_hourly
         parts = [price(i) for i in instances] + [
             self.volume_hourly(v.size_gb, v.volume_type) for v in volumes
         ]
+        parts += [self.snapshot_hourly(s) for s in snapshots]
         return None if any(p is None for p in parts) else sum(p or 0.0 for p in parts)
 
 
@@ -164,14 +190,16 @@ class Accruals:
     clock: Callable[[], float] = time.monotonic
     known: dict[str, tuple[float, float]] = field(default_factory=dict)
 
-    async def accrued(self, item: m.VMInstance | m.Volume) -> float | None:
+    async def accrued(self, item: m.VMInstance | m.Volume | m.Snapshot) -> float | None:
         entry = self.known.get(item.id)
         if entry is None and _younger_than(item.created_at, self.interval):
             entry = self.known[item.id] = (0.0, self.clock())  # new: nothing to ask Barrack yet
         if entry is not None and self.clock() - entry[1] < self.interval:
             return entry[0]
         try:
-            if isinstance(item, m.VMInstance):
+            if isinstance(item, m.Snapshot):
+                reply = await self.client.get_snapshot_billing(item.id)
+            elif isinstance(item, m.VMInstance):
                 reply = await self.client.get_instance_billing(item.id)
             else:
                 reply = await self.client.get_volume_billing(item.id)

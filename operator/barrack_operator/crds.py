@@ -38,6 +38,7 @@ _KEEP = {
     "x-kubernetes-list-type",
     "x-kubernetes-list-map-keys",
     "format",
+    "additionalProperties",
 }
 
 
@@ -58,7 +59,7 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             continue
         if key == "properties":
             out[key] = {name: _structural(prop, defs) for name, prop in value.items()}
-        elif key == "items":
+        elif key == "items" or (key == "additionalProperties" and isinstance(value, dict)):
             out[key] = _structural(value, defs)
         elif key == "default" and value is None:
             continue
@@ -104,7 +105,7 @@ def _attach_rule_validations(schema: dict[str, Any]) -> None:
 def crd(kind: Kind) -> dict[str, Any]:
     status = model_schema(kind.status)
     status["description"] = f"Observed state of the {kind.kind}, written by the operator."
-    if kind.scope == "Cluster":
+    if not kind.barrack_resource:
         return _crd(kind, status, [
             {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
             *kind.extra_columns,

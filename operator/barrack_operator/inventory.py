@@ -29,7 +29,8 @@ from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.barrack.routes import ROUTES
 
 log = logging.getLogger(__name__)
-T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey)
+T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey, wire.Snapshot, wire.CustomImage)
+Item = wire.Volume | wire.VMInstance | wire.Firewall | wire.SSHKey | wire.Snapshot | wire.CustomImage
 OnChange = Callable[[set[str]], Awaitable[None] | None]
 
 _TRANSITIONAL: dict[str, Callable[[str], bool]] = {
@@ -37,6 +38,8 @@ _TRANSITIONAL: dict[str, Callable[[str], bool]] = {
     "instances": lambda s: wire.is_transitional(wire.InstanceState, s),
     "firewalls": lambda s: wire.is_transitional(wire.FirewallState, s),
     "ssh_keys": lambda s: False,
+    "snapshots": lambda s: wire.is_transitional(wire.SnapshotState, s),
+    "images": lambda s: wire.is_transitional(wire.ImageState, s),
 }
 
 
@@ -87,7 +90,12 @@ def error_reason(error: BaseException) -> str:
 
 
 class Inventory:
-    KINDS = ("volumes", "instances", "firewalls", "ssh_keys")
+    ALWAYS = ("volumes", "instances", "firewalls", "ssh_keys")
+    """Listed from the start: every operator has objects of these kinds, and they reference each other."""
+    ON_DEMAND = ("snapshots", "images")
+    """Listed from the first time something needs them (:meth:`use`): an account without backups
+    pays no call for them."""
+    KINDS = ALWAYS + ON_DEMAND
     LISTING_SHARE = 0.25
     """At most this share of the rate limit goes to fast listings; a large account is listed less often."""
     LISTING_SHARE_QUEUED = 0.05
@@ -111,6 +119,10 @@ class Inventory:
         self.instances: Snapshot[wire.VMInstance] = Snapshot()
         self.firewalls: Snapshot[wire.Firewall] = Snapshot()
         self.ssh_keys: Snapshot[wire.SSHKey] = Snapshot()
+        self.snapshots: Snapshot[wire.Snapshot] = Snapshot()
+        self.images: Snapshot[wire.CustomImage] = Snapshot()
+        self.kinds: tuple[str, ...] = self.ALWAYS
+        """The kinds listed: the ALWAYS ones and the ON_DEMAND ones in use."""
         self.health: dict[str, ListingHealth] = {kind: ListingHealth() for kind in self.KINDS}
         self.error_counts: dict[tuple[str, str], int] = {}
         """Failed listings by (kind, reason), for ``barrack_inventory_errors_total``."""
@@ -144,17 +156,36 @@ class Inventory:
         """Failed listings of ``kind`` in a row."""
         return self.health[kind].failures
 
+    def use(self, kind: str) -> None:
+        """List ``kind`` from now on (an object of it, or one that reads it, appeared)."""
+        if kind not in self.kinds:
+            self.kinds = tuple(k for k in self.KINDS if k in self.kinds or k == kind)
+            self._due[kind] = 0.0
+            self._nudge.set()
+
     def nudge(self, kinds: Iterable[str] | None = None) -> None:
-        """Ask for a listing of these kinds (default: all) soon: after a mutation, or when an object
-        waits on a transition. Nudges within one fast interval are gathered into one listing."""
-        self._wanted.update(self.KINDS if kinds is None else kinds)
+        """Ask for a listing of these kinds (default: all in use) soon: after a mutation, or when an
+        object waits on a transition. Nudges within one fast interval are gathered into one listing."""
+        for kind in () if kinds is None else kinds:
+            self.use(kind)
+        self._wanted.update(self.kinds if kinds is None else kinds)
         self._nudge.set()
 
-    def record(self, item: wire.Volume | wire.VMInstance | wire.Firewall | wire.SSHKey) -> None:
+    def record(self, item: Item) -> None:
         """Fold a resource a mutation returned into the index, so the next read sees it."""
         kind = _KIND_OF[type(item)]
         getattr(self, kind).items[item.id] = item
         self.nudge([kind])
+
+    async def listed_once(self, kind: str) -> None:
+        """Use ``kind`` from now on, and wait until it has been listed once (or failed to be: the
+        caller reads the listing's health)."""
+        self.use(kind)
+        await self.polled_once.wait()
+        if getattr(self, kind).ok or self.health[kind].error is not None:
+            return
+        with contextlib.suppress(BarrackError, MissingApiKey, ListingFailed):
+            await self.wait_fresh(-1.0, kinds=[kind])
 
     async def wait_fresh(
         self, since: float, timeout: float = 120.0, kinds: Iterable[str] | None = None
@@ -163,7 +194,7 @@ class Inventory:
         ``since``; a create after an ambiguous failure must see Barrack as it is now before it
         repeats itself. A listing of one of them begun after ``since`` that failed raises its
         error, and so does waiting past ``timeout``: the caller must not decide blind."""
-        wanted = tuple(self.KINDS if kinds is None else kinds)
+        wanted = tuple(self.kinds if kinds is None else kinds)
         self.nudge(wanted)
 
         def settled() -> bool:
@@ -190,15 +221,15 @@ class Inventory:
         """List these kinds (default: all); returns the ids that changed or vanished since the
         previous listing of their kind."""
         changed: set[str] = set()
-        sources: dict[
-            str, Callable[[], AsyncIterator[wire.Volume | wire.VMInstance | wire.Firewall | wire.SSHKey]]
-        ] = {
+        sources: dict[str, Callable[[], AsyncIterator[Item]]] = {
             "volumes": self.client.iter_volumes,
             "instances": self.client.iter_instances,
             "firewalls": self.client.iter_firewalls,
             "ssh_keys": self.client.iter_ssh_keys,
+            "snapshots": self.client.iter_snapshots,
+            "images": self.client.iter_images,
         }
-        for kind in self.KINDS if kinds is None else kinds:
+        for kind in self.kinds if kinds is None else kinds:
             started = self._clock()
             health = self.health[kind]
             health.last_attempt = started
@@ -252,7 +283,7 @@ class Inventory:
 
     def _due_kinds(self, now: float) -> list[str]:
         due = []
-        for kind in self.KINDS:
+        for kind in self.kinds:
             last = self.health[kind].last_attempt
             failing = self.health[kind].failures > 0  # a nudge does not cut a failing kind's backoff
             nudged = kind in self._wanted and not failing and now >= last + self.fast_gap(kind)
@@ -261,7 +292,7 @@ class Inventory:
         return due
 
     def _sleep_until(self, now: float) -> float:
-        wake = [self._due[k] for k in self.KINDS]
+        wake = [self._due[k] for k in self.kinds]
         wake += [
             self.health[k].last_attempt + self.fast_gap(k)
             for k in self._wanted
@@ -311,13 +342,16 @@ _AFFECTS = {
     "instances": ("instances", "volumes"),
     "firewalls": ("firewalls", "instances"),
     "ssh-keys": ("ssh_keys",),
-    "snapshots": ("instances",),  # a restore makes an instance
+    "snapshots": ("snapshots", "images", "instances"),  # an image is made, a restore makes an instance
+    "images": ("images",),
 }
 LISTING_OF: dict[str, str] = {
     "BarrackVolume": "volumes",
     "BarrackInstance": "instances",
     "BarrackFirewall": "firewalls",
     "BarrackSSHKey": "ssh_keys",
+    "BarrackSnapshot": "snapshots",
+    "BarrackImage": "images",
 }
 """The inventory listing that holds each object kind's Barrack resources."""
 _KIND_OF: dict[type, str] = {
@@ -325,4 +359,6 @@ _KIND_OF: dict[type, str] = {
     wire.VMInstance: "instances",
     wire.Firewall: "firewalls",
     wire.SSHKey: "ssh_keys",
+    wire.Snapshot: "snapshots",
+    wire.CustomImage: "images",
 }

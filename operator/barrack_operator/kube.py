@@ -101,6 +101,27 @@ class StatusWriter:
                 payload = {}
             return response.status, payload if isinstance(payload, dict) else {}
 
+    async def create_object(self, plural: str, manifest: dict[str, Any]) -> bool:
+        """Create an object of the operator's group; False when one of that name exists already
+        (a create repeated after a crash); raises unless created or existing."""
+        meta = manifest["metadata"]
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/{plural}"
+        status, payload = await self.request_json("POST", path, manifest)
+        if status == 409:
+            return False
+        if status >= 300:
+            raise RuntimeError(
+                f"creating {plural} {meta['name']} failed: {status} {payload.get('message', '')}"
+            )
+        return True
+
+    async def delete_object(self, plural: str, namespace: str, name: str) -> None:
+        """Delete an object of the operator's group (its finalizer then runs); gone already is fine."""
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}"
+        status, payload = await self.request_json("DELETE", path)
+        if status >= 300 and status != 404:
+            raise RuntimeError(f"deleting {plural} {name} failed: {status} {payload.get('message', '')}")
+
     async def write_secret(self, manifest: dict[str, Any]) -> None:
         """Create the Secret, or merge its data and owner into the one of that name (``create``
         and ``patch`` on Secrets are all it needs); raises unless written."""

@@ -79,7 +79,7 @@ class AccountsCollector(Collector):
         )
         for name, account in sorted(accounts.items()):
             inventory = account.inventory
-            for kind in inventory.KINDS:
+            for kind in inventory.kinds:
                 seconds = inventory.age(kind)
                 age.add_metric([name, kind], float("inf") if seconds is None else seconds)
             for (kind, reason), count in sorted(inventory.error_counts.items()):

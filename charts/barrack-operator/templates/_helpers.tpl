@@ -44,11 +44,15 @@ finalizers and its annotations), their status (written by the reconcile loops), 
 the Secret as a file. */}}
 {{- define "barrack-operator.rules" -}}
 - apiGroups: ["barrack.ai"]
-  resources: ["barrackvolumes", "barrackinstances", "barrackfirewalls", "barracksshkeys"]
+  resources: ["barrackvolumes", "barrackinstances", "barrackfirewalls", "barracksshkeys", "barracksnapshots", "barrackimages", "barracksnapshotschedules"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["barrack.ai"]
-  resources: ["barrackvolumes/status", "barrackinstances/status", "barrackfirewalls/status", "barracksshkeys/status"]
+  resources: ["barrackvolumes/status", "barrackinstances/status", "barrackfirewalls/status", "barracksshkeys/status", "barracksnapshots/status", "barrackimages/status", "barracksnapshotschedules/status"]
   verbs: ["patch"]
+# A BarrackSnapshotSchedule creates its BarrackSnapshots and deletes those beyond keep.
+- apiGroups: ["barrack.ai"]
+  resources: ["barracksnapshots"]
+  verbs: ["create", "delete"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

@@ -144,7 +144,9 @@ class FirewallState(StrEnum):
         return self in {FirewallState.CREATING, FirewallState.ATTACHING}
 
 
-def is_transitional(states: type[InstanceState | VolumeState | FirewallState], state: str) -> bool:
+def is_transitional(
+    states: type[InstanceState | VolumeState | FirewallState | SnapshotState | ImageState], state: str
+) -> bool:
     """True for a known transitional state; an unknown word is not treated as one."""
     try:
         return states(state).transitional

@@ -8,7 +8,8 @@ from typing import Any
 import kopf
 
 from barrack_operator.handlers.runtime import Reconciler, Runtime
-from barrack_operator.resources.kinds import ACCOUNT, Kind
+from barrack_operator.handlers.schedules import ScheduleRunner
+from barrack_operator.resources.kinds import ACCOUNT, SCHEDULE, Kind
 from barrack_operator.resources.specs import GROUP, VERSION
 
 FINALIZER = f"{GROUP}/finalizer"
@@ -30,6 +31,23 @@ def register(
     @kopf.on.delete(*resource, registry=registry, id=f"finalize-{kind.singular}", retries=None, backoff=2.0)
     async def on_delete(body: kopf.Body, **_: Any) -> None:
         await runtime.finalize(kind, finalize, body)
+
+
+def register_schedules(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
+    """BarrackSnapshotSchedules own nothing on Barrack: a daemon per schedule runs it; a change of
+    its spec wakes it."""
+    runner = ScheduleRunner(runtime)
+    resource = (GROUP, VERSION, SCHEDULE.plural)
+
+    @kopf.daemon(*resource, registry=registry, id="run-schedule", cancellation_timeout=30.0)
+    async def run_schedule(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
+        await runner.run(body, stopped)
+
+    @kopf.on.event(*resource, registry=registry)
+    async def schedule_changed(body: kopf.Body, **_: Any) -> None:
+        meta, status = body.get("metadata", {}), body.get("status") or {}
+        if status.get("observedGeneration") != meta.get("generation"):
+            runtime.registry.waker(meta.get("uid", "")).set()
 
 
 def register_accounts(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:

@@ -43,7 +43,7 @@ class HealthServer:
         ready = True
         for account, inventory in self._inventories().items():
             ages[account] = {}
-            for kind in inventory.KINDS:
+            for kind in inventory.kinds:
                 age = inventory.age(kind)
                 ages[account][kind] = None if age is None else round(age, 1)
                 if age is None or age > self._max_age:

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import kopf
 
-from barrack_operator.handlers.glue import register, register_accounts
+from barrack_operator.handlers.glue import register, register_accounts, register_schedules
 from barrack_operator.handlers.runtime import Reconciler, Runtime
-from barrack_operator.resources import firewall, instance, sshkey, volume
-from barrack_operator.resources.kinds import FIREWALL, INSTANCE, SSH_KEY, VOLUME, Kind
+from barrack_operator.resources import firewall, image, instance, snapshot, sshkey, volume
+from barrack_operator.resources.kinds import FIREWALL, IMAGE, INSTANCE, SNAPSHOT, SSH_KEY, VOLUME, Kind
 
 HANDLERS: dict[Kind, tuple[Reconciler, Reconciler]] = {
     VOLUME: (volume.reconcile, volume.finalize),
     INSTANCE: (instance.reconcile, instance.finalize),
     FIREWALL: (firewall.reconcile, firewall.finalize),
     SSH_KEY: (sshkey.reconcile, sshkey.finalize),
+    SNAPSHOT: (snapshot.reconcile, snapshot.finalize),
+    IMAGE: (image.reconcile, image.finalize),
 }
 
 
 def install(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     for kind, (reconcile, finalize) in HANDLERS.items():
         register(registry, runtime, kind, reconcile, finalize)
+    register_schedules(registry, runtime)
     register_accounts(registry, runtime)

@@ -113,6 +113,10 @@ class Registry:
                 return name
         return None
 
+    def of_kind(self, kind: str, namespace: str) -> list[tuple[str, RefInfo]]:
+        """The objects of a kind in a namespace, by name."""
+        return [(n, info) for (k, ns, n), info in list(self.objects.items()) if k == kind and ns == namespace]
+
     def observe(self, kind: str, body: dict[str, Any], deleted: bool) -> bool:
         """Record an object's latest state; True when its id or readiness changed."""
         meta, status = body.get("metadata", {}), body.get("status") or {}
@@ -125,7 +129,14 @@ class Registry:
         ready = any(
             c.get("type") == READY and c.get("status") == "True" for c in status.get("conditions", [])
         )
-        info = RefInfo(uid=meta.get("uid", ""), id=status.get("id"), ready=ready, state=status.get("state"))
+        info = RefInfo(
+            uid=meta.get("uid", ""),
+            id=status.get("id"),
+            ready=ready,
+            state=status.get("state"),
+            labels=meta.get("labels") or {},
+            account=((body.get("spec") or {}).get("accountRef") or {}).get("name"),
+        )
         previous = self.objects.get(key)
         self.objects[key] = info
         observer = (body.get("spec") or {}).get("managementPolicy") == "Observe"
@@ -518,7 +529,7 @@ class Runtime:
         """status.cost of a billed resource the inventory lists: its hourly price in its state
         now and what it has cost so far. A price not known yet leaves cost out (it comes later)."""
         listing = LISTING_OF[obj.kind]
-        if listing not in ("instances", "volumes") or not outcome.status.get("id"):
+        if listing not in ("instances", "volumes", "snapshots") or not outcome.status.get("id"):
             return
         item = getattr(account.inventory, listing).items.get(outcome.status["id"])
         if item is None:
@@ -608,7 +619,7 @@ class Runtime:
                 return Outcome(done=True)  # nothing was ever asked of Barrack for it: nothing to delete
             return account
         context = account.context
-        await account.inventory.polled_once.wait()
+        await account.inventory.listed_once(LISTING_OF[obj.kind])
         retained = finalizing and (obj.spec.get("deletionPolicy") == "Retain" or obj.observe_only)
         trouble = None if retained else self._listing_trouble(account, obj)
         if trouble is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -32,7 +32,7 @@ from barrack_operator.costs import Demand
 from barrack_operator.inventory import LISTING_OF, Inventory, ListingError, ListingFailed
 
 log = logging.getLogger(__name__)
-T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey)
+T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey, wire.Snapshot, wire.CustomImage)
 
 
 RECREATE_ANNOTATION = "barrack.ai/recreate"
@@ -111,6 +111,8 @@ EVENT_ACTIONS = {
     "SecurityRulesChanged": "UpdateRules",
     "PowerStateChanged": "ChangePower",
     "PublicIPChanged": "UpdatePublicIP",
+    "ScheduledRun": "Create",
+    "SnapshotsPruned": "Delete",
 }
 
 
@@ -147,6 +149,9 @@ class RefInfo:
     id: str | None
     ready: bool
     state: str | None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    account: str | None = None
+    """The spec's accountRef name (None: the default account)."""
 
 
 class References(Protocol):
@@ -419,6 +424,34 @@ async def finalize_guarded(
         return failed(out, error, ctx.timing, blocked=Reason.DELETION_BLOCKED)
     except (BarrackError, MissingApiKey, ListingFailed) as error:
         return failed(out, error, ctx.timing)
+
+
+async def finalize_settling(
+    ctx: Context,
+    obj: ObjectView,
+    what: str,
+    states: type[wire.SnapshotState | wire.ImageState],
+    snapshot_of: Callable[[], Any],
+    fetch: Callable[[str], Awaitable[Any]],
+    delete: Callable[[str], Awaitable[None]],
+) -> Outcome:
+    """The deletion of a resource that Barrack deletes only once it has settled (a snapshot, an
+    image): wait out a transition, ask for the delete, and be done once Barrack no longer has it."""
+
+    async def steps(out: Outcome) -> Outcome:
+        item = await find_for_deletion(ctx, obj, snapshot_of, fetch)
+        if item is None:
+            out.done = True
+            return out
+        out.status = {"id": item.id, "state": item.status}
+        if wire.is_transitional(states, item.status):
+            return waiting_on_state(out, what, item.status, ctx.timing)
+        await delete(item.id)
+        out.note("Deleting", f"Deleting Barrack {what} {item.id}")
+        ctx.inventory.nudge([LISTING_OF[obj.kind]])
+        return waiting_on_state(out, what, "DELETING", ctx.timing)
+
+    return await finalize_guarded(ctx, obj, steps)
 
 
 def ref_key(kind: str, namespace: str, name: str) -> str:

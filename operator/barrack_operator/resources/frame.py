@@ -47,7 +47,7 @@ from barrack_operator.resources.common import (
 )
 
 S = TypeVar("S", bound=specs.CommonSpec)
-T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey)
+T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey, wire.Snapshot, wire.CustomImage)
 I = TypeVar("I")  # noqa: E741 - the kind's inputs: what observe resolved besides the resource
 
 
@@ -161,6 +161,10 @@ class KindReconciler(ABC, Generic[S, T, I]):
     @abstractmethod
     async def act(self, ctx: Context, item: T, step: steps.Call, out: Outcome) -> None: ...
 
+    def refused(self, error: PreconditionFailed) -> steps.Blocked:
+        """The step of a create Barrack refused for a state reason (409)."""
+        return refused_create(error, self.what)
+
     def late_init(self, spec: S, item: T) -> dict[str, Any]:
         """Barrack's values for optional spec fields the manifest leaves out, to write into the
         spec (late initialization), so that adopting changes nothing nobody asked to change."""
@@ -222,7 +226,7 @@ class KindReconciler(ABC, Generic[S, T, I]):
             return self._report(ctx, out, None, blocked, inputs)
         except PreconditionFailed as error:
             out.backoff = True
-            return self._report(ctx, out, None, refused_create(error, self.what), inputs)
+            return self._report(ctx, out, None, self.refused(error), inputs)
         except (BarrackError, MissingApiKey, ListingFailed) as error:
             return self._failed(ctx, out, listed, error, None, inputs)
         item: T = found.item

@@ -1,4 +1,5 @@
-"""BarrackInstance: create from an image or a boot volume once its SSH keys are Ready, walk the
+"""BarrackInstance: create from an image, a boot volume, a custom image or by restoring a snapshot
+once its SSH keys (and that source) are Ready, walk the
 power state (start, stop, hibernate, restore) toward the spec, keep the public IP and security
 rules as declared, and delete on request.
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from barrack_operator.barrack import models as wire
+from barrack_operator.conditions import Reason
 from barrack_operator.costs import Demand
 from barrack_operator.resources import specs, steps
 from barrack_operator.resources.common import (
@@ -23,10 +25,12 @@ from barrack_operator.resources.common import (
     differences,
     finalize_guarded,
     find_for_deletion,
+    id_key,
     ref_key,
     waiting_on_state,
 )
 from barrack_operator.resources.frame import KindReconciler, Unresolved
+from barrack_operator.resources.image import resolve_snapshot
 
 IS = wire.InstanceState
 P = specs.PowerState
@@ -69,11 +73,28 @@ def security_rule_plan(
 
 @dataclass(frozen=True)
 class InstanceInputs:
-    """The Barrack ids of the SSH keys and boot volume the spec names (None while unresolved)."""
+    """The Barrack ids of the SSH keys and boot source the spec names (None while unresolved), and
+    the region of a custom image or snapshot to boot from (Barrack makes the instance there)."""
 
     key_ids: tuple[str | None, ...]
     boot_volume_id: str | None
     unresolved: tuple[str, ...]
+    custom_image_id: str | None = None
+    restore_snapshot_id: str | None = None
+    source_region: tuple[str, str] | None = None
+    """(what, region) of a custom image or snapshot source, for the region check."""
+
+
+def source_region_mismatch(spec: specs.BarrackInstanceSpec, inputs: InstanceInputs) -> steps.Blocked | None:
+    """A custom image deploys, and a snapshot restores, only in its own region."""
+    if inputs.source_region is None or inputs.source_region[1] == spec.region:
+        return None
+    what, region = inputs.source_region
+    return steps.Blocked(
+        Reason.INVALID_SPEC,
+        f"{what} is in {region} and the spec says region {spec.region}: Barrack makes the instance in the "
+        f"{what.split()[0]}'s region; set region: {region}",
+    )
 
 
 def plan_instance(spec: specs.BarrackInstanceSpec, instance: wire.VMInstance) -> steps.Step:
@@ -129,7 +150,40 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
         ]
         if boot and boot_volume_id is None:
             unresolved.append(f"boot BarrackVolume {boot.name}")
-        return InstanceInputs(key_ids, boot_volume_id, tuple(unresolved))
+        custom_image_id = restore_id = None
+        source_region: tuple[str, str] | None = None
+        if spec.customImageRef or spec.customImageId:
+            ctx.inventory.use("images")
+            if spec.customImageRef:
+                custom_image_id = _resolve(ctx, obj, out, "BarrackImage", spec.customImageRef.name)
+            else:
+                custom_image_id = spec.customImageId
+            image = ctx.inventory.images.items.get(custom_image_id or "")
+            if custom_image_id is None or image is None or image.status != wire.ImageState.AVAILABLE:
+                name = spec.customImageRef.name if spec.customImageRef else spec.customImageId
+                unresolved.append(f"custom image {name} (Ready, and AVAILABLE on Barrack)")
+                custom_image_id = None
+            else:
+                out.watch.add(id_key(image.id))
+                source_region = (f"image {image.id}", image.region)
+        if spec.restoreFrom is not None:
+            source = resolve_snapshot(
+                ctx, obj, out, spec.restoreFrom.snapshotRef, spec.restoreFrom.snapshotId
+            )
+            restore_id = source.snapshot_id
+            if restore_id is None:
+                unresolved.append(source.unready or "the snapshot to restore")
+            else:
+                snapshot = ctx.inventory.snapshots.items[restore_id]
+                source_region = (f"snapshot {restore_id}", snapshot.region)
+        return InstanceInputs(
+            key_ids, boot_volume_id, tuple(unresolved), custom_image_id, restore_id, source_region
+        )
+
+    def before_create(
+        self, ctx: Context, obj: ObjectView, spec: specs.BarrackInstanceSpec, inputs: InstanceInputs
+    ) -> steps.Blocked | None:
+        return source_region_mismatch(spec, inputs)
 
     def fetch(self, ctx: Context) -> Callable[[str], Awaitable[wire.VMInstance]]:
         return ctx.client.get_instance
@@ -139,6 +193,18 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
     ) -> wire.VMInstance:
         if inputs.unresolved:
             raise Unresolved(f"{', '.join(inputs.unresolved)} not Ready yet")
+        public_ip = True if spec.publicIP is None else spec.publicIP  # the default, at create only
+        if inputs.restore_snapshot_id is not None:  # rules and firewalls follow, as for any instance
+            return await ctx.client.restore_snapshot(
+                inputs.restore_snapshot_id,
+                wire.RestoreSnapshotRequest(
+                    name=obj.barrack_name,
+                    gpu_model=spec.gpuModel,
+                    gpu_count=spec.gpuCount,
+                    ssh_key_ids=[k for k in inputs.key_ids if k],
+                    public_ip=public_ip,
+                ),
+            )
         return await ctx.client.create_instance(
             wire.DeploymentRequest(
                 name=obj.barrack_name,
@@ -147,10 +213,11 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
                 gpu_count=spec.gpuCount,
                 image_id=spec.imageId,
                 boot_volume_id=inputs.boot_volume_id,
+                custom_image_id=inputs.custom_image_id,
                 ssh_key_ids=[k for k in inputs.key_ids if k],
                 startup_script_id=spec.startupScript,
                 cloud_init=spec.cloudInit,
-                public_ip=True if spec.publicIP is None else spec.publicIP,  # the default, at create only
+                public_ip=public_ip,
                 security_rules=[r.to_wire() for r in spec.securityRules or []] or None,
             )
         )

@@ -22,6 +22,9 @@ class Kind:
     extra_columns: tuple[dict[str, Any], ...] = ()
     scope: str = "Namespaced"
     categories: tuple[str, ...] = (s.CATEGORY,)
+    barrack_resource: bool = True
+    """Each object manages one Barrack resource (id, state, finalizer); False for accounts and
+    schedules, which are read and acted on but own nothing on Barrack."""
 
     @property
     def singular(self) -> str:
@@ -65,6 +68,9 @@ INSTANCE = Kind(
         "gpuCount",
         "imageId",
         "bootVolumeRef",
+        "customImageRef",
+        "customImageId",
+        "restoreFrom",
         "sshKeyRefs",
         "startupScript",
         "cloudInit",
@@ -94,7 +100,53 @@ SSH_KEY = Kind(
     description="An SSH public key registered on Barrack, installed on the instances that name it.",
     immutable_fields=("name", "publicKey"),
 )
-
+SNAPSHOT = Kind(
+    kind="BarrackSnapshot",
+    plural="barracksnapshots",
+    short_name="bsnap",
+    spec=s.BarrackSnapshotSpec,
+    status=s.BarrackSnapshotStatus,
+    description="A Barrack snapshot of an instance: restorable into a new instance, or made into a custom image.",
+    immutable_fields=("name", "instanceRef", "instanceId", "description"),
+    extra_columns=(
+        _col("Size", ".status.sizeGB", "integer"),
+        _col("Instance", ".status.sourceInstanceId"),
+        _col("Cost/h", ".status.cost.hourly", "number"),
+    ),
+)
+IMAGE = Kind(
+    kind="BarrackImage",
+    plural="barrackimages",
+    short_name="bimg",
+    spec=s.BarrackImageSpec,
+    status=s.BarrackImageStatus,
+    description="A Barrack custom image made from a snapshot; BarrackInstances boot from it (customImageRef).",
+    immutable_fields=("name", "snapshotRef", "snapshotId"),
+    extra_columns=(
+        _col("Size", ".status.sizeGB", "integer"),
+        _col("Snapshot", ".status.sourceSnapshotId"),
+    ),
+)
+SCHEDULE = Kind(
+    kind="BarrackSnapshotSchedule",
+    plural="barracksnapshotschedules",
+    short_name="bsched",
+    spec=s.BarrackSnapshotScheduleSpec,
+    status=s.BarrackSnapshotScheduleStatus,
+    description="Snapshots of BarrackInstances on a schedule, keeping the newest per instance: it creates "
+    "BarrackSnapshot objects (owned by it) and deletes the oldest beyond keep.",
+    immutable_fields=(),
+    extra_columns=(
+        _col("Schedule", ".spec.schedule"),
+        _col("Last", ".status.lastScheduleTime", "date"),
+        _col("Next", ".status.nextScheduleTime", "date"),
+        _col("Keep", ".spec.keep", "integer"),
+        _col("Suspend", ".spec.suspend", "boolean", priority=1),
+        _col("Last-Snapshot", ".status.lastSuccessfulSnapshot", priority=1),
+    ),
+    categories=(),
+    barrack_resource=False,
+)
 ACCOUNT = Kind(
     kind="BarrackAccount",
     plural="barrackaccounts",
@@ -113,9 +165,11 @@ ACCOUNT = Kind(
     ),
     scope="Cluster",
     categories=(),  # `kubectl get barrack` lists what costs money in a namespace
+    barrack_resource=False,
 )
-KINDS: tuple[Kind, ...] = (VOLUME, INSTANCE, FIREWALL, SSH_KEY)
-ALL_KINDS: tuple[Kind, ...] = (*KINDS, ACCOUNT)
+KINDS: tuple[Kind, ...] = (VOLUME, INSTANCE, FIREWALL, SSH_KEY, SNAPSHOT, IMAGE)
+"""The kinds whose objects each manage one Barrack resource."""
+ALL_KINDS: tuple[Kind, ...] = (*KINDS, SCHEDULE, ACCOUNT)
 """Every CRD the operator brings."""
 BY_KIND: dict[str, Kind] = {kind.kind: kind for kind in KINDS}
 
@@ -137,8 +191,38 @@ EXTRA_SPEC_VALIDATIONS: dict[str, list[dict[str, str]]] = {
     ],
     "BarrackInstance": [
         {
-            "rule": "has(self.imageId) != has(self.bootVolumeRef)",
-            "message": "set exactly one boot source: imageId or bootVolumeRef",
+            "rule": " + ".join(f"(has(self.{f}) ? 1 : 0)" for f in s.BOOT_SOURCES) + " == 1",
+            "message": f"set exactly one boot source: {', '.join(s.BOOT_SOURCES)}",
+        },
+        {
+            "rule": "!has(self.restoreFrom) || (has(self.restoreFrom.snapshotRef) != has(self.restoreFrom.snapshotId))",
+            "message": "restoreFrom takes exactly one of snapshotRef and snapshotId",
+        },
+        {
+            "rule": "!has(self.restoreFrom) || (!has(self.startupScript) && !has(self.cloudInit))",
+            "message": "a restored instance boots the snapshot's disk: restoreFrom takes no startupScript or cloudInit",
+        },
+    ],
+    "BarrackSnapshot": [
+        {
+            "rule": "has(self.instanceRef) != has(self.instanceId)",
+            "message": "set exactly one of instanceRef and instanceId",
+        },
+    ],
+    "BarrackImage": [
+        {
+            "rule": "has(self.snapshotRef) != has(self.snapshotId)",
+            "message": "set exactly one of snapshotRef and snapshotId",
+        },
+    ],
+    "BarrackSnapshotSchedule": [
+        {
+            "rule": "has(self.instanceRef) != has(self.instanceSelector)",
+            "message": "set exactly one of instanceRef and instanceSelector",
+        },
+        {
+            "rule": "!self.schedule.startsWith('@every') || self.schedule.matches('^@every ([0-9]+h)?([0-9]+m)?([0-9]+s)?$')",
+            "message": "@every takes a duration of hours, minutes and seconds, e.g. @every 30m or @every 1h30m",
         },
     ],
 }

@@ -223,6 +223,19 @@ RULE_VALIDATIONS = [
 ]
 
 
+class RestoreSource(Model):
+    snapshotRef: LocalRef | None = Field(
+        default=None, description="Restore the BarrackSnapshot of this name."
+    )
+    snapshotId: str | None = Field(
+        default=None, description="Restore the Barrack snapshot of this id.", pattern=ID_PATTERN
+    )
+
+
+BOOT_SOURCES = ("imageId", "bootVolumeRef", "customImageRef", "customImageId", "restoreFrom")
+"""A BarrackInstance's boot sources: exactly one is set."""
+
+
 class BarrackInstanceSpec(CommonSpec):
     region: wire.Region = Field(description="Barrack region; immutable.")
     gpuModel: str = Field(
@@ -235,11 +248,13 @@ class BarrackInstanceSpec(CommonSpec):
         json_schema_extra={"enum": list(wire.GPU_COUNTS)},
     )
     imageId: str | None = Field(
-        default=None, description="OS image to boot from (one of imageId, bootVolumeRef); immutable."
+        default=None,
+        description="OS image to boot from (one boot source of imageId, bootVolumeRef, "
+        "customImageRef, customImageId, restoreFrom); immutable.",
     )
     bootVolumeRef: LocalRef | None = Field(
         default=None,
-        description="A bootable BarrackVolume to boot from (one of imageId, bootVolumeRef); immutable.",
+        description="A bootable BarrackVolume to boot from (one boot source); immutable.",
     )
     sshKeyRefs: list[LocalRef] = Field(
         description="BarrackSSHKeys installed on the instance at creation; at least one; immutable "
@@ -268,6 +283,22 @@ class BarrackInstanceSpec(CommonSpec):
         description="Instance security rules, kept as a set. Left out: none when the operator creates the "
         "instance; when it adopts one, its rules are kept and written here.",
         max_length=MAX_RULES,
+    )
+    customImageRef: LocalRef | None = Field(
+        default=None,
+        description="A BarrackImage to boot from (one boot source of imageId, bootVolumeRef, customImageRef, "
+        "customImageId, restoreFrom); immutable. The image must be in the instance's region.",
+    )
+    customImageId: str | None = Field(
+        default=None,
+        description="The Barrack custom image of this id to boot from (one boot source); immutable.",
+        pattern=ID_PATTERN,
+    )
+    restoreFrom: RestoreSource | None = Field(
+        default=None,
+        description="Make the instance by restoring a snapshot (one boot source); immutable. Barrack makes it in "
+        "the snapshot's region, so region must be that region; the spec's SSH keys, security rules and "
+        "firewalls are set on it (a restore carries none of them over).",
     )
     writeConnectionSecretToRef: LocalRef | None = Field(
         default=None,
@@ -306,6 +337,86 @@ class BarrackSSHKeySpec(CommonSpec):
         description="OpenSSH public key (ssh-rsa, ssh-ed25519 or ecdsa-sha2-nistp256/384/521); immutable.",
         pattern=SSH_PUBLIC_KEY_PATTERN,
     )
+
+
+class BarrackSnapshotSpec(CommonSpec):
+    instanceRef: LocalRef | None = Field(
+        default=None,
+        description="Snapshot this BarrackInstance (same namespace; one of instanceRef, instanceId); immutable. "
+        "Barrack snapshots ACTIVE instances only, one at a time per instance.",
+    )
+    instanceId: str | None = Field(
+        default=None,
+        description="Snapshot the Barrack instance of this id (one of instanceRef, instanceId); immutable.",
+        pattern=ID_PATTERN,
+    )
+    description: str = Field(default="", description="Up to 255 characters; immutable.", max_length=255)
+
+
+class BarrackImageSpec(CommonSpec):
+    snapshotRef: LocalRef | None = Field(
+        default=None,
+        description="Make the image from this BarrackSnapshot (one of snapshotRef, snapshotId); immutable.",
+    )
+    snapshotId: str | None = Field(
+        default=None,
+        description="Make the image from the Barrack snapshot of this id (one of snapshotRef, snapshotId); "
+        "immutable.",
+        pattern=ID_PATTERN,
+    )
+
+
+class LabelSelectorRequirement(Model):
+    key: str = Field(description="Label key.", min_length=1, max_length=317)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="In, NotIn, Exists or DoesNotExist."
+    )
+    values: list[str] = Field(
+        default_factory=list,
+        description="Values for In and NotIn; none for Exists and DoesNotExist.",
+        max_length=100,
+    )
+
+
+class LabelSelector(Model):
+    matchLabels: dict[str, str] = Field(
+        default_factory=dict, description="Labels an instance must carry, each with this value."
+    )
+    matchExpressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list,
+        description="Requirements an instance's labels must meet (all of them).",
+        max_length=20,
+    )
+
+
+class BarrackSnapshotScheduleSpec(Model):
+    schedule: str = Field(
+        description="When to take snapshots: a cron expression (five fields, e.g. '0 3 * * *', or @hourly, "
+        "@daily, @weekly, @monthly) or '@every <duration>' (e.g. @every 30m, @every 1h30m; at least 10s).",
+        min_length=1,
+        max_length=100,
+    )
+    timeZone: str | None = Field(
+        default=None,
+        description="IANA time zone of a cron schedule, e.g. Europe/Berlin; left out: UTC.",
+        max_length=64,
+    )
+    instanceRef: LocalRef | None = Field(
+        default=None, description="Snapshot this BarrackInstance (one of instanceRef, instanceSelector)."
+    )
+    instanceSelector: LabelSelector | None = Field(
+        default=None,
+        description="Snapshot every BarrackInstance of the namespace whose labels match (one of instanceRef, "
+        "instanceSelector).",
+    )
+    keep: int = Field(
+        default=7,
+        description="Ready snapshots kept per instance: once a new one is Ready, older ones beyond this are "
+        "deleted (their BarrackSnapshot objects, and with them the snapshots on Barrack).",
+        ge=1,
+        le=1000,
+    )
+    suspend: bool = Field(default=False, description="true: take no snapshot until set back to false.")
 
 
 # Status ------------------------------------------------------------------------------------------
@@ -375,6 +486,40 @@ class BarrackFirewallStatus(CommonStatus):
 
 class BarrackSSHKeyStatus(CommonStatus):
     fingerprint: str | None = Field(default=None, description="Key fingerprint Barrack reports.")
+
+
+class BarrackSnapshotStatus(BilledStatus):
+    sizeGB: int | None = Field(default=None, description="Size Barrack reports.")
+    region: str | None = Field(default=None, description="Region of the snapshot (of its instance).")
+    sourceInstanceId: str | None = Field(default=None, description="The instance the snapshot was taken of.")
+
+
+class BarrackImageStatus(CommonStatus):
+    sizeGB: int | None = Field(default=None, description="Size Barrack reports.")
+    region: str | None = Field(default=None, description="Region of the image (of its snapshot).")
+    sourceSnapshotId: str | None = Field(default=None, description="The snapshot the image was made from.")
+
+
+class BarrackSnapshotScheduleStatus(Model):
+    lastScheduleTime: datetime | None = Field(
+        default=None, description="The time slot of the last run (RFC 3339)."
+    )
+    nextScheduleTime: datetime | None = Field(
+        default=None, description="The time slot of the next run; none while suspended."
+    )
+    lastSuccessfulSnapshot: str | None = Field(
+        default=None, description="The newest of the schedule's BarrackSnapshots that is Ready."
+    )
+    instances: list[str] = Field(
+        default_factory=list, description="The BarrackInstances the last run snapshotted."
+    )
+    observedGeneration: int | None = Field(default=None, description="Last metadata.generation handled.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready (the schedule is valid and runs) and Synced (the last run made its snapshots); "
+        "one per type.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
 
 
 # The account (cluster-scoped) -----------------------------------------------------------------------
