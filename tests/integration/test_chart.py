@@ -311,7 +311,15 @@ def test_plain_manifests_apply(control_plane: ControlPlane) -> None:
     samples = control_plane.kubectl(
         "apply", "--dry-run=server", "-n", "default", "-f", str(ROOT / "deploy" / "samples")
     )
-    for kind in ("barracksshkey", "barrackinstance", "barrackvolume", "barrackfirewall"):
+    for kind in (
+        "barracksshkey",
+        "barrackinstance",
+        "barrackvolume",
+        "barrackfirewall",
+        "barracksnapshot",
+        "barrackimage",
+        "barracksnapshotschedule",
+    ):
         assert f"{kind}.barrack.ai/" in samples.stdout
 
 
@@ -360,12 +368,26 @@ def test_rbac_proof_operator_as_the_chart_service_account(
     assert can_i("get", "customresourcedefinitions/barrackvolumes.barrack.ai") == "yes"
     assert can_i("get", "customresourcedefinitions/servicemonitors.monitoring.coreos.com") == "no"
     assert can_i("delete", "customresourcedefinitions/barrackvolumes.barrack.ai") == "no"
+    assert can_i("create", "barracksnapshots") == "yes" and can_i("delete", "barracksnapshots") == "yes"
+    assert can_i("delete", "barrackvolumes") == "no" and can_i("create", "barrackinstances") == "no"
+    assert can_i("get", "customresourcedefinitions/barracksnapshotschedules.barrack.ai") == "yes"
     settings = {**OPERATOR_SETTINGS, "LEADER_ELECTION_NAMESPACE": kube.namespace}  # the Lease's Role
     with running_operator(
         kube, sim, api_key_file, tmp_path, settings, kubeconfig=service_account_kubeconfig
     ) as op:
         try:
             create_attach_blocked_detach_delete(kube, sim)
+            # A schedule's daemon (kopf's finalizer on it) and its status, as the service account.
+            kube.apply(
+                {
+                    "apiVersion": "barrack.ai/v1alpha1",
+                    "kind": "BarrackSnapshotSchedule",
+                    "metadata": {"name": "rbac"},
+                    "spec": {"schedule": "@every 10s", "instanceRef": {"name": "absent"}},
+                }
+            )
+            kube.wait_condition("bsched", "rbac", "Synced", "False", reason="NoInstances")
+            kube.run("delete", "bsched", "rbac", "--timeout=30s")
         except BaseException:
             print(op.log()[-20000:])
             raise
