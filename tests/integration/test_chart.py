@@ -17,6 +17,7 @@ import yaml
 
 from barrack_operator.devcluster import ControlPlane
 from barrack_operator.devcluster.binaries import KUBERNETES_VERSION, find_binary
+from barrack_operator.resources.kinds import ALL_KINDS
 from tests.integration.conftest import OPERATOR_SETTINGS, ROOT, Kube, Sim, running_operator
 from tests.integration.scenarios import create_attach_blocked_detach_delete
 
@@ -27,8 +28,7 @@ CLUSTER_WIDE = [
     {
         "apiGroups": ["apiextensions.k8s.io"],
         "resources": ["customresourcedefinitions"],
-        "resourceNames": [f"{plural}.barrack.ai" for plural in
-                          ("barrackvolumes", "barrackinstances", "barrackfirewalls", "barracksshkeys", "barrackaccounts")],
+        "resourceNames": [kind.crd_name for kind in ALL_KINDS],
         "verbs": ["get"],
     },
     {"apiGroups": ["barrack.ai"], "resources": ["barrackaccounts"], "verbs": ["get", "list", "watch"]},
@@ -38,22 +38,15 @@ OWN_NAMESPACE = [
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
+NAMESPACED = [kind.plural for kind in ALL_KINDS if kind.scope == "Namespaced"]
 LEAST_PRIVILEGE = [
+    {"apiGroups": ["barrack.ai"], "resources": NAMESPACED, "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": ["barrack.ai"], "resources": [f"{p}/status" for p in NAMESPACED], "verbs": ["patch"]},
     {
         "apiGroups": ["barrack.ai"],
-        "resources": ["barrackvolumes", "barrackinstances", "barrackfirewalls", "barracksshkeys"],
-        "verbs": ["get", "list", "watch", "patch"],
-    },
-    {
-        "apiGroups": ["barrack.ai"],
-        "resources": [
-            "barrackvolumes/status",
-            "barrackinstances/status",
-            "barrackfirewalls/status",
-            "barracksshkeys/status",
-        ],
-        "verbs": ["patch"],
-    },
+        "resources": ["barracksnapshots"],
+        "verbs": ["create", "delete"],
+    },  # schedules
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "patch"]},  # connection Secrets
 ]
