@@ -1,16 +1,30 @@
 #!/usr/bin/env python3
-"""Benchmark: N BarrackVolumes applied at once against a rate-limited Barrack.
+"""Benchmark: N objects applied at once against a rate-limited Barrack.
 
 Starts a dev control plane, the simulator (a rate limit of R requests per second and a fixed
-transition time) and the operator (its rate plus burst set a little under R, so that jitter on the way does not push the
-arrival rate over R), applies N BarrackVolumes in
-one go, waits until every one is Ready, then stays idle for three idle-poll intervals. Prints a
-table and, as its last line, one JSON object.
+transition time) and the operator (its rate plus burst a little under R, so that jitter on the
+way does not push the arrival rate over R), applies the workload in one go, waits until every
+object is Ready, stays idle for three idle-poll intervals, then (``--restart``) SIGKILLs the
+operator and starts it again. Prints a table and, as its last line, one JSON object.
 
-    python hack/bench.py --n 500 --rps 20
+    python hack/bench.py --n 500 --rps 20                  # N BarrackVolumes
+    python hack/bench.py --n 500 --rps 20 --mix --restart  # a platform team's mix
 
-The lower bound is what the rate limit and the transition time allow at best: N creates at R per
-second, one listing of every volume (100 a page) after the last create, and one transition.
+Workloads. ``volumes``: N BarrackVolumes. ``mix``: for each of N/4 units an SSH key, an instance
+(naming the key) and two volumes attached to it, and a firewall with one rule over each group of
+10 instances (N/4*4 + N/40 objects).
+
+The lower bound is what the rate limit and Barrack's transitions allow at best: every mutating
+call the workload needs at R per second, one listing of the kind that finishes last (100 a page),
+and the longest chain of transitions (a volume: its create; the mix: an instance's CREATING, then
+its volumes' attach).
+
+Figures: ``kube_writes_per_object`` counts the operator's writes to the apiserver (PATCH and PUT
+on the barrack.ai kinds and their status, events created) from apply to all Ready, from the
+apiserver's own request counter; ``condition_latency_*`` is, per object, the time from the
+simulator's last transition of its resource to the Ready=True the bench's watch saw;
+``restart_*_60s`` count the 60 s after a SIGKILL and a start, and ``seconds_to_first_reconcile``
+the time from that start to the first reconcile.
 """
 
 from __future__ import annotations
@@ -20,13 +34,19 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
+import signal
+import statistics
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
@@ -38,15 +58,88 @@ from barrack_testkit.stack import DevStack, SimProcess, dev_stack, wait_for  # n
 API_KEY = "bench-key-5c0ffee"
 NAMESPACE = "bench"
 PAGE_LIMIT = 100
+FIREWALL_GROUP = 10
+GROUP, VERSION = "barrack.ai", "v1alpha1"
+PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIaS0yLN3D7RQbjZ9OLqyVRe7XxpQ8ZtmG/S1CUFWpYk bench"
 READY = '{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}'
+WRITE_VERBS = {"PATCH", "PUT"}
 
 
-def write_manifests(work: Path, n: int, streams: int) -> list[Path]:
-    """N volumes split into ``streams`` List files, created by as many kubectl processes at once."""
+# The workloads ------------------------------------------------------------------------------------
+
+
+def _obj(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": spec,
+    }
+
+
+def volume_workload(n: int) -> list[dict[str, Any]]:
+    return [_obj("BarrackVolume", f"vol-{i:05d}", {"region": "US-1", "sizeGB": 100}) for i in range(n)]
+
+
+def mix_workload(n: int, image_id: str) -> list[dict[str, Any]]:
+    units = max(1, n // 4)
+    objects: list[dict[str, Any]] = []
+    for k in range(units):
+        objects.append(_obj("BarrackSSHKey", f"key-{k:05d}", {"publicKey": PUBLIC_KEY}))
+        objects.append(
+            _obj(
+                "BarrackInstance",
+                f"inst-{k:05d}",
+                {
+                    "region": "US-1",
+                    "gpuModel": "A40",
+                    "imageId": image_id,
+                    "sshKeyRefs": [{"name": f"key-{k:05d}"}],
+                },
+            )
+        )
+        for side in ("a", "b"):
+            spec = {"region": "US-1", "sizeGB": 100, "instanceRef": {"name": f"inst-{k:05d}"}}
+            objects.append(_obj("BarrackVolume", f"vol-{k:05d}-{side}", spec))
+    for g in range(math.ceil(units / FIREWALL_GROUP)):
+        members = range(g * FIREWALL_GROUP, min(units, (g + 1) * FIREWALL_GROUP))
+        rule = {"direction": "ingress", "protocol": "tcp", "portRangeMin": 22, "portRangeMax": 22}
+        spec = {
+            "region": "US-1",
+            "rules": [rule],
+            "instanceRefs": [{"name": f"inst-{k:05d}"} for k in members],
+        }
+        objects.append(_obj("BarrackFirewall", f"fw-{g:04d}", spec))
+    return objects
+
+
+def lower_bound(objects: list[dict[str, Any]], rps: float, transition: float) -> tuple[float, int]:
+    """(seconds, mutating calls) the workload needs at best."""
+    kinds = [o["kind"] for o in objects]
+    volumes = kinds.count("BarrackVolume")
+    attached = sum(1 for o in objects if o["kind"] == "BarrackVolume" and "instanceRef" in o["spec"])
+    firewalls = [o for o in objects if o["kind"] == "BarrackFirewall"]
+    calls = (
+        kinds.count("BarrackSSHKey")
+        + kinds.count("BarrackInstance")
+        + volumes
+        + attached  # one attach per volume
+        + sum(1 + len(f["spec"]["rules"]) + 1 for f in firewalls)  # create, its rules, one attach
+    )
+    chain = 2 * transition if attached else transition  # instance CREATING, then the attach
+    last_listing = math.ceil(volumes / PAGE_LIMIT)
+    return calls / rps + last_listing / rps + chain, calls
+
+
+def write_manifests(work: Path, objects: list[dict[str, Any]], streams: int) -> list[Path]:
+    """The objects split into ``streams`` List files, created by as many kubectl processes at once
+    (each file in dependency order: keys, instances, volumes, firewalls)."""
+    order = {"BarrackSSHKey": 0, "BarrackInstance": 1, "BarrackVolume": 2, "BarrackFirewall": 3}
+    ordered = sorted(objects, key=lambda o: order[o["kind"]])
     paths = []
     for stream in range(streams):
-        path = work / f"volumes-{stream}.json"
-        path.write_text(volumes(range(stream, n, streams)))
+        path = work / f"objects-{stream}.json"
+        path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": ordered[stream::streams]}))
         paths.append(path)
     return paths
 
@@ -57,21 +150,11 @@ def apply_all(plane: ControlPlane, manifests: list[Path]) -> None:
             result.check_returncode()
 
 
-def volumes(indexes: range) -> str:
-    items = [
-        {
-            "apiVersion": "barrack.ai/v1alpha1",
-            "kind": "BarrackVolume",
-            "metadata": {"name": f"vol-{i:05d}", "namespace": NAMESPACE},
-            "spec": {"region": "US-1", "sizeGB": 100},
-        }
-        for i in indexes
-    ]
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+# What is measured -----------------------------------------------------------------------------------
 
 
 def ready_count(plane: ControlPlane) -> int:
-    out = plane.kubectl("-n", NAMESPACE, "get", "barrackvolumes", "-o", f"jsonpath={READY}").stdout
+    out = plane.kubectl("-n", NAMESPACE, "get", "barrack", "-o", f"jsonpath={READY}").stdout
     return sum(1 for line in out.splitlines() if line.strip() == "True")
 
 
@@ -91,6 +174,32 @@ def metric(port: int, name: str) -> float:
     return sum(samples) if samples else math.nan
 
 
+_REQUEST = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+
+
+def kube_writes_by_kind(plane: ControlPlane) -> Counter[str]:
+    """The operator's writes so far, from the apiserver's request counter, by verb and resource:
+    PATCH and PUT on the barrack.ai kinds (status included), and events created (nothing else
+    here creates events)."""
+    text = plane.kubectl("get", "--raw", "/metrics").stdout
+    writes: Counter[str] = Counter()
+    for line in text.splitlines():
+        match = _REQUEST.match(line)
+        if not match:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        barrack = labels.get("group") == GROUP and labels.get("verb") in WRITE_VERBS
+        event = labels.get("resource") == "events" and labels.get("verb") == "POST"
+        if barrack or event:
+            what = "/".join(filter(None, (labels.get("resource"), labels.get("subresource"))))
+            writes[f"{labels['verb']} {what}"] += int(float(match["value"]))
+    return writes
+
+
+def kube_writes(plane: ControlPlane) -> int:
+    return sum(kube_writes_by_kind(plane).values())
+
+
 def barrack_calls(sim: SimProcess) -> int:
     return sum(sim.calls().values())
 
@@ -104,6 +213,66 @@ def proc_figures(pid: int) -> tuple[float, float]:
     return hwm_kb / 1024, (int(fields[11]) + int(fields[12])) / ticks
 
 
+class ReadyWatch:
+    """Watches the workload's kinds and notes, per object, its Barrack id and when Ready=True was
+    first seen (wall clock)."""
+
+    def __init__(self, plane: ControlPlane, plurals: list[str]) -> None:
+        from kubernetes import client, config
+
+        self._api = client.CustomObjectsApi(config.new_client_from_config(str(plane.kubeconfig)))
+        self.seen: dict[tuple[str, str], tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._watch, args=(p,), daemon=True) for p in plurals]
+        for thread in self._threads:
+            thread.start()
+
+    def _watch(self, plural: str) -> None:
+        from kubernetes import watch
+
+        while not self._stop.is_set():
+            stream = watch.Watch().stream(
+                self._api.list_namespaced_custom_object, GROUP, VERSION, NAMESPACE, plural, timeout_seconds=30
+            )
+            with contextlib.suppress(Exception):
+                for event in stream:
+                    obj = event["object"]
+                    status = obj.get("status") or {}
+                    ready = any(
+                        c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in status.get("conditions", [])
+                    )
+                    key = (plural, obj["metadata"]["name"])
+                    if ready and key not in self.seen and status.get("id"):
+                        self.seen[key] = (status["id"], time.time())
+                    if self._stop.is_set():
+                        return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def latencies(self, sim: SimProcess) -> list[float]:
+        settled: dict[str, list[float]] = {}
+        for entry in sim.admin("settled"):
+            settled.setdefault(entry["id"], []).append(entry["at"])
+        out = []
+        for resource_id, seen_at in self.seen.values():
+            before = [at for at in settled.get(resource_id, []) if at <= seen_at]
+            if before:
+                out.append(seen_at - max(before))
+        return out
+
+
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
+
+
+# The run -----------------------------------------------------------------------------------------------
+
+
 def start_stack(args: argparse.Namespace, work: Path) -> contextlib.AbstractContextManager[DevStack]:
     settings = {
         "REQUESTS_PER_SECOND": str(args.rps * args.headroom - args.burst),
@@ -112,6 +281,8 @@ def start_stack(args: argparse.Namespace, work: Path) -> contextlib.AbstractCont
         "IDLE_POLL_INTERVAL": str(args.idle_poll_interval),
         "LOG_LEVEL": "warning",
     }
+    if args.memory_profile:
+        settings["MEMORY_PROFILE"] = str(work / "memory.txt")
     return dev_stack(
         work,
         ROOT / "crds",
@@ -124,13 +295,16 @@ def start_stack(args: argparse.Namespace, work: Path) -> contextlib.AbstractCont
     )
 
 
-def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, float | int]:
+def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, Any]:
     plane, sim = stack.plane, stack.sim
-    manifests = write_manifests(work, args.n, args.apply_streams)
-    calls_before = barrack_calls(sim)
+    objects = mix_workload(args.n, sim.image()) if args.mix else volume_workload(args.n)
+    plurals = sorted({o["kind"].lower() + "s" for o in objects})
+    watch = ReadyWatch(plane, plurals)
+    manifests = write_manifests(work, objects, args.apply_streams)
+    calls_before, writes_before = barrack_calls(sim), kube_writes_by_kind(plane)
     started = time.monotonic()
     apply_all(plane, manifests)
-    print(f"applied {args.n} BarrackVolumes in {time.monotonic() - started:.1f}s", file=sys.stderr)
+    print(f"applied {len(objects)} objects in {time.monotonic() - started:.1f}s", file=sys.stderr)
     last_report = 0.0
 
     def all_ready() -> bool:
@@ -138,42 +312,83 @@ def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, 
         count = ready_count(plane)
         if time.monotonic() - last_report > args.report_every:
             last_report = time.monotonic()
-            created = sim.calls().get("create_volume 200", 0)
             queued = metric(args.metrics_port, "barrack_rate_limiter_queued")
             print(
-                f"  {last_report - started:6.1f}s  created {created:5d}  ready {count:5d}/{args.n}"
-                f"  queued {queued:5.0f}",
+                f"  {last_report - started:6.1f}s  ready {count:5d}/{len(objects)}  queued {queued:5.0f}",
                 file=sys.stderr,
             )
-        return count == args.n
+        return count == len(objects)
 
-    wait_for(all_ready, args.timeout, interval=0.5, what="every volume Ready")
+    wait_for(all_ready, args.timeout, interval=0.5, what="every object Ready")
     seconds = time.monotonic() - started
     calls_to_ready = barrack_calls(sim) - calls_before
+    writes = kube_writes_by_kind(plane) - writes_before
+    writes_to_ready = sum(writes.values())
+    print(f"kube writes from apply to Ready: {dict(writes)}", file=sys.stderr)
+    time.sleep(2)  # the watch's last events
+    watch.stop()
+    latencies = watch.latencies(sim)
     idle_before = barrack_calls(sim)
     time.sleep(3 * args.idle_poll_interval)
     idle_calls = barrack_calls(sim) - idle_before
     rss_mb, cpu_seconds = proc_figures(stack.operator.pid)
-    lower = args.n / args.rps + math.ceil(args.n / PAGE_LIMIT) / args.rps + args.transition_seconds
-    return {
+    lower, needed = lower_bound(objects, args.rps, args.transition_seconds)
+    calls = sim.calls()
+    result: dict[str, Any] = {
+        "workload": "mix" if args.mix else "volumes",
         "n": args.n,
+        "objects": len(objects),
         "rps_limit": args.rps,
         "transition_seconds": args.transition_seconds,
         "seconds_to_all_ready": round(seconds, 2),
         "lower_bound_seconds": round(lower, 2),
+        "mutating_calls_needed": needed,
         "ratio_to_lower_bound": round(seconds / lower, 3),
         "api_calls_total": barrack_calls(sim),
         "api_calls_to_ready": calls_to_ready,
-        "throttled_429": sum(n for key, n in sim.calls().items() if key.endswith(" 429")),
-        "steady_calls_per_object_per_poll": round(idle_calls / args.n / 3, 5),
+        "throttled_429": sum(n for key, n in calls.items() if key.endswith(" 429")),
+        "responses_429": sum(n for key, n in calls.items() if key.endswith(" 429")),
+        "steady_calls_per_object_per_poll": round(idle_calls / len(objects) / 3, 5),
         "max_rps_observed": sim.admin("rate")["max_per_second"],
+        "kube_writes_per_object": round(writes_to_ready / len(objects), 2),
+        "condition_latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
+        "condition_latency_p99_s": round(percentile(latencies, 0.99), 3) if latencies else None,
+        "latency_samples": len(latencies),
         "operator_peak_rss_mb": round(rss_mb, 1),
         "operator_cpu_seconds": round(cpu_seconds, 1),
         "volumes_on_barrack": len(sim.inventory()["volumes"]),
     }
+    if args.memory_profile:
+        os.kill(stack.operator.pid, signal.SIGUSR2)
+        profile = work / "memory.txt"
+        wait_for(profile.exists, 120, what="the operator's memory profile")
+        time.sleep(1)
+        print(profile.read_text(), file=sys.stderr)
+    if args.restart:
+        result.update(restart(args, stack))
+    return result
 
 
-def run(args: argparse.Namespace, work: Path) -> dict[str, float | int]:
+def restart(args: argparse.Namespace, stack: DevStack) -> dict[str, Any]:
+    """SIGKILL and start the operator over the Ready objects: what the next 60 s cost."""
+    sim, plane = stack.sim, stack.plane
+    stack.operator.kill()
+    calls_before, writes_before = barrack_calls(sim), kube_writes(plane)
+    started = time.monotonic()
+    stack.operator.start()
+    first: float | None = None
+    while time.monotonic() - started < 60:
+        if first is None and metric(args.metrics_port, "barrack_reconcile_seconds_count") > 0:
+            first = time.monotonic() - started
+        time.sleep(0.1 if first is None else 1.0)
+    return {
+        "seconds_to_first_reconcile": None if first is None else round(first, 2),
+        "restart_barrack_calls_60s": barrack_calls(sim) - calls_before,
+        "restart_kube_writes_60s": kube_writes(plane) - writes_before,
+    }
+
+
+def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     args.metrics_port = free_port()
     with start_stack(args, work) as stack:
         wait_for(stack.sim.calls, 60, what="the operator's first inventory poll")
@@ -184,16 +399,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, default=500, help="BarrackVolumes to apply at once")
+    parser.add_argument("--n", type=int, default=500, help="objects to apply at once (about, for --mix)")
+    parser.add_argument("--mix", action="store_true", help="keys, instances, attached volumes, firewalls")
+    parser.add_argument("--restart", action="store_true", help="then SIGKILL and start the operator")
+    parser.add_argument("--memory-profile", action="store_true", help="trace the operator's allocations")
     parser.add_argument("--rps", type=float, default=20.0, help="the simulator's and operator's rate limit")
     parser.add_argument(
-        "--headroom", type=float, default=0.95, help="operator's rate + burst as a share of R (for jitter)"
+        "--headroom", type=float, default=1.0, help="operator's rate + burst as a share of R (for jitter)"
     )
-    parser.add_argument("--burst", type=int, default=2, help="operator's burst (makes up for a late wake)")
+    parser.add_argument("--burst", type=int, default=1, help="operator's burst")
     parser.add_argument("--transition-seconds", type=float, default=2.0, help="every transition's duration")
     parser.add_argument("--poll-interval", type=float, default=2.0, help="operator's fast inventory poll (s)")
     parser.add_argument("--idle-poll-interval", type=float, default=10.0, help="operator's idle poll (s)")
-    parser.add_argument("--timeout", type=float, default=1800.0, help="give up waiting for Ready after (s)")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="give up waiting for Ready after (s)")
     parser.add_argument("--apply-streams", type=int, default=4, help="kubectl processes creating the objects")
     parser.add_argument("--report-every", type=float, default=5.0, help="progress line interval (s)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) afterwards")

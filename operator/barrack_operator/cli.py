@@ -40,10 +40,12 @@ def _run(args: argparse.Namespace) -> int:
 
     from prometheus_client import start_http_server
 
+    from barrack_operator import profiling
     from barrack_operator.handlers.serve import serve
     from barrack_operator.logs import configure_logging
 
     configure_logging(settings.log_format, settings.log_level)
+    profiling.install()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.listen_address)
     asyncio.run(serve(settings))

@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import itertools
 import re
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,6 +53,9 @@ VS, IS, FS = m.VolumeState, m.InstanceState, m.FirewallState
 SS, ImS = m.SnapshotState, m.ImageState
 ROOT_DISK_GB = 100
 """The size of an image-booted instance's root disk, which a snapshot of it takes."""
+
+
+SETTLED_KEPT = 100_000
 
 
 @dataclass
@@ -120,6 +124,9 @@ class Account:
         self.ledger = money.Ledger(counted_at=self.clock.now())
         self._wall_start = datetime.now(UTC)
         self._clock_start = self.clock.now()
+        self.settled: deque[tuple[str, float]] = deque(maxlen=SETTLED_KEPT)
+        """(resource id, wall time in epoch seconds) of each transition when it came due, for the
+        benchmark's condition latency."""
         self.depleted = False
         """The balance ran out: every instance is being hibernated until a top-up."""
         for region in m.Region:
@@ -142,10 +149,11 @@ class Account:
         tick, and hibernate every instance once the balance is spent."""
         now = self.clock.now()
         due = sorted(((t.due, rid) for rid, t in self._pending.items() if t.due <= now))
-        for _, rid in due:
+        for at, rid in due:
             transition = self._pending.pop(rid, None)
             if transition is not None:
                 transition.apply()
+                self.settled.append((rid, self.wall_epoch(at)))
         self._bill(now)
         if self.depleted:
             self._hibernate_all()
@@ -208,6 +216,10 @@ class Account:
         ):
             raise Missing(f"No resource {resource_id}")
         return self.ledger.page(resource_id, id_key, self.config.currency)
+
+    def wall_epoch(self, clock_seconds: float) -> float:
+        """Epoch seconds of a simulator clock reading."""
+        return money.wall_time(clock_seconds, self._clock_start, self._wall_start).timestamp()
 
     def pending(self) -> int:
         return len(self._pending)

@@ -438,6 +438,10 @@ def _admin_routes(sim: Simulator) -> list[Route]:
             }
         )
 
+    async def settled(_: Request) -> Response:
+        sim.account.tick()
+        return JSONResponse([{"id": rid, "at": at} for rid, at in sim.account.settled])
+
     async def created(_: Request) -> Response:
         return JSONResponse([{"id": i, "name": n} for i, n in sim.account.created])
 
@@ -515,6 +519,7 @@ def _admin_routes(sim: Simulator) -> list[Route]:
         Route("/rate", rate, methods=["GET"]),
         Route("/inventory", inventory, methods=["GET"]),
         Route("/created", created, methods=["GET"]),
+        Route("/settled", settled, methods=["GET"]),
         Route("/faults", faults, methods=["GET", "POST"]),
         Route("/config", config, methods=["GET", "POST"]),
         Route("/advance", advance, methods=["POST"]),

@@ -143,6 +143,7 @@ OPERATOR_SETTINGS: dict[str, str] = {
     "DRIFT_INTERVAL": "5",
     "BLOCKED_REQUEUE": "2",
     "REQUESTS_PER_SECOND": "50",
+    "CREATE_QUIET": "0",  # every state is written: the tests watch the transitions
     "LOG_LEVEL": "debug",
 }
 

@@ -5,6 +5,8 @@ create is sent. A deletion ends only when the resource is gone, not on any 404."
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from barrack_operator.barrack import models as m
@@ -57,7 +59,7 @@ async def test_the_mark_is_written_before_the_create_is_sent(sim: Simulator) -> 
     async with make_client(sim) as client:
         order: list[str] = []
 
-        async def mark(obj: ObjectView) -> None:
+        async def mark(obj: ObjectView, spec_defaults: dict[str, Any]) -> None:
             order.append(f"mark {obj.barrack_name}")
 
         async def create() -> m.Volume:
@@ -76,7 +78,7 @@ async def test_the_mark_is_written_before_the_create_is_sent(sim: Simulator) -> 
 async def test_a_failed_mark_sends_no_create(sim: Simulator) -> None:
     async with make_client(sim) as client:
 
-        async def mark(obj: ObjectView) -> None:
+        async def mark(obj: ObjectView, spec_defaults: dict[str, Any]) -> None:
             raise MarkNotWritten("could not mark the object before creating (the apiserver is away)")
 
         async def create() -> m.Volume:

@@ -69,12 +69,14 @@ from barrack_operator.resources.common import (
     ref_key,
     with_next_try,
 )
-from barrack_operator.resources.kinds import ACCOUNT, BY_KIND, KINDS, Kind
+from barrack_operator.resources.kinds import ACCOUNT, ALL_KINDS, BY_KIND, KINDS, Kind
 from barrack_operator.resources.specs import DEFAULT_ACCOUNT, GROUP, VERSION
 from barrack_operator.settings import Settings
 
 log = logging.getLogger(__name__)
 CREATE_REQUESTED_ANNOTATION = f"{GROUP}/create-requested"
+FINALIZER = f"{GROUP}/finalizer"
+"""The operator's finalizer on every object it serves (kopf adds and removes it)."""
 """On an object: the Barrack name the operator asked Barrack to create a resource under."""
 Reconciler = Callable[[Context, ObjectView], Awaitable[Outcome]]
 
@@ -183,6 +185,7 @@ class Runtime:
             transition_requeue=settings.poll_interval,
             blocked_requeue=settings.blocked_requeue,
             drift_interval=settings.drift_interval,
+            create_quiet=settings.create_quiet,
         )
         self.accounts: dict[str, AccountRuntime] = {}
         """The accounts in use by name; ``default`` is the operator's own key until a
@@ -204,6 +207,8 @@ class Runtime:
         self._account_status: dict[str, dict[str, Any]] = {}
         self._money_now = asyncio.Event()
         self._connections: dict[tuple[str, str], dict[str, str]] = {}
+        self._written: dict[str, dict[str, Any]] = {}
+        """Per object, the status fields last written, until kopf's body shows them."""
         self._use_account(AccountConfig.from_settings(settings))
 
     @property
@@ -383,17 +388,16 @@ class Runtime:
         if self.status_writer is not None:
             await self.status_writer.aclose()
 
-    async def _mark_create(self, obj: ObjectView) -> None:
+    async def _mark_create(self, obj: ObjectView, spec_defaults: dict[str, Any]) -> None:
         """Write on the object that a create of its Barrack name is about to be sent (see
-        ``ensure_exists``); a failed write stops the create."""
+        ``ensure_exists``), and in the same write the spec values the create applies to fields the
+        spec leaves out (late initialization, one write early); a failed write stops the create."""
         assert self.status_writer is not None
+        patch: dict[str, Any] = {"metadata": {"annotations": {CREATE_REQUESTED_ANNOTATION: obj.barrack_name}}}
+        if spec_defaults:
+            patch["spec"] = spec_defaults
         try:
-            await self.status_writer.annotate(
-                BY_KIND[obj.kind].plural,
-                obj.namespace,
-                obj.name,
-                {CREATE_REQUESTED_ANNOTATION: obj.barrack_name},
-            )
+            await self.status_writer.patch_object(BY_KIND[obj.kind].plural, obj.namespace, obj.name, patch)
         except Exception as exc:
             raise MarkNotWritten(f"could not mark the object before creating ({exc})") from exc
 
@@ -672,13 +676,15 @@ class Runtime:
         when the status write failed (a conflict, the apiserver away): the caller retries soon."""
         if not self.leading():
             return True  # fenced: a process that may not be the leader writes nothing
-        previous = dict(obj.status)
+        previous = self._status_known(obj)
         conditions = merge_conditions(previous.get("conditions", []), outcome.conditions, obj.generation)
         conditions = merge_conditions(conditions, kstatus_conditions(conditions), obj.generation)
         status = {**outcome.status, "conditions": conditions, "observedGeneration": obj.generation}
         if obj.reconcile_requested_at is not None:
             status["lastHandledReconcileAt"] = obj.reconcile_requested_at
         changed = {k: v for k, v in status.items() if previous.get(k) != v}
+        if outcome.defer_status and not obj.recorded_id:
+            changed = {}  # superseded within one poll; the create mark covers a crash meanwhile
         for event in outcome.events:
             if event.type == "Warning":
                 if self._last_warning.get(obj.uid) == event.message:
@@ -691,6 +697,7 @@ class Runtime:
             except Exception as exc:  # the next pass writes again; ids are also held in memory
                 log.warning("Status write failed: %s", exc, extra=object_ref(obj))
                 return False
+            self._written[obj.uid] = {**self._written.get(obj.uid, {}), **changed}
         patch: dict[str, Any] = {}
         if outcome.clear_annotations:  # after the new id is in status: a crash between leaves the ask
             patch["metadata"] = {"annotations": dict.fromkeys(outcome.clear_annotations)}
@@ -703,6 +710,18 @@ class Runtime:
                 log.warning("Write of the object failed: %s", exc, extra=object_ref(obj))
                 return False
         return True
+
+    def _status_known(self, obj: ObjectView) -> dict[str, Any]:
+        """The object's status as last written: kopf's body lags a write by one watch event, and
+        a pass in between must not take the older status for the current one (it would write
+        again what was just written)."""
+        written = self._written.get(obj.uid)
+        if written is None:
+            return dict(obj.status)
+        if all(obj.status.get(k) == v for k, v in written.items()):
+            del self._written[obj.uid]  # the body caught up
+            return dict(obj.status)
+        return {**obj.status, **written}
 
     async def finalize(self, kind: Kind, finalizer: Reconciler, body: kopf.Body) -> None:
         obj = view(kind, body)
@@ -727,8 +746,38 @@ class Runtime:
         self.registry.forget(obj.uid)
         self._mutated.pop(obj.uid, None)
         self._last_warning.pop(obj.uid, None)
+        self._written.pop(obj.uid, None)
         for key in [k for k in self._connections if k[0] == obj.uid]:
             del self._connections[key]
+
+    async def release_uninstalled(self, plural: str, namespaces: list[str]) -> None:
+        """Release every object of a kind whose CRD is being deleted, as its finalizer would (a
+        Retained event, no Barrack call), for the objects kopf no longer serves."""
+        assert self.status_writer is not None
+        kind = next(k for k in ALL_KINDS if k.plural == plural)
+        paths = [f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{plural}" for ns in namespaces] or [
+            f"/apis/{GROUP}/{VERSION}/{plural}"
+        ]
+        for path in paths:
+            status, listing = await self.status_writer.request_json("GET", path)
+            if status != 200:
+                continue
+            for body in listing.get("items", []):
+                finalizers = body.get("metadata", {}).get("finalizers") or []
+                if FINALIZER not in finalizers or not body["metadata"].get("deletionTimestamp"):
+                    continue
+                obj = view(kind, body)
+                if kind.barrack_resource:
+                    outcome = await self._uninstall_outcome(kind, obj)
+                    if outcome is not None and not outcome.done:
+                        continue
+                    for event in outcome.events if outcome is not None else ():
+                        await self.post_event(obj, event, finalizing=True)
+                keep = [f for f in finalizers if f != FINALIZER]
+                patch = {
+                    "metadata": {"finalizers": keep, "resourceVersion": body["metadata"]["resourceVersion"]}
+                }
+                await self.status_writer.patch_object(plural, obj.namespace, obj.name, patch)
 
     async def _uninstall_outcome(self, kind: Kind, obj: ObjectView) -> Outcome | None:
         """When the kind's CRD is being deleted (an uninstall cascading to every object), the object

@@ -38,18 +38,26 @@ KOPF_STOP_GRACE = 20.0
 async def served_kinds(kube: StatusWriter) -> frozenset[str] | None:
     """The plurals of the operator's kinds the apiserver serves now (discovery needs no permission
     beyond being authenticated); None when the apiserver cannot be asked."""
+    found = await _discover(kube)
+    return None if found is None else found[0]
+
+
+async def _discover(kube: StatusWriter) -> tuple[frozenset[str], frozenset[str]] | None:
+    """(served, terminating): the operator's kinds the apiserver lists, and those of them whose CRD
+    is being deleted (listed without the patch verb)."""
     try:
         status, body = await kube.request_json("GET", f"/apis/{GROUP}/{VERSION}")
     except Exception as exc:
         log.warning("Reading the apiserver's discovery of %s/%s failed: %s", GROUP, VERSION, exc)
         return None
     if status == 404:
-        return frozenset()
+        return frozenset(), frozenset()
     if status != 200:
         log.warning("Reading the apiserver's discovery of %s/%s answered %s", GROUP, VERSION, status)
         return None
-    listed = {r.get("name") for r in body.get("resources", [])}
-    return frozenset(kind.plural for kind in ALL_KINDS if kind.plural in listed)
+    verbs = {r.get("name"): set(r.get("verbs") or ()) for r in body.get("resources", [])}
+    served = frozenset(kind.plural for kind in ALL_KINDS if kind.plural in verbs)
+    return served, frozenset(plural for plural in served if "patch" not in verbs[plural])
 
 
 async def serve(settings: Settings) -> None:
@@ -100,7 +108,9 @@ async def _serve_kinds(runtime: Runtime, settings: Settings, stop: asyncio.Event
                 ", ".join(f"{plural}.{GROUP}" for plural in missing),
             )
         changed = asyncio.Event()
-        watcher = asyncio.create_task(_watch_discovery(kube, served, changed), name="barrack-discovery")
+        watcher = asyncio.create_task(
+            _watch_discovery(runtime, namespaces, served, changed), name="barrack-discovery"
+        )
         running = asyncio.create_task(
             kopf.operator(
                 registry=registry,
@@ -156,11 +166,25 @@ def restart_in_place() -> None:
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
-async def _watch_discovery(kube: StatusWriter, served: frozenset[str], changed: asyncio.Event) -> None:
+async def _watch_discovery(
+    runtime: Runtime, namespaces: list[str], served: frozenset[str], changed: asyncio.Event
+) -> None:
+    """Every DISCOVERY_INTERVAL: a change of the served kinds restarts kopf; the objects of a CRD
+    being deleted are released (kopf serves no kind it cannot patch, so once it restarted, an
+    uninstall's remaining objects would keep their finalizers and the CRD for ever)."""
+    assert runtime.status_writer is not None
     while True:
         await asyncio.sleep(DISCOVERY_INTERVAL)
-        now = await served_kinds(kube)
-        if now is not None and now != served:
+        found = await _discover(runtime.status_writer)
+        if found is None:
+            continue
+        now, terminating = found
+        for plural in sorted(terminating):
+            try:
+                await runtime.release_uninstalled(plural, namespaces)
+            except Exception as exc:  # the next look tries again
+                log.warning("Releasing the objects of %s.%s failed: %s", plural, GROUP, exc)
+        if now != served:
             changed.set()
             return
 

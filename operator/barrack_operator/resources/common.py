@@ -133,6 +133,9 @@ class Outcome:
     """Annotations the glue removes from the object once the outcome is written."""
     spec_patch: dict[str, Any] = field(default_factory=dict)
     """Spec fields the glue writes (late initialization: Barrack's values for fields left out)."""
+    defer_status: bool = False
+    """The resource was created moments ago and is in its first transition: this pass does not
+    write status (see :attr:`Timing.create_quiet`)."""
 
     def warn(self, reason: str, message: str) -> None:
         self.events.append(Event("Warning", reason, message))
@@ -205,9 +208,13 @@ class Timing:
     """Seconds before retrying a blocked precondition or a refused call."""
     drift_interval: float = 60.0
     """Seconds between looks at a settled object (drift is also seen at once by the inventory)."""
+    create_quiet: float = 10.0
+    """Seconds after a create during which the resource's first transition (CREATING) is not
+    written to status: most resources settle within them and get one status write, Ready; one
+    that takes longer shows its id and state from then on. The create mark covers a crash."""
 
 
-async def _no_mark(obj: ObjectView) -> None:
+async def _no_mark(obj: ObjectView, spec_defaults: dict[str, Any]) -> None:
     return None
 
 
@@ -223,9 +230,10 @@ class Context:
     memory: Memory = field(default_factory=Memory)
     timing: Timing = field(default_factory=Timing)
     clock: Callable[[], float] = time.monotonic
-    mark_create: Callable[[ObjectView], Awaitable[None]] = _no_mark
-    """Persist on the object, before a create is sent, that it asked for one (survives a crash);
-    raises :class:`MarkNotWritten` when it could not."""
+    mark_create: Callable[[ObjectView, dict[str, Any]], Awaitable[None]] = _no_mark
+    """Persist on the object, before a create is sent, that it asked for one (survives a crash),
+    with the spec values the create applies to fields left out; raises :class:`MarkNotWritten`
+    when it could not."""
     credits_depleted: Callable[[], bool] = lambda: False
     """The account's balance is spent (Barrack hibernates every instance until a top-up)."""
     admit: Callable[[str, Demand], Awaitable[None]] = _no_budget
@@ -496,6 +504,7 @@ async def ensure_exists(
     *,
     recreate: bool = True,
     demand: Demand | None = None,
+    spec_defaults: dict[str, Any] | None = None,
 ) -> Found:
     """Find the Barrack resource this object manages, or create it, never twice.
 
@@ -529,7 +538,7 @@ async def ensure_exists(
         raise ObjectDeleting()
     if demand is not None:
         await ctx.admit(obj.uid, demand)  # raises OverBudget: nothing is sent
-    await ctx.mark_create(obj)
+    await ctx.mark_create(obj, spec_defaults or {})
     if obj.uid in ctx.memory.deleting:  # deletion began while the mark was written
         raise ObjectDeleting()
     ctx.memory.creating.add(obj.uid)  # no await between the check above and this

@@ -128,6 +128,9 @@ class FirewallReconciler(KindReconciler[specs.BarrackFirewallSpec, wire.Firewall
     ) -> steps.Step:
         return plan_firewall(spec, item, inputs)
 
+    def create_defaults(self, spec: specs.BarrackFirewallSpec) -> dict[str, Any]:
+        return {"rules": []} if spec.rules is None else {}
+
     def late_init(self, spec: specs.BarrackFirewallSpec, item: wire.Firewall) -> dict[str, Any]:
         return {"rules": specs.rules_as_spec(item.rules)} if spec.rules is None else {}
 

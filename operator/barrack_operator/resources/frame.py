@@ -165,6 +165,11 @@ class KindReconciler(ABC, Generic[S, T, I]):
         """The step of a create Barrack refused for a state reason (409)."""
         return refused_create(error, self.what)
 
+    def create_defaults(self, spec: S) -> dict[str, Any]:
+        """The values a create applies to optional spec fields the manifest leaves out, written
+        with the create mark (late initialization without a write of its own)."""
+        return {}
+
     def late_init(self, spec: S, item: T) -> dict[str, Any]:
         """Barrack's values for optional spec fields the manifest leaves out, to write into the
         spec (late initialization), so that adopting changes nothing nobody asked to change."""
@@ -214,6 +219,7 @@ class KindReconciler(ABC, Generic[S, T, I]):
                 lambda: self.create(ctx, obj, spec, inputs),
                 recreate=not self.holds_data or obj.recreate_requested,
                 demand=self.demand(spec),
+                spec_defaults=self.create_defaults(spec),
             )
         except OverBudget as exc:
             return self._report(ctx, out, None, steps.Blocked(Reason.BUDGET_EXCEEDED, str(exc)), inputs)
@@ -232,6 +238,9 @@ class KindReconciler(ABC, Generic[S, T, I]):
         item: T = found.item
         if found.created:
             self._note_created(obj, out, item, found.replaced)
+        created_at = ctx.memory.create_attempts.get(obj.uid)
+        quiet = created_at is not None and ctx.clock() - created_at < ctx.timing.create_quiet
+        out.defer_status = quiet and not obj.recorded_id and self._transitional(item.status)
         step = self._mismatch_step(obj, spec, item) or state_step(
             self.what, item.id, item.status, self.states
         )
@@ -276,6 +285,12 @@ class KindReconciler(ABC, Generic[S, T, I]):
             f"Observing {self.what} {item.id} ({item.status}); managementPolicy Observe changes nothing."
         )
         return self._report(ctx, out, item, step, None)
+
+    def _transitional(self, state: str) -> bool:
+        try:
+            return self.states is not None and bool(getattr(self.states(state), "transitional", False))
+        except ValueError:
+            return False
 
     def _mismatch_step(self, obj: ObjectView, spec: S, item: T) -> steps.Blocked | None:
         differences = self.mismatches(spec, item)

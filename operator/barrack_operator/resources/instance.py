@@ -247,6 +247,16 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
     ) -> steps.Step:
         return plan_instance(spec, item)
 
+    def create_defaults(self, spec: specs.BarrackInstanceSpec) -> dict[str, Any]:
+        defaults: dict[str, Any] = {}
+        if spec.powerState is None:
+            defaults["powerState"] = P.RUNNING.value
+        if spec.publicIP is None:
+            defaults["publicIP"] = True
+        if spec.securityRules is None:
+            defaults["securityRules"] = []
+        return defaults
+
     def late_init(self, spec: specs.BarrackInstanceSpec, item: wire.VMInstance) -> dict[str, Any]:
         return late_init_instance(spec, item)
 
