@@ -90,12 +90,11 @@ def error_reason(error: BaseException) -> str:
 
 
 class Inventory:
-    ALWAYS = ("volumes", "instances", "firewalls", "ssh_keys")
-    """Listed from the start: every operator has objects of these kinds, and they reference each other."""
-    ON_DEMAND = ("snapshots", "images")
-    """Listed from the first time something needs them (:meth:`use`): an account without backups
-    pays no call for them."""
-    KINDS = ALWAYS + ON_DEMAND
+    KINDS = ("volumes", "instances", "firewalls", "ssh_keys", "snapshots", "images")
+    UNUSED_FACTOR = 10
+    """A kind no object uses (:meth:`use`) is listed only every UNUSED_FACTOR slow intervals: the
+    account's burn counts it, nothing waits on it, and an account of volumes alone pays no call
+    per poll for its other kinds."""
     LISTING_SHARE = 0.25
     """At most this share of the rate limit goes to fast listings; a large account is listed less often."""
     LISTING_SHARE_QUEUED = 0.05
@@ -121,8 +120,8 @@ class Inventory:
         self.ssh_keys: Snapshot[wire.SSHKey] = Snapshot()
         self.snapshots: Snapshot[wire.Snapshot] = Snapshot()
         self.images: Snapshot[wire.CustomImage] = Snapshot()
-        self.kinds: tuple[str, ...] = self.ALWAYS
-        """The kinds listed: the ALWAYS ones and the ON_DEMAND ones in use."""
+        self.used: set[str] = set()
+        """The kinds objects use (their own, and those they read): listed on the usual schedule."""
         self.health: dict[str, ListingHealth] = {kind: ListingHealth() for kind in self.KINDS}
         self.error_counts: dict[tuple[str, str], int] = {}
         """Failed listings by (kind, reason), for ``barrack_inventory_errors_total``."""
@@ -156,12 +155,20 @@ class Inventory:
         """Failed listings of ``kind`` in a row."""
         return self.health[kind].failures
 
-    def use(self, kind: str) -> None:
-        """List ``kind`` from now on (an object of it, or one that reads it, appeared)."""
-        if kind not in self.kinds:
-            self.kinds = tuple(k for k in self.KINDS if k in self.kinds or k == kind)
-            self._due[kind] = 0.0
-            self._nudge.set()
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds in use, in a stable order: those whose listings readiness and metrics judge."""
+        return tuple(kind for kind in self.KINDS if kind in self.used)
+
+    def use(self, kind: str) -> bool:
+        """List ``kind`` on the usual schedule from now on (an object of it, or one that reads it,
+        appeared); True when it was not in use."""
+        if kind in self.used:
+            return False
+        self.used.add(kind)
+        self._due[kind] = 0.0
+        self._nudge.set()
+        return True
 
     def nudge(self, kinds: Iterable[str] | None = None) -> None:
         """Ask for a listing of these kinds (default: all in use) soon: after a mutation, or when an
@@ -178,14 +185,18 @@ class Inventory:
         self.nudge([kind])
 
     async def listed_once(self, kind: str) -> None:
-        """Use ``kind`` from now on, and wait until it has been listed once (or failed to be: the
+        """Use ``kind`` from now on, and wait until it has a listing as fresh as a used kind's:
+        one younger than the slow interval, or one begun since it is in use (or a failed one: the
         caller reads the listing's health)."""
-        self.use(kind)
+        since = self._clock()
+        newly = self.use(kind)
         await self.polled_once.wait()
-        if getattr(self, kind).ok or self.health[kind].error is not None:
+        age = self.age(kind)
+        recent = age is not None and age < self.slow_interval  # as fresh as a used kind's listing
+        if (recent or not newly) and (getattr(self, kind).ok or self.health[kind].error is not None):
             return
         with contextlib.suppress(BarrackError, MissingApiKey, ListingFailed):
-            await self.wait_fresh(-1.0, kinds=[kind])
+            await self.wait_fresh(since if newly else -1.0, kinds=[kind])
 
     async def wait_fresh(
         self, since: float, timeout: float = 120.0, kinds: Iterable[str] | None = None
@@ -229,7 +240,7 @@ class Inventory:
             "snapshots": self.client.iter_snapshots,
             "images": self.client.iter_images,
         }
-        for kind in self.kinds if kinds is None else kinds:
+        for kind in self.KINDS if kinds is None else kinds:
             started = self._clock()
             health = self.health[kind]
             health.last_attempt = started
@@ -278,12 +289,14 @@ class Inventory:
 
     def _next_listing(self, kind: str, started: float) -> float:
         snapshot: Snapshot[wire.Volume] = getattr(self, kind)
+        if kind not in self.used:
+            return started + self.slow_interval * self.UNUSED_FACTOR
         busy = not snapshot.ok or snapshot.transitional(kind)
         return started + (self.fast_gap(kind) if busy else self.slow_interval)
 
     def _due_kinds(self, now: float) -> list[str]:
         due = []
-        for kind in self.kinds:
+        for kind in self.KINDS:
             last = self.health[kind].last_attempt
             failing = self.health[kind].failures > 0  # a nudge does not cut a failing kind's backoff
             nudged = kind in self._wanted and not failing and now >= last + self.fast_gap(kind)
@@ -292,7 +305,7 @@ class Inventory:
         return due
 
     def _sleep_until(self, now: float) -> float:
-        wake = [self._due[k] for k in self.kinds]
+        wake = [self._due[k] for k in self.KINDS]
         wake += [
             self.health[k].last_attempt + self.fast_gap(k)
             for k in self._wanted

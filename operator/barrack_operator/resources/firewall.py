@@ -92,6 +92,7 @@ class FirewallReconciler(KindReconciler[specs.BarrackFirewallSpec, wire.Firewall
     async def observe(
         self, ctx: Context, obj: ObjectView, spec: specs.BarrackFirewallSpec, out: Outcome
     ) -> FirewallInputs:
+        await ctx.inventory.listed_once("instances")
         refs = []
         for ref in spec.instanceRefs:
             out.watch.add(ref_key("BarrackInstance", obj.namespace, ref.name))

@@ -31,12 +31,12 @@ class SnapshotSource:
     unready: str | None
 
 
-def resolve_snapshot(
+async def resolve_snapshot(
     ctx: Context, obj: ObjectView, out: Outcome, ref: specs.LocalRef | None, snapshot_id: str | None
 ) -> SnapshotSource:
     """Resolve a snapshot named by reference or id to a SUCCESS snapshot's id, watching it; a
     BarrackImage's source and a restore's alike."""
-    ctx.inventory.use("snapshots")
+    await ctx.inventory.listed_once("snapshots")
     if ref is not None:
         out.watch.add(ref_key("BarrackSnapshot", obj.namespace, ref.name))
         info = ctx.refs.get("BarrackSnapshot", obj.namespace, ref.name)
@@ -66,7 +66,7 @@ class ImageReconciler(KindReconciler[specs.BarrackImageSpec, wire.CustomImage, S
     async def observe(
         self, ctx: Context, obj: ObjectView, spec: specs.BarrackImageSpec, out: Outcome
     ) -> SnapshotSource:
-        return resolve_snapshot(ctx, obj, out, spec.snapshotRef, spec.snapshotId)
+        return await resolve_snapshot(ctx, obj, out, spec.snapshotRef, spec.snapshotId)
 
     def fetch(self, ctx: Context) -> Callable[[str], Awaitable[wire.CustomImage]]:
         return ctx.client.get_image

@@ -153,7 +153,7 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
         custom_image_id = restore_id = None
         source_region: tuple[str, str] | None = None
         if spec.customImageRef or spec.customImageId:
-            ctx.inventory.use("images")
+            await ctx.inventory.listed_once("images")
             if spec.customImageRef:
                 custom_image_id = _resolve(ctx, obj, out, "BarrackImage", spec.customImageRef.name)
             else:
@@ -167,7 +167,7 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
                 out.watch.add(id_key(image.id))
                 source_region = (f"image {image.id}", image.region)
         if spec.restoreFrom is not None:
-            source = resolve_snapshot(
+            source = await resolve_snapshot(
                 ctx, obj, out, spec.restoreFrom.snapshotRef, spec.restoreFrom.snapshotId
             )
             restore_id = source.snapshot_id

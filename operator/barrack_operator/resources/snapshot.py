@@ -94,6 +94,7 @@ class SnapshotReconciler(KindReconciler[specs.BarrackSnapshotSpec, wire.Snapshot
             instance_id = spec.instanceId
         if instance_id is None:
             return SnapshotInputs(None, ref.name if ref else "", None, None)
+        await ctx.inventory.listed_once("instances")
         out.watch.add(id_key(instance_id))
         instance = ctx.inventory.instances.items.get(instance_id)
         in_progress = next(

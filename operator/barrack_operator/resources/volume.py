@@ -185,6 +185,9 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
     ) -> VolumeInputs:
         source = await self._source(ctx, obj, spec, out)
         target = self._target(ctx, obj, out)
+        current = ctx.inventory.volumes.items.get(obj.recorded_id or "")
+        if target is not None or (current is not None and current.instance_id):
+            await ctx.inventory.listed_once("instances")  # what an attach or a detach decides on
         instance = ctx.inventory.instances.items.get(target or "")
         if target is not None:
             out.watch.add(id_key(target))
@@ -194,7 +197,6 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
                     ctx.inventory.record(instance)
                 except NotFound:
                     instance = None
-        current = ctx.inventory.volumes.items.get(obj.recorded_id or "")
         managers = {}
         for instance_id in {target, current.instance_id if current else None} - {None}:
             assert instance_id is not None
@@ -327,6 +329,7 @@ async def finalize(ctx: Context, obj: ObjectView) -> Outcome:
         if wire.is_transitional(VS, volume.status):
             return waiting_on_state(out, "volume", volume.status, ctx.timing)
         if volume.instance_id is not None:
+            await ctx.inventory.listed_once("instances")
             instance = ctx.inventory.instances.items.get(volume.instance_id)
             why = detach_blocked_reason(volume, instance)
             if why is not None:
