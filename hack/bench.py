@@ -10,9 +10,9 @@ operator and starts it again. Prints a table and, as its last line, one JSON obj
     python hack/bench.py --n 500 --rps 20                  # N BarrackVolumes
     python hack/bench.py --n 500 --rps 20 --mix --restart  # a platform team's mix
 
-Workloads. ``volumes``: N BarrackVolumes. ``mix``: for each of N/4 units an SSH key, an instance
-(naming the key) and two volumes attached to it, and a firewall with one rule over each group of
-10 instances (N/4*4 + N/40 objects).
+Workloads. ``volumes``: N BarrackVolumes. ``mix``: for each of N/4 units an instance and two
+volumes attached to it; up to 20 SSH keys and up to 20 firewalls (one rule each) shared by the
+instances, as Barrack allows at most 25 of each per account (about N objects).
 
 The lower bound is what the rate limit and Barrack's transitions allow at best: every mutating
 call the workload needs at R per second, one listing of the kind that finishes last (100 a page),
@@ -59,6 +59,7 @@ API_KEY = "bench-key-5c0ffee"
 NAMESPACE = "bench"
 PAGE_LIMIT = 100
 FIREWALL_GROUP = 10
+MAX_SHARED = 20
 GROUP, VERSION = "barrack.ai", "v1alpha1"
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIaS0yLN3D7RQbjZ9OLqyVRe7XxpQ8ZtmG/S1CUFWpYk bench"
 READY = '{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}'
@@ -82,34 +83,32 @@ def volume_workload(n: int) -> list[dict[str, Any]]:
 
 
 def mix_workload(n: int, image_id: str) -> list[dict[str, Any]]:
+    """N/4 units of an instance and two volumes attached to it; SSH keys and firewalls shared, as
+    Barrack allows at most 25 of each per account: up to 20 keys (instance k uses key k mod 20)
+    and up to 20 firewalls (one per 10 instances, then each over more), each with one rule."""
     units = max(1, n // 4)
-    objects: list[dict[str, Any]] = []
+    keys = min(MAX_SHARED, units)
+    firewalls = min(MAX_SHARED, math.ceil(units / FIREWALL_GROUP))
+    objects = [_obj("BarrackSSHKey", f"key-{k:02d}", {"publicKey": PUBLIC_KEY}) for k in range(keys)]
     for k in range(units):
-        objects.append(_obj("BarrackSSHKey", f"key-{k:05d}", {"publicKey": PUBLIC_KEY}))
-        objects.append(
-            _obj(
-                "BarrackInstance",
-                f"inst-{k:05d}",
-                {
-                    "region": "US-1",
-                    "gpuModel": "A40",
-                    "imageId": image_id,
-                    "sshKeyRefs": [{"name": f"key-{k:05d}"}],
-                },
-            )
-        )
+        spec = {
+            "region": "US-1",
+            "gpuModel": "A40",
+            "imageId": image_id,
+            "sshKeyRefs": [{"name": f"key-{k % keys:02d}"}],
+        }
+        objects.append(_obj("BarrackInstance", f"inst-{k:05d}", spec))
         for side in ("a", "b"):
             spec = {"region": "US-1", "sizeGB": 100, "instanceRef": {"name": f"inst-{k:05d}"}}
             objects.append(_obj("BarrackVolume", f"vol-{k:05d}-{side}", spec))
-    for g in range(math.ceil(units / FIREWALL_GROUP)):
-        members = range(g * FIREWALL_GROUP, min(units, (g + 1) * FIREWALL_GROUP))
-        rule = {"direction": "ingress", "protocol": "tcp", "portRangeMin": 22, "portRangeMax": 22}
-        spec = {
-            "region": "US-1",
-            "rules": [rule],
-            "instanceRefs": [{"name": f"inst-{k:05d}"} for k in members],
-        }
-        objects.append(_obj("BarrackFirewall", f"fw-{g:04d}", spec))
+    rule = {"direction": "ingress", "protocol": "tcp", "portRangeMin": 22, "portRangeMax": 22}
+    for g in range(firewalls):
+        members = [{"name": f"inst-{k:05d}"} for k in range(g, units, firewalls)]
+        objects.append(
+            _obj(
+                "BarrackFirewall", f"fw-{g:02d}", {"region": "US-1", "rules": [rule], "instanceRefs": members}
+            )
+        )
     return objects
 
 
@@ -194,10 +193,6 @@ def kube_writes_by_kind(plane: ControlPlane) -> Counter[str]:
             what = "/".join(filter(None, (labels.get("resource"), labels.get("subresource"))))
             writes[f"{labels['verb']} {what}"] += int(float(match["value"]))
     return writes
-
-
-def kube_writes(plane: ControlPlane) -> int:
-    return sum(kube_writes_by_kind(plane).values())
 
 
 def barrack_calls(sim: SimProcess) -> int:
@@ -298,6 +293,8 @@ def start_stack(args: argparse.Namespace, work: Path) -> contextlib.AbstractCont
 def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, Any]:
     plane, sim = stack.plane, stack.sim
     objects = mix_workload(args.n, sim.image()) if args.mix else volume_workload(args.n)
+    # GPU stock is Barrack's to ration; this measures the operator, so the simulator has plenty.
+    sim.admin("config", {"stock": [{"region": "US-1", "gpu_model": "A40", "available": 1_000_000}]})
     plurals = sorted({o["kind"].lower() + "s" for o in objects})
     watch = ReadyWatch(plane, plurals)
     manifests = write_manifests(work, objects, args.apply_streams)
@@ -373,7 +370,8 @@ def restart(args: argparse.Namespace, stack: DevStack) -> dict[str, Any]:
     """SIGKILL and start the operator over the Ready objects: what the next 60 s cost."""
     sim, plane = stack.sim, stack.plane
     stack.operator.kill()
-    calls_before, writes_before = barrack_calls(sim), kube_writes(plane)
+    routes_before = sim.calls()
+    calls_before, writes_before = barrack_calls(sim), kube_writes_by_kind(plane)
     started = time.monotonic()
     stack.operator.start()
     first: float | None = None
@@ -381,10 +379,14 @@ def restart(args: argparse.Namespace, stack: DevStack) -> dict[str, Any]:
         if first is None and metric(args.metrics_port, "barrack_reconcile_seconds_count") > 0:
             first = time.monotonic() - started
         time.sleep(0.1 if first is None else 1.0)
+    routes = {r: n - routes_before.get(r, 0) for r, n in sim.calls().items() if n != routes_before.get(r, 0)}
+    print(f"Barrack calls in the 60 s after the restart: {routes}", file=sys.stderr)
+    writes = kube_writes_by_kind(plane) - writes_before
+    print(f"Kubernetes writes in the 60 s after the restart: {dict(writes)}", file=sys.stderr)
     return {
         "seconds_to_first_reconcile": None if first is None else round(first, 2),
         "restart_barrack_calls_60s": barrack_calls(sim) - calls_before,
-        "restart_kube_writes_60s": kube_writes(plane) - writes_before,
+        "restart_kube_writes_60s": sum(writes.values()),
     }
 
 

@@ -10,6 +10,7 @@ cost so far, from its billing route, asked at most every ``interval`` seconds pe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -44,6 +45,8 @@ class PriceBook:
     """Tier → (price per 100 GB per hour, when it was asked)."""
     error: str | None = None
     """Why the last refresh failed (the last prices are kept), or None."""
+    _asking: dict[str, asyncio.Future[None]] = field(default_factory=dict, repr=False)
+    """Prices being asked now, by request."""
 
     def set_currency(self, currency: str) -> None:
         if currency and currency != self.currency:
@@ -81,12 +84,23 @@ class PriceBook:
         return self.currency if self.currency in ("USD", "EUR", "INR") else "USD"  # type: ignore[return-value]
 
     async def _ask(self, table: dict[str, tuple[float, float]], key: str, request: m.PricingRequest) -> None:
+        """Ask one price; callers that need it while it is being asked wait for that answer (a
+        restart over thousands of objects asks each price once, not once per object)."""
+        asking = self._asking.get(request.model_dump_json())
+        if asking is not None:
+            await asyncio.shield(asking)
+            return
+        asking = asyncio.get_running_loop().create_future()
+        self._asking[request.model_dump_json()] = asking
         try:
             quote = (await self.client.get_pricing(request)).pricing
         except BarrackError as exc:
             self.error = f"refreshing the price of {key} failed ({exc}); the last prices are kept"
             log.warning("Barrack pricing: %s", self.error)
             return
+        finally:
+            del self._asking[request.model_dump_json()]
+            asking.set_result(None)
         table[key] = (quote.hourly, self.clock())
         self.error = None
 
