@@ -26,13 +26,6 @@ def register(
     async def observe(body: kopf.Body, type: str | None, **_: Any) -> None:  # async: no thread hop
         runtime.on_event(kind, dict(body), type)
 
-    @kopf.index(*resource, registry=registry, id=f"registry-{kind.singular}")
-    async def known(body: kopf.Body, **_: Any) -> None:
-        """Kopf starts no daemon before every index saw its kind's initial listing: the registry
-        holds every object before any reconcile runs, so no reference reads as missing after a
-        restart merely because its object was not listed yet (a status flap and an event each)."""
-        runtime.on_event(kind, dict(body), None)
-
     @kopf.on.delete(*resource, registry=registry, id=f"finalize-{kind.singular}", retries=None, backoff=2.0)
     async def on_delete(body: kopf.Body, **_: Any) -> None:
         await runtime.finalize(kind, finalize, body)

@@ -76,6 +76,8 @@ from barrack_operator.settings import Settings
 log = logging.getLogger(__name__)
 CREATE_REQUESTED_ANNOTATION = f"{GROUP}/create-requested"
 FINALIZER = f"{GROUP}/finalizer"
+STARTUP_GRACE = 30.0
+"""Seconds after a start during which a reference missing from the registry may only be unlisted yet."""
 """The operator's finalizer on every object it serves (kopf adds and removes it)."""
 """On an object: the Barrack name the operator asked Barrack to create a resource under."""
 Reconciler = Callable[[Context, ObjectView], Awaitable[Outcome]]
@@ -207,6 +209,7 @@ class Runtime:
         self._account_status: dict[str, dict[str, Any]] = {}
         self._money_now = asyncio.Event()
         self._connections: dict[tuple[str, str], dict[str, str]] = {}
+        self._started = time.monotonic()
         self._written: dict[str, dict[str, Any]] = {}
         """Per object, the status fields last written, until kopf's body shows them."""
         self._use_account(AccountConfig.from_settings(settings))
@@ -468,9 +471,21 @@ class Runtime:
         self.registry.watch(obj.uid, outcome.watch)
         if outcome.status.get("id") and not obj.observe_only:
             self.registry.owners.setdefault(outcome.status["id"], obj.uid)
+        if self._settling_after_start(obj, outcome):
+            outcome.requeue_after = 1.0
+            return outcome
         if not await self.write(kind, body, obj, outcome):  # look again soon, not at the drift interval
             outcome.requeue_after = min(outcome.requeue_after or math.inf, self.settings.poll_interval)
         return outcome
+
+    def _settling_after_start(self, obj: ObjectView, outcome: Outcome) -> bool:
+        """Just after a start, kopf lists the kinds one after another: an object reconciled before
+        may find a reference missing only because its object is not listed yet. That outcome is
+        neither written nor posted (a status flap and an event per object on every restart); the
+        object looks again in a second."""
+        if not obj.recorded_id or time.monotonic() - self._started > STARTUP_GRACE:
+            return False
+        return any(c.reason == Reason.REFERENCE_NOT_READY for c in outcome.conditions)
 
     def _account_of(self, obj: ObjectView) -> AccountRuntime | Outcome:
         """The account the object uses, or why it cannot use one: no such BarrackAccount (or an
