@@ -38,6 +38,7 @@ import re
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -52,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 
 from barrack_operator.devcluster import ControlPlane  # noqa: E402
+from barrack_operator.devcluster.binaries import find_binary  # noqa: E402
 from barrack_operator.devcluster.cluster import free_port  # noqa: E402
 from barrack_testkit.stack import DevStack, SimProcess, dev_stack, wait_for  # noqa: E402
 
@@ -144,8 +146,14 @@ def write_manifests(work: Path, objects: list[dict[str, Any]], streams: int) -> 
 
 
 def apply_all(plane: ControlPlane, manifests: list[Path]) -> None:
+    """kubectl create of every file at once (no time limit: 10,000 objects take minutes)."""
+    kubectl = [str(find_binary("kubectl")), f"--kubeconfig={plane.kubeconfig}", "create", "-f"]
+
+    def create(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*kubectl, str(path)], capture_output=True, text=True, check=False)
+
     with ThreadPoolExecutor(len(manifests)) as pool:
-        for result in pool.map(lambda path: plane.kubectl("create", "-f", str(path)), manifests):
+        for result in pool.map(create, manifests):
             result.check_returncode()
 
 

@@ -31,31 +31,20 @@ def sim_args() -> list[str]:
     return ["--transition", "create_snapshot=4", "--transition", "create_image=2"]
 
 
+def _manifest(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "barrack.ai/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
 def snapshot(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "barrack.ai/v1alpha1",
-        "kind": "BarrackSnapshot",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
+    return _manifest("BarrackSnapshot", name, spec)
 
 
 def image(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "barrack.ai/v1alpha1",
-        "kind": "BarrackImage",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
+    return _manifest("BarrackImage", name, spec)
 
 
 def schedule(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "barrack.ai/v1alpha1",
-        "kind": "BarrackSnapshotSchedule",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
+    return _manifest("BarrackSnapshotSchedule", name, spec)
 
 
 def _status(kube: Kube, kind: str, name: str) -> dict[str, Any]:
