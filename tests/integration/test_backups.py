@@ -47,6 +47,20 @@ def schedule(name: str, **spec: Any) -> dict[str, Any]:
     return _manifest("BarrackSnapshotSchedule", name, spec)
 
 
+def booted_from(name: str, **spec: Any) -> dict[str, Any]:
+    """A BarrackInstance whose boot source is a backup (customImageRef/Id or restoreFrom)."""
+    manifest = instance(name, "", **spec)
+    del manifest["spec"]["imageId"]
+    return manifest
+
+
+def _active_source(kube: Kube, sim: Sim) -> None:
+    """An SSH key and an ACTIVE instance named source to snapshot."""
+    kube.apply(ssh_key())
+    kube.apply(instance("source", sim.image()))
+    kube.wait_condition("binst", "source", "Ready", "True", timeout=90)
+
+
 def _status(kube: Kube, kind: str, name: str) -> dict[str, Any]:
     return (kube.get(kind, name) or {}).get("status") or {}
 
@@ -66,8 +80,7 @@ def _image_and_an_instance_from_it(
     kube.wait_condition("bimg", "golden", "Ready", "True", timeout=60)
     golden = _status(kube, "bimg", "golden")
     assert golden["state"] == "AVAILABLE" and golden["sourceSnapshotId"] == snapshot_id
-    from_image = instance("from-image", "", customImageRef={"name": "golden"})
-    del from_image["spec"]["imageId"]
+    from_image = booted_from("from-image", customImageRef={"name": "golden"})
     kube.apply(from_image)
     kube.wait_condition("binst", "from-image", "Ready", "True", timeout=90)
     booted = _barrack(sim, "instances", _status(kube, "binst", "from-image")["id"])
@@ -78,10 +91,7 @@ def _image_and_an_instance_from_it(
 def _restore_into_a_new_instance(kube: Kube, sim: Sim, exclude: set[str]) -> None:
     """A restore makes a new instance, with the spec's SSH keys and security rules."""
     rule = {"direction": "ingress", "protocol": "tcp", "portRangeMin": 22, "portRangeMax": 22}
-    restored = instance(
-        "restored", "", restoreFrom={"snapshotRef": {"name": "nightly"}}, securityRules=[rule]
-    )
-    del restored["spec"]["imageId"]
+    restored = booted_from("restored", restoreFrom={"snapshotRef": {"name": "nightly"}}, securityRules=[rule])
     kube.apply(restored)
     kube.wait_condition("binst", "restored", "Ready", "True", timeout=90)
     new = _status(kube, "binst", "restored")
@@ -137,15 +147,12 @@ def test_snapshot_image_and_restore_make_new_instances(kube: Kube, sim: Sim, ope
 def test_a_snapshot_under_restore_is_deleted_once_the_restore_ends(
     kube: Kube, sim: Sim, operator: Operator
 ) -> None:
-    kube.apply(ssh_key())
-    kube.apply(instance("source", sim.image()))
-    kube.wait_condition("binst", "source", "Ready", "True", timeout=90)
+    _active_source(kube, sim)
     kube.apply(snapshot("base", instanceRef={"name": "source"}))
     kube.wait_condition("bsnap", "base", "Ready", "True", timeout=60)
     snapshot_id = _status(kube, "bsnap", "base")["id"]
     sim.admin("config", {"transition_overrides": {"restore_snapshot": 12}})
-    restored = instance("copy", "", restoreFrom={"snapshotId": snapshot_id})
-    del restored["spec"]["imageId"]
+    restored = booted_from("copy", restoreFrom={"snapshotId": snapshot_id})
     kube.apply(restored)
     wait_for(
         lambda: _status(kube, "binst", "copy").get("state") == "CREATING", 30, what="the restore under way"
@@ -248,9 +255,7 @@ def test_an_invalid_schedule_is_refused_or_reported(kube: Kube, operator: Operat
 def test_sigkill_during_snapshot_and_image_creates_makes_no_duplicate(
     kube: Kube, sim: Sim, operator: Operator
 ) -> None:
-    kube.apply(ssh_key())
-    kube.apply(instance("source", sim.image()))
-    kube.wait_condition("binst", "source", "Ready", "True", timeout=90)
+    _active_source(kube, sim)
     sim.admin("faults", {"route_latency": {"create_snapshot": 2.0, "create_image": 2.0}})
     for kind, manifest, barrack_name in (
         ("bsnap", snapshot("killed-snap", instanceRef={"name": "source"}), "killed-snap"),
