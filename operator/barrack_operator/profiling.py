@@ -1,6 +1,7 @@
 """Where the operator's memory goes, for the benchmark: with ``BARRACK_MEMORY_PROFILE=<file>`` the
-process traces its allocations from the start (tracemalloc) and, on SIGUSR2, writes the biggest
-holders by source line to that file. Off by default: tracing costs memory and time."""
+process traces its allocations from the start (tracemalloc) and, on each SIGUSR2, appends the
+biggest holders by source line to that file (with the traced total and its peak so far). Off by
+default: tracing costs memory and time."""
 
 from __future__ import annotations
 
@@ -29,10 +30,12 @@ def install() -> None:
         )
         stats = snapshot.statistics("lineno")
         total = sum(stat.size for stat in stats)
-        lines = [f"total_traced_mb {total / 2**20:.1f}"]
+        peak = tracemalloc.get_traced_memory()[1]
+        lines = [f"total_traced_mb {total / 2**20:.1f} peak_traced_mb {peak / 2**20:.1f}"]
         lines += [
             f"{stat.size / 2**20:9.2f} MB {stat.count:9d} blocks  {stat.traceback[0]}" for stat in stats[:TOP]
         ]
-        Path(path).write_text("\n".join(lines) + "\n")
+        with Path(path).open("a") as out:
+            out.write("\n".join(lines) + "\n\n")
 
     signal.signal(signal.SIGUSR2, dump)

@@ -4,6 +4,8 @@ Retry-After, and retries only where they are safe."""
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -20,7 +22,7 @@ from barrack_operator.barrack import models as m
 from barrack_operator.barrack.client import BarrackClient, RetryPolicy
 from barrack_operator.barrack.ratelimit import RateLimiter
 from barrack_operator.barrack.routes import ROUTES
-from barrack_sim.app import Simulator
+from barrack_sim.app import Simulator, peak_rate
 from tests.unit.conftest import API_KEY, SSH_PUBLIC_KEY, make_client
 
 
@@ -218,6 +220,71 @@ async def test_rate_limiter_spaces_calls() -> None:
     limiter.pause_for(3.0)
     await limiter.acquire()
     assert sum(sleeps) == pytest.approx(0.4 + 3.0, abs=1e-6)
+
+
+def _late_clock(lateness: Callable[[int], float]) -> tuple[list[float], Callable[[float], Awaitable[None]]]:
+    """A fake clock whose sleeps end late by ``lateness(n)`` seconds on the n-th sleep (a busy loop)."""
+    now = [0.0]
+    count = [0]
+
+    async def late_sleep(seconds: float) -> None:
+        count[0] += 1
+        now[0] += seconds + lateness(count[0])
+
+    return now, late_sleep
+
+
+async def _grant_times(limiter: RateLimiter, now: list[float], until: float) -> list[float]:
+    granted: list[float] = []
+    while now[0] < until:
+        await limiter.acquire()
+        granted.append(now[0])
+    return granted
+
+
+async def test_rate_limiter_makes_up_for_late_wake_ups_without_passing_its_cap() -> None:
+    # A loop that wakes the limiter 20 ms late at every sleep: a bucket of one loses that time
+    # on every token (19 per second would become about 13); the catch-up keeps the rate.
+    rng = random.Random(7)
+    now, late_sleep = _late_clock(lambda n: rng.uniform(0.0, 0.04))
+    limiter = RateLimiter(rate=19.5, burst=1, clock=lambda: now[0], sleep=late_sleep)
+    granted = await _grant_times(limiter, now, 60.0)
+    assert len(granted) / 60.0 > 18.5
+    assert peak_rate(granted) <= 20  # rate + burst, counted as Barrack counts (a sliding second)
+
+
+async def test_rate_limiter_counts_a_grant_from_when_its_caller_resumes_after_a_stall() -> None:
+    # The loop stalls for 10 s between granting a slot and its caller resuming (CPU starvation, a
+    # blocking pause): the stalled send and the ones after it still fit the cap in every second.
+    now = [0.0]
+    stalls = [10.0]
+
+    async def stalling_sleep(seconds: float) -> None:
+        now[0] += seconds + (stalls.pop() if stalls else 0.0)
+        await asyncio.sleep(0)  # granted callers resume here
+
+    limiter = RateLimiter(rate=4, burst=3, clock=lambda: now[0], sleep=stalling_sleep)
+    sent: list[float] = []
+
+    async def call() -> None:
+        await limiter.acquire()
+        sent.append(now[0])
+
+    await asyncio.gather(*(call() for _ in range(30)))
+    await limiter.close()
+    assert sent[0] > 10.0  # the first caller resumed after the stall
+    assert peak_rate(sent) <= 7  # rate + burst
+
+
+async def test_rate_limiter_sends_at_most_burst_at_once_after_a_quiet_spell() -> None:
+    now, late_sleep = _late_clock(lambda n: 0.0)
+    limiter = RateLimiter(rate=10, burst=3, clock=lambda: now[0], sleep=late_sleep)
+    await _grant_times(limiter, now, 5.0)
+    now[0] += 60.0  # quiet: the bucket refills to burst, not more
+    start = now[0]
+    granted = await _grant_times(limiter, now, start + 1e-9)
+    assert [t for t in granted if t == start] == [start] * 3  # the fourth waited for a token
+    assert len(granted) == 4
 
 
 async def test_rate_limiter_serves_urgent_callers_before_queued_ones() -> None:

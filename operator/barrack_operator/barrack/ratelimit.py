@@ -1,23 +1,37 @@
 """The one rate limiter every Barrack call passes through.
 
-A token bucket (``rate`` requests per second, ``burst`` at once; a burst of two or three also makes
-up for a busy event loop waking the limiter late) that honours ``Retry-After``: when Barrack answers
-429, nobody sends again until the given moment. In any one second at most ``rate + burst`` requests
-go out. Waiters are served in arrival
-order within two lanes, and the urgent lane goes first: a burst of thousands of queued creates is
-delayed, not failed, and the few reads that let everyone see their results (the inventory's
-listings) are not stuck behind it.
+A token bucket (``rate`` requests per second, ``burst`` at once after a quiet spell) that honours
+``Retry-After``: when Barrack answers 429, nobody sends again until the given moment. Two rules
+make it both safe and fast on a busy event loop:
+
+- **A hard cap per second.** Whatever the bucket allows, at most ``floor(rate + burst)`` requests
+  go out in any window of ``WINDOW`` seconds (a sliding window, as Barrack counts, with a little
+  margin for the time a request takes from here to Barrack). A request counts from when its caller
+  actually resumes to send it, and a slot granted to a caller that has not resumed yet counts as
+  sent now: a loop that stalls (CPU starvation, a long pause) cannot release a bunch of grants at
+  once. Set ``rate + burst`` to Barrack's limit and no request is refused for the rate.
+- **Catch-up while busy.** A loop that wakes the limiter late would otherwise lose the tokens it
+  slept through (a bucket of one is full by then): while callers queue without a break, one token
+  more may be held, so lateness is made up for by the next grant, under the cap.
+
+Waiters are served in arrival order within two lanes, and the urgent lane goes first: a burst of
+thousands of queued creates is delayed, not failed, and the few reads that let everyone see their
+results (the inventory's listings) are not stuck behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
 _EPSILON = 1e-9
+WINDOW = 1.03
+"""Seconds of the sliding window the per-second cap counts in: Barrack's second, plus a margin for
+requests granted in order that reach Barrack a few milliseconds apart from how they were granted."""
 
 
 class RateLimiter:
@@ -35,8 +49,15 @@ class RateLimiter:
         self.burst = max(1, burst)
         self._clock = clock
         self._sleep = sleep
+        self.cap = max(1, math.floor(rate + self.burst + _EPSILON))
+        """At most this many grants in any WINDOW seconds."""
         self._tokens = float(self.burst)
         self._updated = clock()
+        self._sent: deque[float] = deque()
+        """When callers resumed with their slot, within the last WINDOW seconds."""
+        self._unsent = 0
+        """Slots granted whose callers have not resumed yet."""
+        self._capacity = float(self.burst)
         self._paused_until = 0.0
         self._urgent: deque[asyncio.Future[None]] = deque()
         self._normal: deque[asyncio.Future[None]] = deque()
@@ -60,7 +81,12 @@ class RateLimiter:
         (self._urgent if urgent else self._normal).append(slot)
         if self._dispatcher is None or self._dispatcher.done():
             self._dispatcher = asyncio.create_task(self._dispatch(), name="barrack-rate-limiter")
-        await slot
+        try:
+            await slot
+        finally:
+            if slot.done() and not slot.cancelled():  # granted (even if this caller was cancelled since)
+                self._unsent -= 1
+                self._sent.append(self._clock())
         waited = self._clock() - started
         self.total_wait_seconds += waited
         return waited
@@ -81,14 +107,25 @@ class RateLimiter:
 
     async def _dispatch(self) -> None:
         """Hand out one slot per token, urgent lane first, until nobody waits."""
-        while self._next() is not None:
-            await self._take_token()
-            slot = self._next()  # chosen after the wait: an urgent caller may have come meanwhile
-            if slot is None:
-                self._tokens = min(self.burst, self._tokens + 1.0)
-                return
-            (self._urgent if self._urgent and self._urgent[0] is slot else self._normal).popleft()
-            slot.set_result(None)
+        self._refill(self._clock())  # what a quiet spell earned: at most ``burst``
+        self._capacity = self.burst + 1.0  # from here on, callers queue without a break
+        try:
+            while self._next() is not None:
+                await self._take_token()
+                slot = self._next()  # chosen after the wait: an urgent caller may have come meanwhile
+                if slot is None:
+                    self._tokens += 1.0
+                    return
+                (self._urgent if self._urgent and self._urgent[0] is slot else self._normal).popleft()
+                self._unsent += 1
+                slot.set_result(None)
+        finally:
+            self._capacity = float(self.burst)
+            self._tokens = min(self._tokens, self._capacity)
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
 
     async def _take_token(self) -> None:
         while True:
@@ -96,8 +133,13 @@ class RateLimiter:
             if now < self._paused_until:
                 await self._sleep(self._paused_until - now)
                 continue
-            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
-            self._updated = now
+            while self._sent and self._sent[0] <= now - WINDOW:
+                self._sent.popleft()
+            if len(self._sent) + self._unsent >= self.cap:
+                # Full: until the oldest send leaves the window, or a granted caller resumes.
+                await self._sleep(self._sent[0] + WINDOW - now if self._sent else 0.001)
+                continue
+            self._refill(now)
             if self._tokens >= 1.0 - _EPSILON:  # float sums of rate*dt fall a hair short of 1
                 self._tokens = max(0.0, self._tokens - 1.0)
                 return

@@ -7,6 +7,7 @@ from typing import Any
 
 import kopf
 
+from barrack_operator.handlers import lean_bodies
 from barrack_operator.handlers.runtime import FINALIZER, Reconciler, Runtime
 from barrack_operator.handlers.schedules import ScheduleRunner
 from barrack_operator.resources.kinds import ACCOUNT, SCHEDULE, Kind
@@ -71,11 +72,12 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 def configure(settings: kopf.OperatorSettings) -> None:
     """Kopf settings: our own finalizer name, progress kept in annotations (status belongs to the
-    operator's schema), no diff base (see :class:`NoDiffBase`), log lines not mirrored as events (events are posted on purpose), watches
+    operator's schema), no diff base (see :class:`NoDiffBase`), bodies kept without managedFields (see :mod:`lean_bodies`), log lines not mirrored as events (events are posted on purpose), watches
     that are re-established regularly, and no watching of CRDs and namespaces: the kinds are known
     at start (the CRDs are installed with the operator) and the namespaces are given by name or
     are all of them, so the operator needs no permission on either (least privilege)."""
     settings.scanning.disabled = True
+    lean_bodies.install()
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = NoDiffBase()

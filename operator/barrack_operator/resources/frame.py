@@ -97,7 +97,8 @@ def report(out: Outcome, step: steps.Step, ctx: Context) -> Outcome:
             Condition(READY, False, step.reason, step.message),
             Condition(SYNCED, False, step.reason, step.message),
         ]
-        out.warn(step.reason, step.message)
+        if step.warn:
+            out.warn(step.reason, step.message)
         out.requeue_after = timing.blocked_requeue
     elif isinstance(step, steps.Done):
         out.conditions += [
@@ -106,6 +107,13 @@ def report(out: Outcome, step: steps.Step, ctx: Context) -> Outcome:
         ]
         out.requeue_after = timing.drift_interval
     return out
+
+
+def referents_exist(ctx: Context, out: Outcome) -> bool:
+    """Every object this pass waits on by reference exists (it is on its way: a wait, not a
+    problem to warn about; a missing one is warned about, and a referent in trouble warns itself)."""
+    named = [key.removeprefix("k8s:").split("/", 2) for key in out.watch if key.startswith("k8s:")]
+    return bool(named) and all(ctx.refs.get(kind, ns, name) is not None for kind, ns, name in named)
 
 
 def refused_create(error: PreconditionFailed, what: str) -> steps.Blocked:
@@ -202,7 +210,11 @@ class KindReconciler(ABC, Generic[S, T, I]):
         try:
             inputs = await self.observe(ctx, obj, spec, out)
         except Unresolved as exc:
-            blocked = steps.Blocked(Reason.REFERENCE_NOT_READY, f"{exc}; waiting for it to become Ready")
+            blocked = steps.Blocked(
+                Reason.REFERENCE_NOT_READY,
+                f"{exc}; waiting for it to become Ready",
+                warn=not referents_exist(ctx, out),
+            )
             return self._report(ctx, out, listed, blocked, None)
         except (BarrackError, MissingApiKey, ListingFailed) as error:
             return self._failed(ctx, out, listed, error, None, None)
@@ -227,7 +239,9 @@ class KindReconciler(ABC, Generic[S, T, I]):
             return self._report(ctx, out, None, self._lost_step(lost.resource_id), inputs)
         except Unresolved as exc:
             blocked = steps.Blocked(
-                Reason.REFERENCE_NOT_READY, f"{exc}; the {self.what} is created once it is"
+                Reason.REFERENCE_NOT_READY,
+                f"{exc}; the {self.what} is created once it is",
+                warn=not referents_exist(ctx, out),
             )
             return self._report(ctx, out, None, blocked, inputs)
         except PreconditionFailed as error:
@@ -238,9 +252,6 @@ class KindReconciler(ABC, Generic[S, T, I]):
         item: T = found.item
         if found.created:
             self._note_created(obj, out, item, found.replaced)
-        created_at = ctx.memory.create_attempts.get(obj.uid)
-        quiet = created_at is not None and ctx.clock() - created_at < ctx.timing.create_quiet
-        out.defer_status = quiet and not obj.recorded_id and self._transitional(item.status)
         step = self._mismatch_step(obj, spec, item) or state_step(
             self.what, item.id, item.status, self.states
         )
@@ -256,7 +267,15 @@ class KindReconciler(ABC, Generic[S, T, I]):
                 return self._report(ctx, out, item, steps.Blocked(Reason.CREDITS_DEPLETED, str(exc)), inputs)
             except (BarrackError, MissingApiKey) as error:  # a 409 maps to the step's own refusal
                 return self._failed(ctx, out, item, error, step, inputs)
+        out.defer_status = self._quiet(ctx, obj) and isinstance(step, steps.Wait | steps.Call)
         return self._report(ctx, out, item, step, inputs)
+
+    def _quiet(self, ctx: Context, obj: ObjectView) -> bool:
+        """Within createQuiet of its create, a new resource's progress (its first transitions, an
+        attach, its first rules) is not written: only its outcome, Ready or a problem, is."""
+        created_at = ctx.memory.create_attempts.get(obj.uid)
+        recent = created_at is not None and ctx.clock() - created_at < ctx.timing.create_quiet
+        return recent and not obj.recorded_id
 
     async def _observe_only(self, ctx: Context, obj: ObjectView, out: Outcome) -> Outcome:
         """managementPolicy Observe: find the resource by id, adoptId or name, and mirror it; reads only."""
@@ -285,12 +304,6 @@ class KindReconciler(ABC, Generic[S, T, I]):
             f"Observing {self.what} {item.id} ({item.status}); managementPolicy Observe changes nothing."
         )
         return self._report(ctx, out, item, step, None)
-
-    def _transitional(self, state: str) -> bool:
-        try:
-            return self.states is not None and bool(getattr(self.states(state), "transitional", False))
-        except ValueError:
-            return False
 
     def _mismatch_step(self, obj: ObjectView, spec: S, item: T) -> steps.Blocked | None:
         differences = self.mismatches(spec, item)

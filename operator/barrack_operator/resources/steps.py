@@ -90,6 +90,8 @@ class Wait(Step):
 class Blocked(Step):
     reason: Reason
     message: str
+    warn: bool = True
+    """Post a Warning event (once per message); False for a wait on an object that is on its way."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,59 @@
+"""Watched bodies without ``metadata.managedFields``.
+
+Kopf keeps the latest body of every watched object for as long as the object lives (its daemon's
+live body). The API server sends each object's field-manager bookkeeping with it: nested
+``fieldsV1`` maps for the client that created it, kopf's finalizer patch, the create mark and every
+status writer, which is most of a small object's decoded body. Nothing in the operator or in kopf
+reads it, so it is dropped as each event arrives, before kopf stores the body.
+
+Kopf has no setting for this; the one seam is the watch generator its queueing module calls by
+module attribute (``kopf._cogs.clients.watching.infinite_watch``). :func:`install` wraps it once;
+if a kopf release moves it, the operator logs that and runs with full bodies (the unit test
+``test_lean_bodies`` fails first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+log = logging.getLogger(__name__)
+_MARK = "_barrack_lean"
+
+
+def strip(event: Any) -> Any:
+    """The watch event with its object's managedFields dropped (other events as they are)."""
+    if isinstance(event, dict):
+        obj = event.get("object")
+        if isinstance(obj, dict):
+            meta = obj.get("metadata")
+            if isinstance(meta, dict):
+                meta.pop("managedFields", None)
+    return event
+
+
+def install() -> bool:
+    """Wrap kopf's watch stream so every event's body arrives without managedFields; True when
+    the wrapper is in place (installing twice is a no-op)."""
+    try:
+        from kopf._cogs.clients import watching
+    except ImportError:
+        log.warning("kopf's watch module moved: bodies keep their managedFields (more memory per object)")
+        return False
+    original = getattr(watching, "infinite_watch", None)
+    if original is None:
+        log.warning("kopf's watch stream moved: bodies keep their managedFields (more memory per object)")
+        return False
+    if getattr(original, _MARK, False):
+        return True
+
+    async def lean_watch(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        async with contextlib.aclosing(original(*args, **kwargs)) as stream:
+            async for event in stream:
+                yield strip(event)
+
+    setattr(lean_watch, _MARK, True)
+    watching.infinite_watch = lean_watch
+    return True

@@ -1,0 +1,84 @@
+"""Kubernetes writes a new resource costs: its progress within createQuiet is not written (only
+its outcome is), and a wait on an object that is on its way posts no Warning (issue 18)."""
+
+from __future__ import annotations
+
+from barrack_operator.conditions import READY, SYNCED, Reason
+from barrack_operator.handlers.runtime import Registry
+from barrack_operator.inventory import Inventory
+from barrack_operator.resources import volume
+from barrack_operator.resources.common import Context, ObjectView, Outcome, RefInfo, Timing
+from barrack_sim.app import Simulator
+from tests.unit.conftest import make_client
+from tests.unit.test_never_leak_never_freeze import active_instance, conditions
+
+
+def volume_obj(status: dict[str, object] | None = None, **spec: object) -> ObjectView:
+    return ObjectView(
+        "BarrackVolume", "ns", "data", "uid-1", 1, {"region": "US-1", "sizeGB": 100, **spec}, status or {}
+    )
+
+
+def warnings(out: Outcome) -> list[str]:
+    return [e.reason for e in out.events if e.type == "Warning"]
+
+
+async def test_a_wait_on_an_object_on_its_way_warns_nothing_and_on_a_missing_one_warns(
+    sim: Simulator,
+) -> None:
+    async with make_client(sim) as client:
+        refs = Registry()
+        refs.objects[("BarrackInstance", "ns", "web")] = RefInfo("uid-web", None, False, None)  # no id yet
+        ctx = Context(client=client, inventory=Inventory(client), refs=refs)
+        await ctx.inventory.poll_once()
+
+        on_its_way = await volume.reconcile(ctx, volume_obj(instanceRef={"name": "web"}))
+        assert conditions(on_its_way)[SYNCED] == (False, Reason.REFERENCE_NOT_READY)
+        assert warnings(on_its_way) == []
+
+        missing = await volume.reconcile(ctx, volume_obj(instanceRef={"name": "ghost"}))
+        assert conditions(missing)[SYNCED] == (False, Reason.REFERENCE_NOT_READY)
+        assert warnings(missing) == [Reason.REFERENCE_NOT_READY]
+        assert sim.calls[("create_volume", 200)] == 0
+
+
+async def test_progress_within_create_quiet_is_not_written_and_the_outcome_is(sim: Simulator) -> None:
+    now = [1000.0]
+    async with make_client(sim) as client:
+        instance = await active_instance(client, sim, "web")
+        refs = Registry()
+        refs.objects[("BarrackInstance", "ns", "web")] = RefInfo("uid-web", instance.id, True, "ACTIVE")
+        ctx = Context(
+            client=client,
+            inventory=Inventory(client),
+            refs=refs,
+            timing=Timing(create_quiet=10.0),
+            clock=lambda: now[0],
+        )
+        await ctx.inventory.poll_once()
+        obj = volume_obj(instanceRef={"name": "web"})
+
+        created = await volume.reconcile(ctx, obj)  # CREATING
+        assert sim.calls[("create_volume", 200)] == 1
+        assert created.defer_status and conditions(created)[READY][0] is False
+
+        sim.account.clock.advance(10)
+        await ctx.inventory.poll_once()
+        now[0] += 3
+        attaching = await volume.reconcile(ctx, obj)  # AVAILABLE: the attach is sent
+        assert sim.calls[("attach_volumes", 200)] == 1
+        assert attaching.defer_status
+
+        sim.account.clock.advance(10)
+        await ctx.inventory.poll_once()
+        now[0] += 3
+        ready = await volume.reconcile(ctx, obj)
+        assert conditions(ready)[READY] == (True, Reason.AVAILABLE)
+        assert not ready.defer_status  # the outcome is written
+
+        slow = ObjectView("BarrackVolume", "ns", "slow", "uid-2", 1, {"region": "US-1", "sizeGB": 100}, {})
+        assert (await volume.reconcile(ctx, slow)).defer_status  # CREATING, just sent
+        now[0] += 11  # still CREATING past the window: from now on every state is written
+        await ctx.inventory.poll_once()
+        waiting = await volume.reconcile(ctx, slow)
+        assert conditions(waiting)[READY][0] is False and not waiting.defer_status
