@@ -24,7 +24,16 @@ def test_events_arrive_without_managed_fields_and_the_stream_is_closed(
 ) -> None:
     closed: list[bool] = []
     events: list[Any] = [
-        {"type": "ADDED", "object": {"metadata": {"name": "a", "managedFields": [{"manager": "kubectl"}]}}},
+        {
+            "type": "ADDED",
+            "object": {
+                "metadata": {
+                    "name": "a",
+                    "managedFields": [{"manager": "kubectl"}],
+                    "annotations": {lean_bodies.LAST_APPLIED: "{...}", "barrack.ai/paused": "true"},
+                }
+            },
+        },
         {"type": "MODIFIED", "object": {"metadata": {"name": "a"}, "status": {"id": "BRK-1V"}}},
         watching.Bookmark.LISTED,
         {"type": "ERROR", "object": {"code": 410}},
@@ -56,7 +65,10 @@ def test_events_arrive_without_managed_fields_and_the_stream_is_closed(
         return seen
 
     seen = asyncio.run(consume())
-    assert seen[0] == {"type": "ADDED", "object": {"metadata": {"name": "a"}}}
+    assert seen[0] == {
+        "type": "ADDED",
+        "object": {"metadata": {"name": "a", "annotations": {"barrack.ai/paused": "true"}}},
+    }
     assert seen[1]["object"]["status"] == {"id": "BRK-1V"}
     assert seen[2] is watching.Bookmark.LISTED
     assert seen[3] == {"type": "ERROR", "object": {"code": 410}}

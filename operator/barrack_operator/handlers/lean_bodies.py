@@ -1,10 +1,12 @@
-"""Watched bodies without ``metadata.managedFields``.
+"""Watched bodies without ``metadata.managedFields`` or kubectl's last-applied configuration.
 
 Kopf keeps the latest body of every watched object for as long as the object lives (its daemon's
 live body). The API server sends each object's field-manager bookkeeping with it: nested
 ``fieldsV1`` maps for the client that created it, kopf's finalizer patch, the create mark and every
-status writer, which is most of a small object's decoded body. Nothing in the operator or in kopf
-reads it, so it is dropped as each event arrives, before kopf stores the body.
+status writer, which is most of a small object's decoded body; ``kubectl apply`` adds a copy of
+the whole manifest as an annotation. Nothing in the operator or in kopf reads either (every write
+is a merge patch of named fields), so both are dropped as each event arrives, before kopf stores
+the body (about 10 KB per object: 36 MB of 2,000 volumes' decoded bodies became 15 MB).
 
 Kopf has no setting for this; the one seam is the watch generator its queueing module calls by
 module attribute (``kopf._cogs.clients.watching.infinite_watch``). :func:`install` wraps it once;
@@ -21,16 +23,21 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 _MARK = "_barrack_lean"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def strip(event: Any) -> Any:
-    """The watch event with its object's managedFields dropped (other events as they are)."""
+    """The watch event with its object's managedFields and last-applied annotation dropped
+    (other events as they are)."""
     if isinstance(event, dict):
         obj = event.get("object")
         if isinstance(obj, dict):
             meta = obj.get("metadata")
             if isinstance(meta, dict):
                 meta.pop("managedFields", None)
+                annotations = meta.get("annotations")
+                if isinstance(annotations, dict):
+                    annotations.pop(LAST_APPLIED, None)
     return event
 
 

@@ -449,8 +449,11 @@ class Runtime:
                 outcome = await self.reconcile_once(kind, reconcile, body)
                 if stopped:
                     break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), outcome.requeue_after or self.settings.drift_interval)
+                with contextlib.suppress(
+                    TimeoutError
+                ):  # asyncio.timeout: no task per wait, as wait_for makes
+                    async with asyncio.timeout(outcome.requeue_after or self.settings.drift_interval):
+                        await wake.wait()
         finally:
             stop_watch.cancel()
 
