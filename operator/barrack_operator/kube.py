@@ -45,6 +45,12 @@ class StatusWriter:
             connector=aiohttp.TCPConnector(limit=concurrency, ssl=self._ssl),
             timeout=aiohttp.ClientTimeout(total=30.0),
         )
+        self._lease_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=2, ssl=self._ssl),
+            timeout=aiohttp.ClientTimeout(total=30.0),
+        )
+        self.lease = LeaseLane(self)
+        """The Lease's requests: their own connections and no queue (see :class:`LeaseLane`)."""
 
     def _headers(self) -> dict[str, str]:
         """The merge-patch content type and the client's credentials headers (a bearer token from the
@@ -89,12 +95,15 @@ class StatusWriter:
     async def request_json(
         self, method: str, path: str, body: dict[str, Any] | None = None
     ) -> tuple[int, dict[str, Any]]:
-        """Any other call to the apiserver (the Lease): the status code and the JSON body."""
+        """Any other call to the apiserver: the status code and the JSON body."""
+        async with self._slots:
+            return await self._request_json(self._session, method, path, body)
+
+    async def _request_json(
+        self, session: aiohttp.ClientSession, method: str, path: str, body: dict[str, Any] | None
+    ) -> tuple[int, dict[str, Any]]:
         headers = {**self._headers(), "Content-Type": "application/json"}
-        async with (
-            self._slots,
-            self._session.request(method, f"{self._base}{path}", json=body, headers=headers) as response,
-        ):
+        async with session.request(method, f"{self._base}{path}", json=body, headers=headers) as response:
             try:
                 payload = await response.json(content_type=None)
             except ValueError:
@@ -147,6 +156,21 @@ class StatusWriter:
 
     async def aclose(self) -> None:
         await self._session.close()
+        await self._lease_session.close()
+
+
+class LeaseLane:
+    """Requests for the leader-election Lease. They never queue behind the writer's other
+    requests: a burst of thousands of status writes holds every slot for seconds, and a renewal
+    that waits past the renew deadline loses leadership (the process fences itself and stops)."""
+
+    def __init__(self, writer: StatusWriter) -> None:
+        self._writer = writer
+
+    async def request_json(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        return await self._writer._request_json(self._writer._lease_session, method, path, body)
 
 
 REPORTING_COMPONENT = "barrack-operator"

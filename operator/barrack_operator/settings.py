@@ -64,8 +64,9 @@ class Settings:
     create_quiet: float = field(
         default=10.0, metadata=_meta("BARRACK_CREATE_QUIET", ge=0.0, lt=SECONDS_BELOW)
     )
-    """Seconds after a create during which the new resource's first transition (CREATING) is not
-    written to status: most settle within them and cost one status write; 0 writes every state."""
+    """Seconds after a create during which the new resource's progress (its first transitions, an
+    attach, its first rules) is not written to status, only its outcome (Ready, or a problem): most
+    settle within them and cost one status write; 0 writes every state."""
     blocked_requeue: float = field(default=10.0, metadata=_meta("BARRACK_BLOCKED_REQUEUE", **SECONDS))
     """Seconds before retrying a blocked precondition, and the first wait after a refused call (it
     doubles with each refusal in a row, up to max_backoff)."""

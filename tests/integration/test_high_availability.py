@@ -5,6 +5,8 @@ the tests quick; the chart's defaults are 15 s, 10 s and 2 s."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections import Counter
@@ -13,7 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes.config import kube_config
 
+from barrack_operator.kube import StatusWriter
+from barrack_operator.leadership import LeaderElector, LeaseSettings
 from barrack_testkit.kubeproxy import KubeFaultProxy
 from barrack_testkit.stack import OperatorProcess, operator_env
 from tests.integration.conftest import OPERATOR_SETTINGS, Kube, Sim, assert_no_secret, volume, wait_for
@@ -33,8 +38,7 @@ def _operator(
 
 
 def _holder(kube: Kube) -> str | None:
-    result = kube.run("get", "lease", "barrack-operator", "-o", "json", check=False)
-    return json.loads(result.stdout)["spec"].get("holderIdentity") if result.returncode == 0 else None
+    return _holder_of(kube, "barrack-operator")
 
 
 def _logged_at(log: str, text: str) -> datetime:
@@ -106,3 +110,50 @@ def test_a_leader_cut_off_from_the_apiserver_stops_before_the_standby_takes_over
             b.stop()
             for op in (a, b):
                 assert_no_secret(op.log(), f"{op.log_path.name}")
+
+
+def test_the_lease_is_renewed_while_every_status_write_slot_is_busy(
+    kube: Kube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A burst of status writes holds all of the writer's slots for seconds; a renewal queued behind
+    # them missed its deadline and the leader fenced itself mid-burst (found with the mixed bench).
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kube.plane.kubeconfig))
+    lost: list[bool] = []
+
+    async def scenario() -> None:
+        writer = StatusWriter(concurrency=2)
+        try:
+            for _ in range(2):
+                await writer._slots.acquire()  # every write slot busy for the whole test
+            lease = LeaseSettings(
+                namespace=kube.namespace, identity="busy", name="busy-writer", **_seconds(LEASE)
+            )
+            elector = LeaderElector(writer.lease, lease, on_lost=lambda: lost.append(True))
+            await asyncio.wait_for(elector.acquire(), 10)
+            keeper = asyncio.create_task(elector.keep())
+            await asyncio.sleep(2 * lease.renew_deadline)
+            assert elector.valid() and not lost
+            with pytest.raises(TimeoutError):  # the writer's own requests do wait their turn
+                await asyncio.wait_for(writer.request_json("GET", elector.path), 1.0)
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+        finally:
+            await writer.aclose()
+
+    asyncio.run(scenario())
+    assert _holder_of(kube, "busy-writer") == "busy"
+
+
+def _seconds(settings: dict[str, str]) -> dict[str, float]:
+    names = {
+        "LEASE_DURATION": "lease_duration",
+        "RENEW_DEADLINE": "renew_deadline",
+        "RETRY_PERIOD": "retry_period",
+    }
+    return {names[key]: float(value) for key, value in settings.items()}
+
+
+def _holder_of(kube: Kube, name: str) -> str | None:
+    result = kube.run("get", "lease", name, "-o", "json", check=False)
+    return json.loads(result.stdout)["spec"].get("holderIdentity") if result.returncode == 0 else None

@@ -66,3 +66,13 @@ def test_fast_listings_of_a_large_account_are_spread_out(sim: Simulator) -> None
     inventory.volumes.items = {f"v{i}": None for i in range(2000)}  # type: ignore[misc]
     # 20 pages a listing, at most a quarter of 20 requests a second: one listing every 4 s.
     assert inventory.fast_gap("volumes") == 4.0
+
+
+def test_steady_listings_of_a_very_large_account_take_at_most_a_quarter_of_the_rate(sim: Simulator) -> None:
+    client = make_client(sim, requests_per_second=20)
+    inventory = Inventory(client, fast_interval=2.0, slow_interval=10.0)
+    inventory.volumes.items = {f"v{i}": None for i in range(2000)}  # type: ignore[misc]
+    assert inventory.slow_gap("volumes") == 10.0  # 20 pages every 10 s: a tenth of the rate
+    inventory.volumes.items = {f"v{i}": None for i in range(10_000)}  # type: ignore[misc]
+    # 100 pages at most a quarter of 20 a second: every 20 s, not every 10 s (half the rate).
+    assert inventory.slow_gap("volumes") == 20.0

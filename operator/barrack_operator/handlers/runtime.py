@@ -259,7 +259,7 @@ class Runtime:
             await self.health.start(self.settings.listen_address, self.settings.liveness_port)
         if self.settings.leader_election:
             self.elector = LeaderElector(
-                self.status_writer, lease_settings(self.settings), on_lost=_stop_process
+                self.status_writer.lease, lease_settings(self.settings), on_lost=_stop_process
             )
             await self.elector.acquire()
             self._keeper = asyncio.create_task(self.elector.keep(), name="barrack-lease")

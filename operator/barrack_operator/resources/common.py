@@ -134,8 +134,8 @@ class Outcome:
     spec_patch: dict[str, Any] = field(default_factory=dict)
     """Spec fields the glue writes (late initialization: Barrack's values for fields left out)."""
     defer_status: bool = False
-    """The resource was created moments ago and is in its first transition: this pass does not
-    write status (see :attr:`Timing.create_quiet`)."""
+    """The resource was created moments ago and this pass made progress (a transition, a call):
+    it does not write status (see :attr:`Timing.create_quiet`)."""
 
     def warn(self, reason: str, message: str) -> None:
         self.events.append(Event("Warning", reason, message))
@@ -209,9 +209,10 @@ class Timing:
     drift_interval: float = 60.0
     """Seconds between looks at a settled object (drift is also seen at once by the inventory)."""
     create_quiet: float = 10.0
-    """Seconds after a create during which the resource's first transition (CREATING) is not
-    written to status: most resources settle within them and get one status write, Ready; one
-    that takes longer shows its id and state from then on. The create mark covers a crash."""
+    """Seconds after a create during which the resource's progress (its first transitions, an
+    attach, its first rules) is not written to status, only its outcome: most resources settle
+    within them and get one status write, Ready, or a problem at once; one that takes longer shows
+    its id and state from then on. The create mark covers a crash."""
 
 
 async def _no_mark(obj: ObjectView, spec_defaults: dict[str, Any]) -> None:
