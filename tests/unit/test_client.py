@@ -276,6 +276,36 @@ async def test_rate_limiter_counts_a_grant_from_when_its_caller_resumes_after_a_
     assert peak_rate(sent) <= 7  # rate + burst
 
 
+async def test_a_request_counts_against_the_cap_until_answered_and_a_second_after() -> None:
+    # However long a request is on its way, Barrack sees it between its grant and its answer: the
+    # cap counts it over that whole span, and for a second after the answer.
+    now = [0.0]
+
+    async def fake_sleep(seconds: float) -> None:
+        now[0] += seconds
+        await asyncio.sleep(0)
+
+    limiter = RateLimiter(rate=2, burst=1, clock=lambda: now[0], sleep=fake_sleep)  # cap: 3
+    answer = asyncio.Event()
+
+    async def slow_request() -> None:
+        async with limiter.slot():
+            await answer.wait()
+
+    on_the_way = [asyncio.create_task(slow_request()) for _ in range(3)]
+    while limiter._on_the_way < 3:
+        await asyncio.sleep(0)
+    fourth = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0.05)
+    assert not fourth.done()  # three on their way fill the cap, however long they take
+    now[0] = 50.0
+    answer.set()
+    await asyncio.gather(*on_the_way)
+    await fourth
+    assert now[0] == pytest.approx(51.0)  # a second after the three answers
+    await limiter.close()
+
+
 async def test_rate_limiter_sends_at_most_burst_at_once_after_a_quiet_spell() -> None:
     now, late_sleep = _late_clock(lambda n: 0.0)
     limiter = RateLimiter(rate=10, burst=3, clock=lambda: now[0], sleep=late_sleep)
@@ -291,18 +321,36 @@ async def test_rate_limiter_serves_urgent_callers_before_queued_ones() -> None:
     limiter = RateLimiter(rate=50, burst=1)
     order: list[str] = []
 
-    async def call(name: str, urgent: bool = False) -> None:
-        await limiter.acquire(urgent=urgent)
+    async def call(name: str, urgent: bool = False, follow_up: bool = False) -> None:
+        await limiter.acquire(urgent=urgent, follow_up=follow_up)
         order.append(name)
 
     queued = [asyncio.create_task(call(f"create-{i}")) for i in range(10)]
     await asyncio.sleep(0)  # the creates are queued first
+    attach = asyncio.create_task(call("attach", follow_up=True))
+    await asyncio.sleep(0)
     listing = asyncio.create_task(call("list", urgent=True))
-    await asyncio.gather(*queued, listing)
+    await asyncio.gather(*queued, attach, listing)
     await limiter.close()
-    # The first create held the only token; the listing goes next, ahead of the nine still queued.
-    assert order[:2] == ["create-0", "list"]
-    assert order[2:] == [f"create-{i}" for i in range(1, 10)]
+    # The first create held the only token; the listing goes next, then the attach (work on a
+    # resource that exists), ahead of the nine creates still queued.
+    assert order[:3] == ["create-0", "list", "attach"]
+    assert order[3:] == [f"create-{i}" for i in range(1, 10)]
+
+
+def test_only_routes_that_make_a_resource_wait_behind_follow_ups() -> None:
+    makes = {name for name, route in ROUTES.items() if route.makes}
+    assert makes == {
+        "create_volume",
+        "clone_volume",
+        "create_instance",
+        "create_firewall",
+        "create_ssh_key",
+        "create_snapshot",
+        "restore_snapshot",
+        "create_image",
+    }
+    assert not any(route.is_read for route in ROUTES.values() if route.makes)
 
 
 async def test_rate_limiter_skips_cancelled_waiters() -> None:

@@ -148,37 +148,37 @@ class BarrackClient:
         params: dict[str, Any] | None,
         path: dict[str, str],
     ) -> R:
-        await self.limiter.acquire(urgent=route.is_read)
-        if self._guard is not None and not route.is_read:
-            self._guard()  # as late as possible: the wait for the rate limiter may have been long
-        key = await self._api_key.aget()
-        sent = MUTATIONS.get()
-        if sent is not None and not route.is_read:
-            sent.append(route.name)
-        started = time.monotonic()
-        outcome = "error"
-        try:
-            with map_transport_errors(route.name):
-                response = await self._http.request(
-                    route.method.value,
-                    route.url(**path),
-                    params=params,
-                    json=body.model_dump(mode="json", exclude_none=True) if body is not None else None,
-                    headers=self._auth.headers(key),
-                )
-            outcome = str(response.status_code)
-            if response.is_success:
-                self._untold_429s = 0
-                return self._parse(route, reply, response)
-            error = error_from_response(response, route=route.name, secret=key)
-            if isinstance(error, RateLimited) and not error.told:
-                error.retry_after = self.retry.untold_429_delay(self._untold_429s)
-                self._untold_429s += 1
-            raise error
-        finally:
-            self.calls[(route.name, outcome)] += 1
-            if self._observer is not None:
-                self._observer(route.name, outcome, time.monotonic() - started)
+        async with self.limiter.slot(urgent=route.is_read, follow_up=not route.makes):
+            if self._guard is not None and not route.is_read:
+                self._guard()  # as late as possible: the wait for the rate limiter may have been long
+            key = await self._api_key.aget()
+            sent = MUTATIONS.get()
+            if sent is not None and not route.is_read:
+                sent.append(route.name)
+            started = time.monotonic()
+            outcome = "error"
+            try:
+                with map_transport_errors(route.name):
+                    response = await self._http.request(
+                        route.method.value,
+                        route.url(**path),
+                        params=params,
+                        json=body.model_dump(mode="json", exclude_none=True) if body is not None else None,
+                        headers=self._auth.headers(key),
+                    )
+                outcome = str(response.status_code)
+            finally:
+                self.calls[(route.name, outcome)] += 1
+                if self._observer is not None:
+                    self._observer(route.name, outcome, time.monotonic() - started)
+        if response.is_success:
+            self._untold_429s = 0
+            return self._parse(route, reply, response)
+        error = error_from_response(response, route=route.name, secret=key)
+        if isinstance(error, RateLimited) and not error.told:
+            error.retry_after = self.retry.untold_429_delay(self._untold_429s)
+            self._untold_429s += 1
+        raise error
 
     @staticmethod
     def _parse(route: Route, reply: type[R], response: httpx.Response) -> R:

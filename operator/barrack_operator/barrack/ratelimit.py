@@ -4,19 +4,23 @@ A token bucket (``rate`` requests per second, ``burst`` at once after a quiet sp
 ``Retry-After``: when Barrack answers 429, nobody sends again until the given moment. Two rules
 make it both safe and fast on a busy event loop:
 
-- **A hard cap per second.** Whatever the bucket allows, at most ``floor(rate + burst)`` requests
-  go out in any window of ``WINDOW`` seconds (a sliding window, as Barrack counts, with a little
-  margin for the time a request takes from here to Barrack). A request counts from when its caller
-  actually resumes to send it, and a slot granted to a caller that has not resumed yet counts as
-  sent now: a loop that stalls (CPU starvation, a long pause) cannot release a bunch of grants at
-  once. Set ``rate + burst`` to Barrack's limit and no request is refused for the rate.
+- **A hard cap per second, wherever the request is on its way.** Whatever the bucket allows, a
+  slot is granted only while fewer than ``floor(rate + burst)`` requests are granted and not sent
+  yet, on their way, or answered within the last second. A request reaches Barrack after its slot
+  is granted and before its answer comes back, so however long it takes on the way (a loop that
+  stalls, a process starved of CPU, a slow network), Barrack never sees more than that many in any
+  second (a sliding window, as Barrack counts). Set ``rate + burst`` to Barrack's limit and no
+  request is refused for the rate. (A fixed margin was not enough: with 30 ms, then 50 ms, a
+  loaded machine still let 21 in a second through now and then.)
 - **Catch-up while busy.** A loop that wakes the limiter late would otherwise lose the tokens it
   slept through (a bucket of one is full by then): while callers queue without a break, one token
   more may be held, so lateness is made up for by the next grant, under the cap.
 
-Waiters are served in arrival order within two lanes, and the urgent lane goes first: a burst of
-thousands of queued creates is delayed, not failed, and the few reads that let everyone see their
-results (the inventory's listings) are not stuck behind it.
+Waiters are served in arrival order within three lanes, each before the next: urgent (the reads
+that let everyone see their results, the inventory's listings), follow-up (work on resources that
+exist: an attach, a rule, a power change) and new (creates). A burst of thousands of queued
+creates is delayed, not failed; the listings are not stuck behind it, and neither is the attach
+that makes an already created volume Ready: what was begun is finished first.
 """
 
 from __future__ import annotations
@@ -26,13 +30,11 @@ import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 _EPSILON = 1e-9
-WINDOW = 1.05
-"""Seconds of the sliding window the per-second cap counts in: Barrack's second, plus a margin for
-requests that reach Barrack up to 50 ms apart from when they left (30 ms was measured too little:
-one 429 in 2,000 creates on a loaded machine)."""
+WINDOW = 1.0
+"""Seconds of Barrack's sliding window: an answered request counts in it for this long."""
 
 
 class RateLimiter:
@@ -54,40 +56,64 @@ class RateLimiter:
         """At most this many grants in any WINDOW seconds."""
         self._tokens = float(self.burst)
         self._updated = clock()
-        self._sent: deque[float] = deque()
-        """When callers resumed with their slot, within the last WINDOW seconds."""
+        self._answered: deque[float] = deque()
+        """When requests were answered (or callers of :meth:`acquire` resumed), the last WINDOW s."""
         self._unsent = 0
         """Slots granted whose callers have not resumed yet."""
+        self._on_the_way = 0
+        """Requests sent through :meth:`slot` and not answered yet."""
+        self._freed = asyncio.Event()
         self._capacity = float(self.burst)
         self._paused_until = 0.0
-        self._urgent: deque[asyncio.Future[None]] = deque()
-        self._normal: deque[asyncio.Future[None]] = deque()
+        self._lanes: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque(), deque())
+        """Urgent, follow-up and new, served in that order."""
         self._dispatcher: asyncio.Task[None] | None = None
         self.total_wait_seconds = 0.0
 
     @property
     def waiting(self) -> int:
         """Callers queued for a slot now."""
-        return sum(1 for f in (*self._urgent, *self._normal) if not f.done())
+        return sum(1 for lane in self._lanes for f in lane if not f.done())
 
     def pause_for(self, seconds: float) -> None:
         """Honour a Retry-After: nobody sends before ``seconds`` from now."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
         self._tokens = 0.0
 
-    async def acquire(self, *, urgent: bool = False) -> float:
-        """Wait for a slot; returns the seconds waited. A cancelled wait gives its place up."""
+    @contextlib.asynccontextmanager
+    async def slot(self, *, urgent: bool = False, follow_up: bool = False) -> AsyncIterator[None]:
+        """Wait for a slot, then send the request inside the block: it counts against the cap
+        until its answer (or error) and for a second after."""
+        await self._granted(urgent, follow_up)
+        self._on_the_way += 1
+        try:
+            yield
+        finally:
+            self._on_the_way -= 1
+            self._answered.append(self._clock())
+            self._freed.set()
+
+    async def acquire(self, *, urgent: bool = False, follow_up: bool = False) -> float:
+        """Wait for a slot (``urgent`` before ``follow_up`` before the rest) for a request that
+        counts as answered at once; returns the seconds waited. A cancelled wait gives its place up."""
+        waited = await self._granted(urgent, follow_up)
+        self._answered.append(self._clock())
+        return waited
+
+    async def _granted(self, urgent: bool, follow_up: bool) -> float:
         started = self._clock()
         slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        (self._urgent if urgent else self._normal).append(slot)
+        self._lanes[0 if urgent else 1 if follow_up else 2].append(slot)
         if self._dispatcher is None or self._dispatcher.done():
             self._dispatcher = asyncio.create_task(self._dispatch(), name="barrack-rate-limiter")
         try:
             await slot
-        finally:
-            if slot.done() and not slot.cancelled():  # granted (even if this caller was cancelled since)
+        except asyncio.CancelledError:
+            if slot.done() and not slot.cancelled():  # granted, then this caller was cancelled
                 self._unsent -= 1
-                self._sent.append(self._clock())
+                self._answered.append(self._clock())
+            raise
+        self._unsent -= 1
         waited = self._clock() - started
         self.total_wait_seconds += waited
         return waited
@@ -98,12 +124,13 @@ class RateLimiter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._dispatcher
 
-    def _next(self) -> asyncio.Future[None] | None:
-        for lane in (self._urgent, self._normal):
+    def _next(self) -> deque[asyncio.Future[None]] | None:
+        """The first lane with a caller waiting."""
+        for lane in self._lanes:
             while lane and lane[0].done():  # cancelled while waiting
                 lane.popleft()
             if lane:
-                return lane[0]
+                return lane
         return None
 
     async def _dispatch(self) -> None:
@@ -113,16 +140,32 @@ class RateLimiter:
         try:
             while self._next() is not None:
                 await self._take_token()
-                slot = self._next()  # chosen after the wait: an urgent caller may have come meanwhile
-                if slot is None:
+                lane = self._next()  # chosen after the wait: an urgent caller may have come meanwhile
+                if lane is None:
                     self._tokens += 1.0
                     return
-                (self._urgent if self._urgent and self._urgent[0] is slot else self._normal).popleft()
+                slot = lane.popleft()
                 self._unsent += 1
                 slot.set_result(None)
         finally:
             self._capacity = float(self.burst)
             self._tokens = min(self._tokens, self._capacity)
+
+    async def _until_freed(self, now: float) -> None:
+        """The cap is full: wait until a granted caller resumes, a request on its way is answered,
+        or the oldest answer leaves the window."""
+        if self._unsent:
+            await asyncio.sleep(0)  # granted callers resume on the next turn of the loop
+            return
+        leaves = self._answered[0] + WINDOW - now if self._answered else None
+        if not self._on_the_way:
+            assert leaves is not None
+            await self._sleep(leaves)
+            return
+        self._freed.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(leaves):
+                await self._freed.wait()
 
     def _refill(self, now: float) -> None:
         self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self.rate)
@@ -134,11 +177,10 @@ class RateLimiter:
             if now < self._paused_until:
                 await self._sleep(self._paused_until - now)
                 continue
-            while self._sent and self._sent[0] <= now - WINDOW:
-                self._sent.popleft()
-            if len(self._sent) + self._unsent >= self.cap:
-                # Full: until the oldest send leaves the window, or a granted caller resumes.
-                await self._sleep(self._sent[0] + WINDOW - now if self._sent else 0.001)
+            while self._answered and self._answered[0] <= now - WINDOW:
+                self._answered.popleft()
+            if len(self._answered) + self._unsent + self._on_the_way >= self.cap:
+                await self._until_freed(now)
                 continue
             self._refill(now)
             if self._tokens >= 1.0 - _EPSILON:  # float sums of rate*dt fall a hair short of 1

@@ -27,6 +27,9 @@ class Route:
     path: str
     reads_only: bool = False
     """A POST that changes nothing (the price quote): retried and prioritized as a read."""
+    makes: bool = False
+    """It makes a new resource (a create, a clone, a restore, an image): the rate limiter serves
+    work on resources that exist first (see :class:`~barrack_operator.barrack.ratelimit.RateLimiter`)."""
 
     @property
     def is_read(self) -> bool:
@@ -48,14 +51,14 @@ ROUTES: dict[str, Route] = {
         Route("get_pricing", P, "/pricing/", reads_only=True),
         Route("list_volume_types", G, "/volume-types/"),
         Route("list_volumes", G, "/volumes/"),
-        Route("create_volume", P, "/volumes/"),
+        Route("create_volume", P, "/volumes/", makes=True),
         Route("get_volume", G, "/volumes/{id}/"),
         Route("delete_volume", D, "/volumes/{id}/"),
         Route("resize_volume", P, "/volumes/{id}/resize/"),
-        Route("clone_volume", P, "/volumes/{id}/clone/"),
+        Route("clone_volume", P, "/volumes/{id}/clone/", makes=True),
         Route("get_volume_billing", G, "/volumes/{id}/billing/"),
         Route("list_instances", G, "/instances/"),
-        Route("create_instance", P, "/instances/"),
+        Route("create_instance", P, "/instances/", makes=True),
         Route("get_instance", G, "/instances/{id}/"),
         Route("delete_instance", D, "/instances/{id}/"),
         Route("get_instance_billing", G, "/instances/{id}/billing/"),
@@ -72,25 +75,25 @@ ROUTES: dict[str, Route] = {
         Route("list_instance_firewalls", G, "/instances/{id}/firewalls/"),
         Route("list_firewall_protocols", G, "/firewalls/protocols/"),
         Route("list_firewalls", G, "/firewalls/"),
-        Route("create_firewall", P, "/firewalls/"),
+        Route("create_firewall", P, "/firewalls/", makes=True),
         Route("get_firewall", G, "/firewalls/{id}/"),
         Route("delete_firewall", D, "/firewalls/{id}/"),
         Route("add_firewall_rule", P, "/firewalls/{id}/rules/"),
         Route("remove_firewall_rule", D, "/firewalls/{id}/rules/{rule_id}/"),
         Route("attach_firewall", P, "/firewalls/{id}/attach/"),
         Route("list_snapshots", G, "/snapshots/"),
-        Route("create_snapshot", P, "/snapshots/"),
+        Route("create_snapshot", P, "/snapshots/", makes=True),
         Route("list_snapshot_eligible_instances", G, "/snapshots/eligible-instances/"),
         Route("get_snapshot", G, "/snapshots/{id}/"),
         Route("delete_snapshot", D, "/snapshots/{id}/"),
-        Route("restore_snapshot", P, "/snapshots/{id}/restore/"),
-        Route("create_image", P, "/snapshots/{id}/image/"),
+        Route("restore_snapshot", P, "/snapshots/{id}/restore/", makes=True),
+        Route("create_image", P, "/snapshots/{id}/image/", makes=True),
         Route("get_snapshot_billing", G, "/snapshots/{id}/billing/"),
         Route("list_images", G, "/images/"),
         Route("get_image", G, "/images/{id}/"),
         Route("delete_image", D, "/images/{id}/"),
         Route("list_ssh_keys", G, "/ssh-keys/"),
-        Route("create_ssh_key", P, "/ssh-keys/"),
+        Route("create_ssh_key", P, "/ssh-keys/", makes=True),
         Route("get_ssh_key", G, "/ssh-keys/{id}/"),
         Route("delete_ssh_key", D, "/ssh-keys/{id}/"),
     )
