@@ -309,6 +309,7 @@ def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, 
     watch = ReadyWatch(plane, plurals)
     manifests = write_manifests(work, objects, args.apply_streams)
     calls_before, writes_before = barrack_calls(sim), kube_writes_by_kind(plane)
+    routes_before = Counter(sim.calls())
     started = time.monotonic()
     apply_all(plane, manifests)
     print(f"applied {len(objects)} objects in {time.monotonic() - started:.1f}s", file=sys.stderr)
@@ -339,6 +340,8 @@ def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, 
     writes = kube_writes_by_kind(plane) - writes_before
     writes_to_ready = sum(writes.values())
     print(f"kube writes from apply to Ready: {dict(writes)}", file=sys.stderr)
+    routes = Counter(sim.calls()) - routes_before
+    print(f"Barrack calls from apply to Ready: {dict(sorted(routes.items()))}", file=sys.stderr)
     time.sleep(2)  # the watch's last events
     watch.stop()
     latencies = watch.latencies(sim)
