@@ -50,6 +50,8 @@ class Snapshot(Generic[T]):
     items: dict[str, T] = field(default_factory=dict)
     started_at: float = 0.0
     ok: bool = False
+    recorded: dict[str, float] = field(default_factory=dict)
+    """Ids a mutation's reply put in ``items`` since this listing, and when."""
 
     def by_name(self, name: str) -> list[T]:
         return [item for item in self.items.values() if item.name == name]
@@ -179,9 +181,12 @@ class Inventory:
         self._nudge.set()
 
     def record(self, item: Item) -> None:
-        """Fold a resource a mutation returned into the index, so the next read sees it."""
+        """Fold a resource a mutation returned into the index, so the next read sees it (and a
+        listing begun before the mutation, which cannot show it, does not drop it)."""
         kind = _KIND_OF[type(item)]
-        getattr(self, kind).items[item.id] = item
+        snapshot = getattr(self, kind)
+        snapshot.items[item.id] = item
+        snapshot.recorded[item.id] = self._clock()
         self.nudge([kind])
 
     async def listed_once(self, kind: str) -> None:
@@ -255,10 +260,16 @@ class Inventory:
                 self._failed(kind, ListingFailed(f"the operator failed to list {kind}: {type(exc).__name__}"))
                 continue
             previous: Snapshot[wire.Volume] = getattr(self, kind)
+            # A mutation's reply recorded after this listing began is newer than what it shows:
+            # it stays until a listing begun after it says otherwise (without it, every object
+            # created during a paged listing would vanish from the index and read Barrack again).
+            newer = {i: at for i, at in previous.recorded.items() if at >= started and i in previous.items}
+            for item_id in newer:
+                items[item_id] = previous.items[item_id]
             for item_id in previous.items.keys() | items.keys():
                 if previous.items.get(item_id) != items.get(item_id):
                     changed.add(item_id)
-            setattr(self, kind, Snapshot(items=items, started_at=started, ok=True))
+            setattr(self, kind, Snapshot(items=items, started_at=started, ok=True, recorded=newer))
             if health.failures:
                 log.info("Barrack inventory poll of %s recovered after %d failures", kind, health.failures)
             health.error, health.failures, health.last_success = None, 0, self._clock()

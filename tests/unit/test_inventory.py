@@ -76,3 +76,24 @@ def test_steady_listings_of_a_very_large_account_take_at_most_a_quarter_of_the_r
     inventory.volumes.items = {f"v{i}": None for i in range(10_000)}  # type: ignore[misc]
     # 100 pages at most a quarter of 20 a second: every 20 s, not every 10 s (half the rate).
     assert inventory.slow_gap("volumes") == 20.0
+
+
+async def test_a_resource_recorded_during_a_listing_is_kept_until_a_later_listing(sim: Simulator) -> None:
+    # A create's reply is folded into the index while a paged listing that began before it is
+    # under way; that listing cannot show it and must not drop it (each object would read Barrack
+    # again). A listing begun after the record is the truth, whatever it says.
+    now = [100.0]
+    async with make_client(sim) as client:
+        inventory = Inventory(client, clock=lambda: now[0])
+        await inventory.poll_once(["volumes"])
+        made = m.Volume(
+            id="BRK-9V", name="new", status="CREATING", region="US-1", size_gb=100, volume_type="NVMe"
+        )
+        now[0] = 110.0
+        inventory.record(made)
+        now[0] = 105.0  # a listing that began before the record
+        changed = await inventory.poll_once(["volumes"])
+        assert inventory.volumes.items["BRK-9V"] == made and "BRK-9V" not in changed
+        now[0] = 120.0  # a listing that began after it: Barrack has no such volume
+        changed = await inventory.poll_once(["volumes"])
+        assert "BRK-9V" not in inventory.volumes.items and "BRK-9V" in changed
