@@ -98,7 +98,8 @@ class Inventory:
     account's burn counts it, nothing waits on it, and an account of volumes alone pays no call
     per poll for its other kinds."""
     LISTING_SHARE = 0.25
-    """At most this share of the rate limit goes to fast listings; a large account is listed less often."""
+    """At most this share of the rate limit goes to listings (all kinds together); a large account
+    is listed less often."""
     LISTING_SHARE_QUEUED = 0.05
     """The share while mutations queue for the rate limit: they are the work, listings only report it."""
 
@@ -290,10 +291,16 @@ class Inventory:
         failures = self.health[kind].failures
         return float(min(self.slow_interval, self.fast_interval * 2 ** max(0, min(failures - 1, 20))))
 
+    def pages(self, kind: str) -> int:
+        """Pages a listing of ``kind`` takes now."""
+        return max(1, math.ceil(len(getattr(self, kind).items) / PAGE_LIMIT))
+
     def fast_gap(self, kind: str) -> float:
         """The least time between two listings of a kind: the fast interval, stretched so that
-        listing a large account takes no more than LISTING_SHARE of the rate limit."""
-        pages = max(1, math.ceil(len(getattr(self, kind).items) / PAGE_LIMIT))
+        listing every kind in use (of a large account) takes no more than LISTING_SHARE of the
+        rate limit in all (each kind's own share would add up: a mixed account lists three or
+        four kinds at once)."""
+        pages = sum(self.pages(k) for k in {kind, *self.used})
         limiter = self.client.limiter
         share = self.LISTING_SHARE_QUEUED if limiter.waiting else self.LISTING_SHARE
         return max(self.fast_interval, pages / (share * limiter.rate))
@@ -303,7 +310,7 @@ class Inventory:
         listing a very large account takes no more than LISTING_SHARE of the rate limit (10,000
         volumes are 100 pages: every 10 s that would be half of 20 requests a second, taken from
         the creates that wait for it)."""
-        pages = max(1, math.ceil(len(getattr(self, kind).items) / PAGE_LIMIT))
+        pages = sum(self.pages(k) for k in {kind, *self.used})
         return max(self.slow_interval, pages / (self.LISTING_SHARE * self.client.limiter.rate))
 
     def _next_listing(self, kind: str, started: float) -> float:

@@ -68,6 +68,18 @@ def test_fast_listings_of_a_large_account_are_spread_out(sim: Simulator) -> None
     assert inventory.fast_gap("volumes") == 4.0
 
 
+def test_the_listing_share_is_for_every_kind_in_use_together(sim: Simulator) -> None:
+    client = make_client(sim, requests_per_second=20)
+    inventory = Inventory(client, fast_interval=2.0)
+    inventory.volumes.items = {f"v{i}": None for i in range(1000)}  # type: ignore[misc]
+    inventory.instances.items = {f"i{i}": None for i in range(500)}  # type: ignore[misc]
+    inventory.use("volumes")
+    inventory.use("instances")
+    # 10 + 5 pages for the two kinds at most a quarter of 20 a second: each every 3 s (alone,
+    # volumes would list every 2 s and instances every 2 s: 7.5 pages a second, 38% of the rate).
+    assert inventory.fast_gap("volumes") == inventory.fast_gap("instances") == 3.0
+
+
 def test_steady_listings_of_a_very_large_account_take_at_most_a_quarter_of_the_rate(sim: Simulator) -> None:
     client = make_client(sim, requests_per_second=20)
     inventory = Inventory(client, fast_interval=2.0, slow_interval=10.0)
