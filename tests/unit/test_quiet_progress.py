@@ -78,7 +78,15 @@ async def test_progress_within_create_quiet_is_not_written_and_the_outcome_is(si
 
         slow = ObjectView("BarrackVolume", "ns", "slow", "uid-2", 1, {"region": "US-1", "sizeGB": 100}, {})
         assert (await volume.reconcile(ctx, slow)).defer_status  # CREATING, just sent
-        now[0] += 11  # still CREATING past the window: from now on every state is written
-        await ctx.inventory.poll_once()
+        now[0] += 11  # past the window, but no listing has shown it since: the reply is no news
+        assert (await volume.reconcile(ctx, slow)).defer_status
+        await ctx.inventory.poll_once()  # listed, still CREATING: from now on every state is written
         waiting = await volume.reconcile(ctx, slow)
         assert conditions(waiting)[READY][0] is False and not waiting.defer_status
+
+        unlisted = ObjectView(
+            "BarrackVolume", "ns", "unlisted", "uid-3", 1, {"region": "US-1", "sizeGB": 100}, {}
+        )
+        assert (await volume.reconcile(ctx, unlisted)).defer_status
+        now[0] += 61  # never listed for a minute (six createQuiets): its state is written anyway
+        assert not (await volume.reconcile(ctx, unlisted)).defer_status

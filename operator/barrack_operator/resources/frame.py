@@ -51,6 +51,11 @@ T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey, wire.
 I = TypeVar("I")  # noqa: E741 - the kind's inputs: what observe resolved besides the resource
 
 
+QUIET_UNLISTED = 6
+"""How many createQuiets a new resource's progress may go unwritten while no listing has shown it
+since its create (a burst of creates at a low rate limit lists a large account every 20 s or so)."""
+
+
 class Unresolved(Exception):
     """A reference has no Barrack id yet (or names no object)."""
 
@@ -267,15 +272,25 @@ class KindReconciler(ABC, Generic[S, T, I]):
                 return self._report(ctx, out, item, steps.Blocked(Reason.CREDITS_DEPLETED, str(exc)), inputs)
             except (BarrackError, MissingApiKey) as error:  # a 409 maps to the step's own refusal
                 return self._failed(ctx, out, item, error, step, inputs)
-        out.defer_status = self._quiet(ctx, obj) and isinstance(step, steps.Wait | steps.Call)
-        return self._report(ctx, out, item, step, inputs)
+        out.defer_status = self._quiet(ctx, obj, item) and isinstance(step, steps.Wait | steps.Call)
+        out = self._report(ctx, out, item, step, inputs)
+        if isinstance(step, steps.Wait | steps.Call) and out.requeue_after is not None:
+            # What it waits for shows in a listing, and a listing that shows a change wakes it:
+            # looking sooner than the next listing can come only reads the same index again.
+            out.requeue_after = max(out.requeue_after, ctx.inventory.fast_gap(LISTING_OF[obj.kind]))
+        return out
 
-    def _quiet(self, ctx: Context, obj: ObjectView) -> bool:
+    def _quiet(self, ctx: Context, obj: ObjectView, item: T) -> bool:
         """Within createQuiet of its create, a new resource's progress (its first transitions, an
-        attach, its first rules) is not written: only its outcome, Ready or a problem, is."""
+        attach, its first rules) is not written: only its outcome, Ready or a problem, is. Nor is
+        it while Barrack has not been listed since the create (up to QUIET_UNLISTED createQuiets):
+        what the create's reply said is no news, and a busy account lists less often."""
         created_at = ctx.memory.create_attempts.get(obj.uid)
-        recent = created_at is not None and ctx.clock() - created_at < ctx.timing.create_quiet
-        return recent and not obj.recorded_id
+        if created_at is None or obj.recorded_id:
+            return False
+        age = ctx.clock() - created_at
+        unlisted = item.id in self.snapshot(ctx, obj).recorded
+        return age < ctx.timing.create_quiet * (QUIET_UNLISTED if unlisted else 1)
 
     async def _observe_only(self, ctx: Context, obj: ObjectView, out: Outcome) -> Outcome:
         """managementPolicy Observe: find the resource by id, adoptId or name, and mirror it; reads only."""
