@@ -75,11 +75,13 @@ from barrack_operator.settings import Settings
 
 log = logging.getLogger(__name__)
 CREATE_REQUESTED_ANNOTATION = f"{GROUP}/create-requested"
+"""On an object: the Barrack name the operator asked Barrack to create a resource under."""
 FINALIZER = f"{GROUP}/finalizer"
+"""The operator's finalizer on every object it serves (kopf adds and removes it)."""
+STOP_SWEEP = 0.5
+"""Seconds between looks at the per-object loops' stop flags."""
 STARTUP_GRACE = 30.0
 """Seconds after a start during which a reference missing from the registry may only be unlisted yet."""
-"""The operator's finalizer on every object it serves (kopf adds and removes it)."""
-"""On an object: the Barrack name the operator asked Barrack to create a resource under."""
 Reconciler = Callable[[Context, ObjectView], Awaitable[Outcome]]
 
 
@@ -211,6 +213,9 @@ class Runtime:
         self._connections: dict[tuple[str, str], dict[str, str]] = {}
         self._started = time.monotonic()
         self._written: dict[str, dict[str, Any]] = {}
+        self._stoppers: dict[str, tuple[kopf.DaemonStopped, asyncio.Event]] = {}
+        """Per object, kopf's stop flag of its loop and the loop's wake-up (see _sweep_stoppers)."""
+        self._stop_sweeper: asyncio.Task[None] | None = None
         """Per object, the status fields last written, until kopf's body shows them."""
         self._use_account(AccountConfig.from_settings(settings))
 
@@ -377,7 +382,7 @@ class Runtime:
         return all(account.poller_alive() for account in self.accounts.values())
 
     async def stop(self) -> None:
-        for task in (self._money, self._keeper):
+        for task in (self._money, self._keeper, self._stop_sweeper):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -441,8 +446,9 @@ class Runtime:
     ) -> None:
         uid = body.metadata.uid or ""
         wake = self.registry.waker(uid)
-        stop_watch = asyncio.ensure_future(stopped.wait())
-        stop_watch.add_done_callback(lambda _: wake.set())
+        self._stoppers[uid] = (stopped, wake)
+        if self._stop_sweeper is None or self._stop_sweeper.done():
+            self._stop_sweeper = asyncio.create_task(self._sweep_stoppers(), name="barrack-daemon-stops")
         try:
             while not stopped and not body.metadata.get("deletionTimestamp"):
                 wake.clear()
@@ -451,11 +457,21 @@ class Runtime:
                     break
                 with contextlib.suppress(
                     TimeoutError
-                ):  # asyncio.timeout: no task per wait, as wait_for makes
+                ):  # asyncio.timeout: no task per wait (wait_for makes one)
                     async with asyncio.timeout(outcome.requeue_after or self.settings.drift_interval):
                         await wake.wait()
         finally:
-            stop_watch.cancel()
+            self._stoppers.pop(uid, None)
+
+    async def _sweep_stoppers(self) -> None:
+        """Wake every per-object loop whose daemon kopf is stopping (the object is deleted, the
+        operator exits), within STOP_SWEEP seconds. One task for all objects: a waiter task per
+        object (kopf's ``stopped.wait()``) cost two tasks and their frames per object for its life."""
+        while self._stoppers:
+            for stopped, wake in list(self._stoppers.values()):
+                if stopped:
+                    wake.set()
+            await asyncio.sleep(STOP_SWEEP)
 
     async def reconcile_once(self, kind: Kind, reconcile: Reconciler, body: kopf.Body) -> Outcome:
         obj = view(kind, body)
