@@ -261,10 +261,15 @@ class Inventory:
                 self._failed(kind, ListingFailed(f"the operator failed to list {kind}: {type(exc).__name__}"))
                 continue
             previous: Snapshot[wire.Volume] = getattr(self, kind)
-            # A mutation's reply recorded after this listing began is newer than what it shows:
-            # it stays until a listing begun after it says otherwise (without it, every object
-            # created during a paged listing would vanish from the index and read Barrack again).
-            newer = {i: at for i, at in previous.recorded.items() if at >= started and i in previous.items}
+            # A resource a mutation's reply recorded after this listing began, and that the
+            # listing does not show (its page was read before), stays until a listing begun after
+            # it says otherwise: without that, every object created during a paged listing would
+            # vanish from the index and read Barrack again.
+            newer = {
+                i: at
+                for i, at in previous.recorded.items()
+                if at >= started and i in previous.items and i not in items
+            }
             for item_id in newer:
                 items[item_id] = previous.items[item_id]
             for item_id in previous.items.keys() | items.keys():
