@@ -87,3 +87,4 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 30
     settings.batching.error_delays = [1, 2, 5, 10, 20]
+    settings.batching.idle_timeout = 1.0  # kopf's per-object event worker ends after 1 s without events, not 5
