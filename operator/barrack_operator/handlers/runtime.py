@@ -433,7 +433,8 @@ class Runtime:
         if deleted:
             return
         if (
-            status.get("observedGeneration") != meta.get("generation")
+            meta.get("deletionTimestamp")  # the loop ends at once; kopf's finalizer waits for it
+            or status.get("observedGeneration") != meta.get("generation")
             or (requested is not None and requested != status.get("lastHandledReconcileAt"))
             or self._paused.get(uid, paused) != paused
         ):
