@@ -2,10 +2,10 @@
 """Benchmark: N objects applied at once against a rate-limited Barrack.
 
 Starts a dev control plane, the simulator (a rate limit of R requests per second and a fixed
-transition time) and the operator (its rate plus burst at R: its limiter never sends more than
-``floor(rate + burst)`` in any second, with a margin for jitter on the way), applies the workload in one go, waits until every
-object is Ready, stays idle for three idle-poll intervals, then (``--restart``) SIGKILLs the
-operator and starts it again. Prints a table and, as its last line, one JSON object.
+transition time) and the operator (its rate plus burst at R: its limiter counts each request
+from its grant until a second after its answer, so Barrack never sees more than R in a second),
+applies the workload in one go, waits until every object is Ready, stays idle for three
+idle-poll intervals, then (``--restart``) SIGKILLs the operator and starts it again. Prints a table and, as its last line, one JSON object.
 
     python hack/bench.py --n 500 --rps 20                  # N BarrackVolumes
     python hack/bench.py --n 500 --rps 20 --mix --restart  # a platform team's mix

@@ -296,16 +296,16 @@ class Inventory:
         failures = self.health[kind].failures
         return float(min(self.slow_interval, self.fast_interval * 2 ** max(0, min(failures - 1, 20))))
 
-    def pages(self, kind: str) -> int:
-        """Pages a listing of ``kind`` takes now."""
-        return max(1, math.ceil(len(getattr(self, kind).items) / PAGE_LIMIT))
+    def pages_in_use(self, kind: str) -> int:
+        """Pages a listing of ``kind`` and of every kind in use takes now."""
+        return sum(max(1, math.ceil(len(getattr(self, k).items) / PAGE_LIMIT)) for k in {kind, *self.used})
 
     def fast_gap(self, kind: str) -> float:
         """The least time between two listings of a kind: the fast interval, stretched so that
         listing every kind in use (of a large account) takes no more than LISTING_SHARE of the
         rate limit in all (each kind's own share would add up: a mixed account lists three or
         four kinds at once)."""
-        pages = sum(self.pages(k) for k in {kind, *self.used})
+        pages = self.pages_in_use(kind)
         limiter = self.client.limiter
         share = self.LISTING_SHARE_QUEUED if limiter.waiting else self.LISTING_SHARE
         return max(self.fast_interval, pages / (share * limiter.rate))
@@ -315,7 +315,7 @@ class Inventory:
         listing a very large account takes no more than LISTING_SHARE of the rate limit (10,000
         volumes are 100 pages: every 10 s that would be half of 20 requests a second, taken from
         the creates that wait for it)."""
-        pages = sum(self.pages(k) for k in {kind, *self.used})
+        pages = self.pages_in_use(kind)
         return max(self.slow_interval, pages / (self.LISTING_SHARE * self.client.limiter.rate))
 
     def _next_listing(self, kind: str, started: float) -> float:

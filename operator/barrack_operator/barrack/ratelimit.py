@@ -53,7 +53,7 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self.cap = max(1, math.floor(rate + self.burst + _EPSILON))
-        """At most this many grants in any WINDOW seconds."""
+        """At most this many requests granted and not answered yet, or answered within WINDOW s."""
         self._tokens = float(self.burst)
         self._updated = clock()
         self._answered: deque[float] = deque()

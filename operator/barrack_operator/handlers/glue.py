@@ -72,10 +72,12 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 def configure(settings: kopf.OperatorSettings) -> None:
     """Kopf settings: our own finalizer name, progress kept in annotations (status belongs to the
-    operator's schema), no diff base (see :class:`NoDiffBase`), bodies kept without managedFields (see :mod:`lean_bodies`), log lines not mirrored as events (events are posted on purpose), watches
-    that are re-established regularly, and no watching of CRDs and namespaces: the kinds are known
-    at start (the CRDs are installed with the operator) and the namespaces are given by name or
-    are all of them, so the operator needs no permission on either (least privilege)."""
+    operator's schema), no diff base (see :class:`NoDiffBase`), bodies kept without managedFields
+    (see :mod:`lean_bodies`), log lines not mirrored as events (events are posted on purpose),
+    watches that are re-established regularly, per-object event workers that end after a second
+    without events (fewer alive in a burst), and no watching of CRDs and namespaces: the kinds are
+    known at start (the CRDs are installed with the operator) and the namespaces are given by name
+    or are all of them, so the operator needs no permission on either (least privilege)."""
     settings.scanning.disabled = True
     lean_bodies.install()
     settings.persistence.finalizer = FINALIZER
@@ -87,4 +89,4 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 30
     settings.batching.error_delays = [1, 2, 5, 10, 20]
-    settings.batching.idle_timeout = 1.0  # kopf's per-object event worker ends after 1 s without events, not 5
+    settings.batching.idle_timeout = 1.0  # kopf's default is 5 s

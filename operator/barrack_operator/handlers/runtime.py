@@ -213,10 +213,10 @@ class Runtime:
         self._connections: dict[tuple[str, str], dict[str, str]] = {}
         self._started = time.monotonic()
         self._written: dict[str, dict[str, Any]] = {}
+        """Per object, the status fields last written, until kopf's body shows them."""
         self._stoppers: dict[str, tuple[kopf.DaemonStopped, asyncio.Event]] = {}
         """Per object, kopf's stop flag of its loop and the loop's wake-up (see _sweep_stoppers)."""
         self._stop_sweeper: asyncio.Task[None] | None = None
-        """Per object, the status fields last written, until kopf's body shows them."""
         self._use_account(AccountConfig.from_settings(settings))
 
     @property
@@ -456,9 +456,8 @@ class Runtime:
                 outcome = await self.reconcile_once(kind, reconcile, body)
                 if stopped:
                     break
-                with contextlib.suppress(
-                    TimeoutError
-                ):  # asyncio.timeout: no task per wait (wait_for makes one)
+                # asyncio.timeout, not wait_for: no task per wait.
+                with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(outcome.requeue_after or self.settings.drift_interval):
                         await wake.wait()
         finally:

@@ -467,6 +467,14 @@ def ref_key(kind: str, namespace: str, name: str) -> str:
     return f"k8s:{kind}/{namespace}/{name}"
 
 
+def referent(key: str) -> tuple[str, str, str] | None:
+    """The (kind, namespace, name) a :func:`ref_key` names; None for any other key."""
+    if not key.startswith("k8s:"):
+        return None
+    kind, namespace, name = key.removeprefix("k8s:").split("/", 2)
+    return kind, namespace, name
+
+
 def id_key(barrack_id: str) -> str:
     return f"brk:{barrack_id}"
 

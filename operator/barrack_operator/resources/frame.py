@@ -44,6 +44,7 @@ from barrack_operator.resources.common import (
     ensure_exists,
     failed,
     id_key,
+    referent,
 )
 
 S = TypeVar("S", bound=specs.CommonSpec)
@@ -117,8 +118,8 @@ def report(out: Outcome, step: steps.Step, ctx: Context) -> Outcome:
 def referents_exist(ctx: Context, out: Outcome) -> bool:
     """Every object this pass waits on by reference exists (it is on its way: a wait, not a
     problem to warn about; a missing one is warned about, and a referent in trouble warns itself)."""
-    named = [key.removeprefix("k8s:").split("/", 2) for key in out.watch if key.startswith("k8s:")]
-    return bool(named) and all(ctx.refs.get(kind, ns, name) is not None for kind, ns, name in named)
+    named = [ref for ref in map(referent, out.watch) if ref is not None]
+    return bool(named) and all(ctx.refs.get(*ref) is not None for ref in named)
 
 
 def refused_create(error: PreconditionFailed, what: str) -> steps.Blocked:
