@@ -55,8 +55,9 @@ def test_a_standby_finishes_a_killed_leaders_work_without_duplicates(
         a.start()
         wait_for(lambda: _holder(kube) == "operator-a", 30, what="operator-a to lead")
         b.start()
-        time.sleep(2)
-        assert "Leading" not in b.log() and "Waiting to lead" in b.log()  # a standby calls nothing
+        wait_for(lambda: "Waiting to lead" in b.log(), 30, what="operator-b to wait for the Lease")
+        time.sleep(2)  # a standby stays one: it calls nothing
+        assert "Leading" not in b.log() and _holder(kube) == "operator-a"
         sim.admin("faults", {"route_latency": {"create_volume": 0.3}})
         kube.apply(yaml.safe_dump_all([volume(f"ha-{n}") for n in range(20)]))
         wait_for(lambda: any(c["name"].startswith("ha-") for c in sim.admin("created")), 30, what="creates")
