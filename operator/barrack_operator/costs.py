@@ -86,12 +86,13 @@ class PriceBook:
     async def _ask(self, table: dict[str, tuple[float, float]], key: str, request: m.PricingRequest) -> None:
         """Ask one price; callers that need it while it is being asked wait for that answer (a
         restart over thousands of objects asks each price once, not once per object)."""
-        asking = self._asking.get(request.model_dump_json())
+        asked = request.model_dump_json()
+        asking = self._asking.get(asked)
         if asking is not None:
             await asyncio.shield(asking)
             return
         asking = asyncio.get_running_loop().create_future()
-        self._asking[request.model_dump_json()] = asking
+        self._asking[asked] = asking
         try:
             quote = (await self.client.get_pricing(request)).pricing
         except BarrackError as exc:
@@ -99,7 +100,7 @@ class PriceBook:
             log.warning("Barrack pricing: %s", self.error)
             return
         finally:
-            del self._asking[request.model_dump_json()]
+            del self._asking[asked]
             asking.set_result(None)
         table[key] = (quote.hourly, self.clock())
         self.error = None
