@@ -307,7 +307,7 @@ class Inventory:
         four kinds at once)."""
         pages = self.pages_in_use(kind)
         limiter = self.client.limiter
-        share = self.LISTING_SHARE_QUEUED if limiter.waiting else self.LISTING_SHARE
+        share = self.LISTING_SHARE_QUEUED if limiter.busy else self.LISTING_SHARE
         return max(self.fast_interval, pages / (share * limiter.rate))
 
     def slow_gap(self, kind: str) -> float:

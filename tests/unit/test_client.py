@@ -359,9 +359,11 @@ async def test_rate_limiter_skips_cancelled_waiters() -> None:
     await limiter.acquire()
     gone = asyncio.create_task(limiter.acquire())
     await asyncio.sleep(0)
+    assert limiter.busy and limiter.waiting == 1
     gone.cancel()
     await asyncio.wait_for(limiter.acquire(), 1.0)
     assert limiter.waiting == 0
+    assert not limiter.busy
     await limiter.close()
 
 

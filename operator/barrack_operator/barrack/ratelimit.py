@@ -72,8 +72,13 @@ class RateLimiter:
 
     @property
     def waiting(self) -> int:
-        """Callers queued for a slot now."""
+        """Callers queued for a slot now (counts them all: for metrics, not for a hot path)."""
         return sum(1 for lane in self._lanes for f in lane if not f.done())
+
+    @property
+    def busy(self) -> bool:
+        """Someone is queued for a slot now (amortized constant time)."""
+        return self._next() is not None
 
     def pause_for(self, seconds: float) -> None:
         """Honour a Retry-After: nobody sends before ``seconds`` from now."""
