@@ -46,11 +46,9 @@ def install() -> bool:
     the wrapper is in place (installing twice is a no-op)."""
     try:
         from kopf._cogs.clients import watching
-    except ImportError:
-        log.warning("kopf's watch module moved: bodies keep their managedFields (more memory per object)")
-        return False
-    original = getattr(watching, "infinite_watch", None)
-    if original is None:
+
+        original = watching.infinite_watch
+    except (ImportError, AttributeError):
         log.warning("kopf's watch stream moved: bodies keep their managedFields (more memory per object)")
         return False
     if getattr(original, _MARK, False):
