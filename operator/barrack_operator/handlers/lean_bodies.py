@@ -47,7 +47,7 @@ def install() -> bool:
     try:
         from kopf._cogs.clients import watching
 
-        original = watching.infinite_watch
+        original: Any = watching.infinite_watch
     except (ImportError, AttributeError):
         log.warning("kopf's watch stream moved: bodies keep their managedFields (more memory per object)")
         return False
