@@ -1,2 +1,2 @@
-"""Kopf glue only: each kind's module registers a daemon (the reconcile loop), an event hook
-(references and wake-ups) and a deletion handler, all delegating to ``resources``."""
+"""Kopf glue only: each kind's module registers an event hook (the body for the runtime's work
+queue, references and wake-ups) and a deletion handler, all delegating to ``resources``."""

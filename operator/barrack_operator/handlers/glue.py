@@ -1,4 +1,7 @@
-"""The one way a kind is wired into kopf; the per-kind modules call :func:`register`."""
+"""The one way a kind is wired into kopf; the per-kind modules call :func:`register`.
+
+Kopf watches and finalizes; reconciling is the runtime's work queue, fed by the watch events
+(one queue for all objects instead of a kopf daemon per object)."""
 
 from __future__ import annotations
 
@@ -18,10 +21,7 @@ def register(
     registry: kopf.OperatorRegistry, runtime: Runtime, kind: Kind, reconcile: Reconciler, finalize: Reconciler
 ) -> None:
     resource = (GROUP, VERSION, kind.plural)
-
-    @kopf.daemon(*resource, registry=registry, id=f"reconcile-{kind.singular}", cancellation_timeout=30.0)
-    async def reconcile_loop(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
-        await runtime.run_object(kind, reconcile, body, stopped)
+    runtime.serve_kind(kind, reconcile)
 
     @kopf.on.event(*resource, registry=registry)
     async def observe(body: kopf.Body, type: str | None, **_: Any) -> None:  # async: no thread hop

@@ -13,7 +13,7 @@ import signal
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,14 +72,15 @@ from barrack_operator.resources.common import (
 from barrack_operator.resources.kinds import ACCOUNT, ALL_KINDS, BY_KIND, KINDS, Kind
 from barrack_operator.resources.specs import DEFAULT_ACCOUNT, GROUP, VERSION
 from barrack_operator.settings import Settings
+from barrack_operator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 CREATE_REQUESTED_ANNOTATION = f"{GROUP}/create-requested"
 """On an object: the Barrack name the operator asked Barrack to create a resource under."""
 FINALIZER = f"{GROUP}/finalizer"
 """The operator's finalizer on every object it serves (kopf adds and removes it)."""
-STOP_SWEEP = 0.5
-"""Seconds between looks at the per-object loops' stop flags."""
+STOP_GRACE = 30.0
+"""Seconds a reconcile under way may take to end when its object is deleted or kopf stops."""
 STARTUP_GRACE = 30.0
 """Seconds after a start during which a reference missing from the registry may only be unlisted yet."""
 Reconciler = Callable[[Context, ObjectView], Awaitable[Outcome]]
@@ -94,7 +95,9 @@ class Registry:
     owners: dict[str, str] = field(default_factory=dict)
     dependents: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     wakers: dict[str, asyncio.Event] = field(default_factory=dict)
+    """Wake-ups of objects served outside the work queue (snapshot schedules)."""
     watching: dict[str, set[str]] = field(default_factory=dict)
+    queue: WorkQueue | None = None
 
     def get(self, kind: str, namespace: str, name: str) -> RefInfo | None:
         return self.objects.get((kind, namespace, name))
@@ -172,8 +175,11 @@ class Registry:
         return self.wakers.setdefault(uid, asyncio.Event())
 
     def wake(self, key: str) -> None:
-        for uid in self.dependents.get(key, ()):
-            self.waker(uid).set()
+        for uid in list(self.dependents.get(key, ())):
+            if self.queue is not None and uid in self.queue:
+                self.queue.wake(uid)
+            elif (event := self.wakers.get(uid)) is not None:
+                event.set()
 
     def forget(self, uid: str) -> None:
         self.wakers.pop(uid, None)
@@ -214,9 +220,11 @@ class Runtime:
         self._started = time.monotonic()
         self._written: dict[str, dict[str, Any]] = {}
         """Per object, the status fields last written, until kopf's body shows them."""
-        self._stoppers: dict[str, tuple[kopf.DaemonStopped, asyncio.Event]] = {}
-        """Per object, kopf's stop flag of its loop and the loop's wake-up (see _sweep_stoppers)."""
-        self._stop_sweeper: asyncio.Task[None] | None = None
+        self._reconcilers: dict[str, Reconciler] = {}
+        self._objects: dict[str, tuple[Kind, dict[str, Any]]] = {}
+        """Per object served, its kind and latest body (kopf's, as its watch delivered it)."""
+        self.queue = WorkQueue(self._reconcile_key, name="barrack-reconcile")
+        self.registry.queue = self.queue
         self._use_account(AccountConfig.from_settings(settings))
 
     @property
@@ -382,7 +390,8 @@ class Runtime:
         return all(account.poller_alive() for account in self.accounts.values())
 
     async def stop(self) -> None:
-        for task in (self._money, self._keeper, self._stop_sweeper):
+        await self.stop_reconciling()
+        for task in (self._money, self._keeper):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -421,59 +430,59 @@ class Runtime:
     # kopf events -----------------------------------------------------------------------------------
 
     def on_event(self, kind: Kind, body: dict[str, Any], event_type: str | None) -> None:
+        """Every watch event of a served object: record it (references, wake-ups) and keep its body
+        for the work queue; a new object joins the queue once kopf's finalizer is on it (a resource
+        made before it could be deleted without being cleaned up)."""
         meta = body.get("metadata", {})
         deleted = event_type == "DELETED"
         if self.registry.observe(kind.kind, body, deleted):
             self.registry.wake(ref_key(kind.kind, meta.get("namespace", ""), meta.get("name", "")))
+        uid = meta.get("uid", "")
+        if deleted or meta.get("deletionTimestamp"):  # kopf's deletion handler takes it
+            self._objects.pop(uid, None)
+            self.queue.discard(uid)
+            return
+        self._objects[uid] = (kind, body)
+        if FINALIZER not in (meta.get("finalizers") or ()):
+            return
+        if uid not in self.queue:
+            self.queue.add(uid)
+            return
         status = body.get("status") or {}
         annotations = meta.get("annotations") or {}
-        uid = meta.get("uid", "")
         paused = annotations.get(PAUSED_ANNOTATION) == "true"
         requested = annotations.get(RECONCILE_REQUESTED_ANNOTATION)
-        if deleted:
-            return
         if (
-            meta.get("deletionTimestamp")  # the loop ends at once; kopf's finalizer waits for it
-            or status.get("observedGeneration") != meta.get("generation")
+            status.get("observedGeneration") != meta.get("generation")
             or (requested is not None and requested != status.get("lastHandledReconcileAt"))
             or self._paused.get(uid, paused) != paused
         ):
-            self.registry.waker(uid).set()
+            self.queue.wake(uid)
 
-    # The per-object loop ---------------------------------------------------------------------------
+    # The work queue ---------------------------------------------------------------------------------
 
-    async def run_object(
-        self, kind: Kind, reconcile: Reconciler, body: kopf.Body, stopped: kopf.DaemonStopped
-    ) -> None:
-        uid = body.metadata.uid or ""
-        wake = self.registry.waker(uid)
-        self._stoppers[uid] = (stopped, wake)
-        if self._stop_sweeper is None or self._stop_sweeper.done():
-            self._stop_sweeper = asyncio.create_task(self._sweep_stoppers(), name="barrack-daemon-stops")
-        try:
-            while not stopped and not body.metadata.get("deletionTimestamp"):
-                wake.clear()
-                outcome = await self.reconcile_once(kind, reconcile, body)
-                if stopped:
-                    break
-                # asyncio.timeout, not wait_for: no task per wait.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(outcome.requeue_after or self.settings.drift_interval):
-                        await wake.wait()
-        finally:
-            self._stoppers.pop(uid, None)
+    def serve_kind(self, kind: Kind, reconcile: Reconciler) -> None:
+        """Reconcile the objects of a kind with ``reconcile`` (the glue calls it once per kind)."""
+        self._reconcilers[kind.kind] = reconcile
 
-    async def _sweep_stoppers(self) -> None:
-        """Wake every per-object loop whose daemon kopf is stopping (the object is deleted, the
-        operator exits), within STOP_SWEEP seconds. One task for all objects: a waiter task per
-        object (kopf's ``stopped.wait()``) cost two tasks and their frames per object for its life."""
-        while self._stoppers:
-            for stopped, wake in list(self._stoppers.values()):
-                if stopped:
-                    wake.set()
-            await asyncio.sleep(STOP_SWEEP)
+    async def _reconcile_key(self, uid: str) -> float | None:
+        """The work queue's work: one reconcile of the object, over its latest body."""
+        held = self._objects.get(uid)
+        if held is None:
+            return None
+        kind, body = held
+        if body.get("metadata", {}).get("deletionTimestamp"):
+            return None  # kopf's deletion handler has it now
+        outcome = await self.reconcile_once(kind, self._reconcilers[kind.kind], body)
+        return outcome.requeue_after or self.settings.drift_interval
 
-    async def reconcile_once(self, kind: Kind, reconcile: Reconciler, body: kopf.Body) -> Outcome:
+    async def stop_reconciling(self) -> None:
+        """Kopf stopped (the operator exits, or kopf starts again over other kinds): no object is
+        reconciled until kopf's listings feed the queue again; runs under way get STOP_GRACE."""
+        await self.queue.close(STOP_GRACE)
+        self._objects.clear()
+
+    async def reconcile_once(self, kind: Kind, reconcile: Reconciler, body: Mapping[str, Any]) -> Outcome:
         obj = view(kind, body)
         account = self._account_of(obj)
         await self._see_own_mutations(obj.uid, account)
@@ -703,7 +712,13 @@ class Runtime:
             log.warning("Posting the event %s failed: %s", event.reason, exc, extra=object_ref(obj))
 
     async def write(
-        self, kind: Kind, body: kopf.Body, obj: ObjectView, outcome: Outcome, *, finalizing: bool = False
+        self,
+        kind: Kind,
+        body: Mapping[str, Any],
+        obj: ObjectView,
+        outcome: Outcome,
+        *,
+        finalizing: bool = False,
     ) -> bool:
         """Write the outcome to status (only when it changed) and post its events (Warnings only when
         the Synced condition's reason or message is new, so a blocked object does not flood). False
@@ -759,6 +774,7 @@ class Runtime:
 
     async def finalize(self, kind: Kind, finalizer: Reconciler, body: kopf.Body) -> None:
         obj = view(kind, body)
+        await self.queue.drop(obj.uid, STOP_GRACE)  # never a reconcile and a finalizer at once
         account = self._account_of(obj)
         await self._see_own_mutations(obj.uid, account)
         sent: list[str] = []
@@ -880,7 +896,7 @@ def _stop_process() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def view(kind: Kind, body: kopf.Body) -> ObjectView:
+def view(kind: Kind, body: Mapping[str, Any]) -> ObjectView:
     meta = body.get("metadata", {})
     return ObjectView(
         kind=kind.kind,

@@ -134,6 +134,7 @@ async def _serve_kinds(runtime: Runtime, settings: Settings, stop: asyncio.Event
         finally:
             watcher.cancel()
             _stop_on_signals(stop)
+            await runtime.stop_reconciling()  # kopf's listings feed the queue again if it starts again
         if not changed.is_set():
             return  # stopped on a signal
         log.info("The served kinds changed; kopf starts again over them")
