@@ -207,6 +207,19 @@ def barrack_calls(sim: SimProcess) -> int:
     return sum(sim.calls().values())
 
 
+def unused_slots(sim: SimProcess, rps: float, start: float, end: float) -> int:
+    """Requests Barrack would have taken and was not sent, from apply to all Ready: R less the
+    requests that arrived, summed over the whole seconds in between (the time the rate limit did not
+    bound; printed per 10 s on stderr as a timeline)."""
+    counts = {int(t): int(n) for t, n in sim.admin("rate")["per_wall_second"]}
+    seconds = range(math.ceil(start), math.floor(end))
+    line = " ".join(
+        str(sum(counts.get(t, 0) for t in seconds[i : i + 10])) for i in range(0, len(seconds), 10)
+    )
+    print(f"Barrack requests per 10 s from apply to Ready: {line}", file=sys.stderr)
+    return round(sum(max(0.0, rps - counts.get(t, 0)) for t in seconds))
+
+
 def proc_figures(pid: int) -> tuple[float, float]:
     """(peak RSS in MB, CPU seconds) of a live process, from /proc."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -300,6 +313,20 @@ def start_stack(args: argparse.Namespace, work: Path) -> contextlib.AbstractCont
     )
 
 
+def print_memory_profile(work: Path, stack: DevStack) -> None:
+    """Ask the operator for its memory profile once all are Ready; print it with the mid-burst one."""
+    profile = work / "memory.txt"
+    sections = profile.read_text().count("total_traced_mb") if profile.exists() else 0
+    os.kill(stack.operator.pid, signal.SIGUSR2)
+    wait_for(
+        lambda: profile.exists() and profile.read_text().count("total_traced_mb") > sections,
+        120,
+        what="the operator's memory profile",
+    )
+    time.sleep(1)
+    print(profile.read_text(), file=sys.stderr)  # mid-burst (half Ready), then once all are
+
+
 def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, Any]:
     plane, sim = stack.plane, stack.sim
     objects = mix_workload(args.n, sim.image()) if args.mix else volume_workload(args.n)
@@ -310,7 +337,7 @@ def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, 
     manifests = write_manifests(work, objects, args.apply_streams)
     calls_before, writes_before = barrack_calls(sim), kube_writes_by_kind(plane)
     routes_before = Counter(sim.calls())
-    started = time.monotonic()
+    started, started_wall = time.monotonic(), time.time()
     apply_all(plane, manifests)
     print(f"applied {len(objects)} objects in {time.monotonic() - started:.1f}s", file=sys.stderr)
     last_report = 0.0
@@ -336,6 +363,7 @@ def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, 
 
     wait_for(all_ready, args.timeout, interval=0.5, what="every object Ready")
     seconds = time.monotonic() - started
+    unused = unused_slots(sim, args.rps, started_wall, started_wall + seconds)
     calls_to_ready = barrack_calls(sim) - calls_before
     writes = kube_writes_by_kind(plane) - writes_before
     writes_to_ready = sum(writes.values())
@@ -367,6 +395,7 @@ def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, 
         "responses_429": sum(n for key, n in calls.items() if key.endswith(" 429")),
         "steady_calls_per_object_per_poll": round(idle_calls / len(objects) / 3, 5),
         "max_rps_observed": sim.admin("rate")["max_per_second"],
+        "unused_request_slots": unused,
         "kube_writes_per_object": round(writes_to_ready / len(objects), 2),
         "condition_latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "condition_latency_p99_s": round(percentile(latencies, 0.99), 3) if latencies else None,
@@ -376,16 +405,7 @@ def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, 
         "volumes_on_barrack": len(sim.inventory()["volumes"]),
     }
     if args.memory_profile:
-        profile = work / "memory.txt"
-        sections = profile.read_text().count("total_traced_mb") if profile.exists() else 0
-        os.kill(stack.operator.pid, signal.SIGUSR2)
-        wait_for(
-            lambda: profile.exists() and profile.read_text().count("total_traced_mb") > sections,
-            120,
-            what="the operator's memory profile",
-        )
-        time.sleep(1)
-        print(profile.read_text(), file=sys.stderr)  # mid-burst (half Ready), then once all are
+        print_memory_profile(work, stack)
     if args.restart:
         result.update(restart(args, stack))
     return result

@@ -421,7 +421,15 @@ def _admin_routes(sim: Simulator) -> list[Route]:
         return JSONResponse({f"{name} {status}": n for (name, status), n in sorted(sim.calls.items())})
 
     async def rate(_: Request) -> Response:
-        return JSONResponse({"requests": len(sim.arrivals), "max_per_second": peak_rate(sim.arrivals)})
+        offset = time.time() - time.monotonic()  # arrivals are monotonic; the counts are by wall second
+        per_second = Counter(int(at + offset) for at in sim.arrivals)
+        return JSONResponse(
+            {
+                "requests": len(sim.arrivals),
+                "max_per_second": peak_rate(sim.arrivals),
+                "per_wall_second": sorted(per_second.items()),
+            }
+        )
 
     async def inventory(_: Request) -> Response:
         a = sim.account

@@ -63,20 +63,35 @@ def test_fast_listings_of_a_large_account_are_spread_out(sim: Simulator) -> None
     client = make_client(sim, requests_per_second=20)
     inventory = Inventory(client, fast_interval=2.0)
     assert inventory.fast_gap("volumes") == 2.0
-    inventory.volumes.items = {f"v{i}": None for i in range(2000)}  # type: ignore[misc]
-    # 20 pages a listing, at most a quarter of 20 requests a second: one listing every 4 s.
+    inventory.volumes.items = {f"v{i}": None for i in range(4000)}  # type: ignore[misc]
+    # 40 pages a listing, at most half of 20 requests a second while nothing queues: every 4 s.
     assert inventory.fast_gap("volumes") == 4.0
+
+
+async def test_listings_take_a_twentieth_of_the_rate_while_mutations_queue(sim: Simulator) -> None:
+    client = make_client(sim, requests_per_second=20)
+    inventory = Inventory(client, fast_interval=2.0)
+    inventory.volumes.items = {f"v{i}": None for i in range(2000)}  # type: ignore[misc]
+    assert inventory.fast_gap("volumes") == 2.0  # 20 pages, half the rate: the fast interval
+    queued = [asyncio.ensure_future(client.limiter.acquire()) for _ in range(30)]
+    await asyncio.sleep(0)
+    assert client.limiter.busy
+    # While creates queue, 20 pages at a twentieth of 20 a second: one listing every 20 s.
+    assert inventory.fast_gap("volumes") == 20.0
+    for waiter in queued:
+        waiter.cancel()
+    await asyncio.gather(*queued, return_exceptions=True)
 
 
 def test_the_listing_share_is_for_every_kind_in_use_together(sim: Simulator) -> None:
     client = make_client(sim, requests_per_second=20)
     inventory = Inventory(client, fast_interval=2.0)
-    inventory.volumes.items = {f"v{i}": None for i in range(1000)}  # type: ignore[misc]
-    inventory.instances.items = {f"i{i}": None for i in range(500)}  # type: ignore[misc]
+    inventory.volumes.items = {f"v{i}": None for i in range(2000)}  # type: ignore[misc]
+    inventory.instances.items = {f"i{i}": None for i in range(1000)}  # type: ignore[misc]
     inventory.use("volumes")
     inventory.use("instances")
-    # 10 + 5 pages for the two kinds at most a quarter of 20 a second: each every 3 s (alone,
-    # volumes would list every 2 s and instances every 2 s: 7.5 pages a second, 38% of the rate).
+    # 20 + 10 pages for the two kinds at most half of 20 a second: each every 3 s (alone, volumes
+    # would list every 2 s and instances every 2 s: 15 pages a second, 75% of the rate).
     assert inventory.fast_gap("volumes") == inventory.fast_gap("instances") == 3.0
 
 
