@@ -3,7 +3,7 @@ its outcome is), and a wait on an object that is on its way posts no Warning (is
 
 from __future__ import annotations
 
-from barrack_operator.conditions import READY, SYNCED, Reason
+from barrack_operator.conditions import ATTACHED, READY, SYNCED, Reason
 from barrack_operator.handlers.runtime import Registry
 from barrack_operator.inventory import Inventory
 from barrack_operator.resources import volume
@@ -90,3 +90,53 @@ async def test_progress_within_create_quiet_is_not_written_and_the_outcome_is(si
         assert (await volume.reconcile(ctx, unlisted)).defer_status
         now[0] += 61  # never listed for a minute (six createQuiets): its state is written anyway
         assert not (await volume.reconcile(ctx, unlisted)).defer_status
+
+
+async def test_a_volume_is_made_while_its_instance_is_on_its_way_and_attached_once_it_is_there(
+    sim: Simulator,
+) -> None:
+    async with make_client(sim) as client:
+        refs = Registry()
+        ctx = Context(client=client, inventory=Inventory(client), refs=refs)
+        await ctx.inventory.poll_once()
+        on_its_way = RefInfo("uid-web", None, False, None, region="US-1")
+        refs.objects[("BarrackInstance", "ns", "web")] = on_its_way  # no id yet
+        obj = volume_obj(instanceRef={"name": "web"})
+
+        made = await volume.reconcile(ctx, obj)
+        assert sim.calls[("create_volume", 200)] == 1  # not held back until the instance has an id
+        volume_id = made.status["id"]
+        sim.account.clock.advance(10)
+        await ctx.inventory.poll_once()  # AVAILABLE: it waits for the instance's id to attach
+        made_obj = volume_obj({"id": volume_id}, instanceRef={"name": "web"})
+        waiting = await volume.reconcile(ctx, made_obj)
+        assert conditions(waiting)[READY][0] is False
+        assert conditions(waiting)[ATTACHED] == (False, Reason.REFERENCE_NOT_READY)
+        assert "web has no Barrack id yet" in next(
+            c.message for c in waiting.conditions if c.type == ATTACHED
+        )
+        assert warnings(made) == warnings(waiting) == []
+
+        instance = await active_instance(client, sim, "web")  # the instance is made, and ACTIVE
+        refs.objects[("BarrackInstance", "ns", "web")] = RefInfo(
+            "uid-web", instance.id, True, "ACTIVE", region="US-1"
+        )
+        await ctx.inventory.poll_once()
+        await volume.reconcile(ctx, made_obj)
+        assert sim.calls[("attach_volumes", 200)] == 1
+        assert sim.calls[("create_volume", 200)] == 1
+
+
+async def test_a_volume_whose_instance_is_in_another_region_or_account_is_not_made(sim: Simulator) -> None:
+    async with make_client(sim) as client:
+        refs = Registry()
+        ctx = Context(client=client, inventory=Inventory(client), refs=refs)
+        await ctx.inventory.poll_once()
+        refs.objects[("BarrackInstance", "ns", "far")] = RefInfo("u1", None, False, None, region="CANADA-1")
+        refs.objects[("BarrackInstance", "ns", "other")] = RefInfo(
+            "u2", None, False, None, account="team-b", region="US-1"
+        )
+        for name in ("far", "other"):
+            out = await volume.reconcile(ctx, volume_obj(instanceRef={"name": name}))
+            assert conditions(out)[SYNCED] == (False, Reason.REFERENCE_NOT_READY)
+        assert sim.calls[("create_volume", 200)] == 0  # a volume that could never attach is not billed

@@ -145,6 +145,7 @@ class Registry:
             state=status.get("state"),
             labels=meta.get("labels") or {},
             account=((body.get("spec") or {}).get("accountRef") or {}).get("name"),
+            region=(body.get("spec") or {}).get("region"),
         )
         previous = self.objects.get(key)
         self.objects[key] = info

@@ -155,6 +155,8 @@ class RefInfo:
     labels: Mapping[str, str] = field(default_factory=dict)
     account: str | None = None
     """The spec's accountRef name (None: the default account)."""
+    region: str | None = None
+    """The spec's region, known before the object has an id."""
 
 
 class References(Protocol):

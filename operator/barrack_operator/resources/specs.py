@@ -129,6 +129,11 @@ class CommonSpec(Model):
         pattern=ID_PATTERN,
     )
 
+    @property
+    def account(self) -> str:
+        """The name of the BarrackAccount the object uses."""
+        return self.accountRef.name if self.accountRef else DEFAULT_ACCOUNT
+
 
 class VolumeSource(Model):
     volumeRef: LocalRef | None = Field(default=None, description="Clone the BarrackVolume of this name.")

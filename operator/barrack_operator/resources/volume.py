@@ -72,6 +72,9 @@ class VolumeInputs:
     instances: Mapping[str, wire.VMInstance]
     source: wire.Volume | None = None
     managers: Mapping[str, str] | None = None
+    pending: str | None = None
+    """The BarrackInstance the spec names when it has no Barrack id yet but is on its way in the
+    volume's region and account: the volume is made meanwhile and attached once it has one."""
 
 
 def _region_mismatch(volume: str, region: str, target: str, instance: wire.VMInstance) -> str:
@@ -119,6 +122,12 @@ def plan_volume(spec: specs.BarrackVolumeSpec, volume: wire.Volume, inputs: Volu
                 f"names {target}: point it at {current}, or remove it",
             )
         return steps.Done(f"Volume {volume.id} is the boot volume of instance {current}.")
+    if inputs.pending is not None:
+        return AttachWait(
+            Reason.REFERENCE_NOT_READY,
+            f"BarrackInstance {inputs.pending} has no Barrack id yet: the operator attaches volume "
+            f"{volume.id} once it has one and is ACTIVE or SHUTOFF",
+        )
     if current == target:
         return steps.Done(f"Volume {volume.id} is {volume.status}.")
     if current is not None:
@@ -184,7 +193,7 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
         self, ctx: Context, obj: ObjectView, spec: specs.BarrackVolumeSpec, out: Outcome
     ) -> VolumeInputs:
         source = await self._source(ctx, obj, spec, out)
-        target = self._target(ctx, obj, out)
+        target, pending = self._target(ctx, obj, spec, out)
         current = ctx.inventory.volumes.items.get(obj.recorded_id or "")
         if target is not None or (current is not None and current.instance_id):
             await ctx.inventory.listed_once("instances")  # what an attach or a detach decides on
@@ -203,18 +212,30 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
             name = ctx.refs.name_of("BarrackInstance", obj.namespace, instance_id)
             if name is not None:
                 managers[instance_id] = name
-        return VolumeInputs(target, instance, ctx.inventory.instances.items, source, managers)
+        return VolumeInputs(target, instance, ctx.inventory.instances.items, source, managers, pending)
 
-    def _target(self, ctx: Context, obj: ObjectView, out: Outcome) -> str | None:
+    def _target(
+        self, ctx: Context, obj: ObjectView, spec: specs.BarrackVolumeSpec, out: Outcome
+    ) -> tuple[str | None, str | None]:
+        """(the instance id the spec names, the BarrackInstance on its way with no id yet). A
+        volume waits, uncreated, for an instance object that does not exist or is in another region
+        or account (it would bill a volume that can never attach); not for one on its way to it."""
         ref = obj.spec.get("instanceRef")
         if ref:
-            out.watch.add(ref_key("BarrackInstance", obj.namespace, ref["name"]))
-            info = ctx.refs.get("BarrackInstance", obj.namespace, ref["name"])
-            if info is None or not info.id:
-                raise Unresolved(f"BarrackInstance {ref['name']} has no Barrack id yet")
-            return info.id
+            name = ref["name"]
+            out.watch.add(ref_key("BarrackInstance", obj.namespace, name))
+            info = ctx.refs.get("BarrackInstance", obj.namespace, name)
+            if info is not None and info.id:
+                return info.id, None
+            if (
+                info is not None
+                and info.region == spec.region
+                and (info.account or specs.DEFAULT_ACCOUNT) == spec.account
+            ):
+                return None, name
+            raise Unresolved(f"BarrackInstance {name} has no Barrack id yet")
         instance_id = obj.spec.get("instanceId")
-        return str(instance_id) if instance_id else None
+        return (str(instance_id) if instance_id else None), None
 
     async def _source(
         self, ctx: Context, obj: ObjectView, spec: specs.BarrackVolumeSpec, out: Outcome
