@@ -20,7 +20,8 @@ class Recorder:
         self.runs: list[str] = []
         self.active: set[str] = set()
         self.overlaps = 0
-        self.gate: asyncio.Event | None = None
+        self.gate = asyncio.Event()
+        self.gate.set()  # open: a run returns at once
 
     async def __call__(self, key: str) -> float | None:
         if key in self.active:
@@ -28,11 +29,20 @@ class Recorder:
         self.active.add(key)
         self.runs.append(key)
         try:
-            if self.gate is not None:
-                await self.gate.wait()
+            await self.gate.wait()
             return self.delay
         finally:
             self.active.discard(key)
+
+
+async def running_held(delay: float) -> tuple[Recorder, WorkQueue]:
+    """A queue whose key ``a`` is running now, held until ``work.gate`` is set."""
+    work = Recorder(delay=delay)
+    work.gate.clear()
+    queue = WorkQueue(work)
+    queue.add("a")
+    await until(lambda: work.runs == ["a"])
+    return work, queue
 
 
 async def test_a_key_runs_when_added_and_again_after_the_delay_its_work_returns() -> None:
@@ -60,11 +70,7 @@ async def test_work_that_returns_none_runs_again_only_when_woken() -> None:
 
 
 async def test_a_key_woken_while_it_runs_runs_again_right_after_and_never_twice_at_once() -> None:
-    work = Recorder(delay=3600)
-    work.gate = asyncio.Event()
-    queue = WorkQueue(work)
-    queue.add("a")
-    await until(lambda: work.runs == ["a"])
+    work, queue = await running_held(delay=3600)
     for _ in range(5):
         queue.wake("a")  # five wakes while it runs: one run more, not five
     work.gate.set()
@@ -100,11 +106,7 @@ async def test_waiting_keys_cost_no_task() -> None:
 
 
 async def test_a_discarded_key_runs_no_more_and_drop_waits_for_its_run() -> None:
-    work = Recorder(delay=0.01)
-    work.gate = asyncio.Event()
-    queue = WorkQueue(work)
-    queue.add("a")
-    await until(lambda: work.runs == ["a"])
+    work, queue = await running_held(delay=0.01)
     dropping = asyncio.create_task(queue.drop("a", grace=5))
     await asyncio.sleep(0.05)
     assert not dropping.done()  # waits for the run under way
