@@ -1,5 +1,5 @@
 """Prometheus metrics, served on the metrics port: Barrack calls by route and status, rate-limiter
-wait and queue, reconcile duration by kind, objects by kind and readiness, and per listing kind the
+wait and queue, reconcile duration by kind, the reconcile queue, objects by kind and readiness, and per listing kind the
 age of its last successful listing and its failed listings by reason.
 
 Prometheus' conventions hold (a test parses a scrape and checks them): every name starts with
@@ -24,6 +24,11 @@ BARRACK_CALLS = Counter("barrack_api_calls_total", "Calls to the Barrack API.", 
 BARRACK_CALL_SECONDS = Histogram("barrack_api_call_seconds", "Duration of Barrack API calls.", ["route"])
 RECONCILE_SECONDS = Histogram("barrack_reconcile_seconds", "Duration of one reconcile.", ["kind"])
 OBJECTS = Gauge("barrack_objects", "Watched objects by kind and Ready condition.", ["kind", "ready"])
+RECONCILES = Gauge(
+    "barrack_reconcile_queue",
+    "Objects in the reconcile queue: running a reconcile now, or waiting.",
+    ["state"],
+)
 
 
 def observe_barrack_call(route: str, code: str, seconds: float) -> None:
@@ -107,6 +112,12 @@ def runway_hours(balance: float, burn: float) -> float | None:
 
 def watch_accounts(accounts: Callable[[], dict[str, AccountRuntime]]) -> None:
     REGISTRY.register(AccountsCollector(accounts))
+
+
+def watch_queue(running: Callable[[], int], members: Callable[[], int]) -> None:
+    """Count the reconcile queue's objects running a reconcile and waiting for their next."""
+    RECONCILES.labels("running").set_function(lambda: float(running()))
+    RECONCILES.labels("waiting").set_function(lambda: float(members() - running()))
 
 
 def watch_objects(kinds: Iterable[str], readiness: Callable[[], Iterable[tuple[str, bool]]]) -> None:

@@ -305,6 +305,13 @@ def test_metrics_count_objects_by_kind_and_readiness(
 
         text = wait_for(complete, 30, what="the metrics to count both volumes")
         assert 'route="create_volume"' in text and "barrack_rate_limiter_queued" in text
+        queue = {
+            s.labels["state"]: s.value
+            for f in text_string_to_metric_families(text)
+            if f.name == "barrack_reconcile_queue"
+            for s in f.samples
+        }
+        assert queue.keys() == {"running", "waiting"} and sum(queue.values()) == 2  # both volumes
         assert_prometheus_conventions(text)
         # Every series the chart's alerts and dashboard query is one the operator exports.
         families = list(text_string_to_metric_families(text))  # a counter with no sample yet is declared
@@ -326,6 +333,7 @@ BOUNDED_LABELS: dict[str, Callable[[str], bool]] = {
     "le": lambda v: True,  # histogram buckets: a fixed set
     "account": lambda v: re.fullmatch(DNS_SUBDOMAIN_PATTERN, v) is not None,  # one per BarrackAccount
     "currency": lambda v: v in ("USD", "EUR", "INR"),
+    "state": lambda v: v in ("running", "waiting"),
 }
 """Every label the operator's metrics may carry, and the values it may take: a bounded set each
 (an object's name, namespace or Barrack id as a label would grow without bound)."""

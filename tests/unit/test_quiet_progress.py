@@ -6,7 +6,7 @@ from __future__ import annotations
 from barrack_operator.conditions import ATTACHED, READY, SYNCED, Reason
 from barrack_operator.handlers.runtime import Registry
 from barrack_operator.inventory import Inventory
-from barrack_operator.resources import volume
+from barrack_operator.resources import instance, volume
 from barrack_operator.resources.common import Context, ObjectView, Outcome, RefInfo, Timing
 from barrack_sim.app import Simulator
 from tests.unit.conftest import make_client
@@ -140,3 +140,23 @@ async def test_a_volume_whose_instance_is_in_another_region_or_account_is_not_ma
             out = await volume.reconcile(ctx, volume_obj(instanceRef={"name": name}))
             assert conditions(out)[SYNCED] == (False, Reason.REFERENCE_NOT_READY)
         assert sim.calls[("create_volume", 200)] == 0  # a volume that could never attach is not billed
+
+
+async def test_an_instance_waiting_for_its_ssh_key_writes_no_create_mark(sim: Simulator) -> None:
+    async with make_client(sim) as client:
+        marks: list[str] = []
+
+        async def mark(obj: ObjectView, spec_defaults: dict[str, object]) -> None:
+            marks.append(obj.name)
+
+        refs = Registry()
+        refs.objects[("BarrackSSHKey", "ns", "k")] = RefInfo("uid-k", None, False, None)  # on its way
+        ctx = Context(client=client, inventory=Inventory(client), refs=refs, mark_create=mark)
+        await ctx.inventory.poll_once()
+        image = (await client.list_os_images("US-1"))[0]
+        spec = {"region": "US-1", "gpuModel": "A40", "imageId": image.id, "sshKeyRefs": [{"name": "k"}]}
+        obj = ObjectView("BarrackInstance", "ns", "web", "uid-web", 1, spec, {})
+        for _ in range(3):  # every look while the key has no id: a wait, and no write of the object
+            out = await instance.reconcile(ctx, obj)
+            assert conditions(out)[SYNCED] == (False, Reason.REFERENCE_NOT_READY)
+        assert marks == [] and sim.calls[("create_instance", 200)] == 0

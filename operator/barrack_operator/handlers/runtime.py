@@ -281,6 +281,7 @@ class Runtime:
             account.start()
         self._money = asyncio.create_task(self._watch_money(), name="barrack-money")
         metrics.watch_accounts(lambda: dict(self.accounts))
+        metrics.watch_queue(lambda: self.queue.running, lambda: len(self.queue))
         metrics.watch_objects(
             [kind.kind for kind in KINDS],
             lambda: [(kind, info.ready) for (kind, _, _), info in list(self.registry.objects.items())],

@@ -153,7 +153,9 @@ class KindReconciler(ABC, Generic[S, T, I]):
         """Resolve references (raise :class:`Unresolved`) and read what the plan needs."""
 
     def before_create(self, ctx: Context, obj: ObjectView, spec: S, inputs: I) -> steps.Blocked | None:
-        """A reason not to create at all (the spec can never be met); None to go ahead."""
+        """A reason not to create at all (the spec can never be met); None to go ahead. Raise
+        :class:`Unresolved` while something it is made from is not ready (before the create mark is
+        written: a wait costs no write of the object)."""
         return None
 
     def demand(self, spec: S) -> Demand | None:
@@ -224,11 +226,11 @@ class KindReconciler(ABC, Generic[S, T, I]):
             return self._report(ctx, out, listed, blocked, None)
         except (BarrackError, MissingApiKey, ListingFailed) as error:
             return self._failed(ctx, out, listed, error, None, None)
-        if listed is None and not known:
-            refusal = self.before_create(ctx, obj, spec, inputs)
-            if refusal is not None:
-                return self._report(ctx, out, None, refusal, inputs)
         try:
+            if listed is None and not known:  # before the create mark: nothing to write if it waits
+                refusal = self.before_create(ctx, obj, spec, inputs)
+                if refusal is not None:
+                    return self._report(ctx, out, None, refusal, inputs)
             found = await ensure_exists(
                 ctx,
                 obj,

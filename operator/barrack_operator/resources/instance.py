@@ -183,6 +183,8 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
     def before_create(
         self, ctx: Context, obj: ObjectView, spec: specs.BarrackInstanceSpec, inputs: InstanceInputs
     ) -> steps.Blocked | None:
+        if inputs.unresolved:
+            raise Unresolved(f"{', '.join(inputs.unresolved)} not Ready yet")
         return source_region_mismatch(spec, inputs)
 
     def fetch(self, ctx: Context) -> Callable[[str], Awaitable[wire.VMInstance]]:
