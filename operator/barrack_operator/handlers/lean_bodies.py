@@ -1,11 +1,11 @@
 """Watched bodies without ``metadata.managedFields`` or kubectl's last-applied configuration.
 
-Kopf keeps the latest body of every watched object for as long as the object lives (its daemon's
-live body). The API server sends each object's field-manager bookkeeping with it: nested
+The operator keeps the latest body of every watched object for as long as the object lives (what
+its work queue reconciles from). The API server sends each object's field-manager bookkeeping with it: nested
 ``fieldsV1`` maps for the client that created it, kopf's finalizer patch, the create mark and every
 status writer, which is most of a small object's decoded body; ``kubectl apply`` adds a copy of
 the whole manifest as an annotation. Nothing in the operator or in kopf reads either (every write
-is a merge patch of named fields), so both are dropped as each event arrives, before kopf stores
+is a merge patch of named fields), so both are dropped as each event arrives, before kopf hands
 the body (about 10 KB per object: 36 MB of 2,000 volumes' decoded bodies became 15 MB).
 
 Kopf has no setting for this; the one seam is the watch generator its queueing module calls by

@@ -1,6 +1,6 @@
 """What the kopf glue holds for the life of the operator: the Barrack client, the inventory and
 its supervised poller, the health endpoints, the reconcile context, the registry of objects (for
-references and wake-ups), and the per-object loop that runs reconcile and writes its outcome."""
+references and wake-ups), and the work queue's work: one reconcile of an object and the write of its outcome."""
 
 from __future__ import annotations
 
