@@ -5,8 +5,8 @@ its work queue reconciles from). The API server sends each object's field-manage
 ``fieldsV1`` maps for the client that created it, kopf's finalizer patch, the create mark and every
 status writer, which is most of a small object's decoded body; ``kubectl apply`` adds a copy of
 the whole manifest as an annotation. Nothing in the operator or in kopf reads either (every write
-is a merge patch of named fields), so both are dropped as each event arrives, before kopf hands
-the body (about 10 KB per object: 36 MB of 2,000 volumes' decoded bodies became 15 MB).
+is a merge patch of named fields), so both are dropped as each event arrives, before kopf passes
+the body on (about 10 KB per object: 36 MB of 2,000 volumes' decoded bodies became 15 MB).
 
 Kopf has no setting for this; the one seam is the watch generator its queueing module calls by
 module attribute (``kopf._cogs.clients.watching.infinite_watch``). :func:`install` wraps it once;
