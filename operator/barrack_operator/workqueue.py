@@ -71,7 +71,7 @@ class WorkQueue:
         self.discard(key)
         task = self._running.get(key)
         if task is not None:
-            await _finish(task, grace)
+            await _finish(task, grace=grace)
 
     async def close(self, grace: float) -> None:
         """Run nothing more: runs under way get ``grace`` seconds, then are cancelled."""
@@ -82,9 +82,7 @@ class WorkQueue:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._scheduler
             self._scheduler = None
-        for task in list(self._running.values()):
-            await _finish(task, grace)
-            grace = 0.0  # the grace is for all of them together
+        await _finish(*self._running.values(), grace=grace)
 
     def _put(self, key: str, delay: float) -> None:
         at = asyncio.get_running_loop().time() + max(delay, 0.0)
@@ -139,10 +137,14 @@ class WorkQueue:
             self._put(key, delay)
 
 
-async def _finish(task: asyncio.Task[None], grace: float) -> None:
-    """Wait for a task up to ``grace`` seconds, then cancel it and wait for it to end."""
-    done, _ = await asyncio.wait({task}, timeout=grace) if grace > 0 else (set(), set())
-    if not done:
+async def _finish(*tasks: asyncio.Task[None], grace: float) -> None:
+    """Wait for the tasks up to ``grace`` seconds in all, then cancel those still running and wait
+    for them to end."""
+    if not tasks:
+        return
+    pending: set[asyncio.Task[None]] = set(tasks)
+    if grace > 0:
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+    for task in pending:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    await asyncio.gather(*pending, return_exceptions=True)

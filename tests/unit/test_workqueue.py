@@ -161,3 +161,20 @@ async def test_close_stops_every_key_and_the_queue_can_be_fed_again() -> None:
     queue.add("c")  # kopf started again over its kinds: the queue serves again
     await until(lambda: "c" in work.runs)
     await queue.close(0)
+
+
+async def test_close_gives_every_run_under_way_the_same_grace() -> None:
+    ends = {"a": 0.05, "b": 0.2, "c": 0.3}
+    finished: list[str] = []
+
+    async def work(key: str) -> float:
+        await asyncio.sleep(ends[key])
+        finished.append(key)
+        return 3600.0
+
+    queue = WorkQueue(work)
+    for key in ends:
+        queue.add(key)
+    await until(lambda: queue.running == 3)
+    await queue.close(5)
+    assert finished == ["a", "b", "c"]  # none cancelled once the first had ended
