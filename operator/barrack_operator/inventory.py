@@ -320,9 +320,12 @@ class Inventory:
         """The time between two listings of a steady kind: the slow interval, stretched so that
         listing a very large account takes no more than LISTING_SHARE of the rate limit (10,000
         volumes are 100 pages: every 10 s that would be half of 20 requests a second, taken from
-        the creates that wait for it)."""
+        the creates that wait for it), and no more than LISTING_SHARE_QUEUED while mutations queue
+        (a steady kind is not listed more often than a moving one then)."""
         pages = self.pages_in_use(kind)
-        return max(self.slow_interval, pages / (self.LISTING_SHARE * self.client.limiter.rate))
+        limiter = self.client.limiter
+        share = self.LISTING_SHARE_QUEUED if limiter.busy else self.LISTING_SHARE
+        return max(self.slow_interval, pages / (share * limiter.rate))
 
     def _next_listing(self, kind: str, started: float) -> float:
         snapshot: Snapshot[wire.Volume] = getattr(self, kind)

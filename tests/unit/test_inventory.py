@@ -78,8 +78,10 @@ async def test_listings_take_three_percent_of_the_rate_while_mutations_queue(sim
     queued = [asyncio.ensure_future(client.limiter.acquire()) for _ in range(30)]
     await asyncio.sleep(0)
     assert client.limiter.busy
-    # While creates queue, 20 pages at 3% of 20 a second: one listing every 33 s.
+    # While creates queue, 20 pages at 3% of 20 a second: one listing every 33 s, steady or moving
+    # (a steady kind listed every slow interval meanwhile took more of the rate than a moving one).
     assert inventory.fast_gap("volumes") == pytest.approx(20 / 0.6)
+    assert inventory.slow_gap("volumes") == pytest.approx(20 / 0.6)
     for waiter in queued:
         waiter.cancel()
     await asyncio.gather(*queued, return_exceptions=True)
