@@ -70,7 +70,7 @@ from barrack_operator.resources.common import (
     with_next_try,
 )
 from barrack_operator.resources.kinds import ACCOUNT, ALL_KINDS, BY_KIND, KINDS, Kind
-from barrack_operator.resources.specs import DEFAULT_ACCOUNT, GROUP, VERSION
+from barrack_operator.resources.specs import DEFAULT_ACCOUNT, GROUP, VERSION, account_name
 from barrack_operator.settings import Settings
 from barrack_operator.workqueue import WorkQueue
 
@@ -930,11 +930,6 @@ def involved_ref(obj: ObjectView) -> dict[str, str]:
         "name": obj.name,
         "uid": obj.uid,
     }
-
-
-def account_name(spec: dict[str, Any]) -> str:
-    """The account an object's spec names (``accountRef.name``), else ``default``."""
-    return str((spec.get("accountRef") or {}).get("name") or DEFAULT_ACCOUNT)
 
 
 def operator_namespace(settings: Settings) -> str:

@@ -7,6 +7,7 @@ patterns and bounds become schema validation; ``x-kubernetes-validations`` carri
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -33,6 +34,13 @@ DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 HEADER_TOKEN_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 DEFAULT_ACCOUNT = "default"
+
+
+def account_name(spec: Mapping[str, Any]) -> str:
+    """The account an object's spec names (``accountRef.name``), else ``default``."""
+    return str((spec.get("accountRef") or {}).get("name") or DEFAULT_ACCOUNT)
+
+
 SSH_PUBLIC_KEY_PATTERN = r"^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/=]+( .*)?$"
 
 
@@ -128,11 +136,6 @@ class CommonSpec(Model):
         "it may be set later, never changed or removed once set.",
         pattern=ID_PATTERN,
     )
-
-    @property
-    def account(self) -> str:
-        """The name of the BarrackAccount the object uses."""
-        return self.accountRef.name if self.accountRef else DEFAULT_ACCOUNT
 
 
 class VolumeSource(Model):

@@ -230,7 +230,7 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
             if (
                 info is not None
                 and info.region == spec.region
-                and (info.account or specs.DEFAULT_ACCOUNT) == spec.account
+                and (info.account or specs.DEFAULT_ACCOUNT) == specs.account_name(obj.spec)
             ):
                 return None, name
             raise Unresolved(f"BarrackInstance {name} has no Barrack id yet")
