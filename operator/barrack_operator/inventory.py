@@ -311,10 +311,7 @@ class Inventory:
         listing every kind in use (of a large account) takes no more than LISTING_SHARE_MOVING of
         the rate limit in all, LISTING_SHARE_QUEUED while mutations queue (each kind's own share
         would add up: a mixed account lists three or four kinds at once)."""
-        pages = self.pages_in_use(kind)
-        limiter = self.client.limiter
-        share = self.LISTING_SHARE_QUEUED if limiter.busy else self.LISTING_SHARE_MOVING
-        return max(self.fast_interval, pages / (share * limiter.rate))
+        return self._gap(kind, self.fast_interval, self.LISTING_SHARE_MOVING)
 
     def slow_gap(self, kind: str) -> float:
         """The time between two listings of a steady kind: the slow interval, stretched so that
@@ -322,10 +319,15 @@ class Inventory:
         volumes are 100 pages: every 10 s that would be half of 20 requests a second, taken from
         the creates that wait for it), and no more than LISTING_SHARE_QUEUED while mutations queue
         (a steady kind is not listed more often than a moving one then)."""
-        pages = self.pages_in_use(kind)
+        return self._gap(kind, self.slow_interval, self.LISTING_SHARE)
+
+    def _gap(self, kind: str, interval: float, share: float) -> float:
+        """At least ``interval``, and long enough that listing every kind in use takes no more than
+        ``share`` of the rate limit (LISTING_SHARE_QUEUED while mutations queue)."""
         limiter = self.client.limiter
-        share = self.LISTING_SHARE_QUEUED if limiter.busy else self.LISTING_SHARE
-        return max(self.slow_interval, pages / (share * limiter.rate))
+        if limiter.busy:
+            share = self.LISTING_SHARE_QUEUED
+        return max(interval, self.pages_in_use(kind) / (share * limiter.rate))
 
     def _next_listing(self, kind: str, started: float) -> float:
         snapshot: Snapshot[wire.Volume] = getattr(self, kind)
