@@ -1,6 +1,6 @@
 """Prometheus metrics, served on the metrics port: Barrack calls by route and status, rate-limiter
-wait and queue, reconcile duration by kind, the reconcile queue, objects by kind and readiness, and per listing kind the
-age of its last successful listing and its failed listings by reason.
+wait and queue, reconcile duration by kind, the reconcile queue, objects by kind and readiness,
+and per listing kind the age of its last successful listing and its failed listings by reason.
 
 Prometheus' conventions hold (a test parses a scrape and checks them): every name starts with
 ``barrack_``; counters end in ``_total``; durations are in seconds and say so; every label has a

@@ -119,15 +119,13 @@ class WorkQueue:
         delay: float | None
         try:
             delay = await self._work(key)
-        except asyncio.CancelledError:
-            self._running.pop(key, None)
-            raise
         except Exception:
             log.exception(
                 "The work of %s failed unexpectedly; it runs again in %.0f s", key, RETRY_AFTER_ERROR
             )
             delay = RETRY_AFTER_ERROR
-        self._running.pop(key, None)
+        finally:
+            self._running.pop(key, None)  # cancelled too (CancelledError is no Exception)
         if key not in self._members:
             return
         if key in self._again:
