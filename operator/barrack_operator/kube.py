@@ -1,7 +1,8 @@
 """The operator's own writes to Kubernetes: the status subresource, its marks (annotations) and
 late-initialized spec fields as JSON merge patches, and the leader-election Lease.
 
-Kopf watches and owns finalizers; the long-running per-object reconcile loops write their status
+Kopf watches; the operator's finalizer is written here, in the same write as the create mark when
+there is one (see :meth:`StatusWriter.patch_adding_finalizer`); reconcile writes its status
 here, with the credentials the kubernetes client reads from the kubeconfig or the in-cluster
 service account. The writes go over aiohttp (kopf's own HTTP client), which costs a fraction of
 the CPU per request that httpx does; a burst of thousands of status writes is CPU-bound otherwise.
@@ -22,6 +23,18 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from barrack_operator.resources.specs import GROUP, VERSION
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+
+class ObjectGone(Exception):
+    """The object is gone, or its deletion began (no finalizer can be added to it any more)."""
+
+
+def object_path(plural: str, namespace: str, name: str) -> str:
+    """The API path of a namespaced object of the operator's group."""
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}"
 
 
 class StatusWriter:
@@ -55,7 +68,7 @@ class StatusWriter:
     def _headers(self) -> dict[str, str]:
         """The merge-patch content type and the client's credentials headers (a bearer token from the
         kubeconfig, or the in-cluster token, which the client re-reads as it rotates)."""
-        headers = {"Content-Type": "application/merge-patch+json"}
+        headers = {"Content-Type": MERGE_PATCH}
         settings: dict[str, Any] = dict(self._configuration.auth_settings())
         for setting in settings.values():
             if setting.get("in") == "header" and setting.get("value"):
@@ -84,7 +97,77 @@ class StatusWriter:
 
     async def patch_object(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> None:
         """Merge-patch the object itself (metadata or spec); raises unless written."""
-        await self._merge_patch(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}", body)
+        await self._merge_patch(object_path(plural, namespace, name), body)
+
+    async def patch_adding_finalizer(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        finalizer: str,
+        seen: tuple[list[str], str],
+        patch: dict[str, Any],
+    ) -> None:
+        """Merge-patch ``patch`` onto the object with ``finalizer`` added in the same write.
+        ``seen`` is the object's finalizers and the resourceVersion they were read at: a merge
+        patch writes the list whole, so the write carries that version, and on a conflict the
+        object is read again and the write tried again (three tries). Raises :class:`ObjectGone`
+        when the object is gone or being deleted (no finalizer may be added then), RuntimeError
+        unless written."""
+        path = object_path(plural, namespace, name)
+        finalizers, version = seen
+        for _ in range(3):
+            body = {**patch, "metadata": {**patch.get("metadata", {})}}
+            if finalizer not in finalizers:
+                body["metadata"].update(finalizers=[*finalizers, finalizer], resourceVersion=version)
+            status, payload = await self.request_json("PATCH", path, body, content_type=MERGE_PATCH)
+            if status < 300:
+                return
+            if status == 404:
+                raise ObjectGone(f"{plural} {namespace}/{name} is gone")
+            if status != 409:
+                raise RuntimeError(
+                    f"writing {plural} {namespace}/{name} failed: {status} {payload.get('message', '')}"
+                )
+            finalizers, version = await self._finalizers(path)
+        raise RuntimeError(f"writing {plural} {namespace}/{name} failed: it kept changing (409 three times)")
+
+    async def remove_finalizer(
+        self, plural: str, namespace: str, name: str, finalizer: str, finalizers: list[str]
+    ) -> None:
+        """Take ``finalizer`` out of the object's ``finalizers`` (as last read): a JSON patch that
+        tests the entry at its index before removing it, so another controller's finalizers are
+        never rewritten; when the list changed, it is read again (three tries). Gone already is
+        fine; raises RuntimeError unless removed."""
+        path = object_path(plural, namespace, name)
+        for _ in range(3):
+            if finalizer not in finalizers:
+                return
+            at = f"/metadata/finalizers/{finalizers.index(finalizer)}"
+            ops = [{"op": "test", "path": at, "value": finalizer}, {"op": "remove", "path": at}]
+            status, payload = await self.request_json("PATCH", path, ops, content_type=JSON_PATCH)
+            if status < 300 or status == 404:
+                return
+            if status not in (409, 422):  # 422: the test failed, the list moved
+                raise RuntimeError(
+                    f"releasing {plural} {namespace}/{name} failed: {status} {payload.get('message', '')}"
+                )
+            try:
+                finalizers, _ = await self._finalizers(path)
+            except ObjectGone:
+                return
+        raise RuntimeError(f"releasing {plural} {namespace}/{name} failed: its finalizers kept changing")
+
+    async def _finalizers(self, path: str) -> tuple[list[str], str]:
+        """The object's finalizers and resourceVersion, read now; :class:`ObjectGone` when it is
+        gone or being deleted."""
+        status, payload = await self.request_json("GET", path)
+        meta = payload.get("metadata", {})
+        if status == 404 or meta.get("deletionTimestamp"):
+            raise ObjectGone(f"{path} is gone or being deleted")
+        if status != 200:
+            raise RuntimeError(f"reading {path} failed: {status} {payload.get('message', '')}")
+        return list(meta.get("finalizers") or []), str(meta.get("resourceVersion", ""))
 
     async def _merge_patch(self, path: str, body: dict[str, Any]) -> None:
         """Merge-patch whatever ``path`` names; raises unless written."""
@@ -93,16 +176,21 @@ class StatusWriter:
             response.raise_for_status()
 
     async def request_json(
-        self, method: str, path: str, body: dict[str, Any] | None = None
+        self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
     ) -> tuple[int, dict[str, Any]]:
         """Any other call to the apiserver: the status code and the JSON body."""
         async with self._slots:
-            return await self._request_json(self._session, method, path, body)
+            return await self._request_json(self._session, method, path, body, content_type)
 
     async def _request_json(
-        self, session: aiohttp.ClientSession, method: str, path: str, body: dict[str, Any] | None
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        path: str,
+        body: Any,
+        content_type: str = "application/json",
     ) -> tuple[int, dict[str, Any]]:
-        headers = {**self._headers(), "Content-Type": "application/json"}
+        headers = {**self._headers(), "Content-Type": content_type}
         async with session.request(method, f"{self._base}{path}", json=body, headers=headers) as response:
             try:
                 payload = await response.json(content_type=None)
@@ -126,7 +214,7 @@ class StatusWriter:
 
     async def delete_object(self, plural: str, namespace: str, name: str) -> None:
         """Delete an object of the operator's group (its finalizer then runs); gone already is fine."""
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}"
+        path = object_path(plural, namespace, name)
         status, payload = await self.request_json("DELETE", path)
         if status >= 300 and status != 404:
             raise RuntimeError(f"deleting {plural} {name} failed: {status} {payload.get('message', '')}")

@@ -1,6 +1,6 @@
 """The operator's logs: kopf's own formatters (JSON: one object per line with ``timestamp`` in UTC
 with its zone, ``severity`` and ``object``, the reference of the object a line is about; plain: a
-``[namespace/name]`` prefix and times with their zone), and two corrections of kopf's levels."""
+``[namespace/name]`` prefix and times with their zone), and a correction of kopf's level for a CRD that went."""
 
 from __future__ import annotations
 
@@ -15,22 +15,6 @@ PLAIN_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def _utc_time(record: logging.LogRecord, datefmt: str | None = None) -> str:
     """RFC 3339 in UTC with milliseconds and the zone: 2026-12-02T14:13:37.123+00:00."""
     return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-
-
-class _ExpectedWaits(logging.Filter):
-    """Kopf logs a handler that asks to be retried (``kopf.TemporaryError``) at ERROR. The
-    operator's finalizers ask that for every expected wait (a deletion blocked until the instance
-    is SHUTOFF, a detach in progress): such a line is INFO. A real failure is logged at ERROR by
-    the operator itself, with its traceback."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if (
-            record.levelno == logging.ERROR
-            and "'finalize-" in str(record.msg)
-            and "failed temporarily" in str(record.msg)
-        ):
-            return _as_info(record)
-        return True
 
 
 class _GoneCrdWatches(logging.Filter):
@@ -70,6 +54,5 @@ def configure_logging(fmt: str, level: str) -> None:
     for reactor in ("kopf._core.reactor.orchestration", "kopf._core.reactor.running"):
         logging.getLogger(reactor).addFilter(_GoneCrdWatches())
     objects = logging.getLogger("kopf.objects")
-    objects.addFilter(_ExpectedWaits())
     if root.level > logging.DEBUG:
         objects.setLevel(logging.WARNING)  # one line per handler run otherwise

@@ -61,17 +61,10 @@ class WorkQueue:
             self.add(key)
 
     def discard(self, key: str) -> None:
-        """The key runs no more; a run under way ends on its own (see :meth:`drop`)."""
+        """The key runs no more; a run under way ends on its own."""
         self._members.discard(key)
         self._due.pop(key, None)
         self._again.discard(key)
-
-    async def drop(self, key: str, grace: float) -> None:
-        """Discard the key and wait for its run under way, cancelling it after ``grace`` seconds."""
-        self.discard(key)
-        task = self._running.get(key)
-        if task is not None:
-            await _finish(task, grace=grace)
 
     async def close(self, grace: float) -> None:
         """Run nothing more: runs under way get ``grace`` seconds, then are cancelled."""

@@ -75,7 +75,7 @@ def test_delete_while_attached_waits_for_shutoff_logged_as_a_wait(
         events = json.loads(kube.run("get", "events", "-o", "json").stdout)["items"]
     lines = [json.loads(line) for line in op.log().splitlines() if line.strip()]
     assert lines and all(re.search(r"[+-]\d\d:\d\d$|Z$", line["timestamp"]) for line in lines)
-    waits = [line for line in lines if "failed temporarily" in line["message"]]
+    waits = [line for line in lines if line["message"].startswith("The deletion waits: ")]
     assert waits and all(line["severity"] == "info" for line in waits), waits[:3]
     assert all(
         line["object"]["name"] == "data" and line["object"]["namespace"] == kube.namespace for line in waits

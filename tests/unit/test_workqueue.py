@@ -105,33 +105,15 @@ async def test_waiting_keys_cost_no_task() -> None:
     await queue.close(0)
 
 
-async def test_a_discarded_key_runs_no_more_and_drop_waits_for_its_run() -> None:
+async def test_a_discarded_key_runs_no_more_once_its_run_under_way_ends() -> None:
     work, queue = await running_held(delay=0.01)
-    dropping = asyncio.create_task(queue.drop("a", grace=5))
-    await asyncio.sleep(0.05)
-    assert not dropping.done()  # waits for the run under way
+    queue.discard("a")
+    assert "a" not in queue and queue.running == 1  # the run under way ends on its own
     work.gate.set()
-    await dropping
+    await until(lambda: queue.running == 0)
     await asyncio.sleep(0.1)
-    assert work.runs == ["a"] and "a" not in queue
-
-
-async def test_drop_cancels_a_run_that_outlasts_its_grace() -> None:
-    cancelled = asyncio.Event()
-
-    async def stuck(key: str) -> float:
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-        return 1.0
-
-    queue = WorkQueue(stuck)
-    queue.add("a")
-    await until(lambda: queue.running == 1)
-    await queue.drop("a", grace=0.05)
-    assert cancelled.is_set() and queue.running == 0 and "a" not in queue
+    assert work.runs == ["a"]  # its requeue (0.01 s) was not kept
+    await queue.close(0)
 
 
 async def test_work_that_raises_runs_again_later(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,9 @@
 """The one way a kind is wired into kopf; the per-kind modules call :func:`register`.
 
-Kopf watches and finalizes; reconciling is the runtime's work queue, fed by the watch events
-(one queue for all objects instead of a kopf daemon per object)."""
+Kopf watches; reconciling and finalizing are the runtime's work queue, fed by the watch events
+(one queue for all objects instead of a kopf daemon per object). The operator adds and removes its
+finalizer itself (:data:`~barrack_operator.handlers.runtime.FINALIZER`): with the create mark, one
+write per object instead of two."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any
 import kopf
 
 from barrack_operator.handlers import lean_bodies
-from barrack_operator.handlers.runtime import FINALIZER, Reconciler, Runtime
+from barrack_operator.handlers.runtime import FINALIZER, KOPF_FINALIZER, Reconciler, Runtime
 from barrack_operator.handlers.schedules import ScheduleRunner
 from barrack_operator.resources.kinds import ACCOUNT, SCHEDULE, Kind
 from barrack_operator.resources.specs import GROUP, VERSION
@@ -21,15 +23,11 @@ def register(
     registry: kopf.OperatorRegistry, runtime: Runtime, kind: Kind, reconcile: Reconciler, finalize: Reconciler
 ) -> None:
     resource = (GROUP, VERSION, kind.plural)
-    runtime.serve_kind(kind, reconcile)
+    runtime.serve_kind(kind, reconcile, finalize)
 
     @kopf.on.event(*resource, registry=registry)
     async def observe(body: kopf.Body, type: str | None, **_: Any) -> None:  # async: no thread hop
         runtime.on_event(kind, dict(body), type)
-
-    @kopf.on.delete(*resource, registry=registry, id=f"finalize-{kind.singular}", retries=None, backoff=2.0)
-    async def on_delete(body: kopf.Body, **_: Any) -> None:
-        await runtime.finalize(kind, finalize, body)
 
 
 def register_schedules(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
@@ -45,8 +43,25 @@ def register_schedules(registry: kopf.OperatorRegistry, runtime: Runtime) -> Non
     @kopf.on.event(*resource, registry=registry)
     async def schedule_changed(body: kopf.Body, **_: Any) -> None:
         meta, status = body.get("metadata", {}), body.get("status") or {}
+        if FINALIZER in (meta.get("finalizers") or ()):
+            await drop_legacy_finalizer(runtime, dict(body))
         if status.get("observedGeneration") != meta.get("generation"):
             runtime.registry.waker(meta.get("uid", "")).set()
+
+
+async def drop_legacy_finalizer(runtime: Runtime, body: dict[str, Any]) -> None:
+    """A schedule made under an earlier release carries the operator's finalizer, which kopf
+    wrote for the schedule's daemon then; kopf's own is :data:`KOPF_FINALIZER` now, so the old
+    one is taken off (once per schedule) or it would hold the schedule's deletion for ever."""
+    meta = body["metadata"]
+    if runtime.status_writer is None:
+        return
+    try:
+        await runtime.status_writer.remove_finalizer(
+            SCHEDULE.plural, meta["namespace"], meta["name"], FINALIZER, list(meta["finalizers"])
+        )
+    except Exception as exc:  # the next event tries again
+        logging.getLogger(__name__).warning("Removing the earlier finalizer of a schedule failed: %s", exc)
 
 
 def register_accounts(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
@@ -71,7 +86,7 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    """Kopf settings: our own finalizer name, progress kept in annotations (status belongs to the
+    """Kopf settings: a finalizer name of kopf's own (see :data:`KOPF_FINALIZER`), progress kept in annotations (status belongs to the
     operator's schema), no diff base (see :class:`NoDiffBase`), bodies kept without managedFields
     (see :mod:`lean_bodies`), log lines not mirrored as events (events are posted on purpose),
     watches that are re-established regularly, per-object event workers that end after a second
@@ -80,7 +95,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
     or are all of them, so the operator needs no permission on either (least privilege)."""
     settings.scanning.disabled = True
     lean_bodies.install()
-    settings.persistence.finalizer = FINALIZER
+    settings.persistence.finalizer = KOPF_FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.level = logging.CRITICAL

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import kopf
-
 from barrack_operator import metrics
 from barrack_operator.accounts import (
     AccountConfig,
@@ -45,7 +43,7 @@ from barrack_operator.conditions import (
 from barrack_operator.connection import connection_data, secret_manifest
 from barrack_operator.handlers.health import HealthServer
 from barrack_operator.inventory import LISTING_OF, Inventory, ListingFailed, kinds_touched
-from barrack_operator.kube import StatusWriter, event_body
+from barrack_operator.kube import ObjectGone, StatusWriter, event_body
 from barrack_operator.leadership import LeaderElector, LeadershipLost, LeaseSettings
 from barrack_operator.resources.common import (
     PAUSED_ANNOTATION,
@@ -78,9 +76,16 @@ log = logging.getLogger(__name__)
 CREATE_REQUESTED_ANNOTATION = f"{GROUP}/create-requested"
 """On an object: the Barrack name the operator asked Barrack to create a resource under."""
 FINALIZER = f"{GROUP}/finalizer"
-"""The operator's finalizer on every object it serves (kopf adds and removes it)."""
+"""The operator's finalizer. An object gets it in the write that marks its first create (one write
+for both), or, when it names a Barrack resource already (an adoptId, a recorded id), before its
+first reconcile; an object that never asked Barrack for anything has none and goes at once when
+deleted. The finalizer pass removes it once the Barrack side is settled."""
+KOPF_FINALIZER = f"{GROUP}/kopf-finalizer"
+"""Kopf's own finalizer, on the kinds it runs a daemon for (snapshot schedules). It must differ
+from :data:`FINALIZER`: kopf removes its finalizer from any object none of its handlers needs it
+for, and it has no handler for the kinds the work queue serves (the queue finalizes them too)."""
 STOP_GRACE = 30.0
-"""Seconds a reconcile under way may take to end when its object is deleted or kopf stops."""
+"""Seconds a reconcile under way may take to end when kopf stops."""
 STARTUP_GRACE = 30.0
 """Seconds after a start during which a reference missing from the registry may only be unlisted yet."""
 Reconciler = Callable[[Context, ObjectView], Awaitable[Outcome]]
@@ -221,7 +226,9 @@ class Runtime:
         self._started = time.monotonic()
         self._written: dict[str, dict[str, Any]] = {}
         """Per object, the status fields last written, until kopf's body shows them."""
-        self._reconcilers: dict[str, Reconciler] = {}
+        self._finalizer_added: set[str] = set()
+        """Objects whose finalizer this process wrote (their body may not show it yet)."""
+        self._reconcilers: dict[str, tuple[Reconciler, Reconciler]] = {}
         self._objects: dict[str, tuple[Kind, dict[str, Any]]] = {}
         """Per object served, its kind and latest body (kopf's, as its watch delivered it)."""
         self.queue = WorkQueue(self._reconcile_key, name="barrack-reconcile")
@@ -411,14 +418,41 @@ class Runtime:
         """Write on the object that a create of its Barrack name is about to be sent (see
         ``ensure_exists``), and in the same write the spec values the create applies to fields the
         spec leaves out (late initialization, one write early); a failed write stops the create."""
-        assert self.status_writer is not None
         patch: dict[str, Any] = {"metadata": {"annotations": {CREATE_REQUESTED_ANNOTATION: obj.barrack_name}}}
         if spec_defaults:
             patch["spec"] = spec_defaults
+        await self._write_with_finalizer(obj, patch, "mark the object before creating")
+
+    async def _ensure_finalizer(self, obj: ObjectView) -> None:
+        """Before a reconcile: an object that names a Barrack resource already (an adoptId, an
+        id recorded or known) gets the finalizer now; one that has asked Barrack for nothing gets
+        it with its create mark (:meth:`_mark_create`), or never. An observed object needs none
+        (its deletion calls nothing on Barrack)."""
+        if not (obj.observe_only or self._has_finalizer(obj) or self._never_on_barrack(obj)):
+            await self._write_with_finalizer(obj, {}, "add the finalizer")
+
+    def _has_finalizer(self, obj: ObjectView) -> bool:
+        return FINALIZER in obj.finalizers or obj.uid in self._finalizer_added
+
+    async def _write_with_finalizer(self, obj: ObjectView, patch: dict[str, Any], what: str) -> None:
+        """Merge-patch the object, adding the finalizer in the same write when it lacks it;
+        :class:`MarkNotWritten` unless written (no create follows), :class:`ObjectDeleting` when
+        the object went or its deletion began."""
+        assert self.status_writer is not None
+        plural = BY_KIND[obj.kind].plural
         try:
-            await self.status_writer.patch_object(BY_KIND[obj.kind].plural, obj.namespace, obj.name, patch)
+            if self._has_finalizer(obj):
+                await self.status_writer.patch_object(plural, obj.namespace, obj.name, patch)
+                return
+            seen = (list(obj.finalizers), obj.resource_version)
+            await self.status_writer.patch_adding_finalizer(
+                plural, obj.namespace, obj.name, FINALIZER, seen, patch
+            )
+            self._finalizer_added.add(obj.uid)
+        except ObjectGone as exc:
+            raise ObjectDeleting() from exc
         except Exception as exc:
-            raise MarkNotWritten(f"could not mark the object before creating ({exc})") from exc
+            raise MarkNotWritten(f"could not {what} ({exc})") from exc
 
     def _observe_call(self, account: AccountRuntime, route: str, code: str, seconds: float) -> None:
         metrics.observe_barrack_call(route, code, seconds)
@@ -433,19 +467,25 @@ class Runtime:
 
     def on_event(self, kind: Kind, body: dict[str, Any], event_type: str | None) -> None:
         """Every watch event of a served object: record it (references, wake-ups) and keep its body
-        for the work queue; a new object joins the queue once kopf's finalizer is on it (a resource
-        made before it could be deleted without being cleaned up)."""
+        for the work queue. A new object joins the queue at once (its finalizer comes with its
+        first create mark, see :data:`FINALIZER`); an object being deleted runs its finalizer pass
+        at once, if it carries the finalizer; a deleted one leaves."""
         meta = body.get("metadata", {})
         deleted = event_type == "DELETED"
         if self.registry.observe(kind.kind, body, deleted):
             self.registry.wake(ref_key(kind.kind, meta.get("namespace", ""), meta.get("name", "")))
         uid = meta.get("uid", "")
-        if deleted or meta.get("deletionTimestamp"):  # kopf's deletion handler takes it
+        if deleted:
             self._objects.pop(uid, None)
             self.queue.discard(uid)
+            self._forget(uid)
             return
         self._objects[uid] = (kind, body)
-        if FINALIZER not in (meta.get("finalizers") or ()):
+        if meta.get("deletionTimestamp"):
+            if FINALIZER in (meta.get("finalizers") or ()):
+                self.queue.add(uid)
+            else:
+                self.queue.discard(uid)  # nothing of the operator's holds it
             return
         if uid not in self.queue:
             self.queue.add(uid)
@@ -463,19 +503,25 @@ class Runtime:
 
     # The work queue ---------------------------------------------------------------------------------
 
-    def serve_kind(self, kind: Kind, reconcile: Reconciler) -> None:
-        """Reconcile the objects of a kind with ``reconcile`` (the glue calls it once per kind)."""
-        self._reconcilers[kind.kind] = reconcile
+    def serve_kind(self, kind: Kind, reconcile: Reconciler, finalize: Reconciler) -> None:
+        """Reconcile the objects of a kind with ``reconcile`` and settle a deleted one's Barrack
+        side with ``finalize`` (the glue calls it once per kind)."""
+        self._reconcilers[kind.kind] = (reconcile, finalize)
 
     async def _reconcile_key(self, uid: str) -> float | None:
-        """The work queue's work: one reconcile of the object, over its latest body."""
+        """The work queue's work: one reconcile, or one finalizer pass, of the object over its
+        latest body; the seconds until its next run (None: only when woken)."""
         held = self._objects.get(uid)
         if held is None:
             return None
         kind, body = held
-        if body.get("metadata", {}).get("deletionTimestamp"):
-            return None  # kopf's deletion handler has it now
-        outcome = await self.reconcile_once(kind, self._reconcilers[kind.kind], body)
+        reconcile, finalize = self._reconcilers[kind.kind]
+        meta = body.get("metadata", {})
+        if meta.get("deletionTimestamp"):
+            if FINALIZER not in (meta.get("finalizers") or ()):
+                return None
+            return await self.finalize(kind, finalize, body)
+        outcome = await self.reconcile_once(kind, reconcile, body)
         return outcome.requeue_after or self.settings.drift_interval
 
     async def stop_reconciling(self) -> None:
@@ -674,6 +720,8 @@ class Runtime:
         if trouble is not None:
             return trouble
         try:
+            if not finalizing:
+                await self._ensure_finalizer(obj)
             return complete_status(context, obj, await reconcile(context, obj))
         except ObjectDeleting:
             return progressing(Outcome(), self.timing, "deleting this object: nothing is created")
@@ -774,9 +822,11 @@ class Runtime:
             return dict(obj.status)
         return {**obj.status, **written}
 
-    async def finalize(self, kind: Kind, finalizer: Reconciler, body: kopf.Body) -> None:
+    async def finalize(self, kind: Kind, finalizer: Reconciler, body: Mapping[str, Any]) -> float | None:
+        """One finalizer pass of an object being deleted (run by the work queue, so never beside a
+        reconcile of it): settle its Barrack side, then remove the finalizer (None); while that
+        waits, the seconds until the next pass."""
         obj = view(kind, body)
-        await self.queue.drop(obj.uid, STOP_GRACE)  # never a reconcile and a finalizer at once
         account = self._account_of(obj)
         await self._see_own_mutations(obj.uid, account)
         sent: list[str] = []
@@ -789,17 +839,35 @@ class Runtime:
         self._back_off(obj.uid, outcome)
         await self.write(kind, body, obj, outcome, finalizing=True)
         if not outcome.done:
+            delay = outcome.requeue_after or self.timing.transition_requeue
             message = next(
                 (c.message for c in outcome.conditions if c.type == SYNCED and not c.status), "waiting"
             )
-            raise kopf.TemporaryError(message, delay=outcome.requeue_after or self.timing.transition_requeue)
-        self.memory.forget(obj.uid, time.monotonic())
-        self._paused.pop(obj.uid, None)
-        self.registry.forget(obj.uid)
-        self._mutated.pop(obj.uid, None)
-        self._last_warning.pop(obj.uid, None)
-        self._written.pop(obj.uid, None)
-        for key in [k for k in self._connections if k[0] == obj.uid]:
+            log.info("The deletion waits: %s; next look in %.0fs", message, delay, extra=object_ref(obj))
+            return delay
+        assert self.status_writer is not None
+        try:
+            await self.status_writer.remove_finalizer(
+                kind.plural, obj.namespace, obj.name, FINALIZER, list(obj.finalizers)
+            )
+        except Exception as exc:  # the Barrack side is settled: only the finalizer is left
+            log.warning(
+                "Removing the finalizer failed (%s); the operator retries", exc, extra=object_ref(obj)
+            )
+            return self.timing.transition_requeue
+        self._forget(obj.uid)
+        return None
+
+    def _forget(self, uid: str) -> None:
+        """Drop what the process keeps about an object that is gone (or whose finalizer pass ended)."""
+        self.memory.forget(uid, time.monotonic())
+        self._paused.pop(uid, None)
+        self.registry.forget(uid)
+        self._mutated.pop(uid, None)
+        self._last_warning.pop(uid, None)
+        self._written.pop(uid, None)
+        self._finalizer_added.discard(uid)
+        for key in [k for k in self._connections if k[0] == uid]:
             del self._connections[key]
 
     async def release_uninstalled(self, plural: str, namespaces: list[str]) -> None:
@@ -825,11 +893,9 @@ class Runtime:
                         continue
                     for event in outcome.events if outcome is not None else ():
                         await self.post_event(obj, event, finalizing=True)
-                keep = [f for f in finalizers if f != FINALIZER]
-                patch = {
-                    "metadata": {"finalizers": keep, "resourceVersion": body["metadata"]["resourceVersion"]}
-                }
-                await self.status_writer.patch_object(plural, obj.namespace, obj.name, patch)
+                await self.status_writer.remove_finalizer(
+                    plural, obj.namespace, obj.name, FINALIZER, finalizers
+                )
 
     async def _uninstall_outcome(self, kind: Kind, obj: ObjectView) -> Outcome | None:
         """When the kind's CRD is being deleted (an uninstall cascading to every object), the object
@@ -912,6 +978,8 @@ def view(kind: Kind, body: Mapping[str, Any]) -> ObjectView:
         recreate_requested=(meta.get("annotations") or {}).get(RECREATE_ANNOTATION) == "true",
         paused=(meta.get("annotations") or {}).get(PAUSED_ANNOTATION) == "true",
         reconcile_requested_at=(meta.get("annotations") or {}).get(RECONCILE_REQUESTED_ANNOTATION),
+        finalizers=tuple(meta.get("finalizers") or ()),
+        resource_version=str(meta.get("resourceVersion", "")),
     )
 
 

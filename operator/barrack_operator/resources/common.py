@@ -63,6 +63,11 @@ class ObjectView:
     """The object carries ``barrack.ai/paused: "true"``: no Barrack call at all."""
     reconcile_requested_at: str | None = None
     """The value of ``barrack.ai/reconcile-requested-at``, echoed once a pass handled it."""
+    finalizers: tuple[str, ...] = ()
+    """``metadata.finalizers`` as the object was seen."""
+    resource_version: str = ""
+    """``metadata.resourceVersion`` as the object was seen (a precondition for a write that must
+    not clobber another writer's finalizers)."""
 
     @property
     def observe_only(self) -> bool:
