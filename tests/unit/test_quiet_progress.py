@@ -160,3 +160,30 @@ async def test_an_instance_waiting_for_its_ssh_key_writes_no_create_mark(sim: Si
             out = await instance.reconcile(ctx, obj)
             assert conditions(out)[SYNCED] == (False, Reason.REFERENCE_NOT_READY)
         assert marks == [] and sim.calls[("create_instance", 200)] == 0
+
+
+async def test_a_new_instance_waiting_for_a_key_on_its_way_writes_no_status_until_the_quiet_ends(
+    sim: Simulator,
+) -> None:
+    now = [1000.0]
+    async with make_client(sim) as client:
+        refs = Registry()
+        refs.objects[("BarrackSSHKey", "ns", "k")] = RefInfo("uid-k", None, False, None)  # on its way
+        ctx = Context(
+            client=client, inventory=Inventory(client), refs=refs, timing=Timing(create_quiet=10.0),
+            clock=lambda: now[0],
+        )  # fmt: skip
+        await ctx.inventory.poll_once()
+        image = (await client.list_os_images("US-1"))[0]
+        spec = {"region": "US-1", "gpuModel": "A40", "imageId": image.id, "sshKeyRefs": [{"name": "k"}]}
+        web = ObjectView("BarrackInstance", "ns", "web", "uid-web", 1, spec, {})
+        first = await instance.reconcile(ctx, web)
+        assert conditions(first)[SYNCED] == (False, Reason.REFERENCE_NOT_READY)
+        assert first.defer_status and first.requeue_after is not None and first.requeue_after <= 10.5
+        now[0] += 10.5  # the quiet is over: the wait is written
+        assert not (await instance.reconcile(ctx, web)).defer_status
+        # A key that does not exist at all is a problem to show at once, new object or not.
+        spec_missing = {**spec, "sshKeyRefs": [{"name": "ghost"}]}
+        other = ObjectView("BarrackInstance", "ns", "other", "uid-other", 1, spec_missing, {})
+        missing = await instance.reconcile(ctx, other)
+        assert not missing.defer_status and warnings(missing) == [Reason.REFERENCE_NOT_READY]

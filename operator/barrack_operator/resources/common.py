@@ -193,6 +193,8 @@ class Memory:
     """Objects whose deletion began, and when; no create is sent for them after that."""
     failures: dict[str, int] = field(default_factory=dict)
     """Failed or refused calls in a row per object."""
+    first_seen: dict[str, float] = field(default_factory=dict)
+    """When this process first reconciled each object (monotonic seconds)."""
 
     DELETION_MARK_SECONDS = 3600.0
     """How long a deleted object's mark is kept, so that a reconcile still under way when its
@@ -202,6 +204,7 @@ class Memory:
         self.known_ids.pop(uid, None)
         self.create_attempts.pop(uid, None)
         self.failures.pop(uid, None)
+        self.first_seen.pop(uid, None)
         self.deleting[uid] = now
         for old in [u for u, at in self.deleting.items() if at < now - self.DELETION_MARK_SECONDS]:
             del self.deleting[old]

@@ -20,6 +20,7 @@ Kinds that hold no data (firewalls, SSH keys) are created again at once, with a 
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
@@ -211,6 +212,7 @@ class KindReconciler(ABC, Generic[S, T, I]):
     async def reconcile(self, ctx: Context, obj: ObjectView) -> Outcome:
         out = Outcome()
         spec: S = self.spec_model.model_validate(obj.spec)  # type: ignore[assignment]
+        ctx.memory.first_seen.setdefault(obj.uid, ctx.clock())
         known = obj.recorded_id or ctx.memory.known_ids.get(obj.uid)
         listed: T | None = self.snapshot(ctx, obj).items.get(known or "")
         if obj.observe_only:
@@ -218,12 +220,7 @@ class KindReconciler(ABC, Generic[S, T, I]):
         try:
             inputs = await self.observe(ctx, obj, spec, out)
         except Unresolved as exc:
-            blocked = steps.Blocked(
-                Reason.REFERENCE_NOT_READY,
-                f"{exc}; waiting for it to become Ready",
-                warn=not referents_exist(ctx, out),
-            )
-            return self._report(ctx, out, listed, blocked, None)
+            return self._unresolved(ctx, obj, out, listed, f"{exc}; waiting for it to become Ready", None)
         except (BarrackError, MissingApiKey, ListingFailed) as error:
             return self._failed(ctx, out, listed, error, None, None)
         try:
@@ -246,12 +243,9 @@ class KindReconciler(ABC, Generic[S, T, I]):
         except Lost as lost:
             return self._report(ctx, out, None, self._lost_step(lost.resource_id), inputs)
         except Unresolved as exc:
-            blocked = steps.Blocked(
-                Reason.REFERENCE_NOT_READY,
-                f"{exc}; the {self.what} is created once it is",
-                warn=not referents_exist(ctx, out),
+            return self._unresolved(
+                ctx, obj, out, None, f"{exc}; the {self.what} is created once it is", inputs
             )
-            return self._report(ctx, out, None, blocked, inputs)
         except PreconditionFailed as error:
             out.backoff = True
             return self._report(ctx, out, None, self.refused(error), inputs)
@@ -281,6 +275,23 @@ class KindReconciler(ABC, Generic[S, T, I]):
             # What it waits for shows in a listing, and a listing that shows a change wakes it:
             # looking sooner than the next listing can come only reads the same index again.
             out.requeue_after = max(out.requeue_after, ctx.inventory.fast_gap(LISTING_OF[obj.kind]))
+        return out
+
+    def _unresolved(
+        self, ctx: Context, obj: ObjectView, out: Outcome, listed: T | None, message: str, inputs: I | None
+    ) -> Outcome:
+        """A reference without an id: ``ReferenceNotReady``, a warning when a referent is missing.
+        While every referent exists (it is on its way) and the object is new to this process
+        (within createQuiet of its first pass), the wait is not written: in a burst an instance
+        applied beside its SSH key waits a few seconds for the key's id, and that status would be
+        superseded moments later. A wake-up from the referent, or the end of the quiet, looks again."""
+        on_its_way = referents_exist(ctx, out)
+        blocked = steps.Blocked(Reason.REFERENCE_NOT_READY, message, warn=not on_its_way)
+        out = self._report(ctx, out, listed, blocked, inputs)
+        age = ctx.clock() - ctx.memory.first_seen.setdefault(obj.uid, ctx.clock())
+        if on_its_way and not obj.recorded_id and age < ctx.timing.create_quiet:
+            out.defer_status = True
+            out.requeue_after = min(out.requeue_after or math.inf, ctx.timing.create_quiet - age + 0.5)
         return out
 
     def _quiet(self, ctx: Context, obj: ObjectView, item: T) -> bool:
