@@ -1,13 +1,22 @@
 """Kubernetes writes a new resource costs: its progress within createQuiet is not written (only
-its outcome is), and a wait on an object that is on its way posts no Warning (issue 18)."""
+its outcome is), a wait on an object that is on its way posts no Warning, and a pass after a call
+decides on a listing begun after the call's reply (issue 18)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from barrack_operator.barrack.client import MUTATIONS
 from barrack_operator.conditions import ATTACHED, READY, SYNCED, Reason
-from barrack_operator.handlers.runtime import Registry
+from barrack_operator.handlers.runtime import Registry, Runtime
 from barrack_operator.inventory import Inventory
 from barrack_operator.resources import instance, volume
 from barrack_operator.resources.common import Context, ObjectView, Outcome, RefInfo, Timing
+from barrack_operator.resources.kinds import VOLUME
+from barrack_operator.settings import Settings
 from barrack_sim.app import Simulator
 from tests.unit.conftest import make_client
 from tests.unit.test_never_leak_never_freeze import active_instance, conditions
@@ -187,3 +196,37 @@ async def test_a_new_instance_waiting_for_a_key_on_its_way_writes_no_status_unti
         other = ObjectView("BarrackInstance", "ns", "other", "uid-other", 1, spec_missing, {})
         missing = await instance.reconcile(ctx, other)
         assert not missing.defer_status and warnings(missing) == [Reason.REFERENCE_NOT_READY]
+
+
+async def test_after_a_call_the_next_pass_waits_for_a_listing_begun_after_its_reply(tmp_path: Path) -> None:
+    # An attach waits for the rate limiter behind listings; a page read meanwhile shows the volume
+    # unattached. The next pass must decide on a listing begun after the reply, or it attaches twice.
+    runtime = Runtime(Settings(api_key_file=tmp_path / "key"))
+    inventory = runtime.default.inventory
+    waits: list[tuple[float, set[str]]] = []
+
+    async def listed_once(kind: str) -> None:
+        return None
+
+    async def wait_fresh(since: float, timeout: float = 0.0, kinds: Iterable[str] | None = None) -> None:
+        waits.append((since, set(kinds or ())))
+
+    inventory.listed_once = listed_once  # type: ignore[method-assign]
+    inventory.wait_fresh = wait_fresh  # type: ignore[method-assign]
+    replies: list[float] = []
+
+    async def attach(ctx: Context, obj: ObjectView) -> Outcome:
+        sent = MUTATIONS.get()
+        assert sent is not None
+        sent.append("attach_volumes")  # as the client does once the limiter lets the call go
+        await asyncio.sleep(0.2)  # Barrack's reply
+        replies.append(time.monotonic())
+        return Outcome()
+
+    body = {"metadata": {"uid": "uid-1", "name": "data", "namespace": "ns", "generation": 1}, "spec": {}}
+    await runtime.reconcile_once(VOLUME, attach, body)
+    assert waits == []
+    await runtime.reconcile_once(VOLUME, attach, body)
+    since, kinds = waits[0]
+    assert since >= replies[0] and {"volumes", "instances"} <= kinds
+    await runtime.default.client.aclose()

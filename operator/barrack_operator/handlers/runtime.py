@@ -541,7 +541,7 @@ class Runtime:
         if isinstance(account, AccountRuntime):
             await self._add_cost(account, obj, outcome)
             await self._write_connection(account, obj, outcome)
-        self._remember_mutations(obj.uid, started, sent)
+        self._remember_mutations(obj.uid, sent)
         self._back_off(obj.uid, outcome)
         metrics.RECONCILE_SECONDS.labels(kind.kind).observe(time.monotonic() - started)
         self.registry.watch(obj.uid, outcome.watch)
@@ -640,9 +640,13 @@ class Runtime:
             if accrued is not None:
                 outcome.status["cost"]["accrued"] = round(accrued, 6)
 
-    def _remember_mutations(self, uid: str, started: float, routes: list[str]) -> None:
+    def _remember_mutations(self, uid: str, routes: list[str]) -> None:
+        """The pass just ended, every reply in: its next pass waits for a listing begun after now.
+        Not after the pass began: a call waits for the rate limiter behind listings, and a page
+        read meanwhile shows the resource as it was before the call (a volume still unattached,
+        attached a second time and refused 409)."""
         if routes:
-            self._mutated[uid] = (started, set().union(*(kinds_touched(r) for r in routes)))
+            self._mutated[uid] = (time.monotonic(), set().union(*(kinds_touched(r) for r in routes)))
 
     async def _see_own_mutations(self, uid: str, account: AccountRuntime | Outcome) -> None:
         """After this object's last reconcile changed something on Barrack, wait for a listing of
@@ -831,11 +835,10 @@ class Runtime:
         await self._see_own_mutations(obj.uid, account)
         sent: list[str] = []
         MUTATIONS.set(sent)
-        started = time.monotonic()
         outcome = await self._uninstall_outcome(kind, obj)
         if outcome is None:
             outcome = await self._reconcile_guarded(finalizer, obj, account, finalizing=True)
-        self._remember_mutations(obj.uid, started, sent)
+        self._remember_mutations(obj.uid, sent)
         self._back_off(obj.uid, outcome)
         await self.write(kind, body, obj, outcome, finalizing=True)
         if not outcome.done:
