@@ -439,6 +439,8 @@ class Runtime:
         :class:`MarkNotWritten` unless written (no create follows), :class:`ObjectDeleting` when
         the object went or its deletion began."""
         assert self.status_writer is not None
+        if not self.leading():
+            raise LeadershipLost("the Lease is lost: this process writes nothing more")
         plural = BY_KIND[obj.kind].plural
         try:
             if self._has_finalizer(obj):
@@ -849,6 +851,8 @@ class Runtime:
             log.info("The deletion waits: %s; next look in %.0fs", message, delay, extra=object_ref(obj))
             return delay
         assert self.status_writer is not None
+        if not self.leading():
+            return self.timing.blocked_requeue  # fenced: the process stops; the next leader releases it
         try:
             await self.status_writer.remove_finalizer(
                 kind.plural, obj.namespace, obj.name, FINALIZER, list(obj.finalizers)
