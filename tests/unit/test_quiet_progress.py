@@ -230,3 +230,32 @@ async def test_after_a_call_the_next_pass_waits_for_a_listing_begun_after_its_re
     since, kinds = waits[0]
     assert since >= replies[0] and {"volumes", "instances"} <= kinds
     await runtime.default.client.aclose()
+
+
+async def test_a_new_volume_waiting_on_an_instance_not_listed_since_its_create_stays_quiet(
+    sim: Simulator,
+) -> None:
+    # In a burst the instances are listed every half minute or so: a volume's "waiting for the
+    # instance" said before the next instance listing only repeats what was known at its create.
+    now = [1000.0]
+    sim.account.config.transition_overrides["create_instance"] = 300.0
+    async with make_client(sim) as client:
+        instance = await active_instance(client, sim, "web")  # CREATING for 300 s
+        refs = Registry()
+        refs.objects[("BarrackInstance", "ns", "web")] = RefInfo("uid-web", instance.id, False, "CREATING")
+        ctx = Context(
+            client=client, inventory=Inventory(client, clock=lambda: now[0]), refs=refs,
+            timing=Timing(create_quiet=10.0), clock=lambda: now[0],
+        )  # fmt: skip
+        await ctx.inventory.poll_once()
+        obj = volume_obj(instanceRef={"name": "web"})
+        now[0] += 1
+        assert (await volume.reconcile(ctx, obj)).defer_status  # created
+        sim.account.clock.advance(10)
+        await ctx.inventory.poll_once(["volumes"])  # the volume is AVAILABLE; no instance listing
+        now[0] += 15  # past createQuiet
+        waiting = await volume.reconcile(ctx, obj)
+        assert conditions(waiting)[ATTACHED] == (False, Reason.ATTACH_BLOCKED) and waiting.defer_status
+        await ctx.inventory.poll_once(["instances"])  # listed since: still CREATING, now that is news
+        listed = await volume.reconcile(ctx, obj)
+        assert conditions(listed)[ATTACHED] == (False, Reason.ATTACH_BLOCKED) and not listed.defer_status

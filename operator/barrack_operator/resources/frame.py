@@ -269,7 +269,7 @@ class KindReconciler(ABC, Generic[S, T, I]):
                 return self._report(ctx, out, item, steps.Blocked(Reason.CREDITS_DEPLETED, str(exc)), inputs)
             except (BarrackError, MissingApiKey) as error:  # a 409 maps to the step's own refusal
                 return self._failed(ctx, out, item, error, step, inputs)
-        out.defer_status = self._quiet(ctx, obj, item) and isinstance(step, steps.Wait | steps.Call)
+        out.defer_status = self._quiet(ctx, obj, item, inputs) and isinstance(step, steps.Wait | steps.Call)
         out = self._report(ctx, out, item, step, inputs)
         if isinstance(step, steps.Wait | steps.Call) and out.requeue_after is not None:
             # What it waits for shows in a listing, and a listing that shows a change wakes it:
@@ -294,17 +294,25 @@ class KindReconciler(ABC, Generic[S, T, I]):
             out.requeue_after = min(out.requeue_after or math.inf, ctx.timing.create_quiet - age + 0.5)
         return out
 
-    def _quiet(self, ctx: Context, obj: ObjectView, item: T) -> bool:
+    def _quiet(self, ctx: Context, obj: ObjectView, item: T, inputs: I | None) -> bool:
         """Within createQuiet of its create, a new resource's progress (its first transitions, an
         attach, its first rules) is not written: only its outcome, Ready or a problem, is. Nor is
-        it while Barrack has not been listed since the create (up to QUIET_UNLISTED createQuiets):
-        what the create's reply said is no news, and a busy account lists less often."""
+        it while Barrack has not been listed since the create, or what it waits on has not
+        (up to QUIET_UNLISTED createQuiets): what the create's reply said is no news, and a busy
+        account lists less often."""
         created_at = ctx.memory.create_attempts.get(obj.uid)
         if created_at is None or obj.recorded_id:
             return False
         age = ctx.clock() - created_at
-        unlisted = item.id in self.snapshot(ctx, obj).recorded
+        unlisted = item.id in self.snapshot(ctx, obj).recorded or self.waits_on_unlisted(
+            ctx, inputs, created_at
+        )
         return age < ctx.timing.create_quiet * (QUIET_UNLISTED if unlisted else 1)
+
+    def waits_on_unlisted(self, ctx: Context, inputs: I | None, since: float) -> bool:
+        """What the resource waits on (of another kind) has not been listed since ``since``: a
+        status written now would say what was known before (see :meth:`_quiet`)."""
+        return False
 
     async def _observe_only(self, ctx: Context, obj: ObjectView, out: Outcome) -> Outcome:
         """managementPolicy Observe: find the resource by id, adoptId or name, and mirror it; reads only."""

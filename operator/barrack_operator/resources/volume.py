@@ -333,6 +333,13 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
     ) -> list[Condition]:
         return attached_condition(item, step, inputs)
 
+    def waits_on_unlisted(self, ctx: Context, inputs: VolumeInputs | None, since: float) -> bool:
+        """The instance to attach to has no Barrack id yet, or no instance listing began since
+        the volume's create (in a burst the instances are listed every half minute or so)."""
+        if inputs is None or (inputs.target is None and inputs.pending is None):
+            return False
+        return inputs.pending is not None or ctx.inventory.instances.started_at < since
+
 
 reconcile = VolumeReconciler().reconcile
 
