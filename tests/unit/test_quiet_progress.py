@@ -259,3 +259,31 @@ async def test_a_new_volume_waiting_on_an_instance_not_listed_since_its_create_s
         await ctx.inventory.poll_once(["instances"])  # listed since: still CREATING, now that is news
         listed = await volume.reconcile(ctx, obj)
         assert conditions(listed)[ATTACHED] == (False, Reason.ATTACH_BLOCKED) and not listed.defer_status
+
+
+async def test_an_attach_sent_past_create_quiet_is_quiet_for_create_quiet_after_it(sim: Simulator) -> None:
+    # In a burst a volume's instance comes up after the volume's quiet: the attach's "Attaching"
+    # would be superseded by Ready at the next listing. Still ATTACHING createQuiet later: written.
+    now = [1000.0]
+    sim.account.config.transition_overrides["attach_volume"] = 60.0
+    async with make_client(sim) as client:
+        instance = await active_instance(client, sim, "web")
+        refs = Registry()
+        refs.objects[("BarrackInstance", "ns", "web")] = RefInfo("uid-web", instance.id, True, "ACTIVE")
+        ctx = Context(
+            client=client, inventory=Inventory(client, clock=lambda: now[0]), refs=refs,
+            timing=Timing(create_quiet=10.0), clock=lambda: now[0],
+        )  # fmt: skip
+        await ctx.inventory.poll_once()
+        obj = volume_obj(instanceRef={"name": "web"})
+        assert (await volume.reconcile(ctx, obj)).defer_status  # created
+        sim.account.clock.advance(10)
+        now[0] += 12
+        await ctx.inventory.poll_once()
+        attaching = await volume.reconcile(ctx, obj)
+        assert sim.calls[("attach_volumes", 200)] == 1 and attaching.defer_status
+        sim.account.clock.advance(5)
+        now[0] += 11
+        await ctx.inventory.poll_once()
+        still = await volume.reconcile(ctx, obj)  # ATTACHING, createQuiet after the attach
+        assert conditions(still)[READY][0] is False and not still.defer_status

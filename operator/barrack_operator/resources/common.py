@@ -195,6 +195,8 @@ class Memory:
     """Failed or refused calls in a row per object."""
     first_seen: dict[str, float] = field(default_factory=dict)
     """When this process first reconciled each object (monotonic seconds)."""
+    last_call: dict[str, float] = field(default_factory=dict)
+    """When a pass of each object last sent a call other than its create (monotonic seconds)."""
 
     DELETION_MARK_SECONDS = 3600.0
     """How long a deleted object's mark is kept, so that a reconcile still under way when its
@@ -205,6 +207,7 @@ class Memory:
         self.create_attempts.pop(uid, None)
         self.failures.pop(uid, None)
         self.first_seen.pop(uid, None)
+        self.last_call.pop(uid, None)
         self.deleting[uid] = now
         for old in [u for u, at in self.deleting.items() if at < now - self.DELETION_MARK_SECONDS]:
             del self.deleting[old]

@@ -263,6 +263,7 @@ class KindReconciler(ABC, Generic[S, T, I]):
         if isinstance(step, steps.Call):
             try:
                 await self.act(ctx, item, step, out)
+                ctx.memory.last_call[obj.uid] = ctx.clock()
             except OverBudget as exc:
                 return self._report(ctx, out, item, steps.Blocked(Reason.BUDGET_EXCEEDED, str(exc)), inputs)
             except CreditsDepleted as exc:
@@ -295,19 +296,21 @@ class KindReconciler(ABC, Generic[S, T, I]):
         return out
 
     def _quiet(self, ctx: Context, obj: ObjectView, item: T, inputs: I | None) -> bool:
-        """Within createQuiet of its create, a new resource's progress (its first transitions, an
-        attach, its first rules) is not written: only its outcome, Ready or a problem, is. Nor is
-        it while Barrack has not been listed since the create, or what it waits on has not
-        (up to QUIET_UNLISTED createQuiets): what the create's reply said is no news, and a busy
-        account lists less often."""
+        """Within createQuiet of its create, or of its last call since (an attach, a rule), a new
+        resource's progress (its first transitions, an attach, its first rules) is not written:
+        only its outcome, Ready or a problem, is. Nor is it while Barrack has not been listed
+        since the create, or what it waits on has not: what the create's reply said is no news,
+        and a busy account lists less often. Never past QUIET_UNLISTED createQuiets."""
         created_at = ctx.memory.create_attempts.get(obj.uid)
         if created_at is None or obj.recorded_id:
             return False
-        age = ctx.clock() - created_at
-        unlisted = item.id in self.snapshot(ctx, obj).recorded or self.waits_on_unlisted(
-            ctx, inputs, created_at
-        )
-        return age < ctx.timing.create_quiet * (QUIET_UNLISTED if unlisted else 1)
+        now, quiet = ctx.clock(), ctx.timing.create_quiet
+        if now - created_at >= quiet * QUIET_UNLISTED:
+            return False
+        last_call = max(created_at, ctx.memory.last_call.get(obj.uid, created_at))
+        snapshot = self.snapshot(ctx, obj)
+        unlisted = item.id in snapshot.recorded or self.waits_on_unlisted(ctx, inputs, created_at)
+        return unlisted or now - last_call < quiet
 
     def waits_on_unlisted(self, ctx: Context, inputs: I | None, since: float) -> bool:
         """What the resource waits on (of another kind) has not been listed since ``since``: a
