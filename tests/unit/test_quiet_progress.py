@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from barrack_operator.barrack import BarrackClient
 from barrack_operator.barrack.client import MUTATIONS
 from barrack_operator.conditions import ATTACHED, READY, SYNCED, Reason
 from barrack_operator.handlers.runtime import Registry, Runtime
@@ -232,6 +233,22 @@ async def test_after_a_call_the_next_pass_waits_for_a_listing_begun_after_its_re
     await runtime.default.client.aclose()
 
 
+async def volume_beside_its_instance(client: BarrackClient, sim: Simulator, now: list[float]) -> Context:
+    """A context on the clock ``now`` (createQuiet 10 s) in which instance "web" was just created
+    and its BarrackInstance object records its id; Barrack listed once."""
+    instance = await active_instance(client, sim, "web")
+    refs = Registry()
+    refs.objects[("BarrackInstance", "ns", "web")] = RefInfo(
+        "uid-web", instance.id, False, str(instance.status)
+    )
+    ctx = Context(
+        client=client, inventory=Inventory(client, clock=lambda: now[0]), refs=refs,
+        timing=Timing(create_quiet=10.0), clock=lambda: now[0],
+    )  # fmt: skip
+    await ctx.inventory.poll_once()
+    return ctx
+
+
 async def test_a_new_volume_waiting_on_an_instance_not_listed_since_its_create_stays_quiet(
     sim: Simulator,
 ) -> None:
@@ -240,14 +257,7 @@ async def test_a_new_volume_waiting_on_an_instance_not_listed_since_its_create_s
     now = [1000.0]
     sim.account.config.transition_overrides["create_instance"] = 300.0
     async with make_client(sim) as client:
-        instance = await active_instance(client, sim, "web")  # CREATING for 300 s
-        refs = Registry()
-        refs.objects[("BarrackInstance", "ns", "web")] = RefInfo("uid-web", instance.id, False, "CREATING")
-        ctx = Context(
-            client=client, inventory=Inventory(client, clock=lambda: now[0]), refs=refs,
-            timing=Timing(create_quiet=10.0), clock=lambda: now[0],
-        )  # fmt: skip
-        await ctx.inventory.poll_once()
+        ctx = await volume_beside_its_instance(client, sim, now)  # the instance CREATING for 300 s
         obj = volume_obj(instanceRef={"name": "web"})
         now[0] += 1
         assert (await volume.reconcile(ctx, obj)).defer_status  # created
@@ -267,14 +277,7 @@ async def test_an_attach_sent_past_create_quiet_is_quiet_for_create_quiet_after_
     now = [1000.0]
     sim.account.config.transition_overrides["attach_volume"] = 60.0
     async with make_client(sim) as client:
-        instance = await active_instance(client, sim, "web")
-        refs = Registry()
-        refs.objects[("BarrackInstance", "ns", "web")] = RefInfo("uid-web", instance.id, True, "ACTIVE")
-        ctx = Context(
-            client=client, inventory=Inventory(client, clock=lambda: now[0]), refs=refs,
-            timing=Timing(create_quiet=10.0), clock=lambda: now[0],
-        )  # fmt: skip
-        await ctx.inventory.poll_once()
+        ctx = await volume_beside_its_instance(client, sim, now)
         obj = volume_obj(instanceRef={"name": "web"})
         assert (await volume.reconcile(ctx, obj)).defer_status  # created
         sim.account.clock.advance(10)
