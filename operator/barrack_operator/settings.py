@@ -64,9 +64,11 @@ class Settings:
     create_quiet: float = field(
         default=10.0, metadata=_meta("BARRACK_CREATE_QUIET", ge=0.0, lt=SECONDS_BELOW)
     )
-    """Seconds after a create during which the new resource's progress (its first transitions, an
-    attach, its first rules) is not written to status, only its outcome (Ready, or a problem): most
-    settle within them and cost one status write; 0 writes every state."""
+    """Seconds after a create, or after the new resource's last call (an attach, a rule), during
+    which its progress (its first transitions, an attach, its first rules, a wait on a referent on
+    its way) is not written to status, only its outcome (Ready, or a problem); longer while no
+    listing has shown what it waits for, never past six times this. Most settle within them and
+    cost one status write; 0 writes every state."""
     blocked_requeue: float = field(default=10.0, metadata=_meta("BARRACK_BLOCKED_REQUEUE", **SECONDS))
     """Seconds before retrying a blocked precondition, and the first wait after a refused call (it
     doubles with each refusal in a row, up to max_backoff)."""
