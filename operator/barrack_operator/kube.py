@@ -129,7 +129,9 @@ class StatusWriter:
                 raise RuntimeError(
                     f"writing {plural} {namespace}/{name} failed: {status} {payload.get('message', '')}"
                 )
-            finalizers, version = await self._finalizers(path)
+            finalizers, version, deleting = await self._finalizers(path)
+            if deleting:
+                raise ObjectGone(f"{plural} {namespace}/{name} is being deleted")
         raise RuntimeError(f"writing {plural} {namespace}/{name} failed: it kept changing (409 three times)")
 
     async def remove_finalizer(
@@ -153,21 +155,22 @@ class StatusWriter:
                     f"releasing {plural} {namespace}/{name} failed: {status} {payload.get('message', '')}"
                 )
             try:
-                finalizers, _ = await self._finalizers(path)
+                finalizers, _, _ = await self._finalizers(path)
             except ObjectGone:
                 return
         raise RuntimeError(f"releasing {plural} {namespace}/{name} failed: its finalizers kept changing")
 
-    async def _finalizers(self, path: str) -> tuple[list[str], str]:
-        """The object's finalizers and resourceVersion, read now; :class:`ObjectGone` when it is
-        gone or being deleted."""
+    async def _finalizers(self, path: str) -> tuple[list[str], str, bool]:
+        """The object's finalizers, its resourceVersion and whether its deletion began, read now;
+        :class:`ObjectGone` when it is gone."""
         status, payload = await self.request_json("GET", path)
         meta = payload.get("metadata", {})
-        if status == 404 or meta.get("deletionTimestamp"):
-            raise ObjectGone(f"{path} is gone or being deleted")
+        if status == 404:
+            raise ObjectGone(f"{path} is gone")
         if status != 200:
             raise RuntimeError(f"reading {path} failed: {status} {payload.get('message', '')}")
-        return list(meta.get("finalizers") or []), str(meta.get("resourceVersion", ""))
+        finalizers = list(meta.get("finalizers") or [])
+        return finalizers, str(meta.get("resourceVersion", "")), bool(meta.get("deletionTimestamp"))
 
     async def _merge_patch(self, path: str, body: dict[str, Any]) -> None:
         """Merge-patch whatever ``path`` names; raises unless written."""

@@ -9,9 +9,11 @@ import time
 from typing import Any
 
 import pytest
+from kubernetes.config import kube_config
 
 from barrack_operator.devcluster.binaries import find_binary
 from barrack_operator.handlers.runtime import CREATE_REQUESTED_ANNOTATION, FINALIZER, KOPF_FINALIZER
+from barrack_operator.kube import StatusWriter
 from tests.integration.conftest import Kube, Operator, Sim, volume, wait_for
 from tests.integration.scenarios import barrack_volume
 from tests.integration.test_backups import schedule
@@ -108,3 +110,26 @@ def test_a_schedule_from_an_earlier_release_loses_its_old_finalizer_and_can_be_d
     )
     kube.run("delete", "bsched", "nightly", "--timeout=30s")
     assert kube.get("bsched", "nightly") is None
+
+
+async def test_the_finalizer_is_removed_when_others_moved_the_list_meanwhile(
+    kube: Kube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The finalizer pass read [a, theirs, ours]; another controller released "a" before the pass
+    # removed its own: the entry tested at index 2 is not there any more, and the object is being
+    # deleted. The list is read again and only the operator's finalizer goes.
+    manifest = volume("held")
+    manifest["metadata"]["finalizers"] = ["example.com/a", THEIRS, FINALIZER]
+    kube.apply(manifest)  # no operator runs here: nothing else writes the object
+    kube.run("delete", "bvol", "held", "--wait=false")
+    kube.patch("bvol", "held", {"metadata": {"finalizers": [THEIRS, FINALIZER]}})
+    # the writer reads the kubeconfig the kubernetes client finds (KUBECONFIG, read at its import)
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kube.plane.kubeconfig))
+    writer = StatusWriter()
+    try:
+        stale = ["example.com/a", THEIRS, FINALIZER]
+        await writer.remove_finalizer("barrackvolumes", kube.namespace, "held", FINALIZER, stale)
+    finally:
+        await writer.aclose()
+    assert finalizers(kube, "bvol", "held") == [THEIRS]
+    kube.patch("bvol", "held", {"metadata": {"finalizers": []}})

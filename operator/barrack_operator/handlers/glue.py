@@ -18,6 +18,8 @@ from barrack_operator.handlers.schedules import ScheduleRunner
 from barrack_operator.resources.kinds import ACCOUNT, SCHEDULE, Kind
 from barrack_operator.resources.specs import GROUP, VERSION
 
+log = logging.getLogger(__name__)
+
 
 def register(
     registry: kopf.OperatorRegistry, runtime: Runtime, kind: Kind, reconcile: Reconciler, finalize: Reconciler
@@ -61,7 +63,7 @@ async def drop_legacy_finalizer(runtime: Runtime, body: dict[str, Any]) -> None:
             SCHEDULE.plural, meta["namespace"], meta["name"], FINALIZER, list(meta["finalizers"])
         )
     except Exception as exc:  # the next event tries again
-        logging.getLogger(__name__).warning("Removing the earlier finalizer of a schedule failed: %s", exc)
+        log.warning("Removing the earlier finalizer of a schedule failed: %s", exc)
 
 
 def register_accounts(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
@@ -86,13 +88,14 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    """Kopf settings: a finalizer name of kopf's own (see :data:`KOPF_FINALIZER`), progress kept in annotations (status belongs to the
-    operator's schema), no diff base (see :class:`NoDiffBase`), bodies kept without managedFields
-    (see :mod:`lean_bodies`), log lines not mirrored as events (events are posted on purpose),
-    watches that are re-established regularly, per-object event workers that end after a second
-    without events (fewer alive in a burst), and no watching of CRDs and namespaces: the kinds are
-    known at start (the CRDs are installed with the operator) and the namespaces are given by name
-    or are all of them, so the operator needs no permission on either (least privilege)."""
+    """Kopf settings: a finalizer name of kopf's own (see :data:`KOPF_FINALIZER`), progress kept
+    in annotations (status belongs to the operator's schema), no diff base (see
+    :class:`NoDiffBase`), bodies kept without managedFields (see :mod:`lean_bodies`), log lines
+    not mirrored as events (events are posted on purpose), watches that are re-established
+    regularly, per-object event workers that end after a second without events (fewer alive in a
+    burst), and no watching of CRDs and namespaces: the kinds are known at start (the CRDs are
+    installed with the operator) and the namespaces are given by name or are all of them, so the
+    operator needs no permission on either (least privilege)."""
     settings.scanning.disabled = True
     lean_bodies.install()
     settings.persistence.finalizer = KOPF_FINALIZER

@@ -289,7 +289,7 @@ class KindReconciler(ABC, Generic[S, T, I]):
         on_its_way = referents_exist(ctx, out)
         blocked = steps.Blocked(Reason.REFERENCE_NOT_READY, message, warn=not on_its_way)
         out = self._report(ctx, out, listed, blocked, inputs)
-        age = ctx.clock() - ctx.memory.first_seen.setdefault(obj.uid, ctx.clock())
+        age = ctx.clock() - ctx.memory.first_seen[obj.uid]  # set as the pass began
         if on_its_way and not obj.recorded_id and age < ctx.timing.create_quiet:
             out.defer_status = True
             out.requeue_after = min(out.requeue_after or math.inf, ctx.timing.create_quiet - age + 0.5)
