@@ -1,6 +1,7 @@
 """The operator's logs: kopf's own formatters (JSON: one object per line with ``timestamp`` in UTC
 with its zone, ``severity`` and ``object``, the reference of the object a line is about; plain: a
-``[namespace/name]`` prefix and times with their zone), and a correction of kopf's level for a CRD that went."""
+``[namespace/name]`` prefix and times with their zone), and a correction of kopf's level for a
+watch whose CRD went."""
 
 from __future__ import annotations
 

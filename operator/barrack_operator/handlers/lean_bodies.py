@@ -1,9 +1,9 @@
 """Watched bodies without ``metadata.managedFields`` or kubectl's last-applied configuration.
 
 The operator keeps the latest body of every watched object for as long as the object lives (what
-its work queue reconciles from). The API server sends each object's field-manager bookkeeping with it: nested
-``fieldsV1`` maps for the client that created it, kopf's finalizer patch, the create mark and every
-status writer, which is most of a small object's decoded body; ``kubectl apply`` adds a copy of
+its work queue reconciles from). The API server sends each object's field-manager bookkeeping
+with it: nested ``fieldsV1`` maps for the client that created it, the create mark with the
+finalizer and every status writer, which is most of a small object's decoded body; ``kubectl apply`` adds a copy of
 the whole manifest as an annotation. Nothing in the operator or in kopf reads either (every write
 is a merge patch of named fields), so both are dropped as each event arrives, before kopf passes
 the body on (about 10 KB per object: 36 MB of 2,000 volumes' decoded bodies became 15 MB).
