@@ -18,7 +18,8 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -52,19 +53,34 @@ class Snapshot(Generic[T]):
     ok: bool = False
     recorded: dict[str, float] = field(default_factory=dict)
     """Ids a mutation's reply put in ``items`` since this listing, and when."""
+    position: dict[str, int] = field(default_factory=dict)
+    """Where each resource stood in Barrack's listing (0 is the first) when a read last showed it."""
+    end: int = 0
+    """One past the last position known: where resources made since are expected."""
+    seen: dict[str, float] = field(default_factory=dict)
+    """Resources a look at some pages showed since this listing, and when their page was asked for."""
 
     def by_name(self, name: str) -> list[T]:
         return [item for item in self.items.values() if item.name == name]
 
     def transitional(self, kind: str) -> bool:
-        is_moving = _TRANSITIONAL[kind]
-        for item in self.items.values():
-            if is_moving(item.status):
-                return True
-            attachments = getattr(item, "attachments", [])
-            if any(is_moving(a.status) for a in attachments):
-                return True
-        return False
+        return any(_moves(kind, item) for item in self.items.values())
+
+    def moving(self, kind: str) -> set[str]:
+        """The resources in a transitional state, or with an attachment in one."""
+        return {item_id for item_id, item in self.items.items() if _moves(kind, item)}
+
+    def shown_since(self, item_id: str, since: float) -> bool:
+        """A read that Barrack answered after ``since`` showed this resource: the whole listing, or
+        the page it was on."""
+        return (self.ok and self.started_at > since) or self.seen.get(item_id, -math.inf) > since
+
+
+def _moves(kind: str, item: Item) -> bool:
+    is_moving = _TRANSITIONAL[kind]
+    if is_moving(item.status):
+        return True
+    return any(is_moving(a.status) for a in getattr(item, "attachments", ()))
 
 
 class ListingFailed(Exception):
@@ -108,6 +124,12 @@ class Inventory:
     """The share for listings of moving resources while nothing queues for the rate limit: its slots
     are free, pages go one after another (a mutation that comes waits for one page at most), and the
     end of a burst is seen a listing sooner (2,000 volumes: every 2 s instead of every 4 s)."""
+    PEEK_SHARE = 0.05
+    """The share of the rate limit for looks at the pages that hold moving resources (all kinds
+    together), between listings of a large account: a look every fast interval while it is within
+    this share, less often beyond."""
+    PEEK_PAGES = 3
+    """At most this many pages in one look at a kind; what is beyond waits for its listing."""
 
     def __init__(
         self,
@@ -138,7 +160,13 @@ class Inventory:
         self._nudge = asyncio.Event()
         self._wanted: set[str] = set()
         self._due: dict[str, float] = dict.fromkeys(self.KINDS, 0.0)
+        self._peeked: dict[str, float] = dict.fromkeys(self.KINDS, 0.0)
+        self._next_peek = 0.0
+        self._awaited: dict[str, Counter[str]] = {kind: Counter() for kind in self.KINDS}
+        """Resources a caller of :meth:`wait_fresh` waits to see, by kind: a look reads their pages."""
         self.polled_once = asyncio.Event()
+        self.peeked_pages = 0
+        """Pages read by looks at moving resources (for the benchmark's figures)."""
 
     # Reads ---------------------------------------------------------------------------------------
 
@@ -211,29 +239,49 @@ class Inventory:
             await self.wait_fresh(since if newly else -1.0, kinds=[kind])
 
     async def wait_fresh(
-        self, since: float, timeout: float = 120.0, kinds: Iterable[str] | None = None
+        self,
+        since: float,
+        timeout: float = 120.0,
+        kinds: Iterable[str] | None = None,
+        ids: Iterable[str] = (),
     ) -> None:
         """Wait until these kinds (default: all) have been listed by a poll that started after
         ``since``; a create after an ambiguous failure must see Barrack as it is now before it
-        repeats itself. A listing of one of them begun after ``since`` that failed raises its
-        error, and so does waiting past ``timeout``: the caller must not decide blind."""
+        repeats itself. For a kind that holds some of ``ids``, a look at their pages asked for after
+        ``since`` that showed them all will do too (what a caller changed is seen changed; nothing
+        is concluded gone from a page). A listing of one of them begun after ``since`` that failed
+        raises its error, and so does waiting past ``timeout``: the caller must not decide blind."""
         wanted = tuple(self.kinds if kinds is None else kinds)
+        awaited = {k: [i for i in ids if i in getattr(self, k).items] for k in wanted}
         self.nudge(wanted)
+
+        def fresh(kind: str) -> bool:
+            snapshot: Snapshot[wire.Volume] = getattr(self, kind)
+            if snapshot.ok and snapshot.started_at > since:
+                return True
+            mine = awaited[kind]
+            return bool(mine) and all(snapshot.shown_since(i, since) for i in mine)
 
         def settled() -> bool:
             return all(
-                (getattr(self, k).ok and getattr(self, k).started_at > since)
-                or (self.health[k].error is not None and self.health[k].last_attempt > since)
+                fresh(k) or (self.health[k].error is not None and self.health[k].last_attempt > since)
                 for k in wanted
             )
 
-        async with self._polled:
-            try:
-                await asyncio.wait_for(self._polled.wait_for(settled), timeout)
-            except TimeoutError:
-                raise ListingFailed(f"no listing of {', '.join(wanted)} within {timeout:.0f}s") from None
+        for kind, mine in awaited.items():
+            self._awaited[kind].update(mine)
+        try:
+            async with self._polled:
+                try:
+                    await asyncio.wait_for(self._polled.wait_for(settled), timeout)
+                except TimeoutError:
+                    raise ListingFailed(f"no listing of {', '.join(wanted)} within {timeout:.0f}s") from None
+        finally:
+            for kind, mine in awaited.items():
+                self._awaited[kind].subtract(mine)
+                self._awaited[kind] = +self._awaited[kind]
         for kind in wanted:
-            if not (getattr(self, kind).started_at > since):
+            if not fresh(kind):
                 error = self.health[kind].error
                 assert error is not None
                 raise error
@@ -244,20 +292,13 @@ class Inventory:
         """List these kinds (default: all); returns the ids that changed or vanished since the
         previous listing of their kind."""
         changed: set[str] = set()
-        sources: dict[str, Callable[[], AsyncIterator[Item]]] = {
-            "volumes": self.client.iter_volumes,
-            "instances": self.client.iter_instances,
-            "firewalls": self.client.iter_firewalls,
-            "ssh_keys": self.client.iter_ssh_keys,
-            "snapshots": self.client.iter_snapshots,
-            "images": self.client.iter_images,
-        }
         for kind in self.KINDS if kinds is None else kinds:
             started = self._clock()
             health = self.health[kind]
             health.last_attempt = started
+            self._peeked[kind] = started  # a listing is a look at every page
             try:
-                items = {item.id: item async for item in sources[kind]()}
+                items = {item.id: item async for item in self.client.iter_listing(kind)}
             except (BarrackError, MissingApiKey) as error:
                 log.warning("Barrack inventory poll of %s failed: %s", kind, error)
                 self._failed(kind, error)
@@ -276,12 +317,15 @@ class Inventory:
                 for i, at in previous.recorded.items()
                 if at >= started and i in previous.items and i not in items
             }
+            position = {item_id: at for at, item_id in enumerate(items)}
             for item_id in newer:
                 items[item_id] = previous.items[item_id]
             for item_id in previous.items.keys() | items.keys():
                 if previous.items.get(item_id) != items.get(item_id):
                     changed.add(item_id)
-            setattr(self, kind, Snapshot(items=items, started_at=started, ok=True, recorded=newer))
+            listed = Snapshot(items=items, started_at=started, ok=True, recorded=newer, position=position)
+            listed.end = len(position)
+            setattr(self, kind, listed)
             if health.failures:
                 log.info("Barrack inventory poll of %s recovered after %d failures", kind, health.failures)
             health.error, health.failures, health.last_success = None, 0, self._clock()
@@ -295,6 +339,78 @@ class Inventory:
         health.error, health.failures = error, health.failures + 1
         key = (kind, error_reason(error))
         self.error_counts[key] = self.error_counts.get(key, 0) + 1
+
+    # Looks at the pages of moving resources --------------------------------------------------
+
+    def _pages_to_peek(self, kind: str) -> tuple[list[int], int | None]:
+        """The pages that hold the kind's moving and awaited resources where a read last placed
+        them, and the first page where those no read has placed yet should be, at the end (Barrack
+        lists in creation order): None when every one is placed."""
+        snapshot: Snapshot[wire.Volume] = getattr(self, kind)
+        pages: set[int] = set()
+        unplaced = False
+        for item_id in snapshot.moving(kind) | self._awaited[kind].keys():
+            at = snapshot.position.get(item_id)
+            if at is None:
+                unplaced = unplaced or item_id in snapshot.items
+            else:
+                pages.add(at // PAGE_LIMIT + 1)
+        return sorted(pages, reverse=True), (snapshot.end // PAGE_LIMIT + 1 if unplaced else None)
+
+    def _wants_peek(self, kind: str) -> bool:
+        """A look at some pages is worth it: the kind is in use, listed, not failing, something of
+        it moves or is awaited, and its whole listing is spread out beyond the fast interval."""
+        snapshot: Snapshot[wire.Volume] = getattr(self, kind)
+        return (
+            kind in self.used
+            and snapshot.ok
+            and not self.health[kind].failures
+            and self.fast_gap(kind) > self.fast_interval
+            and (bool(self._awaited[kind]) or len(snapshot.recorded) > 0 or snapshot.transitional(kind))
+        )
+
+    async def peek(self, kind: str) -> tuple[set[str], int]:
+        """Read only the pages that hold the kind's moving and awaited resources (the end first,
+        then the newest, at most PEEK_PAGES) and fold what they show into the index; returns the
+        ids that changed and the pages read. A look never drops a resource (one missing from its
+        page may have moved to another when one before it went) and a failed look is only logged:
+        the kind's health and whatever is concluded from absence are its listings'."""
+        self._peeked[kind] = self._clock()
+        snapshot: Snapshot[wire.Volume] = getattr(self, kind)
+        placed, page = self._pages_to_peek(kind)
+        changed: set[str] = set()
+        read: set[int] = set()
+        try:
+            while page is not None and len(read) < self.PEEK_PAGES:
+                full = await self._read_page_into(snapshot, kind, page, changed)
+                read.add(page)
+                page = page + 1 if full else None
+            for page in [p for p in placed if p not in read][: self.PEEK_PAGES - len(read)]:
+                await self._read_page_into(snapshot, kind, page, changed)
+                read.add(page)
+        except (BarrackError, MissingApiKey) as error:
+            log.info("A look at Barrack's moving %s failed (their listing will tell): %s", kind, error)
+        async with self._polled:
+            self._polled.notify_all()
+        return changed, len(read)
+
+    async def _read_page_into(self, snapshot: Snapshot[T], kind: str, page: int, changed: set[str]) -> bool:
+        """Fold one page into ``snapshot``: what changed goes in ``changed``; True when the page is
+        full (the next may hold more)."""
+        asked = self._clock()
+        items = await self.client.read_page(kind, page)
+        self.peeked_pages += 1
+        first = (page - 1) * PAGE_LIMIT
+        for at, item in enumerate(items, start=first):
+            if snapshot.recorded.get(item.id, -math.inf) >= asked:
+                continue  # a mutation's reply came after the page was asked for: it is newer
+            if snapshot.items.get(item.id) != item:
+                snapshot.items[item.id] = item
+                changed.add(item.id)
+            snapshot.position[item.id] = at
+            snapshot.seen[item.id] = asked
+        snapshot.end = max(snapshot.end, first + len(items))
+        return len(items) >= PAGE_LIMIT
 
     def retry_gap(self, kind: str) -> float:
         """The wait before listing a failing kind again: the fast interval, doubling with each
@@ -346,8 +462,15 @@ class Inventory:
                 due.append(kind)
         return due
 
+    def _peeking(self, now: float) -> list[str]:
+        """The kinds to look at now: every look comes at once, and the next after the fast
+        interval, or later when their pages would take more than PEEK_SHARE of the rate limit."""
+        return [k for k in self.KINDS if self._wants_peek(k)] if now >= self._next_peek else []
+
     def _sleep_until(self, now: float) -> float:
         wake = [self._due[k] for k in self.KINDS]
+        if any(self._wants_peek(k) for k in self.KINDS):
+            wake.append(self._next_peek)
         wake += [
             self.health[k].last_attempt + self.fast_gap(k)
             for k in self._wanted
@@ -375,21 +498,44 @@ class Inventory:
             for kind in kinds:
                 failed = self.health[kind].failures > 0
                 self._due[kind] = now + self.retry_gap(kind) if failed else self._next_listing(kind, now)
-            if changed and self._on_change is not None:
-                result = self._on_change(changed)
-                if asyncio.iscoroutine(result):
-                    await result
+            await self._report(changed)
+            return
+        peeking = self._peeking(now)
+        if peeking:
+            changed, pages = set(), 0
+            for kind in peeking:
+                shown, read = await self.peek(kind)
+                changed |= shown
+                pages += read
+            budget = self.PEEK_SHARE * self.client.limiter.rate
+            self._next_peek = now + max(self.fast_interval, pages / budget)
+            await self._report(changed)
             return
         self._nudge.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._nudge.wait(), self._sleep_until(now))
 
+    async def _report(self, changed: set[str]) -> None:
+        if changed and self._on_change is not None:
+            result = self._on_change(changed)
+            if asyncio.iscoroutine(result):
+                await result
+
 
 def kinds_touched(route_name: str) -> set[str]:
     """The inventory kinds a mutation may change: its own, and volumes for instance operations
     (attach, detach, delete) and instances for firewall ones (attach)."""
-    segment = ROUTES[route_name].path.strip("/").split("/")[0]
-    return set(_AFFECTS.get(segment, ()))
+    return set(_AFFECTS.get(_segment(route_name), ()))
+
+
+def kind_addressed(route_name: str) -> str:
+    """The inventory kind of the resource a route's path names (an attach of volumes names the
+    instance they go on)."""
+    return _AFFECTS[_segment(route_name)][0]
+
+
+def _segment(route_name: str) -> str:
+    return ROUTES[route_name].path.strip("/").split("/")[0]
 
 
 _AFFECTS = {

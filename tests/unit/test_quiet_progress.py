@@ -204,13 +204,15 @@ async def test_after_a_call_the_next_pass_waits_for_a_listing_begun_after_its_re
     # unattached. The next pass must decide on a listing begun after the reply, or it attaches twice.
     runtime = Runtime(Settings(api_key_file=tmp_path / "key"))
     inventory = runtime.default.inventory
-    waits: list[tuple[float, set[str]]] = []
+    waits: list[tuple[float, set[str], set[str]]] = []
 
     async def listed_once(kind: str) -> None:
         return None
 
-    async def wait_fresh(since: float, timeout: float = 0.0, kinds: Iterable[str] | None = None) -> None:
-        waits.append((since, set(kinds or ())))
+    async def wait_fresh(
+        since: float, timeout: float = 0.0, kinds: Iterable[str] | None = None, ids: Iterable[str] = ()
+    ) -> None:
+        waits.append((since, set(kinds or ()), set(ids)))
 
     inventory.listed_once = listed_once  # type: ignore[method-assign]
     inventory.wait_fresh = wait_fresh  # type: ignore[method-assign]
@@ -219,7 +221,7 @@ async def test_after_a_call_the_next_pass_waits_for_a_listing_begun_after_its_re
     async def attach(ctx: Context, obj: ObjectView) -> Outcome:
         sent = MUTATIONS.get()
         assert sent is not None
-        sent.append("attach_volumes")  # as the client does once the limiter lets the call go
+        sent.append(("attach_volumes", "BRK-7D"))  # as the client does once the limiter lets the call go
         await asyncio.sleep(0.2)  # Barrack's reply
         replies.append(time.monotonic())
         return Outcome()
@@ -228,8 +230,8 @@ async def test_after_a_call_the_next_pass_waits_for_a_listing_begun_after_its_re
     await runtime.reconcile_once(VOLUME, attach, body)
     assert waits == []
     await runtime.reconcile_once(VOLUME, attach, body)
-    since, kinds = waits[0]
-    assert since >= replies[0] and {"volumes", "instances"} <= kinds
+    since, kinds, ids = waits[0]
+    assert since >= replies[0] and {"volumes", "instances"} <= kinds and "BRK-7D" in ids
     await runtime.default.client.aclose()
 
 

@@ -39,15 +39,25 @@ from barrack_operator.barrack.ratelimit import RateLimiter
 from barrack_operator.barrack.routes import ROUTES, STANDARD_AUTH, Auth, Route
 
 R = TypeVar("R", bound=BaseModel)
-MUTATIONS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+MUTATIONS: contextvars.ContextVar[list[tuple[str, str | None]] | None] = contextvars.ContextVar(
     "barrack_mutations", default=None
 )
-"""Set to a list by a caller that wants to know which mutations its task sent (route names)."""
+"""Set to a list by a caller that wants to know which mutations its task sent: each route's name
+and the id in its path (None for a create)."""
 PAGE_LIMIT = 100
 MAX_PAGES = 10_000
 """A listing that has not ended after this many full pages (a million resources) is a server that
 ignores ``page``; it fails rather than loop for ever."""
 CallObserver = Callable[[str, str, float], None]
+LISTINGS: dict[str, tuple[str, type[m.Page], str]] = {
+    "volumes": ("list_volumes", m.VolumeListResponse, "volumes"),
+    "instances": ("list_instances", m.InstanceListResponse, "instances"),
+    "firewalls": ("list_firewalls", m.FirewallListResponse, "firewalls"),
+    "ssh_keys": ("list_ssh_keys", m.SSHKeyListResponse, "ssh_keys"),
+    "snapshots": ("list_snapshots", m.SnapshotListResponse, "snapshots"),
+    "images": ("list_images", m.ImageListResponse, "images"),
+}
+"""Each listing the inventory keeps: its route, its reply and the reply's key for the items."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +164,7 @@ class BarrackClient:
             key = await self._api_key.aget()
             sent = MUTATIONS.get()
             if sent is not None and not route.is_read:
-                sent.append(route.name)
+                sent.append((route.name, path.get("id")))
             started = time.monotonic()
             outcome = "error"
             try:
@@ -207,6 +217,19 @@ class BarrackClient:
                 return
         raise MalformedReply(f"the listing did not end after {MAX_PAGES} full pages", route=route_name)
 
+    def iter_listing(self, listing: str) -> AsyncIterator[Any]:
+        """Every resource of one of :data:`LISTINGS`, read whole."""
+        route_name, reply, items = LISTINGS[listing]
+        return self._paginate(route_name, reply, items)
+
+    async def read_page(self, listing: str, page: int) -> list[Any]:
+        """One page of one of :data:`LISTINGS` (PAGE_LIMIT a page, the first is 1). A page shows
+        what is on it; what is not on it may be on another page (a resource before it went, and
+        the rest moved up), so only a whole listing says that a resource is gone."""
+        route_name, reply, items = LISTINGS[listing]
+        result = await self._call(route_name, reply, params={"page": page, "limit": PAGE_LIMIT})
+        return list(getattr(result, items))
+
     # Account -------------------------------------------------------------------------------------
 
     async def get_balance(self) -> m.BalanceResponse:
@@ -245,7 +268,7 @@ class BarrackClient:
     # Snapshots and custom images -----------------------------------------------------------------
 
     def iter_snapshots(self) -> AsyncIterator[m.Snapshot]:
-        return self._paginate("list_snapshots", m.SnapshotListResponse, "snapshots")
+        return self.iter_listing("snapshots")
 
     async def create_snapshot(self, request: m.CreateSnapshotRequest) -> m.Snapshot:
         return (await self._call("create_snapshot", m.SnapshotResponse, body=request)).snapshot
@@ -277,7 +300,7 @@ class BarrackClient:
         return await self._call("get_snapshot_billing", m.BillingResponse, id=snapshot_id)
 
     def iter_images(self) -> AsyncIterator[m.CustomImage]:
-        return self._paginate("list_images", m.ImageListResponse, "images")
+        return self.iter_listing("images")
 
     async def get_image(self, image_id: str) -> m.CustomImage:
         return (await self._call("get_image", m.ImageResponse, id=image_id)).image
@@ -315,7 +338,7 @@ class BarrackClient:
     # Instances -----------------------------------------------------------------------------------
 
     def iter_instances(self) -> AsyncIterator[m.VMInstance]:
-        return self._paginate("list_instances", m.InstanceListResponse, "instances")
+        return self.iter_listing("instances")
 
     async def create_instance(self, request: m.DeploymentRequest) -> m.VMInstance:
         return (await self._call("create_instance", m.InstanceResponse, body=request)).instance
@@ -353,7 +376,7 @@ class BarrackClient:
         return (await self._call("list_firewall_protocols", m.ProtocolListResponse)).protocols
 
     def iter_firewalls(self) -> AsyncIterator[m.Firewall]:
-        return self._paginate("list_firewalls", m.FirewallListResponse, "firewalls")
+        return self.iter_listing("firewalls")
 
     async def create_firewall(self, request: m.CreateFirewallRequest) -> m.Firewall:
         return (await self._call("create_firewall", m.FirewallResponse, body=request)).firewall
@@ -377,7 +400,7 @@ class BarrackClient:
     # SSH keys ------------------------------------------------------------------------------------
 
     def iter_ssh_keys(self) -> AsyncIterator[m.SSHKey]:
-        return self._paginate("list_ssh_keys", m.SSHKeyListResponse, "ssh_keys")
+        return self.iter_listing("ssh_keys")
 
     async def create_ssh_key(self, request: m.CreateSSHKeyRequest) -> m.SSHKey:
         return (await self._call("create_ssh_key", m.SSHKeyResponse, body=request)).ssh_key

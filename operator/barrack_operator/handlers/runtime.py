@@ -42,7 +42,7 @@ from barrack_operator.conditions import (
 )
 from barrack_operator.connection import connection_data, secret_manifest
 from barrack_operator.handlers.health import HealthServer
-from barrack_operator.inventory import LISTING_OF, Inventory, ListingFailed, kinds_touched
+from barrack_operator.inventory import LISTING_OF, Inventory, ListingFailed, kind_addressed, kinds_touched
 from barrack_operator.kube import ObjectGone, StatusWriter, event_body
 from barrack_operator.leadership import LeaderElector, LeadershipLost, LeaseSettings
 from barrack_operator.resources.common import (
@@ -216,7 +216,7 @@ class Runtime:
         self.health = HealthServer(
             self.inventories, self.poller_alive, settings.readiness_max_listing_age, leading=self.leading
         )
-        self._mutated: dict[str, tuple[float, set[str]]] = {}
+        self._mutated: dict[str, tuple[float, set[str], set[str]]] = {}
         self._paused: dict[str, bool] = {}
         self._last_warning: dict[str, str] = {}
         self._account_conditions: dict[str, list[dict[str, Any]]] = {}
@@ -537,13 +537,13 @@ class Runtime:
         account = self._account_of(obj)
         await self._see_own_mutations(obj.uid, account)
         started = time.monotonic()
-        sent: list[str] = []
+        sent: list[tuple[str, str | None]] = []
         MUTATIONS.set(sent)
         outcome = await self._reconcile_guarded(reconcile, obj, account, finalizing=False)
         if isinstance(account, AccountRuntime):
             await self._add_cost(account, obj, outcome)
             await self._write_connection(account, obj, outcome)
-        self._remember_mutations(obj.uid, sent)
+        self._remember_mutations(obj, outcome, sent)
         self._back_off(obj.uid, outcome)
         metrics.RECONCILE_SECONDS.labels(kind.kind).observe(time.monotonic() - started)
         self.registry.watch(obj.uid, outcome.watch)
@@ -642,23 +642,32 @@ class Runtime:
             if accrued is not None:
                 outcome.status["cost"]["accrued"] = round(accrued, 6)
 
-    def _remember_mutations(self, uid: str, routes: list[str]) -> None:
-        """The pass just ended, every reply in: its next pass waits for a listing begun after now.
-        Not after the pass began: a call waits for the rate limiter behind listings, and a page
-        read meanwhile shows the resource as it was before the call (a volume still unattached,
-        attached a second time and refused 409)."""
-        if routes:
-            self._mutated[uid] = (time.monotonic(), set().union(*(kinds_touched(r) for r in routes)))
+    def _remember_mutations(
+        self, obj: ObjectView, outcome: Outcome, sent: list[tuple[str, str | None]]
+    ) -> None:
+        """The pass just ended, every reply in: its next pass waits until Barrack has shown, in a read
+        asked for after now, the object's own resource and the resources its calls named (an
+        attach's instance). Not after the pass began: a call waits for the rate limiter behind
+        listings, and a page read meanwhile shows the resource as it was before the call (a volume
+        still unattached, attached a second time and refused 409)."""
+        if not sent:
+            return
+        own = outcome.status.get("id") or obj.recorded_id or self.memory.known_ids.get(obj.uid)
+        kinds = {LISTING_OF[obj.kind]} | {kind_addressed(route) for route, _ in sent}
+        ids = {own} | {target for _, target in sent}
+        self._mutated[obj.uid] = (time.monotonic(), kinds, {i for i in ids if i})
 
     async def _see_own_mutations(self, uid: str, account: AccountRuntime | Outcome) -> None:
-        """After this object's last reconcile changed something on Barrack, wait for a listing of
-        what it changed that shows the change, so the next plan is not made from the view before it."""
+        """After this object's last reconcile changed something on Barrack, wait for a read that shows
+        what it changed, so the next plan is not made from the view before it: a look at the pages
+        of those resources, or a listing of their kinds (a kind none of them is known in waits for
+        its listing)."""
         mutated = self._mutated.pop(uid, None)
         if mutated is not None and isinstance(account, AccountRuntime):
-            since, kinds = mutated
+            since, kinds, ids = mutated
             wait = 10 * max(account.inventory.fast_gap(kind) for kind in kinds)
             with contextlib.suppress(BarrackError, MissingApiKey, ListingFailed):
-                await account.inventory.wait_fresh(since, timeout=wait, kinds=kinds)
+                await account.inventory.wait_fresh(since, timeout=wait, kinds=kinds, ids=ids)
 
     def _back_off(self, uid: str, outcome: Outcome) -> None:
         """A refused or failed call is tried again after blocked_requeue, doubling with each
@@ -835,12 +844,12 @@ class Runtime:
         obj = view(kind, body)
         account = self._account_of(obj)
         await self._see_own_mutations(obj.uid, account)
-        sent: list[str] = []
+        sent: list[tuple[str, str | None]] = []
         MUTATIONS.set(sent)
         outcome = await self._uninstall_outcome(kind, obj)
         if outcome is None:
             outcome = await self._reconcile_guarded(finalizer, obj, account, finalizing=True)
-        self._remember_mutations(obj.uid, sent)
+        self._remember_mutations(obj, outcome, sent)
         self._back_off(obj.uid, outcome)
         await self.write(kind, body, obj, outcome, finalizing=True)
         if not outcome.done:
