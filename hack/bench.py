@@ -370,6 +370,7 @@ def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, 
     print(f"kube writes from apply to Ready: {dict(writes)}", file=sys.stderr)
     routes = Counter(sim.calls()) - routes_before
     print(f"Barrack calls from apply to Ready: {dict(sorted(routes.items()))}", file=sys.stderr)
+    look_pages = metric(args.metrics_port, "barrack_inventory_look_pages_total")
     time.sleep(2)  # the watch's last events
     watch.stop()
     latencies = watch.latencies(sim)
@@ -396,6 +397,7 @@ def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, 
         "steady_calls_per_object_per_poll": round(idle_calls / len(objects) / 3, 5),
         "max_rps_observed": sim.admin("rate")["max_per_second"],
         "unused_request_slots": unused,
+        "look_pages_to_ready": None if math.isnan(look_pages) else int(look_pages),
         "kube_writes_per_object": round(writes_to_ready / len(objects), 2),
         "condition_latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "condition_latency_p99_s": round(percentile(latencies, 0.99), 3) if latencies else None,

@@ -57,6 +57,11 @@ class AccountsCollector(Collector):
             "Failed inventory listings by kind and reason.",
             labels=["account", "kind", "reason"],
         )
+        looks = CounterMetricFamily(
+            "barrack_inventory_look_pages",
+            "Pages read by looks at moving resources between whole listings, by kind.",
+            labels=["account", "kind"],
+        )
         queued = GaugeMetricFamily(
             "barrack_rate_limiter_queued", "Calls waiting for the rate limiter now.", labels=["account"]
         )
@@ -89,6 +94,9 @@ class AccountsCollector(Collector):
                 age.add_metric([name, kind], float("inf") if seconds is None else seconds)
             for (kind, reason), count in sorted(inventory.error_counts.items()):
                 errors.add_metric([name, kind, reason], count)
+            for kind, pages in inventory.look_pages.items():
+                if pages:
+                    looks.add_metric([name, kind], pages)
             limiter = account.client.limiter
             queued.add_metric([name], limiter.waiting)
             waited.add_metric([name], limiter.total_wait_seconds)
@@ -102,7 +110,7 @@ class AccountsCollector(Collector):
                     low.add_metric(
                         [name], float(hours is not None and hours < account.config.credits_low_hours)
                     )
-        yield from (age, errors, queued, waited, balance, burn, runway, low)
+        yield from (age, errors, looks, queued, waited, balance, burn, runway, low)
 
 
 def runway_hours(balance: float, burn: float) -> float | None:

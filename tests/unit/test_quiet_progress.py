@@ -60,7 +60,7 @@ async def test_progress_within_create_quiet_is_not_written_and_the_outcome_is(si
         refs.objects[("BarrackInstance", "ns", "web")] = RefInfo("uid-web", instance.id, True, "ACTIVE")
         ctx = Context(
             client=client,
-            inventory=Inventory(client),
+            inventory=Inventory(client, clock=lambda: now[0]),
             refs=refs,
             timing=Timing(create_quiet=10.0),
             clock=lambda: now[0],
@@ -264,8 +264,9 @@ async def test_a_new_volume_waiting_on_an_instance_not_listed_since_its_create_s
         now[0] += 1
         assert (await volume.reconcile(ctx, obj)).defer_status  # created
         sim.account.clock.advance(10)
+        now[0] += 1
         await ctx.inventory.poll_once(["volumes"])  # the volume is AVAILABLE; no instance listing
-        now[0] += 15  # past createQuiet
+        now[0] += 14  # past createQuiet
         waiting = await volume.reconcile(ctx, obj)
         assert conditions(waiting)[ATTACHED] == (False, Reason.ATTACH_BLOCKED) and waiting.defer_status
         await ctx.inventory.poll_once(["instances"])  # listed since: still CREATING, now that is news

@@ -309,7 +309,9 @@ class KindReconciler(ABC, Generic[S, T, I]):
             return False
         last_call = max(created_at, ctx.memory.last_call.get(obj.uid, created_at))
         snapshot = self.snapshot(ctx, obj)
-        unlisted = item.id in snapshot.recorded or self.waits_on_unlisted(ctx, inputs, created_at)
+        unlisted = not snapshot.shown_since(item.id, created_at) or self.waits_on_unlisted(
+            ctx, inputs, created_at
+        )
         return unlisted or now - last_call < quiet
 
     def waits_on_unlisted(self, ctx: Context, inputs: I | None, since: float) -> bool:

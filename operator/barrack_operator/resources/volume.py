@@ -334,11 +334,11 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
         return attached_condition(item, step, inputs)
 
     def waits_on_unlisted(self, ctx: Context, inputs: VolumeInputs | None, since: float) -> bool:
-        """The instance to attach to has no Barrack id yet, or no instance listing began since
-        the volume's create (in a burst the instances are listed every half minute or so)."""
+        """The instance to attach to has no Barrack id yet, or no read of it was asked for since the
+        volume's create (in a burst the instances are listed whole every minute or so)."""
         if inputs is None or (inputs.target is None and inputs.pending is None):
             return False
-        return inputs.pending is not None or ctx.inventory.instances.started_at < since
+        return inputs.target is None or not ctx.inventory.instances.shown_since(inputs.target, since)
 
 
 reconcile = VolumeReconciler().reconcile
