@@ -126,8 +126,12 @@ class Inventory:
     end of a burst is seen a listing sooner (2,000 volumes: every 2 s instead of every 4 s)."""
     PEEK_SHARE = 0.05
     """The share of the rate limit for looks at the pages that hold moving resources (all kinds
-    together), between listings of a large account: a look every fast interval while it is within
-    this share, less often beyond."""
+    together) while mutations queue: a look every fast interval while it is within this share,
+    less often beyond (LISTING_SHARE_MOVING while nothing queues)."""
+    QUICK_LOOKS = 4
+    """While nothing queues for the rate limit, a kind with a resource this operator made or
+    changed still on its way is looked at QUICK_LOOKS times per fast interval (its slots are free:
+    the end of a burst is seen within half a second at a 2 s fast interval)."""
     PEEK_PAGES = 3
     """At most this many pages in one look at a kind; what is beyond waits for its listing."""
 
@@ -162,6 +166,8 @@ class Inventory:
         self._due: dict[str, float] = dict.fromkeys(self.KINDS, 0.0)
         self._peeked: dict[str, float] = dict.fromkeys(self.KINDS, 0.0)
         self._next_peek = 0.0
+        self._on_its_way: dict[str, set[str]] = {kind: set() for kind in self.KINDS}
+        """Resources a mutation's reply recorded that no read has shown settled since."""
         self._awaited: dict[str, Counter[str]] = {kind: Counter() for kind in self.KINDS}
         """Resources a caller of :meth:`wait_fresh` waits to see, by kind: a look reads their pages."""
         self.polled_once = asyncio.Event()
@@ -215,6 +221,19 @@ class Inventory:
         self._wanted.update(self.kinds if kinds is None else kinds)
         self._nudge.set()
 
+    def touched(self, kinds: Iterable[str]) -> None:
+        """A mutation changed resources of these kinds: a kind listed before is looked at soon (what
+        changed is moving, awaited or new at its end), any other listed."""
+        unlisted = [kind for kind in kinds if not self.lookable(kind)]
+        if unlisted:
+            self.nudge(unlisted)
+        self._nudge.set()
+
+    def lookable(self, kind: str) -> bool:
+        """The kind has been listed: a look has positions to go by (see :meth:`peek`)."""
+        snapshot: Snapshot[wire.Volume] = getattr(self, kind)
+        return snapshot.ok
+
     def record(self, item: Item) -> None:
         """Fold a resource a mutation returned into the index, so the next read sees it (and a
         listing begun before the mutation, which cannot show it, does not drop it)."""
@@ -222,7 +241,8 @@ class Inventory:
         snapshot = getattr(self, kind)
         snapshot.items[item.id] = item
         snapshot.recorded[item.id] = self._clock()
-        self.nudge([kind])
+        self._on_its_way[kind].add(item.id)
+        self.touched([kind])
 
     async def listed_once(self, kind: str) -> None:
         """Use ``kind`` from now on, and wait until it has a listing as fresh as a used kind's:
@@ -253,7 +273,8 @@ class Inventory:
         raises its error, and so does waiting past ``timeout``: the caller must not decide blind."""
         wanted = tuple(self.kinds if kinds is None else kinds)
         awaited = {k: [i for i in ids if i in getattr(self, k).items] for k in wanted}
-        self.nudge(wanted)
+        self.nudge([k for k in wanted if not (awaited[k] and self.lookable(k))])
+        self._nudge.set()
 
         def fresh(kind: str) -> bool:
             snapshot: Snapshot[wire.Volume] = getattr(self, kind)
@@ -326,6 +347,9 @@ class Inventory:
             listed = Snapshot(items=items, started_at=started, ok=True, recorded=newer, position=position)
             listed.end = len(position)
             setattr(self, kind, listed)
+            self._on_its_way[kind] = {
+                i for i in self._on_its_way[kind] if i in items and _moves(kind, items[i])
+            }
             if health.failures:
                 log.info("Barrack inventory poll of %s recovered after %d failures", kind, health.failures)
             health.error, health.failures, health.last_success = None, 0, self._clock()
@@ -342,31 +366,24 @@ class Inventory:
 
     # Looks at the pages of moving resources --------------------------------------------------
 
-    def _pages_to_peek(self, kind: str) -> tuple[list[int], int | None]:
-        """The pages that hold the kind's moving and awaited resources where a read last placed
-        them, and the first page where those no read has placed yet should be, at the end (Barrack
-        lists in creation order): None when every one is placed."""
+    def _pages_to_peek(self, kind: str, wanted: dict[str, int | None]) -> tuple[list[int], int | None]:
+        """The pages where a read last placed the resources looked for, newest first, and the page
+        where those no read has placed yet should begin, at the end (Barrack lists in creation
+        order): None when every one is placed."""
         snapshot: Snapshot[wire.Volume] = getattr(self, kind)
-        pages: set[int] = set()
-        unplaced = False
-        for item_id in snapshot.moving(kind) | self._awaited[kind].keys():
-            at = snapshot.position.get(item_id)
-            if at is None:
-                unplaced = unplaced or item_id in snapshot.items
-            else:
-                pages.add(at // PAGE_LIMIT + 1)
+        pages = {at // PAGE_LIMIT + 1 for at in wanted.values() if at is not None}
+        unplaced = any(at is None for at in wanted.values())
         return sorted(pages, reverse=True), (snapshot.end // PAGE_LIMIT + 1 if unplaced else None)
 
     def _wants_peek(self, kind: str) -> bool:
-        """A look at some pages is worth it: the kind is in use, listed, not failing, something of
-        it moves or is awaited, and its whole listing is spread out beyond the fast interval."""
+        """A look is worth it: the kind is in use, listed, not failing, and something of it moves, is
+        awaited or is new."""
         snapshot: Snapshot[wire.Volume] = getattr(self, kind)
         return (
             kind in self.used
-            and snapshot.ok
+            and self.lookable(kind)
             and not self.health[kind].failures
-            and self.fast_gap(kind) > self.fast_interval
-            and (bool(self._awaited[kind]) or len(snapshot.recorded) > 0 or snapshot.transitional(kind))
+            and (bool(self._awaited[kind] or self._on_its_way[kind]) or snapshot.transitional(kind))
         )
 
     async def peek(self, kind: str) -> tuple[set[str], int]:
@@ -375,24 +392,48 @@ class Inventory:
         ids that changed and the pages read. A look never drops a resource (one missing from its
         page may have moved to another when one before it went) and a failed look is only logged:
         the kind's health and whatever is concluded from absence are its listings'."""
-        self._peeked[kind] = self._clock()
+        started = self._peeked[kind] = self._clock()
         snapshot: Snapshot[wire.Volume] = getattr(self, kind)
-        placed, page = self._pages_to_peek(kind)
+        wanted = self._looked_for(kind)
+        placed, page = self._pages_to_peek(kind, wanted)
         changed: set[str] = set()
         read: set[int] = set()
+        ended = False
         try:
             while page is not None and len(read) < self.PEEK_PAGES:
                 full = await self._read_page_into(snapshot, kind, page, changed)
                 read.add(page)
+                ended = not full
                 page = page + 1 if full else None
             for page in [p for p in placed if p not in read][: self.PEEK_PAGES - len(read)]:
                 await self._read_page_into(snapshot, kind, page, changed)
                 read.add(page)
         except (BarrackError, MissingApiKey) as error:
             log.info("A look at Barrack's moving %s failed (their listing will tell): %s", kind, error)
+        if self._missed(snapshot, wanted, started, read, ended):
+            self.nudge([kind])  # gone, or Barrack's order moved it: the listing says which
         async with self._polled:
             self._polled.notify_all()
         return changed, len(read)
+
+    def _looked_for(self, kind: str) -> dict[str, int | None]:
+        """The kind's moving, awaited and new resources, and where a read last placed each."""
+        snapshot: Snapshot[wire.Volume] = getattr(self, kind)
+        ids = snapshot.moving(kind) | self._awaited[kind].keys() | self._on_its_way[kind]
+        return {i: snapshot.position.get(i) for i in ids if i in snapshot.items}
+
+    @staticmethod
+    def _missed(
+        snapshot: Snapshot[T], wanted: dict[str, int | None], started: float, read: set[int], ended: bool
+    ) -> bool:
+        """A resource looked for was not on the page where it was placed (or, new, at the end):
+        it went, or Barrack does not list in creation order."""
+        for item_id, at in wanted.items():
+            if snapshot.seen.get(item_id, -math.inf) >= started:
+                continue
+            if (at is not None and at // PAGE_LIMIT + 1 in read) or (at is None and ended):
+                return True
+        return False
 
     async def _read_page_into(self, snapshot: Snapshot[T], kind: str, page: int, changed: set[str]) -> bool:
         """Fold one page into ``snapshot``: what changed goes in ``changed``; True when the page is
@@ -409,6 +450,8 @@ class Inventory:
                 changed.add(item.id)
             snapshot.position[item.id] = at
             snapshot.seen[item.id] = asked
+            if not _moves(kind, item):
+                self._on_its_way[kind].discard(item.id)
         snapshot.end = max(snapshot.end, first + len(items))
         return len(items) >= PAGE_LIMIT
 
@@ -445,11 +488,16 @@ class Inventory:
             share = self.LISTING_SHARE_QUEUED
         return max(interval, self.pages_in_use(kind) / (share * limiter.rate))
 
+    def _schedule(self, kind: str, started: float) -> None:
+        """Set the kind's next listing after one that started at ``started``."""
+        failed = self.health[kind].failures > 0
+        self._due[kind] = started + self.retry_gap(kind) if failed else self._next_listing(kind, started)
+
     def _next_listing(self, kind: str, started: float) -> float:
         snapshot: Snapshot[wire.Volume] = getattr(self, kind)
         if kind not in self.used:
             return started + self.slow_interval * self.UNUSED_FACTOR
-        busy = not snapshot.ok or snapshot.transitional(kind)
+        busy = not snapshot.ok  # then what moves is looked at (see _wants_peek)
         return started + (self.fast_gap(kind) if busy else self.slow_gap(kind))
 
     def _due_kinds(self, now: float) -> list[str]:
@@ -463,14 +511,21 @@ class Inventory:
         return due
 
     def _peeking(self, now: float) -> list[str]:
-        """The kinds to look at now: every look comes at once, and the next after the fast
-        interval, or later when their pages would take more than PEEK_SHARE of the rate limit."""
-        return [k for k in self.KINDS if self._wants_peek(k)] if now >= self._next_peek else []
+        """The kinds to look at now (see :meth:`_look_due`)."""
+        return [k for k in self.KINDS if self._wants_peek(k) and now >= self._look_due(k)]
+
+    def _look_due(self, kind: str) -> float:
+        """When the kind is looked at next: a fast interval after its last look or listing (a
+        QUICK_LOOKS'th of it while nothing queues and something this operator made or changed is on
+        its way), and never before the pages of the last looks fit in their share of the rate."""
+        on_its_way = self._awaited[kind] or self._on_its_way[kind]
+        quick = bool(on_its_way) and not self.client.limiter.busy
+        gap = self.fast_interval / self.QUICK_LOOKS if quick else self.fast_interval
+        return max(self._next_peek, self._peeked[kind] + gap)
 
     def _sleep_until(self, now: float) -> float:
         wake = [self._due[k] for k in self.KINDS]
-        if any(self._wants_peek(k) for k in self.KINDS):
-            wake.append(self._next_peek)
+        wake += [self._look_due(k) for k in self.KINDS if self._wants_peek(k)]
         wake += [
             self.health[k].last_attempt + self.fast_gap(k)
             for k in self._wanted
@@ -496,19 +551,23 @@ class Inventory:
             self._wanted.difference_update(kinds)
             changed = await self.poll_once(kinds)
             for kind in kinds:
-                failed = self.health[kind].failures > 0
-                self._due[kind] = now + self.retry_gap(kind) if failed else self._next_listing(kind, now)
+                self._schedule(kind, now)
             await self._report(changed)
             return
         peeking = self._peeking(now)
         if peeking:
             changed, pages = set(), 0
             for kind in peeking:
+                if len(getattr(self, kind).items) < PAGE_LIMIT:  # one page: the look is a listing
+                    changed |= await self.poll_once([kind])
+                    self._schedule(kind, now)
+                    pages += 1
+                    continue
                 shown, read = await self.peek(kind)
                 changed |= shown
                 pages += read
-            budget = self.PEEK_SHARE * self.client.limiter.rate
-            self._next_peek = now + max(self.fast_interval, pages / budget)
+            share = self.PEEK_SHARE if self.client.limiter.busy else self.LISTING_SHARE_MOVING
+            self._next_peek = now + pages / (share * self.client.limiter.rate)
             await self._report(changed)
             return
         self._nudge.clear()

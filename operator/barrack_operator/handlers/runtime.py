@@ -459,7 +459,7 @@ class Runtime:
     def _observe_call(self, account: AccountRuntime, route: str, code: str, seconds: float) -> None:
         metrics.observe_barrack_call(route, code, seconds)
         if not ROUTES[route].is_read:
-            account.inventory.nudge(kinds_touched(route))
+            account.inventory.touched(kinds_touched(route))
 
     def _on_inventory_change(self, ids: set[str]) -> None:
         for barrack_id in ids:
