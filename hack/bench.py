@@ -19,14 +19,15 @@ call the workload needs at R per second, one listing of the kind that finishes l
 and the longest chain of transitions (a volume: its create; the mix: an instance's CREATING, then
 its volumes' attach).
 
-Figures: ``seconds_to_all_ready`` runs from the apply to the moment the bench's watch saw the last
-object Ready (``seconds_to_all_ready_polled`` to the moment a poll every 0.5 s and a listing of
-every object confirmed it, as runs before 3 December measured; 0.3 to 1 s later);
+Figures: ``seconds_to_all_ready`` runs from the apply to the moment the bench's watch saw the
+last object Ready (``seconds_to_all_ready_polled`` to the moment a poll every 0.5 s and a listing
+of every object confirmed it, as runs before 3 December measured: 0.3 to 1 s later);
 ``look_pages_to_ready`` is the pages the operator read in looks at moving resources (its metric
-``barrack_inventory_look_pages_total``); ``kube_writes_per_object`` counts the operator's writes to the apiserver (PATCH and PUT
-on the barrack.ai kinds and their status, events created) from apply to all Ready, from the
-apiserver's own request counter; ``condition_latency_*`` is, per object, the time from the
-simulator's last transition of its resource to the Ready=True the bench's watch saw;
+``barrack_inventory_look_reads_total``); ``kube_writes_per_object`` counts the operator's writes
+to the apiserver (PATCH and PUT on the barrack.ai kinds and their status, events created) from
+apply to all Ready, from the apiserver's own request counter; ``condition_latency_*`` is, per
+object, the time from the simulator's last transition of its resource to the Ready=True the
+bench's watch saw;
 ``restart_*_60s`` count the 60 s after a SIGKILL and a start, and ``seconds_to_first_reconcile``
 the time from that start to the first reconcile.
 """
@@ -377,7 +378,7 @@ def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, 
     print(f"kube writes from apply to Ready: {dict(writes)}", file=sys.stderr)
     routes = Counter(sim.calls()) - routes_before
     print(f"Barrack calls from apply to Ready: {dict(sorted(routes.items()))}", file=sys.stderr)
-    look_pages = metric(args.metrics_port, "barrack_inventory_look_pages_total")
+    look_pages = metric(args.metrics_port, "barrack_inventory_look_reads_total")
     time.sleep(2)  # the watch's last events
     watch.stop()
     latencies = watch.latencies(sim)

@@ -172,7 +172,7 @@ class Inventory:
         """Resources a caller of :meth:`wait_fresh` waits to see, by kind: a look reads their pages."""
         self.polled_once = asyncio.Event()
         self.look_pages: dict[str, int] = dict.fromkeys(self.KINDS, 0)
-        """Pages read by looks at moving resources, by kind (``barrack_inventory_look_pages_total``)."""
+        """Pages read by looks at moving resources, by kind (``barrack_inventory_look_reads_total``)."""
 
     # Reads ---------------------------------------------------------------------------------------
 

@@ -58,8 +58,8 @@ class AccountsCollector(Collector):
             labels=["account", "kind", "reason"],
         )
         looks = CounterMetricFamily(
-            "barrack_inventory_look_pages",
-            "Pages read by looks at moving resources between whole listings, by kind.",
+            "barrack_inventory_look_reads",
+            "Pages read by looks at moving resources between whole listings, by kind (one request each).",
             labels=["account", "kind"],
         )
         queued = GaugeMetricFamily(

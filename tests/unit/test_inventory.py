@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 
+from barrack_operator.barrack import BarrackClient
 from barrack_operator.barrack import models as m
 from barrack_operator.inventory import Inventory, kinds_touched
 from barrack_sim.app import Simulator, peak_rate
@@ -128,3 +130,77 @@ async def test_a_resource_recorded_during_a_listing_is_kept_until_a_later_listin
         now[0] = 120.0  # a listing that began after it: Barrack has no such volume
         changed = await inventory.poll_once(["volumes"])
         assert "BRK-9V" not in inventory.volumes.items and "BRK-9V" in changed
+
+
+def _volume(name: str) -> m.CreateVolumeRequest:
+    return m.CreateVolumeRequest(name=name, region="US-1", size_gb=100, volume_type="NVMe")
+
+
+async def _listed_account(
+    client: BarrackClient, sim: Simulator, count: int, on_change: Callable[[set[str]], None] | None = None
+) -> tuple[Inventory, list[m.Volume]]:
+    """``count`` settled volumes, listed once by an inventory that lists whole only hourly."""
+    made = [await client.create_volume(_volume(f"v{i:03d}")) for i in range(count)]
+    sim.account.clock.advance(60)
+    inventory = Inventory(client, fast_interval=0.05, slow_interval=3600, on_change=on_change)
+    inventory.use("volumes")
+    await inventory.poll_once(["volumes"])
+    assert not inventory.volumes.transitional("volumes")
+    return inventory, made
+
+
+async def test_a_look_reads_only_the_page_of_what_is_new_and_concludes_nothing_gone(sim: Simulator) -> None:
+    async with make_client(sim) as client:
+        inventory, made = await _listed_account(client, sim, 250)  # pages 1 to 3
+        gone = made[5]
+        await client.delete_volume(gone.id)  # behind the operator's back, on page 1
+        sim.account.clock.advance(60)
+        since = time.monotonic()
+        new = await client.create_volume(_volume("new"))
+        inventory.record(new)
+        before = sim.calls[("list_volumes", 200)]
+        _, pages = await inventory.peek("volumes")
+        assert pages == 1 and sim.calls[("list_volumes", 200)] - before == 1  # the last page only
+        assert inventory.volumes.shown_since(new.id, since)
+        assert not inventory.volumes.shown_since(made[0].id, since)  # page 1 was not read
+        assert gone.id in inventory.volumes.items  # only a whole listing says what went
+        await inventory.poll_once(["volumes"])
+        assert gone.id not in inventory.volumes.items
+
+
+async def test_a_wait_after_a_call_ends_with_a_look_that_shows_what_it_changed(sim: Simulator) -> None:
+    async with make_client(sim) as client:
+        inventory, made = await _listed_account(client, sim, 150)
+        poller = asyncio.create_task(inventory.run())
+        try:
+            await asyncio.sleep(0.1)
+            listed_at = inventory.volumes.started_at
+            await client.resize_volume(made[120].id, 200)  # on page 2
+            since = time.monotonic()
+            await inventory.wait_fresh(since, timeout=5, kinds=["volumes"], ids=[made[120].id])
+            assert inventory.volumes.items[made[120].id].status == "RESIZING"
+            assert inventory.volumes.started_at == listed_at  # no whole listing was needed
+            assert inventory.look_pages["volumes"] >= 1
+        finally:
+            poller.cancel()
+
+
+async def test_a_look_that_misses_a_moving_resource_asks_for_a_listing(sim: Simulator) -> None:
+    async with make_client(sim) as client:
+        gone = asyncio.Event()
+        inventory, made = await _listed_account(
+            client, sim, 150, lambda ids: gone.set() if made[130].id in ids else None
+        )
+        await client.delete_volume(made[130].id)  # DELETING, then gone
+        await inventory.poll_once(["volumes"])
+        assert inventory.volumes.items[made[130].id].status == "DELETING"
+        poller = asyncio.create_task(inventory.run())
+        try:
+            await asyncio.sleep(0.2)
+            assert made[130].id in inventory.volumes.items  # looked at, still DELETING
+            sim.account.clock.advance(60)
+            # The look at its page does not find it; without a listing it would stay for an hour.
+            await asyncio.wait_for(gone.wait(), 5)
+            assert made[130].id not in inventory.volumes.items
+        finally:
+            poller.cancel()
