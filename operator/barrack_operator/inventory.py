@@ -315,6 +315,7 @@ class Inventory:
         changed: set[str] = set()
         for kind in self.KINDS if kinds is None else kinds:
             started = self._clock()
+            log.debug("Listing Barrack's %s", kind)
             health = self.health[kind]
             health.last_attempt = started
             self._peeked[kind] = started  # a listing is a look at every page
@@ -411,6 +412,7 @@ class Inventory:
         except (BarrackError, MissingApiKey) as error:
             log.info("A look at Barrack's moving %s failed (their listing will tell): %s", kind, error)
         if self._missed(snapshot, wanted, started, read, ended):
+            log.debug("A look at Barrack's %s missed a resource it looked for; listing them", kind)
             self.nudge([kind])  # gone, or Barrack's order moved it: the listing says which
         async with self._polled:
             self._polled.notify_all()
@@ -429,8 +431,11 @@ class Inventory:
         """A resource looked for was not on the page where it was placed (or, new, at the end):
         it went, or Barrack does not list in creation order."""
         for item_id, at in wanted.items():
-            if snapshot.seen.get(item_id, -math.inf) >= started:
-                continue
+            if (
+                snapshot.seen.get(item_id, -math.inf) >= started
+                or snapshot.recorded.get(item_id, -math.inf) >= started
+            ):
+                continue  # shown, or a reply newer than the look was kept instead of its page
             if (at is not None and at // PAGE_LIMIT + 1 in read) or (at is None and ended):
                 return True
         return False
@@ -443,12 +448,12 @@ class Inventory:
         self.look_pages[kind] += 1
         first = (page - 1) * PAGE_LIMIT
         for at, item in enumerate(items, start=first):
+            snapshot.position[item.id] = at
             if snapshot.recorded.get(item.id, -math.inf) >= asked:
                 continue  # a mutation's reply came after the page was asked for: it is newer
             if snapshot.items.get(item.id) != item:
                 snapshot.items[item.id] = item
                 changed.add(item.id)
-            snapshot.position[item.id] = at
             snapshot.seen[item.id] = asked
             if not _moves(kind, item):
                 self._on_its_way[kind].discard(item.id)
@@ -484,7 +489,7 @@ class Inventory:
         """At least ``interval``, and long enough that listing every kind in use takes no more than
         ``share`` of the rate limit (LISTING_SHARE_QUEUED while mutations queue)."""
         limiter = self.client.limiter
-        if limiter.busy:
+        if limiter.saturated:
             share = self.LISTING_SHARE_QUEUED
         return max(interval, self.pages_in_use(kind) / (share * limiter.rate))
 
@@ -519,7 +524,7 @@ class Inventory:
         QUICK_LOOKS'th of it while nothing queues and something this operator made or changed is on
         its way), and never before the pages of the last looks fit in their share of the rate."""
         on_its_way = self._awaited[kind] or self._on_its_way[kind]
-        quick = bool(on_its_way) and not self.client.limiter.busy
+        quick = bool(on_its_way) and not self.client.limiter.saturated
         gap = self.fast_interval / self.QUICK_LOOKS if quick else self.fast_interval
         return max(self._next_peek, self._peeked[kind] + gap)
 
@@ -566,7 +571,7 @@ class Inventory:
                 shown, read = await self.peek(kind)
                 changed |= shown
                 pages += read
-            share = self.PEEK_SHARE if self.client.limiter.busy else self.LISTING_SHARE_MOVING
+            share = self.PEEK_SHARE if self.client.limiter.saturated else self.LISTING_SHARE_MOVING
             self._next_peek = now + pages / (share * self.client.limiter.rate)
             await self._report(changed)
             return

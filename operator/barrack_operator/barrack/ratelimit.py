@@ -80,6 +80,12 @@ class RateLimiter:
         """Someone is queued for a slot now (amortized constant time)."""
         return self._next() is not None
 
+    @property
+    def saturated(self) -> bool:
+        """At least a second's worth of requests is queued (cancelled waits still counted until
+        they reach the front): the rate limit, not the work, sets the pace now."""
+        return sum(len(lane) for lane in self._lanes) >= self.rate
+
     def pause_for(self, seconds: float) -> None:
         """Honour a Retry-After: nobody sends before ``seconds`` from now."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
