@@ -142,7 +142,7 @@ class FirewallReconciler(KindReconciler[specs.BarrackFirewallSpec, wire.Firewall
             for rule_id in step.remove:
                 await ctx.client.remove_firewall_rule(item.id, rule_id)
             out.note("RulesChanged", f"Firewall rules: {len(step.add)} added, {len(step.remove)} removed")
-            ctx.inventory.record(await ctx.client.get_firewall(item.id))
+            # The next pass waits for a read of the firewall asked for after these replies.
         elif isinstance(step, steps.SetAttachments):
             ctx.inventory.record(await ctx.client.attach_firewall(item.id, list(step.instance_ids)))
             out.note(
