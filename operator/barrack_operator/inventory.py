@@ -229,6 +229,15 @@ class Inventory:
             self.nudge(unlisted)
         self._nudge.set()
 
+    def expect(self, ids: Iterable[str]) -> None:
+        """Calls just changed these resources: look at them until a read shows each settled (a rule
+        added or an attach leaves no transitional state to look for)."""
+        for item_id in ids:
+            for kind in self.KINDS:
+                if item_id in getattr(self, kind).items:
+                    self._on_its_way[kind].add(item_id)
+        self._nudge.set()
+
     def lookable(self, kind: str) -> bool:
         """The kind has been listed: a look has positions to go by (see :meth:`peek`)."""
         snapshot: Snapshot[wire.Volume] = getattr(self, kind)

@@ -77,9 +77,14 @@ async def test_whole_listings_take_one_percent_of_the_rate_while_mutations_queue
     inventory = Inventory(client, fast_interval=2.0)
     inventory.volumes.items = {f"v{i}": None for i in range(2000)}  # type: ignore[misc]
     assert inventory.fast_gap("volumes") == 2.0  # 20 pages, half the rate: the fast interval
-    queued = [asyncio.ensure_future(client.limiter.acquire()) for _ in range(30)]
+    queued = [asyncio.ensure_future(client.limiter.acquire()) for _ in range(5)]
     await asyncio.sleep(0)
-    assert client.limiter.busy
+    # A few calls queued are less than a second of work: their slots are not what listings take.
+    assert client.limiter.busy and not client.limiter.saturated
+    assert inventory.fast_gap("volumes") == 2.0
+    queued += [asyncio.ensure_future(client.limiter.acquire()) for _ in range(25)]
+    await asyncio.sleep(0)
+    assert client.limiter.saturated
     # While creates queue, 20 pages at 1% of 20 a second: one listing every 100 s, steady or moving
     # (looks at the pages of moving resources report the work meanwhile).
     assert inventory.fast_gap("volumes") == pytest.approx(20 / 0.2)
@@ -202,5 +207,34 @@ async def test_a_look_that_misses_a_moving_resource_asks_for_a_listing(sim: Simu
             # The look at its page does not find it; without a listing it would stay for an hour.
             await asyncio.wait_for(gone.wait(), 5)
             assert made[130].id not in inventory.volumes.items
+        finally:
+            poller.cancel()
+
+
+async def test_a_resource_a_call_changed_without_a_transition_is_looked_at_until_a_read_shows_it(
+    sim: Simulator,
+) -> None:
+    # A rule added to a firewall leaves nothing transitional to look for: the caller names it.
+    async with make_client(sim) as client:
+        firewall = await client.create_firewall(m.CreateFirewallRequest(name="fw", region="US-1"))
+        sim.account.clock.advance(60)
+        shown = asyncio.Event()
+        inventory = Inventory(
+            client,
+            fast_interval=0.05,
+            slow_interval=3600,
+            on_change=lambda ids: shown.set() if firewall.id in ids else None,
+        )
+        inventory.use("firewalls")
+        await inventory.poll_once(["firewalls"])
+        poller = asyncio.create_task(inventory.run())
+        try:
+            await asyncio.sleep(0.2)
+            await client.add_firewall_rule(
+                firewall.id, m.AddFirewallRuleRequest(direction="ingress", protocol="icmp")
+            )
+            inventory.expect([firewall.id])
+            await asyncio.wait_for(shown.wait(), 5)  # without it: the next listing, in an hour
+            assert len(inventory.firewalls.items[firewall.id].rules) == 1
         finally:
             poller.cancel()

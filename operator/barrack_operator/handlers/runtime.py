@@ -543,7 +543,7 @@ class Runtime:
         if isinstance(account, AccountRuntime):
             await self._add_cost(account, obj, outcome)
             await self._write_connection(account, obj, outcome)
-        self._remember_mutations(obj, outcome, sent)
+        self._remember_mutations(obj, account, outcome, sent)
         self._back_off(obj.uid, outcome)
         metrics.RECONCILE_SECONDS.labels(kind.kind).observe(time.monotonic() - started)
         self.registry.watch(obj.uid, outcome.watch)
@@ -643,7 +643,11 @@ class Runtime:
                 outcome.status["cost"]["accrued"] = round(accrued, 6)
 
     def _remember_mutations(
-        self, obj: ObjectView, outcome: Outcome, sent: list[tuple[str, str | None]]
+        self,
+        obj: ObjectView,
+        account: AccountRuntime | Outcome,
+        outcome: Outcome,
+        sent: list[tuple[str, str | None]],
     ) -> None:
         """The pass just ended, every reply in: its next pass waits until Barrack has shown, in a read
         asked for after now, the object's own resource and the resources its calls named (an
@@ -654,8 +658,10 @@ class Runtime:
             return
         own = outcome.status.get("id") or obj.recorded_id or self.memory.known_ids.get(obj.uid)
         kinds = {LISTING_OF[obj.kind]} | {kind_addressed(route) for route, _ in sent}
-        ids = {own} | {target for _, target in sent}
-        self._mutated[obj.uid] = (time.monotonic(), kinds, {i for i in ids if i})
+        ids = {i for i in {own} | {target for _, target in sent} if i}
+        self._mutated[obj.uid] = (time.monotonic(), kinds, ids)
+        if isinstance(account, AccountRuntime):
+            account.inventory.expect(ids)
 
     async def _see_own_mutations(self, uid: str, account: AccountRuntime | Outcome) -> None:
         """After this object's last reconcile changed something on Barrack, wait for a read that shows
@@ -849,7 +855,7 @@ class Runtime:
         outcome = await self._uninstall_outcome(kind, obj)
         if outcome is None:
             outcome = await self._reconcile_guarded(finalizer, obj, account, finalizing=True)
-        self._remember_mutations(obj, outcome, sent)
+        self._remember_mutations(obj, account, outcome, sent)
         self._back_off(obj.uid, outcome)
         await self.write(kind, body, obj, outcome, finalizing=True)
         if not outcome.done:
