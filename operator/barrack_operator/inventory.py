@@ -1,14 +1,22 @@
-"""The shared cloud inventory: one paginated LIST per kind per poll, read by every reconcile.
+"""The shared cloud inventory: paginated listings of each kind, and looks at the pages that hold
+what moves, read by every reconcile.
 
-Steady objects cost no Barrack call of their own: they read this index. The poller runs fast
-while anything is transitional (or a reconcile asked for a look soon) and slow when all is steady.
-After each poll it reports the ids whose resource changed (or vanished), so the objects that care
-are woken at once rather than at their next timer.
+Steady objects cost no Barrack call of their own: they read this index. Each kind is listed whole
+on a slow schedule (stretched so that a large account's listings take a bounded share of the rate
+limit); in between, what moves is *looked at*: only the pages that hold the kind's transitional
+resources, those a reconcile waits to see after its calls, and those just made (at the end of the
+listing: Barrack lists in creation order), every fast interval, or four times as often while the
+rate limit has slots to spare. A look updates what it shows and never concludes that a resource
+is gone (one before it may have gone, and the rest moved up a place); a resource it looked for
+and did not find asks for a whole listing, which does. A kind of one page is simply listed.
+After each listing or look the poller reports the ids whose resource changed (or vanished), so
+the objects that care are woken at once rather than at their next timer.
 
 A listing that fails (Barrack down, a key refused, a reply that does not parse, a bug) never stops
 the poller: the error is kept per kind, counted, and the kind is listed again with exponential
 backoff. Each kind's health is its own: a create or a release of a finalizer of that kind is
-decided only from a listing of that kind that succeeded (:meth:`Inventory.require_fresh`).
+decided only from a listing of that kind that succeeded (:meth:`Inventory.require_fresh`). A
+failed look is only logged: the next listing tells.
 """
 
 from __future__ import annotations
@@ -117,23 +125,22 @@ class Inventory:
     """At most this share of the rate limit goes to listings (all kinds together); a large account
     is listed less often."""
     LISTING_SHARE_QUEUED = 0.01
-    """The share while mutations queue for the rate limit: they are the work, and looks at the pages
-    of moving resources (PEEK_SHARE) report it; whole listings only find what went or changed
-    behind the operator's back (at 2,000 volumes, one every 100 s)."""
+    """The share while the rate limit is saturated (a second of calls queued): the calls are the
+    work and looks report it; whole listings only find what went or changed behind the
+    operator's back (at 2,000 volumes, one every 100 s)."""
     LISTING_SHARE_MOVING = 0.5
-    """The share for listings of moving resources while nothing queues for the rate limit: its slots
-    are free, pages go one after another (a mutation that comes waits for one page at most), and the
-    end of a burst is seen a listing sooner (2,000 volumes: every 2 s instead of every 4 s)."""
+    """The share for listings (and looks) while the rate limit is not saturated: its slots are
+    free, pages go one after another (a call that comes waits for one page at most)."""
     PEEK_SHARE = 0.05
-    """The share of the rate limit for looks at the pages that hold moving resources (all kinds
-    together) while mutations queue: a look every fast interval while it is within this share,
-    less often beyond (LISTING_SHARE_MOVING while nothing queues)."""
+    """The share of the rate limit for looks (all kinds together) while it is saturated: a look
+    every fast interval while its pages fit in this share, less often beyond (at 2,000 volumes one
+    or two pages every 2 s: p99 from a transition to its condition 2.1 s instead of 25 s)."""
     QUICK_LOOKS = 4
-    """While nothing queues for the rate limit, a kind with a resource this operator made or
-    changed still on its way is looked at QUICK_LOOKS times per fast interval (its slots are free:
-    the end of a burst is seen within half a second at a 2 s fast interval)."""
+    """While the rate limit is not saturated, a kind with a resource that this operator's calls
+    changed still on its way is looked at QUICK_LOOKS times per fast interval (the end of a burst
+    is seen within half a second at a 2 s fast interval)."""
     PEEK_PAGES = 3
-    """At most this many pages in one look at a kind; what is beyond waits for its listing."""
+    """At most this many pages in one look at a kind; what is beyond waits for the next."""
 
     def __init__(
         self,
@@ -482,7 +489,7 @@ class Inventory:
     def fast_gap(self, kind: str) -> float:
         """The least time between two listings of a kind: the fast interval, stretched so that
         listing every kind in use (of a large account) takes no more than LISTING_SHARE_MOVING of
-        the rate limit in all, LISTING_SHARE_QUEUED while mutations queue (each kind's own share
+        the rate limit in all, LISTING_SHARE_QUEUED while the rate limit is saturated (each kind's own share
         would add up: a mixed account lists three or four kinds at once)."""
         return self._gap(kind, self.fast_interval, self.LISTING_SHARE_MOVING)
 
@@ -490,13 +497,13 @@ class Inventory:
         """The time between two listings of a steady kind: the slow interval, stretched so that
         listing a very large account takes no more than LISTING_SHARE of the rate limit (10,000
         volumes are 100 pages: every 10 s that would be half of 20 requests a second, taken from
-        the creates that wait for it), and no more than LISTING_SHARE_QUEUED while mutations queue
+        the creates that wait for it), and no more than LISTING_SHARE_QUEUED while the rate limit is saturated
         (a steady kind is not listed more often than a moving one then)."""
         return self._gap(kind, self.slow_interval, self.LISTING_SHARE)
 
     def _gap(self, kind: str, interval: float, share: float) -> float:
         """At least ``interval``, and long enough that listing every kind in use takes no more than
-        ``share`` of the rate limit (LISTING_SHARE_QUEUED while mutations queue)."""
+        ``share`` of the rate limit (LISTING_SHARE_QUEUED while the rate limit is saturated)."""
         limiter = self.client.limiter
         if limiter.saturated:
             share = self.LISTING_SHARE_QUEUED
@@ -530,7 +537,7 @@ class Inventory:
 
     def _look_due(self, kind: str) -> float:
         """When the kind is looked at next: a fast interval after its last look or listing (a
-        QUICK_LOOKS'th of it while nothing queues and something this operator made or changed is on
+        QUICK_LOOKS'th of it while the rate limit is not saturated and something this operator made or changed is on
         its way), and never before the pages of the last looks fit in their share of the rate."""
         on_its_way = self._awaited[kind] or self._on_its_way[kind]
         quick = bool(on_its_way) and not self.client.limiter.saturated

@@ -56,9 +56,11 @@ class Settings:
     burst: int = field(default=5, metadata=_meta("BARRACK_BURST", ge=1, le=1000))
     """Calls that may go at once before the rate limit applies."""
     poll_interval: float = field(default=2.0, metadata=_meta("BARRACK_POLL_INTERVAL", **SECONDS))
-    """Seconds between inventory listings while anything on Barrack is in a transitional state."""
+    """Seconds between looks at what is transitional on Barrack, or was just changed (the pages
+    that hold it; a kind of one page is listed)."""
     idle_poll_interval: float = field(default=30.0, metadata=_meta("BARRACK_IDLE_POLL_INTERVAL", **SECONDS))
-    """Seconds between inventory listings when all is steady (at least poll_interval)."""
+    """Seconds between whole listings of a kind (at least poll_interval; a large account's are
+    spread further)."""
     drift_interval: float = field(default=60.0, metadata=_meta("BARRACK_DRIFT_INTERVAL", **SECONDS))
     """Seconds between looks at a settled object; drift seen by the inventory wakes it sooner."""
     create_quiet: float = field(
