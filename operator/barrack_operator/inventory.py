@@ -137,8 +137,10 @@ class Inventory:
     or two pages every 2 s: p99 from a transition to its condition 2.1 s instead of 25 s)."""
     QUICK_LOOKS = 4
     """While the rate limit is not saturated, a kind with a resource that this operator's calls
-    changed still on its way is looked at QUICK_LOOKS times per fast interval (the end of a burst
-    is seen within half a second at a 2 s fast interval)."""
+    changed still on its way is looked at QUICK_LOOKS times per fast interval, for QUICK_LOOKS
+    fast intervals after its last call (the end of a burst is seen within half a second at a 2 s
+    fast interval; an instance that takes minutes to come up is looked at every fast interval);
+    a resource a pass waits to see is looked at so as long as it waits."""
     PEEK_PAGES = 3
     """At most this many pages in one look at a kind; what is beyond waits for the next."""
 
@@ -175,6 +177,8 @@ class Inventory:
         self._next_peek = 0.0
         self._on_its_way: dict[str, set[str]] = {kind: set() for kind in self.KINDS}
         """Resources a mutation's reply recorded that no read has shown settled since."""
+        self._last_call: dict[str, float] = dict.fromkeys(self.KINDS, -math.inf)
+        """When a call last changed a resource of the kind."""
         self._awaited: dict[str, Counter[str]] = {kind: Counter() for kind in self.KINDS}
         """Resources a caller of :meth:`wait_fresh` waits to see, by kind: a look reads their pages."""
         self.polled_once = asyncio.Event()
@@ -243,6 +247,7 @@ class Inventory:
             for kind in self.KINDS:
                 if item_id in getattr(self, kind).items:
                     self._on_its_way[kind].add(item_id)
+                    self._last_call[kind] = self._clock()
         self._nudge.set()
 
     def lookable(self, kind: str) -> bool:
@@ -258,6 +263,7 @@ class Inventory:
         snapshot.items[item.id] = item
         snapshot.recorded[item.id] = self._clock()
         self._on_its_way[kind].add(item.id)
+        self._last_call[kind] = self._clock()
         self.touched([kind])
 
     async def listed_once(self, kind: str) -> None:
@@ -539,7 +545,8 @@ class Inventory:
         """When the kind is looked at next: a fast interval after its last look or listing (a
         QUICK_LOOKS'th of it while the rate limit is not saturated and something this operator made or changed is on
         its way), and never before the pages of the last looks fit in their share of the rate."""
-        on_its_way = self._awaited[kind] or self._on_its_way[kind]
+        recent = self._clock() - self._last_call[kind] < self.QUICK_LOOKS * self.fast_interval
+        on_its_way = self._awaited[kind] or (recent and self._on_its_way[kind])
         quick = bool(on_its_way) and not self.client.limiter.saturated
         gap = self.fast_interval / self.QUICK_LOOKS if quick else self.fast_interval
         return max(self._next_peek, self._peeked[kind] + gap)
