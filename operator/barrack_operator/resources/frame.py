@@ -298,9 +298,9 @@ class KindReconciler(ABC, Generic[S, T, I]):
     def _quiet(self, ctx: Context, obj: ObjectView, item: T, inputs: I | None) -> bool:
         """Within createQuiet of its create, or of its last call since (an attach, a rule), a new
         resource's progress (its first transitions, an attach, its first rules) is not written:
-        only its outcome, Ready or a problem, is. Nor is it while Barrack has not been listed
-        since the create, or what it waits on has not: what the create's reply said is no news,
-        and a busy account lists less often. Never past QUIET_UNLISTED createQuiets."""
+        only its outcome, Ready or a problem, is. Nor is it while no read (a listing, or a look at
+        its page) has shown it since the create, or what it waits on: what the create's reply said
+        is no news. Never past QUIET_UNLISTED createQuiets."""
         created_at = ctx.memory.create_attempts.get(obj.uid)
         if created_at is None or obj.recorded_id:
             return False
