@@ -235,10 +235,7 @@ class Inventory:
     def touched(self, kinds: Iterable[str]) -> None:
         """A mutation changed resources of these kinds: a kind listed before is looked at soon (what
         changed is moving, awaited or new at its end), any other listed."""
-        unlisted = [kind for kind in kinds if not self.lookable(kind)]
-        if unlisted:
-            self.nudge(unlisted)
-        self._nudge.set()
+        self.nudge([kind for kind in kinds if not self.lookable(kind)])  # wakes the poller either way
 
     def expect(self, ids: Iterable[str]) -> None:
         """Calls just changed these resources: look at them until a read shows each settled (a rule
@@ -295,8 +292,7 @@ class Inventory:
         raises its error, and so does waiting past ``timeout``: the caller must not decide blind."""
         wanted = tuple(self.kinds if kinds is None else kinds)
         awaited = {k: [i for i in ids if i in getattr(self, k).items] for k in wanted}
-        self.nudge([k for k in wanted if not (awaited[k] and self.lookable(k))])
-        self._nudge.set()
+        self.nudge([k for k in wanted if not (awaited[k] and self.lookable(k))])  # wakes the poller
 
         def fresh(kind: str) -> bool:
             snapshot: Snapshot[wire.Volume] = getattr(self, kind)

@@ -315,8 +315,8 @@ class KindReconciler(ABC, Generic[S, T, I]):
         return unlisted or now - last_call < quiet
 
     def waits_on_unlisted(self, ctx: Context, inputs: I | None, since: float) -> bool:
-        """What the resource waits on (of another kind) has not been listed since ``since``: a
-        status written now would say what was known before (see :meth:`_quiet`)."""
+        """No read asked for since ``since`` has shown what the resource waits on (of another
+        kind): a status written now would say what was known before (see :meth:`_quiet`)."""
         return False
 
     async def _observe_only(self, ctx: Context, obj: ObjectView, out: Outcome) -> Outcome:
