@@ -7,7 +7,9 @@ write per object instead of two."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import kopf
@@ -75,6 +77,24 @@ def register_accounts(registry: kopf.OperatorRegistry, runtime: Runtime) -> None
         await runtime.on_account_event(dict(body), type)
 
 
+class RetryBackoffs:
+    """Seconds between kopf's attempts at one apiserver request: ``first``, then ``then`` for ever.
+
+    Kopf's default retries eight times (about a minute in all) and then gives the error up; a watch
+    that gives up stops kopf as a whole. An apiserver that restarts several times within a minute
+    (an upgrade, an etcd failover) spends that budget across its restarts, and the operator stopped
+    watching. So kopf's requests wait and retry for as long as the apiserver is away, as
+    client-go's reflectors do. The sequence has no length: kopf counts attempts only of a sized one
+    (its log then says "attempt #12" without "/9"). Each request iterates it afresh."""
+
+    def __init__(self, first: tuple[float, ...] = (1, 2, 3, 5, 8), then: float = 10.0) -> None:
+        self.first = first
+        self.then = then
+
+    def __iter__(self) -> Iterator[float]:
+        return itertools.chain(self.first, itertools.repeat(self.then))
+
+
 class NoDiffBase(kopf.DiffBaseStorage):
     """Kopf keeps a copy of each object's last handled spec to tell creations from updates, for
     on.create and on.update handlers; the operator has none (reconcile is level-triggered), so
@@ -92,7 +112,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
     in annotations (status belongs to the operator's schema), no diff base (see
     :class:`NoDiffBase`), bodies kept without managedFields (see :mod:`lean_bodies`), log lines
     not mirrored as events (events are posted on purpose), watches that are re-established
-    regularly, per-object event workers that end after a second without events (fewer alive in a
+    regularly and requests retried for as long as the apiserver is away (see :class:`RetryBackoffs`), per-object event workers that end after a second without events (fewer alive in a
     burst), and no watching of CRDs and namespaces: the kinds are known at start (the CRDs are
     installed with the operator) and the namespaces are given by name or are all of them, so the
     operator needs no permission on either (least privilege)."""
@@ -106,5 +126,6 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.client_timeout = 150
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 30
-    settings.batching.error_delays = [1, 2, 5, 10, 20]
-    settings.batching.idle_timeout = 1.0  # kopf's default is 5 s
+    settings.networking.error_backoffs = RetryBackoffs()
+    settings.queueing.error_delays = [1, 2, 5, 10, 20]
+    settings.queueing.idle_timeout = 1.0  # kopf's default is 5 s

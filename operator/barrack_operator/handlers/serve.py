@@ -111,8 +111,10 @@ async def _serve_kinds(runtime: Runtime, settings: Settings, stop: asyncio.Event
         watcher = asyncio.create_task(
             _watch_discovery(runtime, namespaces, served, changed), name="barrack-discovery"
         )
+        stopping = asyncio.Event()
         running = asyncio.create_task(
-            kopf.operator(
+            _run_kopf(
+                stopping,
                 registry=registry,
                 settings=operator_settings,
                 standalone=True,
@@ -123,7 +125,7 @@ async def _serve_kinds(runtime: Runtime, settings: Settings, stop: asyncio.Event
             name="kopf",
         )
         try:
-            await _stopped_in_time(running, changed)
+            await _stopped_in_time(running, stopping, changed, stop)
         except Exception as exc:
             if not is_not_found(exc) and await served_kinds(kube) == served:
                 raise  # not a CRD that went: the process fails, and is started again
@@ -140,22 +142,41 @@ async def _serve_kinds(runtime: Runtime, settings: Settings, stop: asyncio.Event
         log.info("The served kinds changed; kopf starts again over them")
 
 
-async def _stopped_in_time(running: asyncio.Task[None], changed: asyncio.Event) -> None:
-    """Await kopf; once the served kinds changed, give it KOPF_STOP_GRACE seconds to stop. Kopf can
-    hang stopping a watch whose CRD went mid-request; then the process starts itself again in
-    place (the same pid, its log and its pod's Lease identity), which is what a restart would do."""
-    changed_wait = asyncio.ensure_future(changed.wait())
+async def _run_kopf(stopping: asyncio.Event, **options: Any) -> None:
+    """What ``kopf.operator`` does (spawn kopf's root tasks, then run them), with ``stopping`` set
+    as soon as one of the root tasks ends: kopf then stops as a whole, on a stop flag or on a
+    failure of its own, and the operator can bound how long that takes."""
+    existing = asyncio.all_tasks()  # kopf cancels every task made after this when it stops
+    roots = await kopf.spawn_tasks(**options)
+    for root in roots:
+        root.add_done_callback(lambda _: stopping.set())
+    await kopf.run_tasks(roots, ignored=existing)
+
+
+async def _stopped_in_time(
+    running: asyncio.Task[None], stopping: asyncio.Event, changed: asyncio.Event, stop: asyncio.Event
+) -> None:
+    """Await kopf. Once the served kinds changed, or kopf began to stop on a failure of its own,
+    give it KOPF_STOP_GRACE seconds to stop. Kopf can hang stopping a watch whose CRD went
+    mid-request, or a watch that was re-authenticating when its failure stopped kopf (its stop
+    then waits for that task for ever, while the process keeps its Lease and answers its liveness
+    probe: a leader that reconciles nothing). Then the process starts itself again in place (the
+    same pid, its log and its pod's Lease identity), which is what a restart would do. A stop on a
+    signal is awaited as before: the kubelet ends the pod after its grace period."""
+    events = [asyncio.ensure_future(changed.wait()), asyncio.ensure_future(stopping.wait())]
     try:
-        await asyncio.wait({running, changed_wait}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({running, *events}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        changed_wait.cancel()
-    if not running.done():
+        for event in events:
+            event.cancel()
+    if not running.done() and not stop.is_set():
         done, _ = await asyncio.wait({running}, timeout=KOPF_STOP_GRACE)
-        if not done:
+        if not done and not stop.is_set():
+            why = "after the served kinds changed" if changed.is_set() else "after a failure of its own"
             log.warning(
-                "Kopf did not stop within %.0f s after the served kinds changed; the operator starts "
-                "itself again in place",
+                "Kopf did not stop within %.0f s %s; the operator starts itself again in place",
                 KOPF_STOP_GRACE,
+                why,
             )
             restart_in_place()
     await running
