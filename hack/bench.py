@@ -26,8 +26,8 @@ of every object confirmed it, as runs before 3 December measured: 0.3 to 1 s lat
 ``barrack_inventory_look_reads_total``); ``kube_writes_per_object`` counts the operator's writes
 to the apiserver (PATCH and PUT on the barrack.ai kinds and their status, events created) from
 apply to all Ready, from the apiserver's own request counter; ``condition_latency_*`` is, per
-object, the time from the simulator's last transition of its resource to the Ready=True the
-bench's watch saw;
+object, the time from the simulator's last transition of its resource (a firewall's include its
+attachments') to the Ready=True the bench's watch saw;
 ``restart_*_60s`` count the 60 s after a SIGKILL and a start, and ``seconds_to_first_reconcile``
 the time from that start to the first reconcile.
 """
@@ -275,7 +275,8 @@ class ReadyWatch:
     def latencies(self, sim: SimProcess) -> list[float]:
         settled: dict[str, list[float]] = {}
         for entry in sim.admin("settled"):
-            settled.setdefault(entry["id"], []).append(entry["at"])
+            # a firewall's attachment settles as "<firewall id>/<instance id>": the firewall's own
+            settled.setdefault(entry["id"].split("/")[0], []).append(entry["at"])
         out = []
         for resource_id, seen_at in self.seen.values():
             before = [at for at in settled.get(resource_id, []) if at <= seen_at]

@@ -513,6 +513,30 @@ def test_a_pending_reference_sends_no_set_that_leaves_an_attached_instance_out()
     assert conditions_of(step)[SYNCED] == (False, "ReferenceNotReady")
 
 
+def _with_ssh_rule(spec: specs.BarrackFirewallSpec) -> specs.BarrackFirewallSpec:
+    rule = {"direction": "ingress", "protocol": "tcp", "portRangeMin": 22, "portRangeMax": 22}
+    return specs.BarrackFirewallSpec.model_validate({**spec.model_dump(exclude_none=True), "rules": [rule]})
+
+
+def test_rules_and_an_attach_due_together_are_one_pass_rules_first() -> None:
+    step = plan_firewall(
+        _with_ssh_rule(fspec("a")), fw([]), FirewallInputs((("a", known(WEB1)),), {WEB1: vm()})
+    )
+    assert isinstance(step, steps.SetRules) and len(step.add) == 1
+    assert isinstance(step.then, steps.SetAttachments) and step.then.instance_ids == (WEB1,)
+    assert step.refusal == step.then.refusal  # a 409 in that pass is the attach's (an instance not ACTIVE)
+    assert conditions_of(step)[READY] == (False, "Progressing")
+
+
+def test_rules_while_no_attach_is_due_are_a_pass_of_rules_alone() -> None:
+    creating = vm(status="CREATING")
+    step = plan_firewall(
+        _with_ssh_rule(fspec("a")), fw([]), FirewallInputs((("a", known(WEB1)),), {WEB1: creating})
+    )
+    assert isinstance(step, steps.SetRules) and step.then is None
+    assert conditions_of(step)[READY] == (False, "Progressing")
+
+
 # SSH keys ----------------------------------------------------------------------------------------
 
 

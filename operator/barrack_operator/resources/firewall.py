@@ -41,10 +41,17 @@ class FirewallInputs:
 def plan_firewall(
     spec: specs.BarrackFirewallSpec, firewall: wire.Firewall, inputs: FirewallInputs
 ) -> steps.Step:
-    """Rules first, then attachments; one call a pass."""
+    """Rules first, then attachments, in the same pass when both change."""
     add, remove = security_rule_plan(spec.rules or [], firewall.rules) if spec.rules is not None else ([], [])
+    after = _attachments_plan(firewall, inputs)
     if add or remove:
-        return steps.set_rules(add, remove, "firewall rules")
+        return steps.set_rules(
+            add, remove, "firewall rules", after if isinstance(after, steps.SetAttachments) else None
+        )
+    return after
+
+
+def _attachments_plan(firewall: wire.Firewall, inputs: FirewallInputs) -> steps.Step:
     attached = {a.instance_id for a in firewall.attachments}
     wanted: set[str] = set()
     waiting: list[str] = []
@@ -143,11 +150,17 @@ class FirewallReconciler(KindReconciler[specs.BarrackFirewallSpec, wire.Firewall
                 await ctx.client.remove_firewall_rule(item.id, rule_id)
             out.note("RulesChanged", f"Firewall rules: {len(step.add)} added, {len(step.remove)} removed")
             # The next pass waits for a read of the firewall asked for after these replies.
+            if step.then is not None:
+                await self._attach(ctx, item, step.then, out)
         elif isinstance(step, steps.SetAttachments):
-            ctx.inventory.record(await ctx.client.attach_firewall(item.id, list(step.instance_ids)))
-            out.note(
-                "AttachmentsChanged", f"Firewall attached to {', '.join(step.instance_ids) or 'no instance'}"
-            )
+            await self._attach(ctx, item, step, out)
+
+    @staticmethod
+    async def _attach(ctx: Context, item: wire.Firewall, step: steps.SetAttachments, out: Outcome) -> None:
+        ctx.inventory.record(await ctx.client.attach_firewall(item.id, list(step.instance_ids)))
+        out.note(
+            "AttachmentsChanged", f"Firewall attached to {', '.join(step.instance_ids) or 'no instance'}"
+        )
 
 
 reconcile = FirewallReconciler().reconcile

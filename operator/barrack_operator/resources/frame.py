@@ -89,7 +89,7 @@ def state_step(what: str, item_id: str, state: str, states: type[StrEnum] | None
 def report(out: Outcome, step: steps.Step, ctx: Context) -> Outcome:
     """Ready and Synced from the step, rebuilt every pass; and when to look again."""
     timing = ctx.timing
-    if isinstance(step, steps.SetAttachments) and step.then is not None:
+    if isinstance(step, steps.SetAttachments | steps.SetRules) and step.then is not None:
         return report(out, step.then, ctx)
     if isinstance(step, steps.Call):  # Barrack carries the call out: a wait like any transition
         step = steps.Wait(Reason.PROGRESSING, f"Barrack is {step.doing}.")

@@ -68,16 +68,20 @@ class SetPublicIP(Call):
 
 
 @dataclass(frozen=True)
-class SetRules(Call):
-    add: tuple[wire.AddFirewallRuleRequest, ...]
-    remove: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class SetAttachments(Call):
     instance_ids: tuple[str, ...]
     then: Step | None = None
     """What the pass reports once the call is made (a pending reference stays Blocked)."""
+
+
+@dataclass(frozen=True)
+class SetRules(Call):
+    add: tuple[wire.AddFirewallRuleRequest, ...]
+    remove: tuple[str, ...]
+    then: SetAttachments | None = None
+    """The attachments set in the same pass once the rules are in (rules first: an instance is
+    never attached under fewer rules than the spec's); one pass and one wait for a read instead
+    of two."""
 
 
 @dataclass(frozen=True)
@@ -121,8 +125,14 @@ def set_public_ip(enabled: bool) -> SetPublicIP:
     return SetPublicIP(Reason.PRECONDITION_FAILED, "changing the public IP", enabled)
 
 
-def set_rules(add: list[wire.AddFirewallRuleRequest], remove: list[str], what: str) -> SetRules:
-    return SetRules(Reason.PRECONDITION_FAILED, f"updating {what}", tuple(add), tuple(remove))
+def set_rules(
+    add: list[wire.AddFirewallRuleRequest], remove: list[str], what: str, then: SetAttachments | None = None
+) -> SetRules:
+    """Rule changes; with ``then``, an attach after them, whose refusal (an instance no longer
+    ACTIVE) is the one a rule call cannot meet."""
+    if then is None:
+        return SetRules(Reason.PRECONDITION_FAILED, f"updating {what}", tuple(add), tuple(remove))
+    return SetRules(then.refusal, f"updating {what}, then {then.doing}", tuple(add), tuple(remove), then)
 
 
 def set_attachments(instance_ids: set[str], then: Step | None = None) -> SetAttachments:
