@@ -22,6 +22,7 @@ failed look is only logged: the next listing tells.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import math
@@ -385,14 +386,19 @@ class Inventory:
 
     # Looks at the pages of moving resources --------------------------------------------------
 
-    def _pages_to_peek(self, kind: str, wanted: dict[str, int | None]) -> tuple[list[int], int | None]:
-        """The pages where a read last placed the resources looked for, newest first, and the page
-        where those no read has placed yet should begin, at the end (Barrack lists in creation
-        order): None when every one is placed."""
+    def _windows(self, kind: str, wanted: dict[str, int | None]) -> list[tuple[int, int]]:
+        """The reads of a look, as (page, limit): together they cover the positions where a read
+        last placed the resources looked for and, when some are not placed yet (new: Barrack lists
+        in creation order), as many positions from the end of the listing on; the end first, then
+        the newest."""
         snapshot: Snapshot[wire.Volume] = getattr(self, kind)
-        pages = {at // PAGE_LIMIT + 1 for at in wanted.values() if at is not None}
-        unplaced = any(at is None for at in wanted.values())
-        return sorted(pages, reverse=True), (snapshot.end // PAGE_LIMIT + 1 if unplaced else None)
+        placed = {at for at in wanted.values() if at is not None}
+        unplaced = sum(1 for at in wanted.values() if at is None)
+        tail = set(range(snapshot.end, snapshot.end + min(unplaced, PAGE_LIMIT)))
+        windows = cover(placed | tail, first=min(tail) if tail else None)
+        return sorted(
+            windows, key=lambda w: (bool(tail) and w[0] * w[1] > min(tail), w[0] * w[1]), reverse=True
+        )
 
     def _wants_peek(self, kind: str) -> bool:
         """A look is worth it: the kind is in use, listed, not failing, and something of it moves, is
@@ -414,19 +420,19 @@ class Inventory:
         started = self._peeked[kind] = self._clock()
         snapshot: Snapshot[wire.Volume] = getattr(self, kind)
         wanted = self._looked_for(kind)
-        placed, page = self._pages_to_peek(kind, wanted)
+        windows = self._windows(kind, wanted)
         changed: set[str] = set()
-        read: set[int] = set()
+        read: list[range] = []
         ended = False
         try:
-            while page is not None and len(read) < self.PEEK_PAGES:
-                full = await self._read_page_into(snapshot, kind, page, changed)
-                read.add(page)
-                ended = not full
-                page = page + 1 if full else None
-            for page in [p for p in placed if p not in read][: self.PEEK_PAGES - len(read)]:
-                await self._read_page_into(snapshot, kind, page, changed)
-                read.add(page)
+            while windows and len(read) < self.PEEK_PAGES:
+                page, limit = windows.pop(0)
+                full = await self._read_page_into(snapshot, kind, page, changed, limit)
+                read.append(range((page - 1) * limit, page * limit))
+                if page * limit > snapshot.end - 1 and not full:
+                    ended = True  # the read reached the end of the listing
+                elif page * limit >= snapshot.end and full:
+                    windows.insert(0, (page + 1, limit))  # the listing goes on beyond the window
         except (BarrackError, MissingApiKey) as error:
             log.info("A look at Barrack's moving %s failed (their listing will tell): %s", kind, error)
         if self._missed(snapshot, wanted, started, read, ended):
@@ -444,27 +450,29 @@ class Inventory:
 
     @staticmethod
     def _missed(
-        snapshot: Snapshot[T], wanted: dict[str, int | None], started: float, read: set[int], ended: bool
+        snapshot: Snapshot[T], wanted: dict[str, int | None], started: float, read: list[range], ended: bool
     ) -> bool:
-        """A resource looked for was not on the page where it was placed (or, new, at the end):
-        it went, or Barrack does not list in creation order."""
+        """A resource looked for was not where it was placed (or, new, at the end) though a read
+        covered that place: it went, or Barrack does not list in creation order."""
         for item_id, at in wanted.items():
             if (
                 snapshot.seen.get(item_id, -math.inf) >= started
                 or snapshot.recorded.get(item_id, -math.inf) >= started
             ):
                 continue  # shown, or a reply newer than the look was kept instead of its page
-            if (at is not None and at // PAGE_LIMIT + 1 in read) or (at is None and ended):
+            if (at is not None and any(at in window for window in read)) or (at is None and ended):
                 return True
         return False
 
-    async def _read_page_into(self, snapshot: Snapshot[T], kind: str, page: int, changed: set[str]) -> bool:
-        """Fold one page into ``snapshot``: what changed goes in ``changed``; True when the page is
-        full (the next may hold more)."""
+    async def _read_page_into(
+        self, snapshot: Snapshot[T], kind: str, page: int, changed: set[str], limit: int = PAGE_LIMIT
+    ) -> bool:
+        """Fold one page of ``limit`` into ``snapshot``: what changed goes in ``changed``; True when
+        the page is full (the next may hold more)."""
         asked = self._clock()
-        items = await self.client.read_page(kind, page)
+        items = await self.client.read_page(kind, page, limit)
         self.look_pages[kind] += 1
-        first = (page - 1) * PAGE_LIMIT
+        first = (page - 1) * limit
         for at, item in enumerate(items, start=first):
             snapshot.position[item.id] = at
             if snapshot.recorded.get(item.id, -math.inf) >= asked:
@@ -476,7 +484,7 @@ class Inventory:
             if not _moves(kind, item):
                 self._on_its_way[kind].discard(item.id)
         snapshot.end = max(snapshot.end, first + len(items))
-        return len(items) >= PAGE_LIMIT
+        return len(items) >= limit
 
     def retry_gap(self, kind: str) -> float:
         """The wait before listing a failing kind again: the fast interval, doubling with each
@@ -603,6 +611,31 @@ class Inventory:
             result = self._on_change(changed)
             if asyncio.iscoroutine(result):
                 await result
+
+
+def cover(positions: set[int], first: int | None = None) -> list[tuple[int, int]]:
+    """Few reads, as (page, limit) with limit at most PAGE_LIMIT, that together cover every one of
+    ``positions`` (a page N of limit L holds positions (N - 1) x L to N x L - 1): from the lowest
+    position left, the page that covers it and most of the others, of the larger limit on a tie.
+    The one that covers ``first`` reaches as far beyond it as it can (what follows it is new)."""
+    left = sorted(positions)
+    reads = []
+    while left:
+        low = left[0]
+        best: tuple[tuple[int, int, int], int, int] | None = None
+        for limit in range(PAGE_LIMIT, 0, -1):
+            page = low // limit + 1
+            start, stop = (page - 1) * limit, page * limit
+            covered = bisect.bisect_left(left, stop) - bisect.bisect_left(left, start)
+            reach = stop if first is not None and start <= first < stop else 0
+            score = (covered, reach, limit)
+            if best is None or score > best[0]:
+                best = (score, page, limit)
+        assert best is not None
+        _, page, limit = best
+        reads.append((page, limit))
+        left = [at for at in left if not (page - 1) * limit <= at < page * limit]
+    return reads
 
 
 def kinds_touched(route_name: str) -> set[str]:

@@ -11,7 +11,7 @@ import pytest
 
 from barrack_operator.barrack import BarrackClient
 from barrack_operator.barrack import models as m
-from barrack_operator.inventory import Inventory, kinds_touched
+from barrack_operator.inventory import Inventory, cover, kinds_touched
 from barrack_sim.app import Simulator, peak_rate
 from barrack_sim.faults import FaultConfig, FaultInjector
 from tests.unit.conftest import make_client
@@ -171,6 +171,29 @@ async def test_a_look_reads_only_the_page_of_what_is_new_and_concludes_nothing_g
         assert gone.id in inventory.volumes.items  # only a whole listing says what went
         await inventory.poll_once(["volumes"])
         assert gone.id not in inventory.volumes.items
+
+
+async def test_a_look_at_resources_on_both_sides_of_a_page_boundary_is_one_read(sim: Simulator) -> None:
+    async with make_client(sim) as client:
+        inventory, made = await _listed_account(client, sim, 250)
+        since = time.monotonic()
+        for volume in made[180:230]:  # positions 180 to 229: pages 2 and 3 of a hundred
+            inventory.record(await client.resize_volume(volume.id, 200))
+        before = sim.calls[("list_volumes", 200)]
+        _, pages = await inventory.peek("volumes")
+        assert pages == 1 and sim.calls[("list_volumes", 200)] - before == 1
+        assert all(inventory.volumes.shown_since(v.id, since) for v in made[180:230])
+
+
+def test_cover_reads_few_pages_and_reaches_far_beyond_the_end() -> None:
+    assert cover({180, 229}) == [(3, 90)]  # positions 180 to 269: one read, not pages 2 and 3
+    assert cover({5, 250}) == [(1, 100), (3, 100)]  # too far apart for one read
+    [(page, limit)] = cover(set(range(250, 253)), first=250)  # the end: on as far as a read reaches
+    assert (page - 1) * limit <= 250 and page * limit > 300, (page, limit)
+    for positions in ({0}, {99, 100}, {150, 151, 390}, set(range(37, 137)), {7, 63, 64, 700, 701}):
+        reads = cover(positions)
+        assert all(1 <= limit <= 100 for _, limit in reads)
+        assert all(any((p - 1) * lim <= at < p * lim for p, lim in reads) for at in positions), positions
 
 
 async def test_a_wait_after_a_call_ends_with_a_look_that_shows_what_it_changed(sim: Simulator) -> None:

@@ -222,12 +222,13 @@ class BarrackClient:
         route_name, reply, items = LISTINGS[listing]
         return self._paginate(route_name, reply, items)
 
-    async def read_page(self, listing: str, page: int) -> list[Any]:
-        """One page of one of :data:`LISTINGS` (PAGE_LIMIT a page, the first is 1). A page shows
-        what is on it; what is not on it may be on another page (a resource before it went, and
-        the rest moved up), so only a whole listing says that a resource is gone."""
+    async def read_page(self, listing: str, page: int, limit: int = PAGE_LIMIT) -> list[Any]:
+        """One page of one of :data:`LISTINGS` (``limit`` a page, at most PAGE_LIMIT; the first
+        page is 1, page N begins at (N - 1) x limit). A page shows what is on it; what is not on it
+        may be on another page (a resource before it went, and the rest moved up), so only a whole
+        listing says that a resource is gone."""
         route_name, reply, items = LISTINGS[listing]
-        result = await self._call(route_name, reply, params={"page": page, "limit": PAGE_LIMIT})
+        result = await self._call(route_name, reply, params={"page": page, "limit": min(limit, PAGE_LIMIT)})
         return list(getattr(result, items))
 
     # Account -------------------------------------------------------------------------------------
