@@ -3,10 +3,11 @@ what moves, read by every reconcile.
 
 Steady objects cost no Barrack call of their own: they read this index. Each kind is listed whole
 on a slow schedule (stretched so that a large account's listings take a bounded share of the rate
-limit); in between, what moves is *looked at*: only the pages that hold the kind's transitional
-resources, those a reconcile waits to see after its calls, and those just made (at the end of the
-listing: Barrack lists in creation order), every fast interval, or four times as often while the
-rate limit has slots to spare. A look updates what it shows and never concludes that a resource
+limit); in between, what moves is *looked at*: only the windows of the listing that hold the
+kind's transitional resources, those a reconcile waits to see after its calls, and those just made
+(at the end of the listing: Barrack lists in creation order), every fast interval, or four times
+as often while the rate limit has slots to spare. A window is a page of any limit up to 100 (see
+:func:`cover`): resources on both sides of a hundred are one read. A look updates what it shows and never concludes that a resource
 is gone (one before it may have gone, and the rest moved up a place); a resource it looked for
 and did not find asks for a whole listing, which does. A kind of one page is simply listed.
 After each listing or look the poller reports the ids whose resource changed (or vanished), so
