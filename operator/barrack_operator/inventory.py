@@ -7,11 +7,12 @@ limit); in between, what moves is *looked at*: only the windows of the listing t
 kind's transitional resources, those a reconcile waits to see after its calls, and those just made
 (at the end of the listing: Barrack lists in creation order), every fast interval, or four times
 as often while the rate limit has slots to spare. A window is a page of any limit up to 100 (see
-:func:`cover`): resources on both sides of a hundred are one read. A look updates what it shows and never concludes that a resource
-is gone (one before it may have gone, and the rest moved up a place); a resource it looked for
-and did not find asks for a whole listing, which does. A kind of one page is simply listed.
-After each listing or look the poller reports the ids whose resource changed (or vanished), so
-the objects that care are woken at once rather than at their next timer.
+:func:`cover`): resources on both sides of a hundred are one read. A look updates what it shows
+and never concludes that a resource is gone (one before it may have gone, and the rest moved up a
+place); a resource it looked for and did not find asks for a whole listing, which does. A kind
+of one page is simply listed. After each listing or look the poller reports the ids whose
+resource changed (or vanished), so the objects that care are woken at once rather than at their
+next timer.
 
 A listing that fails (Barrack down, a key refused, a reply that does not parse, a bug) never stops
 the poller: the error is kept per kind, counted, and the kind is listed again with exponential
@@ -398,7 +399,7 @@ class Inventory:
         tail = set(range(snapshot.end, snapshot.end + min(unplaced, PAGE_LIMIT)))
         windows = cover(placed | tail, first=min(tail) if tail else None)
         return sorted(
-            windows, key=lambda w: (bool(tail) and w[0] * w[1] > min(tail), w[0] * w[1]), reverse=True
+            windows, key=lambda w: (bool(tail) and w[0] * w[1] > snapshot.end, w[0] * w[1]), reverse=True
         )
 
     def _wants_peek(self, kind: str) -> bool:
@@ -430,10 +431,11 @@ class Inventory:
                 page, limit = windows.pop(0)
                 full = await self._read_page_into(snapshot, kind, page, changed, limit)
                 read.append(range((page - 1) * limit, page * limit))
-                if page * limit > snapshot.end - 1 and not full:
-                    ended = True  # the read reached the end of the listing
-                elif page * limit >= snapshot.end and full:
-                    windows.insert(0, (page + 1, limit))  # the listing goes on beyond the window
+                if page * limit >= snapshot.end:  # the read reached the end of the listing
+                    if full:
+                        windows.insert(0, (page + 1, limit))  # which may go on beyond it
+                    else:
+                        ended = True
         except (BarrackError, MissingApiKey) as error:
             log.info("A look at Barrack's moving %s failed (their listing will tell): %s", kind, error)
         if self._missed(snapshot, wanted, started, read, ended):
