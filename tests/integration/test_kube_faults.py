@@ -14,8 +14,7 @@ import pytest
 
 from barrack_testkit.chaos import Chaos
 from barrack_testkit.kubeproxy import KubeFaultProxy
-from barrack_testkit.stack import wait_for
-from tests.integration.conftest import OPERATOR_SETTINGS, Kube, Operator, Sim, running_operator, ssh_key
+from tests.integration.conftest import OPERATOR_SETTINGS, Kube, Operator, Sim, running_operator
 from tests.integration.scenarios import assert_clean
 
 pytestmark = pytest.mark.integration
@@ -24,9 +23,6 @@ ROUNDS = 6
 RESTART_ROUNDS = 4
 """Each apiserver restart costs about 25 s (start-up and convergence); four keep the test command
 under its 12-minute bound."""
-APISERVER_AWAY = 60.0
-"""Longer than kopf's own retries of one request (1 + 1 + 2 + 3 + 5 + 8 + 13 + 21 = 54 s), which an
-apiserver restarting a few times within a minute also spends."""
 
 
 @pytest.fixture
@@ -99,22 +95,3 @@ def test_apiserver_restarts_mid_run(kube: Kube, sim: Sim, operator: Operator) ->
     chaos = Chaos(kube.plane, kube.namespace, sim, operator, seed=29, kills=False, disrupt=restart_apiserver)
     assert_clean(chaos.run(rounds=RESTART_ROUNDS))
     assert_never_restarted(operator, pid)
-
-
-def test_the_apiserver_away_for_longer_than_kopfs_own_retries(
-    kube: Kube, sim: Sim, operator: Operator
-) -> None:
-    """The watches wait for the apiserver for as long as it is away (kopf alone gives up after
-    54 s and stops, and its stop could hang: a process alive, reconciling nothing)."""
-    pid = operator.pid
-    kube.apply(ssh_key("before"))
-    kube.wait_condition("barracksshkey", "before", "Ready", "True")
-    kube.plane.stop_apiserver()
-    time.sleep(APISERVER_AWAY)
-    kube.plane.start_apiserver()
-    kube.apply(ssh_key("after"))
-    kube.wait_condition("barracksshkey", "after", "Ready", "True", timeout=90)
-    kube.run("delete", "barracksshkey", "before", "--wait=false")
-    wait_for(lambda: kube.get("barracksshkey", "before") is None, 60, what="the deleted key gone")
-    assert_never_restarted(operator, pid)
-    assert "escalating" not in operator.log()
