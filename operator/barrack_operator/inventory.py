@@ -397,7 +397,7 @@ class Inventory:
         placed = {at for at in wanted.values() if at is not None}
         unplaced = sum(1 for at in wanted.values() if at is None)
         tail = set(range(snapshot.end, snapshot.end + min(unplaced, PAGE_LIMIT)))
-        windows = cover(placed | tail, first=min(tail) if tail else None)
+        windows = cover(placed | tail, first=snapshot.end if tail else None)
         return sorted(
             windows, key=lambda w: (bool(tail) and w[0] * w[1] > snapshot.end, w[0] * w[1]), reverse=True
         )
@@ -502,16 +502,16 @@ class Inventory:
     def fast_gap(self, kind: str) -> float:
         """The least time between two listings of a kind: the fast interval, stretched so that
         listing every kind in use (of a large account) takes no more than LISTING_SHARE_MOVING of
-        the rate limit in all, LISTING_SHARE_QUEUED while the rate limit is saturated (each kind's own share
-        would add up: a mixed account lists three or four kinds at once)."""
+        the rate limit in all, LISTING_SHARE_QUEUED while the rate limit is saturated (each kind's
+        own share would add up: a mixed account lists three or four kinds at once)."""
         return self._gap(kind, self.fast_interval, self.LISTING_SHARE_MOVING)
 
     def slow_gap(self, kind: str) -> float:
         """The time between two listings of a steady kind: the slow interval, stretched so that
         listing a very large account takes no more than LISTING_SHARE of the rate limit (10,000
         volumes are 100 pages: every 10 s that would be half of 20 requests a second, taken from
-        the creates that wait for it), and no more than LISTING_SHARE_QUEUED while the rate limit is saturated
-        (a steady kind is not listed more often than a moving one then)."""
+        the creates that wait for it), and no more than LISTING_SHARE_QUEUED while the rate limit
+        is saturated (a steady kind is not listed more often than a moving one then)."""
         return self._gap(kind, self.slow_interval, self.LISTING_SHARE)
 
     def _gap(self, kind: str, interval: float, share: float) -> float:
@@ -550,8 +550,9 @@ class Inventory:
 
     def _look_due(self, kind: str) -> float:
         """When the kind is looked at next: a fast interval after its last look or listing (a
-        QUICK_LOOKS'th of it while the rate limit is not saturated and something this operator made or changed is on
-        its way), and never before the pages of the last looks fit in their share of the rate."""
+        QUICK_LOOKS'th of it while the rate limit is not saturated and something this operator
+        made or changed is on its way), and never before the pages of the last looks fit in their
+        share of the rate."""
         recent = self._clock() - self._last_call[kind] < self.QUICK_LOOKS * self.fast_interval
         on_its_way = self._awaited[kind] or (recent and self._on_its_way[kind])
         quick = bool(on_its_way) and not self.client.limiter.saturated

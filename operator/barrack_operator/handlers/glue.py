@@ -114,9 +114,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     not mirrored as events (events are posted on purpose), watches that are re-established
     regularly, requests retried for as long as the apiserver is away (see
     :class:`RetryBackoffs`), per-object event workers that end after a second without events
-    (fewer alive in a burst), and no watching of CRDs and namespaces: the kinds are known at start (the CRDs are
-    installed with the operator) and the namespaces are given by name or are all of them, so the
-    operator needs no permission on either (least privilege)."""
+    (fewer alive in a burst), and no watching of CRDs and namespaces: the kinds are known at start
+    (the CRDs are installed with the operator) and the namespaces are given by name or are all of
+    them, so the operator needs no permission on either (least privilege)."""
     settings.scanning.disabled = True
     lean_bodies.install()
     settings.persistence.finalizer = KOPF_FINALIZER
