@@ -272,16 +272,17 @@ class ReadyWatch:
     def stop(self) -> None:
         self._stop.set()
 
-    def latencies(self, sim: SimProcess) -> list[float]:
+    def latencies(self, sim: SimProcess) -> dict[str, list[float]]:
+        """Per plural, each object's time from its resource's last transition to Ready=True."""
         settled: dict[str, list[float]] = {}
         for entry in sim.admin("settled"):
             # a firewall's attachment settles as "<firewall id>/<instance id>": the firewall's own
             settled.setdefault(entry["id"].split("/")[0], []).append(entry["at"])
-        out = []
-        for resource_id, seen_at in self.seen.values():
+        out: dict[str, list[float]] = {}
+        for (plural, _), (resource_id, seen_at) in self.seen.items():
             before = [at for at in settled.get(resource_id, []) if at <= seen_at]
             if before:
-                out.append(seen_at - max(before))
+                out.setdefault(plural, []).append(seen_at - max(before))
         return out
 
 
@@ -290,6 +291,14 @@ def percentile(values: list[float], share: float) -> float:
         return math.nan
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
+
+
+def all_latencies(by_kind: dict[str, list[float]]) -> list[float]:
+    """Every object's condition latency; each kind's p50 and p99 printed on stderr."""
+    for plural, values in sorted(by_kind.items()):
+        p50, p99 = statistics.median(values), percentile(values, 0.99)
+        print(f"condition latency of {plural}: p50 {p50:.2f} s, p99 {p99:.2f} s", file=sys.stderr)
+    return [value for values in by_kind.values() for value in values]
 
 
 # The run -----------------------------------------------------------------------------------------------
@@ -382,7 +391,7 @@ def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, 
     look_pages = metric(args.metrics_port, "barrack_inventory_look_reads_total")
     time.sleep(2)  # the watch's last events
     watch.stop()
-    latencies = watch.latencies(sim)
+    latencies = all_latencies(watch.latencies(sim))
     idle_before = barrack_calls(sim)
     time.sleep(3 * args.idle_poll_interval)
     idle_calls = barrack_calls(sim) - idle_before

@@ -12,7 +12,7 @@ from pathlib import Path
 from barrack_operator.barrack import BarrackClient
 from barrack_operator.barrack.client import MUTATIONS
 from barrack_operator.conditions import ATTACHED, READY, SYNCED, Reason
-from barrack_operator.handlers.runtime import Registry, Runtime
+from barrack_operator.handlers.runtime import FINALIZER, Registry, Runtime
 from barrack_operator.inventory import Inventory
 from barrack_operator.resources import instance, volume
 from barrack_operator.resources.common import Context, ObjectView, Outcome, RefInfo, Timing
@@ -199,9 +199,12 @@ async def test_a_new_instance_waiting_for_a_key_on_its_way_writes_no_status_unti
         assert not missing.defer_status and warnings(missing) == [Reason.REFERENCE_NOT_READY]
 
 
-async def test_after_a_call_the_next_pass_waits_for_a_listing_begun_after_its_reply(tmp_path: Path) -> None:
-    # An attach waits for the rate limiter behind listings; a page read meanwhile shows the volume
-    # unattached. The next pass must decide on a listing begun after the reply, or it attaches twice.
+async def waits_after_an_attach(
+    tmp_path: Path, status: dict[str, str]
+) -> tuple[list[float], list[tuple[float, set[str], set[str]]]]:
+    """Two passes of a volume object (``status`` its recorded status) whose first pass attaches it
+    to instance BRK-7D: the replies' times, and what the second pass waited to see before its plan
+    (since, kinds, ids)."""
     runtime = Runtime(Settings(api_key_file=tmp_path / "key"))
     inventory = runtime.default.inventory
     waits: list[tuple[float, set[str], set[str]]] = []
@@ -226,13 +229,33 @@ async def test_after_a_call_the_next_pass_waits_for_a_listing_begun_after_its_re
         replies.append(time.monotonic())
         return Outcome()
 
-    body = {"metadata": {"uid": "uid-1", "name": "data", "namespace": "ns", "generation": 1}, "spec": {}}
+    metadata = {"uid": "uid-1", "name": "data", "namespace": "ns", "generation": 1, "finalizers": [FINALIZER]}
+    body = {"metadata": metadata, "spec": {}, "status": status}
     await runtime.reconcile_once(VOLUME, attach, body)
     assert waits == []
     await runtime.reconcile_once(VOLUME, attach, body)
+    await runtime.default.client.aclose()
+    return replies, waits
+
+
+async def test_after_a_call_the_next_pass_waits_for_a_listing_begun_after_its_reply(tmp_path: Path) -> None:
+    # An attach waits for the rate limiter behind listings; a page read meanwhile shows the volume
+    # unattached. The next pass must decide on a read asked for after the reply, or it attaches
+    # twice. A volume whose id is unknown waits for what its call named.
+    replies, waits = await waits_after_an_attach(tmp_path, {})
     since, kinds, ids = waits[0]
     assert since >= replies[0] and {"volumes", "instances"} <= kinds and "BRK-7D" in ids
-    await runtime.default.client.aclose()
+
+
+async def test_after_an_attach_the_next_pass_waits_to_see_its_own_volume_not_the_instance(
+    tmp_path: Path,
+) -> None:
+    # The volume shows its attach (ATTACHING, its instance id); the instance's page holds nothing
+    # the volume's next plan reads, and reading it after every attach cost a page of instances
+    # for every few volumes in a burst.
+    replies, waits = await waits_after_an_attach(tmp_path, {"id": "BRK-V1"})
+    since, kinds, ids = waits[0]
+    assert since >= replies[0] and kinds == {"volumes"} and ids == {"BRK-V1"}
 
 
 async def volume_beside_its_instance(client: BarrackClient, sim: Simulator, now: list[float]) -> Context:

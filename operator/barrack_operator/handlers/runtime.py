@@ -650,15 +650,21 @@ class Runtime:
         sent: list[tuple[str, str | None]],
     ) -> None:
         """The pass just ended, every reply in: its next pass waits until Barrack has shown, in a read
-        asked for after now, the object's own resource and the resources its calls named (an
-        attach's instance). Not after the pass began: a call waits for the rate limiter behind
-        listings, and a page read meanwhile shows the resource as it was before the call (a volume
-        still unattached, attached a second time and refused 409)."""
+        asked for after now, the object's own resource (what its calls did shows there: a volume
+        attaching, a firewall's rules), or, while it has none, the resources its calls named. Not
+        after the pass began: a call waits for the rate limiter behind listings, and a page read
+        meanwhile shows the resource as it was before the call (a volume still unattached, attached
+        a second time and refused 409). An attach's instance is not waited for: nothing the
+        volume's next plan reads changes on it, and reading its page after every attach cost a
+        page of instances for every few volumes in a burst."""
         if not sent:
             return
         own = outcome.status.get("id") or obj.recorded_id or self.memory.known_ids.get(obj.uid)
-        kinds = {LISTING_OF[obj.kind]} | {kind_addressed(route) for route, _ in sent}
-        ids = {i for i in {own} | {target for _, target in sent} if i}
+        if own:
+            kinds, ids = {LISTING_OF[obj.kind]}, {own}
+        else:
+            kinds = {LISTING_OF[obj.kind]} | {kind_addressed(route) for route, _ in sent}
+            ids = {target for _, target in sent if target}
         self._mutated[obj.uid] = (time.monotonic(), kinds, ids)
         if isinstance(account, AccountRuntime):
             account.inventory.expect(ids)
