@@ -23,7 +23,9 @@ Figures: ``seconds_to_all_ready`` runs from the apply to the moment the bench's 
 last object Ready (``seconds_to_all_ready_polled`` to the moment a poll every 0.5 s and a listing
 of every object confirmed it, as runs before 3 December measured: 0.3 to 1 s later);
 ``look_pages_to_ready`` is the pages the operator read in looks at moving resources (its metric
-``barrack_inventory_look_reads_total``); ``kube_writes_per_object`` counts the operator's writes
+``barrack_inventory_look_reads_total``); ``barrack_answer_mean_s`` the mean time from a call's
+slot to its answer (``barrack_api_call_seconds``: the limiter counts a request until a second
+after its answer, so slow answers slow the pace); ``kube_writes_per_object`` counts the operator's writes
 to the apiserver (PATCH and PUT on the barrack.ai kinds and their status, events created) from
 apply to all Ready, from the apiserver's own request counter; ``condition_latency_*`` is, per
 object, the time from the simulator's last transition of its resource (a firewall's include its
@@ -389,6 +391,9 @@ def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, 
     routes = Counter(sim.calls()) - routes_before
     print(f"Barrack calls from apply to Ready: {dict(sorted(routes.items()))}", file=sys.stderr)
     look_pages = metric(args.metrics_port, "barrack_inventory_look_reads_total")
+    answer_seconds = metric(args.metrics_port, "barrack_api_call_seconds_sum") / metric(
+        args.metrics_port, "barrack_api_call_seconds_count"
+    )
     time.sleep(2)  # the watch's last events
     watch.stop()
     latencies = all_latencies(watch.latencies(sim))
@@ -417,6 +422,7 @@ def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, 
         "max_rps_observed": sim.admin("rate")["max_per_second"],
         "unused_request_slots": unused,
         "look_pages_to_ready": None if math.isnan(look_pages) else int(look_pages),
+        "barrack_answer_mean_s": None if math.isnan(answer_seconds) else round(answer_seconds, 4),
         "kube_writes_per_object": round(writes_to_ready / len(objects), 2),
         "condition_latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "condition_latency_p99_s": round(percentile(latencies, 0.99), 3) if latencies else None,
