@@ -35,6 +35,7 @@ from barrack_operator.barrack.errors import (
     error_from_response,
     map_transport_errors,
 )
+from barrack_operator.barrack.own_loop import OwnLoop
 from barrack_operator.barrack.ratelimit import RateLimiter
 from barrack_operator.barrack.routes import ROUTES, STANDARD_AUTH, Auth, Route
 
@@ -102,6 +103,7 @@ class BarrackClient:
         observer: CallObserver | None = None,
         seed: int | None = None,
         mutation_guard: Callable[[], None] | None = None,
+        own_loop: bool = False,
     ) -> None:
         self._api_key = api_key
         self._auth = auth
@@ -114,8 +116,17 @@ class BarrackClient:
         self._guard = mutation_guard
         """Called before every mutation is sent (leader fencing); it raises to stop the call."""
         self.calls: Counter[tuple[str, str]] = Counter()
+        self._own_loop = OwnLoop("barrack-client") if own_loop else None
+        """With ``own_loop``, the limiter and the exchanges run on a loop of their own (see
+        :mod:`.own_loop`): the operator's. Without, on the caller's (tests, the import command)."""
 
     async def aclose(self) -> None:
+        if self._own_loop is not None:
+            await self._own_loop.close(self._close_here())
+        else:
+            await self._close_here()
+
+    async def _close_here(self) -> None:
         await self.limiter.close()
         await self._http.aclose()
 
@@ -136,11 +147,24 @@ class BarrackClient:
         params: dict[str, Any] | None = None,
         **path: str,
     ) -> R:
-        route = ROUTES[route_name]
+        await self._api_key.aget()  # a key read through the apiserver is read on the caller's loop
+        exchange = self._exchange(ROUTES[route_name], reply, body, params, path, MUTATIONS.get())
+        return await (exchange if self._own_loop is None else self._own_loop.run(exchange))
+
+    async def _exchange(
+        self,
+        route: Route,
+        reply: type[R],
+        body: BaseModel | None,
+        params: dict[str, Any] | None,
+        path: dict[str, str],
+        sent: list[tuple[str, str | None]] | None,
+    ) -> R:
+        """One call, retried as the policy allows (where the limiter runs: see :meth:`_call`)."""
         attempt = 0
         while True:
             try:
-                return await self._send_once(route, reply, body, params, path)
+                return await self._send_once(route, reply, body, params, path, sent)
             except TransientError as error:
                 attempt += 1
                 if attempt >= self.retry.attempts or not self.retry.may_retry(route, error):
@@ -157,12 +181,12 @@ class BarrackClient:
         body: BaseModel | None,
         params: dict[str, Any] | None,
         path: dict[str, str],
+        sent: list[tuple[str, str | None]] | None,
     ) -> R:
         async with self.limiter.slot(urgent=route.is_read, follow_up=not route.makes):
             if self._guard is not None and not route.is_read:
                 self._guard()  # as late as possible: the wait for the rate limiter may have been long
-            key = await self._api_key.aget()
-            sent = MUTATIONS.get()
+            key = self._api_key.get()  # the newest, as late as possible too
             if sent is not None and not route.is_read:
                 sent.append((route.name, path.get("id")))
             started = time.monotonic()
@@ -180,7 +204,7 @@ class BarrackClient:
             finally:
                 self.calls[(route.name, outcome)] += 1
                 if self._observer is not None:
-                    self._observer(route.name, outcome, time.monotonic() - started)
+                    self._observe(route.name, outcome, time.monotonic() - started)
         if response.is_success:
             self._untold_429s = 0
             return self._parse(route, reply, response)
@@ -189,6 +213,13 @@ class BarrackClient:
             error.retry_after = self.retry.untold_429_delay(self._untold_429s)
             self._untold_429s += 1
         raise error
+
+    def _observe(self, route_name: str, outcome: str, seconds: float) -> None:
+        assert self._observer is not None
+        if self._own_loop is None:
+            self._observer(route_name, outcome, seconds)
+        else:  # the observer is the caller's: it runs on the caller's loop
+            self._own_loop.home(self._observer, route_name, outcome, seconds)
 
     @staticmethod
     def _parse(route: Route, reply: type[R], response: httpx.Response) -> R:
