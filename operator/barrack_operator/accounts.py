@@ -187,7 +187,6 @@ class AccountRuntime:
             burst=config.burst,
             observer=lambda route, code, seconds: observe(self, route, code, seconds),
             mutation_guard=fence,
-            own_loop=True,  # the limiter paced by nothing but Barrack (see barrack.own_loop)
         )
         self.inventory = Inventory(
             self.client,

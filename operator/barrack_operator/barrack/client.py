@@ -35,7 +35,6 @@ from barrack_operator.barrack.errors import (
     error_from_response,
     map_transport_errors,
 )
-from barrack_operator.barrack.own_loop import OwnLoop
 from barrack_operator.barrack.ratelimit import RateLimiter
 from barrack_operator.barrack.routes import ROUTES, STANDARD_AUTH, Auth, Route
 
@@ -103,7 +102,6 @@ class BarrackClient:
         observer: CallObserver | None = None,
         seed: int | None = None,
         mutation_guard: Callable[[], None] | None = None,
-        own_loop: bool = False,
     ) -> None:
         self._api_key = api_key
         self._auth = auth
@@ -116,17 +114,8 @@ class BarrackClient:
         self._guard = mutation_guard
         """Called before every mutation is sent (leader fencing); it raises to stop the call."""
         self.calls: Counter[tuple[str, str]] = Counter()
-        self._own_loop = OwnLoop("barrack-client") if own_loop else None
-        """With ``own_loop``, the limiter and the exchanges run on a loop of their own (see
-        :mod:`.own_loop`): the operator's. Without, on the caller's (tests, the import command)."""
 
     async def aclose(self) -> None:
-        if self._own_loop is not None:
-            await self._own_loop.close(self._close_here())
-        else:
-            await self._close_here()
-
-    async def _close_here(self) -> None:
         await self.limiter.close()
         await self._http.aclose()
 
@@ -147,24 +136,11 @@ class BarrackClient:
         params: dict[str, Any] | None = None,
         **path: str,
     ) -> R:
-        await self._api_key.aget()  # a key read through the apiserver is read on the caller's loop
-        exchange = self._exchange(ROUTES[route_name], reply, body, params, path, MUTATIONS.get())
-        return await (exchange if self._own_loop is None else self._own_loop.run(exchange))
-
-    async def _exchange(
-        self,
-        route: Route,
-        reply: type[R],
-        body: BaseModel | None,
-        params: dict[str, Any] | None,
-        path: dict[str, str],
-        sent: list[tuple[str, str | None]] | None,
-    ) -> R:
-        """One call, retried as the policy allows (where the limiter runs: see :meth:`_call`)."""
+        route = ROUTES[route_name]
         attempt = 0
         while True:
             try:
-                return await self._send_once(route, reply, body, params, path, sent)
+                return await self._send_once(route, reply, body, params, path)
             except TransientError as error:
                 attempt += 1
                 if attempt >= self.retry.attempts or not self.retry.may_retry(route, error):
@@ -181,12 +157,12 @@ class BarrackClient:
         body: BaseModel | None,
         params: dict[str, Any] | None,
         path: dict[str, str],
-        sent: list[tuple[str, str | None]] | None,
     ) -> R:
         async with self.limiter.slot(urgent=route.is_read, follow_up=not route.makes):
             if self._guard is not None and not route.is_read:
                 self._guard()  # as late as possible: the wait for the rate limiter may have been long
-            key = self._api_key.get()  # the newest, as late as possible too
+            key = await self._api_key.aget()
+            sent = MUTATIONS.get()
             if sent is not None and not route.is_read:
                 sent.append((route.name, path.get("id")))
             started = time.monotonic()
@@ -204,7 +180,7 @@ class BarrackClient:
             finally:
                 self.calls[(route.name, outcome)] += 1
                 if self._observer is not None:
-                    self._observe(route.name, outcome, time.monotonic() - started)
+                    self._observer(route.name, outcome, time.monotonic() - started)
         if response.is_success:
             self._untold_429s = 0
             return self._parse(route, reply, response)
@@ -213,13 +189,6 @@ class BarrackClient:
             error.retry_after = self.retry.untold_429_delay(self._untold_429s)
             self._untold_429s += 1
         raise error
-
-    def _observe(self, route_name: str, outcome: str, seconds: float) -> None:
-        assert self._observer is not None
-        if self._own_loop is None:
-            self._observer(route_name, outcome, seconds)
-        else:  # the observer is the caller's: it runs on the caller's loop
-            self._own_loop.home(self._observer, route_name, outcome, seconds)
 
     @staticmethod
     def _parse(route: Route, reply: type[R], response: httpx.Response) -> R:

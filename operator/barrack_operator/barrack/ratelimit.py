@@ -73,7 +73,7 @@ class RateLimiter:
     @property
     def waiting(self) -> int:
         """Callers queued for a slot now (counts them all: for metrics, not for a hot path)."""
-        return sum(1 for lane in self._lanes for f in list(lane) if not f.done())  # copies: any thread
+        return sum(1 for lane in self._lanes for f in lane if not f.done())
 
     @property
     def busy(self) -> bool:
