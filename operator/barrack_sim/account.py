@@ -39,6 +39,11 @@ MAX_VOLUME_GB = 1_048_576
 MAX_FIREWALLS = 25
 MAX_SSH_KEYS = 25
 MAX_DESCRIPTION = 255
+BILL_EVERY = 1.0
+"""Simulated seconds between two billings of every resource. Billing all of them on every request
+cost the simulator 30 ms a request at 10,000 resources (half a core at 20 requests a second on a
+benchmark machine of two cores, and 30 ms more before every answer); a rate that changes within the
+second is billed from the billing before it, a second at most."""
 DETACH_REFUSAL = (
     "Cannot detach: Volume is attached to a {status} instance. The instance must be in SHUTOFF state "
     "to perform volume operations. Please shut down the instance first before attempting to detach volumes."
@@ -170,9 +175,13 @@ class Account:
         )
 
     def _bill(self, now: float) -> None:
+        """Bill every resource for the time since the last billing, at its rate now; at most every
+        BILL_EVERY simulated seconds."""
         last = self.ledger.counted_at
+        if last is not None and now - last < BILL_EVERY:
+            return
         self.ledger.counted_at = now
-        if last is None or now <= last:
+        if last is None:
             return
         minutes = (now - last) / 60
         at = money.wall_time(now, self._clock_start, self._wall_start)

@@ -74,3 +74,18 @@ def test_depletion_hibernates_every_instance_and_a_top_up_allows_restore() -> No
     a.clock.advance(2)
     a.tick()
     assert instance.status == IS.ACTIVE and instance.public_ip not in (None, public_ip)
+
+
+def test_requests_within_a_second_bill_every_resource_once() -> None:
+    # Billing every resource on every request cost the simulator 30 ms a request at 10,000
+    # resources; the time is billed all the same, a second at a time at most.
+    a = _account()
+    _instance(a)
+    before = a.config.balance
+    for _ in range(10):
+        a.clock.advance(0.05)
+        a.tick()
+    assert a.config.balance == before  # half a second: not billed yet
+    a.clock.advance(0.5)
+    a.tick()
+    assert before - a.config.balance == pytest.approx(1.20 / 3600, rel=0.01)  # the whole second
