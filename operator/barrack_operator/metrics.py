@@ -9,6 +9,7 @@ word; never an object's name or a Barrack id)."""
 
 from __future__ import annotations
 
+from collections import Counter as CountOf
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 BARRACK_CALLS = Counter("barrack_api_calls_total", "Calls to the Barrack API.", ["route", "code"])
 BARRACK_CALL_SECONDS = Histogram("barrack_api_call_seconds", "Duration of Barrack API calls.", ["route"])
 RECONCILE_SECONDS = Histogram("barrack_reconcile_seconds", "Duration of one reconcile.", ["kind"])
-OBJECTS = Gauge("barrack_objects", "Watched objects by kind and Ready condition.", ["kind", "ready"])
 RECONCILES = Gauge(
     "barrack_reconcile_queue",
     "Objects in the reconcile queue: running a reconcile now, or waiting.",
@@ -128,13 +128,39 @@ def watch_queue(running: Callable[[], int], members: Callable[[], int]) -> None:
     RECONCILES.labels("waiting").set_function(lambda: float(members() - running()))
 
 
+class ObjectsCollector(Collector):
+    """``barrack_objects``: the watched objects by kind and readiness, counted in one pass over
+    them per scrape. (A gauge per kind and readiness, each counting every object, made a scrape
+    sixteen passes: about a second at 10,000 objects, in the metrics server's thread, holding the
+    GIL from the event loop while the rate limiter's grants waited.)"""
+
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+        self.readiness: Callable[[], Iterable[tuple[str, bool]]] = list
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield self._family()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        counts = CountOf(self.readiness())
+        family = self._family()
+        for kind in self.kinds:
+            for ready in (True, False):
+                family.add_metric([kind, str(ready).lower()], counts[(kind, ready)])
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "barrack_objects", "Watched objects by kind and Ready condition.", labels=["kind", "ready"]
+        )
+
+
+OBJECTS = ObjectsCollector()
+REGISTRY.register(OBJECTS)
+
+
 def watch_objects(kinds: Iterable[str], readiness: Callable[[], Iterable[tuple[str, bool]]]) -> None:
     """Count the watched objects by kind and readiness each time the metrics are scraped;
     ``readiness`` yields (kind, ready) for every watched object."""
-
-    def counter(kind: str, ready: bool) -> Callable[[], float]:
-        return lambda: float(sum(1 for k, r in readiness() if k == kind and r == ready))
-
-    for kind in kinds:
-        for ready in (True, False):
-            OBJECTS.labels(kind, str(ready).lower()).set_function(counter(kind, ready))
+    OBJECTS.kinds, OBJECTS.readiness = list(kinds), readiness
