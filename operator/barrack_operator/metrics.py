@@ -131,7 +131,7 @@ def watch_queue(running: Callable[[], int], members: Callable[[], int]) -> None:
 class ObjectsCollector(Collector):
     """``barrack_objects``: the watched objects by kind and readiness, counted in one pass over
     them per scrape. (A gauge per kind and readiness, each counting every object, made a scrape
-    sixteen passes: about a second at 10,000 objects, in the metrics server's thread, holding the
+    twelve passes: about a second at 10,000 objects, in the metrics server's thread, holding the
     GIL from the event loop while the rate limiter's grants waited.)"""
 
     def __init__(self) -> None:
