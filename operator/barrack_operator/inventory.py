@@ -630,7 +630,7 @@ def cover(positions: set[int], first: int | None = None) -> list[tuple[int, int]
         for limit in range(PAGE_LIMIT, 0, -1):
             page = low // limit + 1
             start, stop = (page - 1) * limit, page * limit
-            covered = bisect.bisect_left(left, stop) - bisect.bisect_left(left, start)
+            covered = bisect.bisect_left(left, stop)  # a prefix of ``left``: start <= low
             reach = stop if first is not None and start <= first < stop else 0
             score = (covered, reach, limit)
             if best is None or score > best[0]:
@@ -638,7 +638,7 @@ def cover(positions: set[int], first: int | None = None) -> list[tuple[int, int]
         assert best is not None
         _, page, limit = best
         reads.append((page, limit))
-        left = [at for at in left if not (page - 1) * limit <= at < page * limit]
+        left = left[bisect.bisect_left(left, page * limit) :]
     return reads
 
 
