@@ -253,12 +253,27 @@ class ReadyWatch:
     def _watch(self, plural: str) -> None:
         from kubernetes import watch
 
+        # Each watch goes on from the last one's resourceVersion: one begun without it lists every
+        # object again (at 10,000 objects, seconds of parsing in this process every 30 s, while the
+        # events it measures wait behind them).
+        version: str | None = None
         while not self._stop.is_set():
-            stream = watch.Watch().stream(
-                self._api.list_namespaced_custom_object, GROUP, VERSION, NAMESPACE, plural, timeout_seconds=30
+            watcher = watch.Watch()
+            more = {"resource_version": version} if version else {}
+            stream = watcher.stream(
+                self._api.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                NAMESPACE,
+                plural,
+                timeout_seconds=30,
+                allow_watch_bookmarks=True,
+                **more,
             )
-            with contextlib.suppress(Exception):
+            try:
                 for event in stream:
+                    if event["type"] == "BOOKMARK":
+                        continue
                     obj = event["object"]
                     status = obj.get("status") or {}
                     ready = any(
@@ -270,6 +285,11 @@ class ReadyWatch:
                         self.seen[key] = (status["id"], time.time())
                     if self._stop.is_set():
                         return
+            except Exception as error:  # 410 Gone: the version is too old; list again
+                if getattr(error, "status", None) == 410:
+                    version = None
+                    continue
+            version = watcher.resource_version or version
 
     def stop(self) -> None:
         self._stop.set()
