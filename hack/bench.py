@@ -214,16 +214,22 @@ def barrack_calls(sim: SimProcess) -> int:
     return sum(sim.calls().values())
 
 
-def unused_slots(sim: SimProcess, rps: float, start: float, end: float) -> int:
+def unused_slots(sim: SimProcess, rps: float, start: float, end: float, timeline: bool = False) -> int:
     """Requests Barrack would have taken and was not sent, from apply to all Ready: R less the
     requests that arrived, summed over the whole seconds in between (the time the rate limit did not
-    bound; printed per 10 s on stderr as a timeline)."""
-    counts = {int(t): int(n) for t, n in sim.admin("rate")["per_wall_second"]}
+    bound; printed per 10 s on stderr, and with ``timeline`` every second's requests by route)."""
+    rate = sim.admin("rate")
+    counts = {int(t): int(n) for t, n in rate["per_wall_second"]}
     seconds = range(math.ceil(start), math.floor(end))
     line = " ".join(
         str(sum(counts.get(t, 0) for t in seconds[i : i + 10])) for i in range(0, len(seconds), 10)
     )
     print(f"Barrack requests per 10 s from apply to Ready: {line}", file=sys.stderr)
+    if timeline:
+        routes = {int(t): by_route for t, by_route in rate["per_wall_second_by_route"]}
+        for t in range(math.floor(start), math.ceil(end) + 1):
+            calls = ", ".join(f"{name} {n}" for name, n in sorted(routes.get(t, {}).items()))
+            print(f"  second {t - start:6.1f}: {calls}", file=sys.stderr)
     return round(sum(max(0.0, rps - counts.get(t, 0)) for t in seconds))
 
 
@@ -334,7 +340,7 @@ def start_stack(args: argparse.Namespace, work: Path) -> contextlib.AbstractCont
         "BURST": str(args.burst),
         "POLL_INTERVAL": str(args.poll_interval),
         "IDLE_POLL_INTERVAL": str(args.idle_poll_interval),
-        "LOG_LEVEL": "warning",
+        "LOG_LEVEL": args.log_level,
     }
     if args.memory_profile:
         settings["MEMORY_PROFILE"] = str(work / "memory.txt")
@@ -403,7 +409,7 @@ def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, 
     # The moment the last object turned Ready, as the watch saw it; the poll above (every 0.5 s,
     # then a listing of every object to confirm) ends 0.3 to 1 s after it.
     seconds = min(polled, max(at for _, at in watch.seen.values()) - started_wall)
-    unused = unused_slots(sim, args.rps, started_wall, started_wall + seconds)
+    unused = unused_slots(sim, args.rps, started_wall, started_wall + seconds, args.timeline)
     calls_to_ready = barrack_calls(sim) - calls_before
     writes = kube_writes_by_kind(plane) - writes_before
     writes_to_ready = sum(writes.values())
@@ -509,6 +515,10 @@ def main() -> int:
     parser.add_argument("--apply-streams", type=int, default=4, help="kubectl processes creating the objects")
     parser.add_argument("--report-every", type=float, default=5.0, help="progress line interval (s)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) afterwards")
+    parser.add_argument("--log-level", default="warning", help="the operator's (operator.log with --keep)")
+    parser.add_argument(
+        "--timeline", action="store_true", help="print Barrack's requests by route per second"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="barrack-bench-"))

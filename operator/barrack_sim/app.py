@@ -47,6 +47,8 @@ class Simulator:
     calls: Counter[tuple[str, int]] = field(default_factory=Counter)
     arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=ARRIVALS_KEPT))
     """When each recent Barrack request arrived (monotonic seconds), to measure the peak rate."""
+    arrived_routes: deque[str] = field(default_factory=lambda: deque(maxlen=ARRIVALS_KEPT))
+    """The route of each request in :attr:`arrivals`, in the same order (for a timeline)."""
     dialect: Dialect = "standard"
 
     @property
@@ -376,6 +378,7 @@ def _endpoint(sim: Simulator, name: str, handler: Handler) -> Callable[[Request]
 
     async def endpoint(request: Request) -> Response:
         sim.arrivals.append(time.monotonic())
+        sim.arrived_routes.append(name)
         response = await _serve(request)
         sim.calls[(name, response.status_code)] += 1
         return response
@@ -423,11 +426,15 @@ def _admin_routes(sim: Simulator) -> list[Route]:
     async def rate(_: Request) -> Response:
         offset = time.time() - time.monotonic()  # arrivals are monotonic; the counts are by wall second
         per_second = Counter(int(at + offset) for at in sim.arrivals)
+        by_route: dict[int, Counter[str]] = {}
+        for at, name in zip(sim.arrivals, sim.arrived_routes, strict=True):
+            by_route.setdefault(int(at + offset), Counter())[name] += 1
         return JSONResponse(
             {
                 "requests": len(sim.arrivals),
                 "max_per_second": peak_rate(sim.arrivals),
                 "per_wall_second": sorted(per_second.items()),
+                "per_wall_second_by_route": sorted(by_route.items()),
             }
         )
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
+import httpx
 import pytest
 
 from barrack_operator.barrack import (
@@ -22,7 +24,7 @@ from barrack_operator.barrack import models as m
 from barrack_operator.barrack.client import BarrackClient, RetryPolicy
 from barrack_operator.barrack.ratelimit import RateLimiter
 from barrack_operator.barrack.routes import ROUTES
-from barrack_sim.app import Simulator, peak_rate
+from barrack_sim.app import Simulator, create_app, peak_rate
 from tests.unit.conftest import API_KEY, SSH_PUBLIC_KEY, make_client
 
 
@@ -422,3 +424,22 @@ async def _walk_snapshots(client: BarrackClient, sim: Simulator, instance: m.VMI
     await client.delete_image(image.id)
     await client.delete_snapshot(snapshot.id)
     sim.account.clock.advance(10)
+
+
+async def test_the_simulator_counts_each_second_s_requests_by_route(
+    client: BarrackClient, sim: Simulator
+) -> None:
+    """The benchmark's timeline (``hack/bench.py --timeline``) reads, per wall second, how many
+    requests of each route arrived."""
+    await client.create_ssh_key(m.CreateSSHKeyRequest(name="timeline", public_key=SSH_PUBLIC_KEY))
+    await client.read_page("volumes", 1, 100)
+    await client.read_page("volumes", 1, 100)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(sim)), base_url="http://sim"
+    ) as admin:
+        rate = (await admin.get("/_sim/rate")).json()
+    by_route: Counter[str] = Counter()
+    for _, counts in rate["per_wall_second_by_route"]:
+        by_route.update(counts)
+    assert by_route == {"create_ssh_key": 1, "list_volumes": 2}
+    assert sum(n for _, n in rate["per_wall_second"]) == 3

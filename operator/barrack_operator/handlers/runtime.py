@@ -546,6 +546,15 @@ class Runtime:
         self._remember_mutations(obj, account, outcome, sent)
         self._back_off(obj.uid, outcome)
         metrics.RECONCILE_SECONDS.labels(kind.kind).observe(time.monotonic() - started)
+        log.debug(
+            "Reconciled %s %s/%s in %.2f s: %s; again in %s s",
+            kind.kind,
+            obj.namespace,
+            obj.name,
+            time.monotonic() - started,
+            ", ".join(f"{c.type}={c.status} {c.reason}" for c in outcome.conditions),
+            outcome.requeue_after,
+        )
         self.registry.watch(obj.uid, outcome.watch)
         if outcome.status.get("id") and not obj.observe_only:
             self.registry.owners.setdefault(outcome.status["id"], obj.uid)
