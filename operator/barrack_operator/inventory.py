@@ -139,7 +139,7 @@ class Inventory:
     every fast interval while its pages fit in this share, less often beyond (at 2,000 volumes one
     or two pages every 2 s: p99 from a transition to its condition 2.1 s instead of 25 s)."""
     QUICK_LOOKS = 4
-    """While the rate limit is not saturated, a kind with a resource that this operator's calls
+    """While no call waits for the rate limit, a kind with a resource that this operator's calls
     changed still on its way is looked at QUICK_LOOKS times per fast interval, for QUICK_LOOKS
     fast intervals after its last call (the end of a burst is seen within half a second at a 2 s
     fast interval; an instance that takes minutes to come up is looked at every fast interval);
@@ -548,16 +548,21 @@ class Inventory:
         """The kinds to look at now (see :meth:`_look_due`)."""
         return [k for k in self.KINDS if self._wants_peek(k) and now >= self._look_due(k)]
 
-    def _look_due(self, kind: str) -> float:
-        """When the kind is looked at next: a fast interval after its last look or listing (a
-        QUICK_LOOKS'th of it while the rate limit is not saturated and something this operator
-        made or changed is on its way), and never before the pages of the last looks fit in their
-        share of the rate."""
+    def look_gap(self, kind: str) -> float:
+        """The time between two looks at the kind now: the fast interval, a QUICK_LOOKS'th of it
+        while something this operator made or changed is on its way and no call waits for the
+        rate limit. A look takes the urgent lane: while calls queue, each page read is a call less
+        sent (four looks a second at two kinds were a fifth of R at the end of a burst, as the
+        last creates and attaches waited), and the calls, not the looks, set the pace."""
         recent = self._clock() - self._last_call[kind] < self.QUICK_LOOKS * self.fast_interval
         on_its_way = self._awaited[kind] or (recent and self._on_its_way[kind])
-        quick = bool(on_its_way) and not self.client.limiter.saturated
-        gap = self.fast_interval / self.QUICK_LOOKS if quick else self.fast_interval
-        return max(self._next_peek, self._peeked[kind] + gap)
+        quick = bool(on_its_way) and not self.client.limiter.busy
+        return self.fast_interval / self.QUICK_LOOKS if quick else self.fast_interval
+
+    def _look_due(self, kind: str) -> float:
+        """When the kind is looked at next: a :meth:`look_gap` after its last look or listing, and
+        never before the pages of the last looks fit in their share of the rate."""
+        return max(self._next_peek, self._peeked[kind] + self.look_gap(kind))
 
     def _sleep_until(self, now: float) -> float:
         wake = [self._due[k] for k in self.KINDS]

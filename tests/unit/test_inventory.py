@@ -261,3 +261,26 @@ async def test_a_resource_a_call_changed_without_a_transition_is_looked_at_until
             assert len(inventory.firewalls.items[firewall.id].rules) == 1
         finally:
             poller.cancel()
+
+
+async def test_quick_looks_only_while_no_call_waits_for_the_rate_limit(sim: Simulator) -> None:
+    # At the end of a burst a look at what was just made is worth half a second, not a call: a
+    # look takes the urgent lane, so while calls queue (even less than a second of them) each page
+    # read is a create or an attach sent later.
+    client = make_client(sim, requests_per_second=20)
+    inventory = Inventory(client, fast_interval=2.0)
+    volume = await client.create_volume(
+        m.CreateVolumeRequest(name="v", region="US-1", size_gb=100, volume_type="NVMe")
+    )
+    inventory.record(volume)
+    assert inventory.look_gap("volumes") == 0.5
+    queued = [asyncio.ensure_future(client.limiter.acquire()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert client.limiter.busy and not client.limiter.saturated
+    assert inventory.look_gap("volumes") == 2.0
+    for waiter in queued:
+        waiter.cancel()
+    await asyncio.gather(*queued, return_exceptions=True)
+    assert not client.limiter.busy
+    assert inventory.look_gap("volumes") == 0.5
+    await client.aclose()
