@@ -295,6 +295,7 @@ class ReadyWatch:
                 if getattr(error, "status", None) == 410:
                     version = None
                     continue
+                self._stop.wait(0.5)  # the apiserver away (the bench ends, or a restart): not a busy loop
             version = watcher.resource_version or version
 
     def stop(self) -> None:
