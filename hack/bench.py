@@ -301,17 +301,18 @@ class ReadyWatch:
     def stop(self) -> None:
         self._stop.set()
 
-    def latencies(self, sim: SimProcess) -> dict[str, list[float]]:
-        """Per plural, each object's time from its resource's last transition to Ready=True."""
+    def latencies(self, sim: SimProcess) -> dict[str, list[tuple[float, float]]]:
+        """Per plural, each object's time from its resource's last transition to Ready=True, and
+        when that transition was (wall clock)."""
         settled: dict[str, list[float]] = {}
         for entry in sim.admin("settled"):
             # a firewall's attachment settles as "<firewall id>/<instance id>": the firewall's own
             settled.setdefault(entry["id"].split("/")[0], []).append(entry["at"])
-        out: dict[str, list[float]] = {}
+        out: dict[str, list[tuple[float, float]]] = {}
         for (plural, _), (resource_id, seen_at) in self.seen.items():
             before = [at for at in settled.get(resource_id, []) if at <= seen_at]
             if before:
-                out.setdefault(plural, []).append(seen_at - max(before))
+                out.setdefault(plural, []).append((seen_at - max(before), max(before)))
         return out
 
 
@@ -322,12 +323,17 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
 
 
-def all_latencies(by_kind: dict[str, list[float]]) -> list[float]:
-    """Every object's condition latency; each kind's p50 and p99 printed on stderr."""
-    for plural, values in sorted(by_kind.items()):
+def all_latencies(by_kind: dict[str, list[tuple[float, float]]], start: float) -> list[float]:
+    """Every object's condition latency; each kind's p50 and p99, and when its slowest 1% settled
+    (seconds from ``start``), printed on stderr."""
+    for plural, samples in sorted(by_kind.items()):
+        values = [latency for latency, _ in samples]
         p50, p99 = statistics.median(values), percentile(values, 0.99)
         print(f"condition latency of {plural}: p50 {p50:.2f} s, p99 {p99:.2f} s", file=sys.stderr)
-    return [value for values in by_kind.values() for value in values]
+        slowest = sorted(samples, reverse=True)[: max(1, len(samples) // 100)]
+        tail = ", ".join(f"{latency:.2f} s at {at - start:.1f}" for latency, at in slowest)
+        print(f"  slowest 1% (latency at settled s): {tail}", file=sys.stderr)
+    return [latency for samples in by_kind.values() for latency, _ in samples]
 
 
 # The run -----------------------------------------------------------------------------------------------
@@ -423,7 +429,7 @@ def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, 
     )
     time.sleep(2)  # the watch's last events
     watch.stop()
-    latencies = all_latencies(watch.latencies(sim))
+    latencies = all_latencies(watch.latencies(sim), started_wall)
     idle_before = barrack_calls(sim)
     time.sleep(3 * args.idle_poll_interval)
     idle_calls = barrack_calls(sim) - idle_before
