@@ -45,10 +45,9 @@ class Simulator:
     api_keys: set[str]
     faults: FaultInjector = field(default_factory=FaultInjector)
     calls: Counter[tuple[str, int]] = field(default_factory=Counter)
-    arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=ARRIVALS_KEPT))
-    """When each recent Barrack request arrived (monotonic seconds), to measure the peak rate."""
-    arrived_routes: deque[str] = field(default_factory=lambda: deque(maxlen=ARRIVALS_KEPT))
-    """The route of each request in :attr:`arrivals`, in the same order (for a timeline)."""
+    arrivals: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=ARRIVALS_KEPT))
+    """When each recent Barrack request arrived (monotonic seconds) and its route: the peak rate,
+    and a timeline by route."""
     dialect: Dialect = "standard"
 
     @property
@@ -377,8 +376,7 @@ def _endpoint(sim: Simulator, name: str, handler: Handler) -> Callable[[Request]
     mutating = not ROUTES[name].is_read
 
     async def endpoint(request: Request) -> Response:
-        sim.arrivals.append(time.monotonic())
-        sim.arrived_routes.append(name)
+        sim.arrivals.append((time.monotonic(), name))
         response = await _serve(request)
         sim.calls[(name, response.status_code)] += 1
         return response
@@ -425,15 +423,14 @@ def _admin_routes(sim: Simulator) -> list[Route]:
 
     async def rate(_: Request) -> Response:
         offset = time.time() - time.monotonic()  # arrivals are monotonic; the counts are by wall second
-        per_second = Counter(int(at + offset) for at in sim.arrivals)
         by_route: dict[int, Counter[str]] = {}
-        for at, name in zip(sim.arrivals, sim.arrived_routes, strict=True):
+        for at, name in sim.arrivals:
             by_route.setdefault(int(at + offset), Counter())[name] += 1
         return JSONResponse(
             {
                 "requests": len(sim.arrivals),
-                "max_per_second": peak_rate(sim.arrivals),
-                "per_wall_second": sorted(per_second.items()),
+                "max_per_second": peak_rate([at for at, _ in sim.arrivals]),
+                "per_wall_second": sorted((t, counts.total()) for t, counts in by_route.items()),
                 "per_wall_second_by_route": sorted(by_route.items()),
             }
         )

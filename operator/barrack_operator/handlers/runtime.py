@@ -545,16 +545,14 @@ class Runtime:
             await self._write_connection(account, obj, outcome)
         self._remember_mutations(obj, account, outcome, sent)
         self._back_off(obj.uid, outcome)
-        metrics.RECONCILE_SECONDS.labels(kind.kind).observe(time.monotonic() - started)
-        log.debug(
-            "Reconciled %s %s/%s in %.2f s: %s; again in %s s",
-            kind.kind,
-            obj.namespace,
-            obj.name,
-            time.monotonic() - started,
-            ", ".join(f"{c.type}={c.status} {c.reason}" for c in outcome.conditions),
-            outcome.requeue_after,
-        )
+        elapsed = time.monotonic() - started
+        metrics.RECONCILE_SECONDS.labels(kind.kind).observe(elapsed)
+        if log.isEnabledFor(logging.DEBUG):  # a pass's line is built only when it is written
+            conditions = ", ".join(f"{c.type}={c.status} {c.reason}" for c in outcome.conditions)
+            log.debug(
+                "Reconciled %s %s/%s in %.2f s: %s; again in %s s",
+                kind.kind, obj.namespace, obj.name, elapsed, conditions, outcome.requeue_after,
+            )  # fmt: skip
         self.registry.watch(obj.uid, outcome.watch)
         if outcome.status.get("id") and not obj.observe_only:
             self.registry.owners.setdefault(outcome.status["id"], obj.uid)
