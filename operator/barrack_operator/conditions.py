@@ -111,6 +111,9 @@ class Reason(StrEnum):
     """CreditsLow=True on an account: its runway is shorter than creditsLowHours."""
     CREDITS_OK = "CreditsOk"
     """CreditsLow=False on an account: its runway is at least creditsLowHours (or nothing burns)."""
+    SECRET_CONFLICT = "SecretConflict"
+    """Synced=False on an instance: the Secret writeConnectionSecretToRef names exists and is not
+    controlled by this instance; it is left untouched."""
 
 
 STALLED_REASONS = frozenset(
@@ -126,6 +129,7 @@ STALLED_REASONS = frozenset(
         Reason.ACCOUNT_NOT_FOUND,
         Reason.ACCOUNT_NOT_ALLOWED,
         Reason.CREDITS_DEPLETED,
+        Reason.SECRET_CONFLICT,
     }
 )
 """Reasons only a person can clear (change the spec, the key, the account): Stalled=True."""

@@ -160,6 +160,28 @@ class StatusWriter:
                 return
         raise RuntimeError(f"releasing {plural} {namespace}/{name} failed: its finalizers kept changing")
 
+    async def drop_owner_references(
+        self, plural: str, namespace: str, name: str, owner_kind: str, references: list[dict[str, Any]]
+    ) -> None:
+        """Take every ownerReference to an owner of ``owner_kind`` off the object, keeping the
+        others: a JSON patch that tests the list as last read before it replaces it (so a list
+        another writer changed meanwhile is not rewritten; the next pass reads it again)."""
+        kept = [r for r in references if r.get("kind") != owner_kind]
+        ops: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/ownerReferences", "value": references}]
+        ops.append(
+            {"op": "replace", "path": "/metadata/ownerReferences", "value": kept}
+            if kept
+            else {"op": "remove", "path": "/metadata/ownerReferences"}
+        )
+        status, payload = await self.request_json(
+            "PATCH", object_path(plural, namespace, name), ops, content_type=JSON_PATCH
+        )
+        if status >= 300 and status != 404:
+            raise RuntimeError(
+                f"releasing {plural} {namespace}/{name} from its {owner_kind} failed: "
+                f"{status} {payload.get('message', '')}"
+            )
+
     async def _finalizers(self, path: str) -> tuple[list[str], str, bool]:
         """The object's finalizers, its resourceVersion and whether its deletion began, read now;
         :class:`ObjectGone` when it is gone."""
@@ -223,16 +245,27 @@ class StatusWriter:
             raise RuntimeError(f"deleting {plural} {name} failed: {status} {payload.get('message', '')}")
 
     async def write_secret(self, manifest: dict[str, Any]) -> None:
-        """Create the Secret, or merge its data and owner into the one of that name (``create``
-        and ``patch`` on Secrets are all it needs); raises unless written."""
+        """Create the Secret, or update the one of that name only when its controller is the
+        manifest's owner (an instance writes only into a Secret it created or controls: never into
+        another app's Secret of the same name, nor takes it over). ``create`` and ``patch`` on
+        Secrets are all it needs: the owner is checked by the patch itself (a JSON patch that tests
+        the controller reference's uid before it writes). :class:`SecretConflict` when the Secret
+        is someone else's; raises unless written."""
         meta = manifest["metadata"]
         path = f"/api/v1/namespaces/{meta['namespace']}/secrets"
         status, payload = await self.request_json("POST", path, manifest)
         if status == 409:
-            patch = {"metadata": {"ownerReferences": meta["ownerReferences"], "labels": meta["labels"]},
-                     "stringData": manifest["stringData"]}  # fmt: skip
-            await self._merge_patch(f"{path}/{meta['name']}", patch)
-            return
+            owner = meta["ownerReferences"][0]
+            ops = [
+                {"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": owner["uid"]},
+                {"op": "test", "path": "/metadata/ownerReferences/0/controller", "value": True},
+                {"op": "add", "path": "/stringData", "value": manifest["stringData"]},
+            ]
+            status, payload = await self.request_json(
+                "PATCH", f"{path}/{meta['name']}", ops, content_type=JSON_PATCH
+            )
+            if status == 422:
+                raise SecretConflict(meta["namespace"], meta["name"], owner["kind"], owner["name"])
         if status >= 300:
             raise RuntimeError(
                 f"writing Secret {meta['namespace']}/{meta['name']} failed: {status} {payload.get('message', '')}"
@@ -248,6 +281,18 @@ class StatusWriter:
     async def aclose(self) -> None:
         await self._session.close()
         await self._lease_session.close()
+
+
+class SecretConflict(Exception):
+    """A Secret of the name an object writes to exists and is not controlled by that object."""
+
+    def __init__(self, namespace: str, name: str, kind: str, owner: str) -> None:
+        super().__init__(
+            f"Secret {namespace}/{name} exists and is not controlled by {kind} {owner}: it is left untouched; "
+            "set spec.writeConnectionSecretToRef.name to a Secret this object may create, or delete that "
+            "Secret if it is a leftover"
+        )
+        self.secret = name
 
 
 class LeaseLane:

@@ -100,7 +100,9 @@ def test_names_fit_kubernetes_and_barrack() -> None:
     assert barrack_snapshot_name("a", "s", "i", slot) != barrack_snapshot_name("b", "s", "i", slot)
 
 
-def test_the_manifest_is_owned_labelled_and_uses_the_instances_account() -> None:
+def test_the_manifest_is_labelled_not_owned_and_uses_the_instances_account() -> None:
+    """Backups outlive their schedule: labels say whose they are, no ownerReference lets the
+    garbage collector take them with it."""
     schedule = {"metadata": {"name": "nightly", "namespace": "ml", "uid": "u-1"}}
     slot = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
     manifest = snapshot_manifest(schedule, Target("gpu-1", "team-a"), slot, "barrack.ai/v1alpha1")
@@ -110,7 +112,7 @@ def test_the_manifest_is_owned_labelled_and_uses_the_instances_account() -> None
         "barrack.ai/instance": "gpu-1",
         "barrack.ai/slot": "20261202T030000Z",
     }
-    assert meta["ownerReferences"][0]["uid"] == "u-1" and meta["ownerReferences"][0]["controller"]
+    assert "ownerReferences" not in meta
     assert manifest["spec"]["instanceRef"] == {"name": "gpu-1"}
     assert manifest["spec"]["accountRef"] == {"name": "team-a"}
     specs.BarrackSnapshotSpec.model_validate(manifest["spec"])  # the CRD's model takes it

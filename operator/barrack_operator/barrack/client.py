@@ -29,6 +29,7 @@ from barrack_operator.barrack.credentials import KeySource
 from barrack_operator.barrack.errors import (
     ApiUnavailable,
     BarrackError,
+    CallsPaused,
     MalformedReply,
     RateLimited,
     TransientError,
@@ -44,6 +45,9 @@ MUTATIONS: contextvars.ContextVar[list[tuple[str, str | None]] | None] = context
 )
 """Set to a list by a caller that wants to know which mutations its task sent: each route's name
 and the id in its path (None for a create)."""
+CALLS_PAUSED: contextvars.ContextVar[bool] = contextvars.ContextVar("barrack_calls_paused", default=False)
+"""Set by a caller whose task may read only what the inventory holds (a paused object's pass):
+any call, a read included, raises :class:`CallsPaused` before it is sent."""
 PAGE_LIMIT = 100
 MAX_PAGES = 10_000
 """A listing that has not ended after this many full pages (a million resources) is a server that
@@ -137,6 +141,8 @@ class BarrackClient:
         **path: str,
     ) -> R:
         route = ROUTES[route_name]
+        if CALLS_PAUSED.get():
+            raise CallsPaused(f"{route_name} not sent: the object is paused", route=route_name)
         attempt = 0
         while True:
             try:

@@ -8,6 +8,7 @@ HTTP replies and transport faults onto it.
     │   ├── InsufficientCredits  402: top up the account
     │   └── NotFound             404: no such id
     ├── PreconditionFailed       409: a state forbids it now; may pass later (carries Barrack's text)
+    ├── CallsPaused              not sent at all: the caller's task may make no call (a paused object)
     └── TransientError           try again later, unchanged
         ├── RateLimited          429, with Retry-After seconds
         └── ApiUnavailable       5xx, timeouts, connection errors: a mutation may or may not have
@@ -85,6 +86,11 @@ class NotFound(RequestRejected):
 
 class PreconditionFailed(BarrackError):
     """409: the resource's state (or a related one's) forbids the operation now."""
+
+
+class CallsPaused(BarrackError):
+    """Never sent: the task asked for no call at all (a paused object's pass reads only what the
+    inventory holds)."""
 
 
 class TransientError(BarrackError):

@@ -43,7 +43,7 @@ from barrack_operator.conditions import (
 from barrack_operator.connection import connection_data, secret_manifest
 from barrack_operator.handlers.health import HealthServer
 from barrack_operator.inventory import LISTING_OF, Inventory, ListingFailed, kind_addressed, kinds_touched
-from barrack_operator.kube import ObjectGone, StatusWriter, event_body
+from barrack_operator.kube import ObjectGone, SecretConflict, StatusWriter, event_body
 from barrack_operator.leadership import LeaderElector, LeadershipLost, LeaseSettings
 from barrack_operator.resources.common import (
     PAUSED_ANNOTATION,
@@ -67,7 +67,8 @@ from barrack_operator.resources.common import (
     ref_key,
     with_next_try,
 )
-from barrack_operator.resources.kinds import ACCOUNT, ALL_KINDS, BY_KIND, KINDS, Kind
+from barrack_operator.resources.kinds import ACCOUNT, ALL_KINDS, BY_KIND, KINDS, SCHEDULE, SNAPSHOT, Kind
+from barrack_operator.resources.ownership import RELEASED, released_without_call
 from barrack_operator.resources.specs import DEFAULT_ACCOUNT, GROUP, VERSION, account_name
 from barrack_operator.settings import Settings
 from barrack_operator.workqueue import WorkQueue
@@ -121,6 +122,22 @@ class Registry:
                 return f"{kind} {namespace}/{name}"
         return "another object"
 
+    def claim(self, barrack_id: str, uid: str) -> str | None:
+        manager = self.manager_of(barrack_id, uid)
+        if manager is None:
+            self.owners[barrack_id] = uid
+        return manager
+
+    def unclaim(self, barrack_id: str, uid: str) -> None:
+        if self.owners.get(barrack_id) == uid:
+            del self.owners[barrack_id]
+
+    def recorded_by_other(self, barrack_id: str, uid: str) -> str | None:
+        for (kind, namespace, name), info in list(self.objects.items()):
+            if info.id == barrack_id and info.uid != uid and info.manages:
+                return f"{kind} {namespace}/{name}"
+        return None
+
     def name_of(self, kind: str, namespace: str, barrack_id: str) -> str | None:
         for (k, ns, name), info in self.objects.items():
             if k == kind and ns == namespace and info.id == barrack_id:
@@ -151,11 +168,11 @@ class Registry:
             labels=meta.get("labels") or {},
             account=((body.get("spec") or {}).get("accountRef") or {}).get("name"),
             region=(body.get("spec") or {}).get("region"),
+            manages=(body.get("spec") or {}).get("managementPolicy") != "Observe",
         )
         previous = self.objects.get(key)
         self.objects[key] = info
-        observer = (body.get("spec") or {}).get("managementPolicy") == "Observe"
-        if info.id and not observer:  # an observer never owns: it changes nothing
+        if info.id and info.manages:  # an observer never owns: it changes nothing
             self.owners.setdefault(info.id, info.uid)
         return previous is None or (previous.id, previous.ready, previous.state) != (
             info.id,
@@ -226,6 +243,8 @@ class Runtime:
         self._started = time.monotonic()
         self._written: dict[str, dict[str, Any]] = {}
         """Per object, the status fields last written, until kopf's body shows them."""
+        self._background: set[asyncio.Task[None]] = set()
+        """Events posted from a watch event (kept until they end)."""
         self._finalizer_added: set[str] = set()
         """Objects whose finalizer this process wrote (their body may not show it yet)."""
         self._reconcilers: dict[str, tuple[Reconciler, Reconciler]] = {}
@@ -478,6 +497,9 @@ class Runtime:
             self.registry.wake(ref_key(kind.kind, meta.get("namespace", ""), meta.get("name", "")))
         uid = meta.get("uid", "")
         if deleted:
+            held = self._objects.get(uid)
+            if held is not None and FINALIZER not in (held[1].get("metadata", {}).get("finalizers") or ()):
+                self._gone_without_finalizer(kind, body)
             self._objects.pop(uid, None)
             self.queue.discard(uid)
             self._forget(uid)
@@ -534,6 +556,8 @@ class Runtime:
 
     async def reconcile_once(self, kind: Kind, reconcile: Reconciler, body: Mapping[str, Any]) -> Outcome:
         obj = view(kind, body)
+        if kind is SNAPSHOT:
+            await self._outlive_schedule(obj, body)
         account = self._account_of(obj)
         await self._see_own_mutations(obj.uid, account)
         started = time.monotonic()
@@ -562,6 +586,24 @@ class Runtime:
         if not await self.write(kind, body, obj, outcome):  # look again soon, not at the drift interval
             outcome.requeue_after = min(outcome.requeue_after or math.inf, self.settings.poll_interval)
         return outcome
+
+    async def _outlive_schedule(self, obj: ObjectView, body: Mapping[str, Any]) -> None:
+        """A snapshot an earlier release made with an ownerReference to its schedule loses it on
+        its first pass (a schedule's deletion keeps its backups); a failure is tried next pass."""
+        references = list(body.get("metadata", {}).get("ownerReferences") or ())
+        if self.status_writer is None or not self.leading():
+            return
+        if not any(r.get("kind") == SCHEDULE.kind for r in references):
+            return
+        try:
+            await self.status_writer.drop_owner_references(
+                SNAPSHOT.plural, obj.namespace, obj.name, SCHEDULE.kind, references
+            )
+            log.info(
+                "Released from its schedule's ownerReference (backups outlive it)", extra=object_ref(obj)
+            )
+        except Exception as exc:
+            log.warning("Dropping the schedule's ownerReference failed: %s", exc, extra=object_ref(obj))
 
     def _settling_after_start(self, obj: ObjectView, outcome: Outcome) -> bool:
         """Just after a start, kopf lists the kinds one after another: an object reconciled before
@@ -611,6 +653,10 @@ class Runtime:
         owner = {"apiVersion": f"{GROUP}/{VERSION}", "kind": obj.kind, "name": obj.name, "uid": obj.uid}
         try:
             await self.status_writer.write_secret(secret_manifest(obj.namespace, ref["name"], owner, data))
+        except SecretConflict as exc:  # someone else's Secret: never written, and said so
+            outcome.conditions = [c for c in outcome.conditions if c.type != SYNCED]
+            blocked(outcome, Reason.SECRET_CONFLICT, str(exc), self.timing, ready=True)
+            return
         except Exception as exc:  # the next pass writes again
             log.warning(
                 "Writing the connection Secret %s failed: %s", ref["name"], exc, extra=object_ref(obj)
@@ -728,8 +774,19 @@ class Runtime:
         out.warn(reason, out.conditions[0].message.split(":")[0])
         return out
 
-    def _paused_outcome(self) -> Outcome:
-        out = Outcome(requeue_after=self.timing.blocked_requeue)
+    async def _paused_outcome(
+        self, reconcile: Reconciler, obj: ObjectView, account: AccountRuntime | Outcome, finalizing: bool
+    ) -> Outcome:
+        """Synced=False ReconcilePaused; outside a deletion, Ready as the frame's read-only pass
+        finds it (the spec compared with the inventory, no call)."""
+        out = Outcome()
+        if (
+            not finalizing
+            and isinstance(account, AccountRuntime)
+            and account.inventory.listing_error(LISTING_OF[obj.kind]) is None
+        ):
+            out = complete_status(account.context, obj, await reconcile(account.context, obj))
+        out.requeue_after = self.timing.blocked_requeue
         message = (
             f"reconciling is paused by the annotation {PAUSED_ANNOTATION}: no Barrack call is made for this "
             "object, deletion included; remove the annotation to resume"
@@ -742,7 +799,7 @@ class Runtime:
     ) -> Outcome:
         self._paused[obj.uid] = obj.paused
         if obj.paused:
-            return self._paused_outcome()
+            return await self._paused_outcome(reconcile, obj, account, finalizing)
         if not isinstance(account, AccountRuntime):
             if finalizing and self._never_on_barrack(obj):
                 return Outcome(done=True)  # nothing was ever asked of Barrack for it: nothing to delete
@@ -865,7 +922,7 @@ class Runtime:
         await self._see_own_mutations(obj.uid, account)
         sent: list[tuple[str, str | None]] = []
         MUTATIONS.set(sent)
-        outcome = await self._uninstall_outcome(kind, obj)
+        outcome = self._unowned_outcome(obj) or await self._uninstall_outcome(kind, obj)
         if outcome is None:
             outcome = await self._reconcile_guarded(finalizer, obj, account, finalizing=True)
         self._remember_mutations(obj, account, outcome, sent)
@@ -893,8 +950,34 @@ class Runtime:
         self._forget(obj.uid)
         return None
 
+    def _unowned_outcome(self, obj: ObjectView) -> Outcome | None:
+        """A deleted object that owns nothing on Barrack goes without any call, whatever its
+        deletionPolicy, paused or not; a Normal event says why (see :mod:`ownership`)."""
+        why = released_without_call(obj, self.memory, self.registry)
+        if why is None:
+            return None
+        outcome = Outcome(done=True)
+        outcome.note(RELEASED, why)
+        log.info("Released without a Barrack call: %s", why, extra=object_ref(obj))
+        return outcome
+
+    def _gone_without_finalizer(self, kind: Kind, body: dict[str, Any]) -> None:
+        """An object deleted while it held no finalizer of the operator's (it never asked Barrack
+        for anything, or it is observed only): say so in a Normal event, as a finalizer pass would."""
+        obj = view(kind, body)
+        if obj.observe_only or not kind.barrack_resource or not self.leading():
+            return
+        why = released_without_call(obj, self.memory, self.registry)
+        if why is not None:
+            task = asyncio.create_task(self.post_event(obj, Event("Normal", RELEASED, why), finalizing=True))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
     def _forget(self, uid: str) -> None:
         """Drop what the process keeps about an object that is gone (or whose finalizer pass ended)."""
+        known = self.memory.known_ids.get(uid)
+        if known is not None:
+            self.registry.unclaim(known, uid)
         self.memory.forget(uid, time.monotonic())
         self._paused.pop(uid, None)
         self.registry.forget(uid)

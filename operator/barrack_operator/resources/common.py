@@ -108,6 +108,7 @@ EVENT_ACTIONS = {
     "Deleting": "Delete",
     "Deleted": "Delete",
     "Retained": "Release",
+    "Released": "Release",
     "Detaching": "Detach",
     "Attaching": "Attach",
     "AttachmentsChanged": "Attach",
@@ -162,6 +163,8 @@ class RefInfo:
     """The spec's accountRef name (None: the default account)."""
     region: str | None = None
     """The spec's region, known before the object has an id."""
+    manages: bool = True
+    """False for ``managementPolicy: Observe``: it records an id but never owns it."""
 
 
 class References(Protocol):
@@ -171,6 +174,21 @@ class References(Protocol):
 
     def manager_of(self, barrack_id: str, uid: str) -> str | None:
         """``Kind namespace/name`` of another object (not ``uid``) that manages the Barrack id."""
+        ...
+
+    def claim(self, barrack_id: str, uid: str) -> str | None:
+        """Take the Barrack id for ``uid`` unless another object manages it; that object's
+        ``Kind namespace/name`` when it does (nothing is taken then). One step, no await: two
+        objects adopting one id at once cannot both take it."""
+        ...
+
+    def unclaim(self, barrack_id: str, uid: str) -> None:
+        """Let go of a claim ``uid`` made (an adoption that did not complete)."""
+        ...
+
+    def recorded_by_other(self, barrack_id: str, uid: str) -> str | None:
+        """``Kind namespace/name`` of another object (not ``uid``, not an observer) whose status
+        records the Barrack id, if any."""
         ...
 
     def name_of(self, kind: str, namespace: str, barrack_id: str) -> str | None:
@@ -589,7 +607,7 @@ async def _recorded(
     target = known or adopt_id
     if not target:
         return None
-    manager = ctx.refs.manager_of(target, obj.uid)
+    manager = ctx.refs.claim(target, obj.uid)
     if manager is not None:
         raise AlreadyManaged(obj.kind.removeprefix("Barrack").lower(), target, manager)
     item = snapshot_of().items.get(target) if known else None  # adoption reads Barrack first
@@ -601,6 +619,8 @@ async def _recorded(
             raise NotFound(f"{target} is DELETED")
     except NotFound:
         if not obj.recorded_id and target == adopt_id:
+            if not known:  # an adoption of nothing: nothing was taken
+                ctx.refs.unclaim(target, obj.uid)
             raise
         if not recreate:
             raise Lost(target) from None
@@ -629,7 +649,7 @@ async def find_for_deletion(
     ctx.memory.deleting.setdefault(obj.uid, ctx.clock())
     if obj.uid in ctx.memory.creating:
         raise CreateInFlight()
-    target = obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or obj.spec.get("adoptId")
+    target = obj.recorded_id or ctx.memory.known_ids.get(obj.uid)  # an adoptId alone owns nothing
     if target:
         snapshot = snapshot_of()
         item: T | None = snapshot.items.get(target)

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from barrack_operator.barrack import BarrackError, NotFound, PreconditionFailed
 from barrack_operator.barrack import models as wire
+from barrack_operator.barrack.client import CALLS_PAUSED
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.conditions import READY, SYNCED, Condition, Reason
 from barrack_operator.costs import Demand
@@ -215,6 +216,8 @@ class KindReconciler(ABC, Generic[S, T, I]):
         ctx.memory.first_seen.setdefault(obj.uid, ctx.clock())
         known = obj.recorded_id or ctx.memory.known_ids.get(obj.uid)
         listed: T | None = self.snapshot(ctx, obj).items.get(known or "")
+        if obj.paused:
+            return await self._paused(ctx, obj, spec, listed)
         if obj.observe_only:
             return await self._observe_only(ctx, obj, out)
         try:
@@ -254,9 +257,14 @@ class KindReconciler(ABC, Generic[S, T, I]):
         item: T = found.item
         if found.created:
             self._note_created(obj, out, item, found.replaced)
-        step = self._mismatch_step(obj, spec, item) or state_step(
-            self.what, item.id, item.status, self.states
-        )
+        mismatch = self._mismatch_step(obj, spec, item)
+        if mismatch is not None and not obj.recorded_id and obj.spec.get("adoptId") == item.id:
+            # An adoption that differs does not complete: this object does not own the resource,
+            # records no id of it, and its deletion leaves it alone.
+            ctx.memory.known_ids.pop(obj.uid, None)
+            ctx.refs.unclaim(item.id, obj.uid)
+            return self._report(ctx, out, None, mismatch, inputs)
+        step = mismatch or state_step(self.what, item.id, item.status, self.states)
         if step is None:
             step = self.plan(ctx, spec, item, inputs)
             out.spec_patch = self.late_init(spec, item)
@@ -276,6 +284,45 @@ class KindReconciler(ABC, Generic[S, T, I]):
             # What it waits for shows in a listing, and a listing that shows a change wakes it:
             # looking sooner than the next listing can come only reads the same index again.
             out.requeue_after = max(out.requeue_after, ctx.inventory.fast_gap(LISTING_OF[obj.kind]))
+        return out
+
+    async def _paused(self, ctx: Context, obj: ObjectView, spec: S, item: T | None) -> Outcome:
+        """``barrack.ai/paused``: no call at all, a read included, but not blind. Ready still
+        compares the spec with what the inventory lists: a step the plan would take is not taken,
+        and Ready=False ReconcilePaused names it (a raised sizeGB is not Ready over the old size).
+        Synced is the runtime's (ReconcilePaused); nothing is warned about while paused."""
+        out = Outcome()
+        inputs: I | None = None
+        token = CALLS_PAUSED.set(True)
+        try:
+            if item is None:
+                step: steps.Step = steps.Blocked(
+                    Reason.RECONCILE_PAUSED,
+                    f"paused: the inventory lists no {self.what} of this object, and none is created or "
+                    "adopted while paused",
+                )
+            else:
+                step = (
+                    self._mismatch_step(obj, spec, item)
+                    or state_step(self.what, item.id, item.status, self.states)
+                    or self.plan(ctx, spec, item, inputs := await self.observe(ctx, obj, spec, out))
+                )
+        except (Unresolved, BarrackError, MissingApiKey, ListingFailed) as exc:
+            step = steps.Blocked(
+                Reason.RECONCILE_PAUSED, f"paused: the spec cannot be compared with Barrack now ({exc})"
+            )
+        finally:
+            CALLS_PAUSED.reset(token)
+        if isinstance(step, steps.Call):
+            step = steps.Blocked(
+                Reason.RECONCILE_PAUSED,
+                f"paused: the spec is not applied (Barrack would be {step.doing}); remove the annotation "
+                "barrack.ai/paused to apply it",
+            )
+        out = self._report(ctx, out, item, step, inputs)
+        out.conditions = [c for c in out.conditions if c.type != SYNCED]
+        out.events.clear()
+        out.requeue_after = ctx.timing.blocked_requeue
         return out
 
     def _unresolved(

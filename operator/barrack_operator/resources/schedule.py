@@ -173,7 +173,10 @@ class Child:
 def snapshot_manifest(
     schedule: dict[str, Any], target: Target, slot: datetime, api_version: str
 ) -> dict[str, Any]:
-    """The BarrackSnapshot a run creates for ``target``."""
+    """The BarrackSnapshot a run creates for ``target``: the schedule's labels, and no
+    ownerReference, so that deleting the schedule keeps its backups (as Velero's backups and AWS
+    DLM's snapshots outlive their schedules); ``kubectl delete bsnap -l barrack.ai/schedule=NAME``
+    removes them on purpose."""
     meta = schedule["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     spec: dict[str, Any] = {
@@ -194,16 +197,6 @@ def snapshot_manifest(
                 INSTANCE_LABEL: label_value(target.name),
                 SLOT_LABEL: slot.astimezone(UTC).strftime(SLOT_FORMAT),
             },
-            "ownerReferences": [
-                {
-                    "apiVersion": api_version,
-                    "kind": "BarrackSnapshotSchedule",
-                    "name": name,
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": False,
-                }
-            ],
         },
         "spec": spec,
     }
