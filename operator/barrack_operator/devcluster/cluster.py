@@ -245,14 +245,19 @@ class ControlPlane:
     def kubectl(
         self, *args: str, input_text: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        result = subprocess.run(
             [str(find_binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
             input=input_text,
             capture_output=True,
             text=True,
-            check=check,
+            check=False,
             timeout=60,
         )
+        if check and result.returncode != 0:  # what kubectl said is the point of the failure
+            raise subprocess.CalledProcessError(
+                result.returncode, result.args, result.stdout, f"{result.stderr}"
+            ) from RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
+        return result
 
     def apply_files(self, *paths: Path) -> None:
         for path in paths:

@@ -227,7 +227,7 @@ class KindReconciler(ABC, Generic[S, T, I]):
         except (BarrackError, MissingApiKey, ListingFailed) as error:
             return self._failed(ctx, out, listed, error, None, None)
         try:
-            if listed is None and not known:  # before the create mark: nothing to write if it waits
+            if listed is None and not known and not obj.spec.get("adoptId"):  # a create may follow
                 refusal = self.before_create(ctx, obj, spec, inputs)
                 if refusal is not None:
                     return self._report(ctx, out, None, refusal, inputs)
