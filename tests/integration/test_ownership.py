@@ -63,9 +63,9 @@ def barrack_resources(sim: Sim, tag: str) -> dict[str, dict[str, Any]]:
     snapshot = _made(sim, "/snapshots/", {"name": f"{tag}-snap", "instance_id": instance["id"]}, "snapshot")
     _settled(sim, "snapshots", snapshot["id"], "SUCCESS")
     image = _made(sim, f"/snapshots/{snapshot['id']}/image/", {"name": f"{tag}-img"}, "image")
+    volume = {"name": f"{tag}-vol", "region": "US-1", "size_gb": 200, "volume_type": "NVMe"}
     return {
-        "BarrackVolume": _made(sim, "/volumes/", {"name": f"{tag}-vol", "region": "US-1", "size_gb": 200,
-                                                  "volume_type": "NVMe"}, "volume"),  # fmt: skip
+        "BarrackVolume": _made(sim, "/volumes/", volume, "volume"),
         "BarrackInstance": instance,
         "BarrackFirewall": _made(sim, "/firewalls/", {"name": f"{tag}-fw", "region": "US-1"}, "firewall"),
         "BarrackSSHKey": key,
@@ -76,10 +76,10 @@ def barrack_resources(sim: Sim, tag: str) -> dict[str, dict[str, Any]]:
 
 def spec_of(kind: str, sim: Sim, made: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A spec of the kind that the resources ``made`` would match."""
+    gpu = {"region": "US-1", "gpuModel": "A40", "imageId": sim.image(), "sshKeyRefs": [{"name": "ops-key"}]}
     return {
         "BarrackVolume": {"region": "US-1", "sizeGB": 200, "volumeType": "NVMe"},
-        "BarrackInstance": {"region": "US-1", "gpuModel": "A40", "imageId": sim.image(),
-                            "sshKeyRefs": [{"name": "ops-key"}]},  # fmt: skip
+        "BarrackInstance": gpu,
         "BarrackFirewall": {"region": "US-1"},
         "BarrackSSHKey": {"publicKey": SSH_PUBLIC_KEY},
         "BarrackSnapshot": {"instanceId": made["BarrackInstance"]["id"]},
@@ -122,7 +122,12 @@ def mutations(sim: Sim) -> dict[str, int]:
 
 
 def test_an_object_that_never_owned_a_resource_deletes_nothing_whatever_its_policy(
-    kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path, restricted_account: str, request: pytest.FixtureRequest
+    kube: Kube,
+    sim: Sim,
+    api_key_file: Path,
+    tmp_path: Path,
+    restricted_account: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     managed = barrack_resources(sim, "managed")  # each adopted below by an owner
     theirs = barrack_resources(sim, "theirs")  # managed by no object
@@ -142,7 +147,7 @@ def test_an_object_that_never_owned_a_resource_deletes_nothing_whatever_its_poli
         for kind, (short, _) in KINDS.items():
             spec = spec_of(kind, sim, managed)
             kube.apply(manifest(kind, f"owner-{short}", {**spec, "adoptId": managed[kind]["id"]}))
-        for kind, (short, _) in KINDS.items():
+        for short, _ in KINDS.values():
             kube.wait_condition(short, f"owner-{short}", "Ready", "True", timeout=90)
         for kind, (short, _) in KINDS.items():
             spec = spec_of(kind, sim, theirs)
@@ -150,9 +155,21 @@ def test_an_object_that_never_owned_a_resource_deletes_nothing_whatever_its_poli
             table = {
                 f"managed-{short}": ({**spec, "adoptId": managed[kind]["id"]}, {}, "AlreadyManaged"),
                 f"taken-{short}": ({**spec, "name": theirs[kind]["name"]}, {}, "NameTaken"),
-                f"denied-{short}": ({**adopting, "accountRef": {"name": restricted_account}}, {}, "AccountNotAllowed"),
-                f"nowhere-{short}": ({**adopting, "accountRef": {"name": "no-such-account"}}, {}, "AccountNotFound"),
-                f"paused-{short}": (adopting, {"annotations": {"barrack.ai/paused": "true"}}, "ReconcilePaused"),
+                f"denied-{short}": (
+                    {**adopting, "accountRef": {"name": restricted_account}},
+                    {},
+                    "AccountNotAllowed",
+                ),
+                f"nowhere-{short}": (
+                    {**adopting, "accountRef": {"name": "no-such-account"}},
+                    {},
+                    "AccountNotFound",
+                ),
+                f"paused-{short}": (
+                    adopting,
+                    {"annotations": {"barrack.ai/paused": "true"}},
+                    "ReconcilePaused",
+                ),
             }
             if kind in MISMATCHED:
                 table[f"differs-{short}"] = ({**adopting, **MISMATCHED[kind]}, {}, "AdoptionMismatch")
@@ -171,16 +188,19 @@ def test_an_object_that_never_owned_a_resource_deletes_nothing_whatever_its_poli
         for name, (kind, _) in cases.items():
             kube.run("delete", KINDS[kind][0], name, "--wait=false", "--ignore-not-found")
         for name, (kind, reason) in cases.items():
-            wait_for(lambda: kube.get(KINDS[kind][0], name) is None, 60, what=f"{name} ({reason}) to go")
+            short = KINDS[kind][0]
+            wait_for(lambda: kube.get(short, name) is None, 60, what=f"{name} ({reason}) to go")  # noqa: B023
         assert mutations(sim) == before, "a deletion of an object that owned nothing called Barrack"
         inventory = sim.inventory()
         for made in (managed, theirs):
             for kind, resource in made.items():
                 listed = {i["id"] for i in inventory[KINDS[kind][1]]}
-                assert resource["id"] in listed, f"{kind} {resource['id']} went with an object that did not own it"
-        for name, (kind, reason) in cases.items():
+                assert resource["id"] in listed, (
+                    f"{kind} {resource['id']} went with an object that did not own it"
+                )
+        for name, (_, reason) in cases.items():
 
-            def released() -> list[dict[str, Any]]:
+            def released(name: str = name) -> list[dict[str, Any]]:
                 return [e for e in kube.events(name) if e["reason"] == RELEASED and e["type"] == "Normal"]
 
             events = wait_for(released, 30, what=f"a {RELEASED} event for {name} ({reason})")
