@@ -170,7 +170,7 @@ def _dev_cluster(args: argparse.Namespace) -> int:
     from barrack_operator.devcluster.binaries import MissingBinary, ensure_binaries
 
     try:  # built once with Go when neither KUBEBUILDER_ASSETS nor the cache has them
-        ensure_binaries(("etcd", "kube-apiserver", "kubectl"))
+        ensure_binaries(("etcd", "kube-apiserver", "kube-controller-manager", "kubectl"))
     except MissingBinary as exc:
         print(f"barrack-operator dev-cluster: {exc}", file=sys.stderr)
         return 1

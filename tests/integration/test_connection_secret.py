@@ -1,7 +1,7 @@
 """An instance writes its connection Secret only where it controls it (issue 20, item 9): a Secret of
 that name that another app keeps, or that another object controls, is left untouched, and the
 instance reads Synced=False SecretConflict naming it; once the name is free, the instance makes
-its own Secret (owned by it, so it goes with it)."""
+its own Secret, controlled by it, which the garbage collector deletes with it."""
 
 from __future__ import annotations
 
@@ -21,9 +21,16 @@ def test_a_secret_the_instance_does_not_control_is_never_written(
     kube: Kube, sim: Sim, operator: Operator
 ) -> None:
     kube.apply(secret("app-creds"))  # another app's credentials, of the name the instance asks for
-    other_owner = {"apiVersion": "barrack.ai/v1alpha1", "kind": "BarrackInstance", "name": "someone-else",
-                   "uid": "8d3a2c1e-0000-4000-8000-000000000001", "controller": True}  # fmt: skip
-    kube.apply(secret("claimed-creds", ownerReferences=[other_owner]))
+    kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other-app"}})
+    other_uid = (kube.get("configmap", "other-app") or {})["metadata"]["uid"]
+    other_owner = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "other-app",
+        "uid": other_uid,
+        "controller": True,
+    }
+    kube.apply(secret("claimed-creds", ownerReferences=[other_owner]))  # controlled by another object
     before = {name: kube.get("secret", name) for name in ("app-creds", "claimed-creds")}
     kube.apply(ssh_key())
     kube.apply(instance("web-1", sim.image(), writeConnectionSecretToRef={"name": "app-creds"}))
@@ -48,3 +55,9 @@ def test_a_secret_the_instance_does_not_control_is_never_written(
     assert [(r["uid"], r.get("controller")) for r in made["metadata"]["ownerReferences"]] == [(uid, True)]
     # web-2 still may not write into the Secret another object controls.
     assert kube.condition("binst", "web-2", "Synced")["reason"] == "SecretConflict"  # type: ignore[index]
+
+    # The instance's own Secret goes with it (the garbage collector follows its ownerReference);
+    # the Secrets it never controlled stay.
+    kube.run("delete", "binst", "web-1", "web-2", "--timeout=90s")
+    wait_for(lambda: kube.get("secret", "app-creds") is None, 60, what="the instance's Secret to go with it")
+    assert kube.get("secret", "claimed-creds") is not None

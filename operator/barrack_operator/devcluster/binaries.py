@@ -1,4 +1,5 @@
-"""The control-plane binaries (etcd, kube-apiserver, kubectl, helm) at the pinned versions: found in
+"""The control-plane binaries (etcd, kube-apiserver, kube-controller-manager, kubectl, helm) at the
+pinned versions: found in
 ``$KUBEBUILDER_ASSETS`` (the envtest convention) or in the cache, or built once into the cache with
 the Go toolchain from the Go module proxy.
 
@@ -24,7 +25,7 @@ from pathlib import Path
 KUBERNETES_VERSION = "1.34.4"
 ETCD_VERSION = "3.5.35"
 HELM_VERSION = "3.19.2"
-BINARIES = ("etcd", "kube-apiserver", "kubectl", "helm")
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
 TOOLS = Path(__file__).resolve().parent / "tools"
 
 
@@ -72,6 +73,9 @@ def _helm_ldflags() -> str:
 BUILDS: dict[str, Build] = {
     "etcd": Build("etcd", "go.etcd.io/etcd/server/v3"),
     "kube-apiserver": Build("kube", "k8s.io/kubernetes/cmd/kube-apiserver", _kube_ldflags()),
+    "kube-controller-manager": Build(
+        "kube", "k8s.io/kubernetes/cmd/kube-controller-manager", _kube_ldflags()
+    ),
     "kubectl": Build("kube", "k8s.io/kubernetes/cmd/kubectl", _kube_ldflags()),
     "helm": Build("helm", "helm.sh/helm/v3/cmd/helm", _helm_ldflags()),
 }
@@ -123,7 +127,7 @@ def ensure_binaries(
         raise MissingBinary(
             f"{', '.join(missing)} must be built once, and that needs Go (https://go.dev/dl/, 1.24 or later) "
             "on PATH, which is missing; install Go and run again, or set KUBEBUILDER_ASSETS to a directory "
-            "holding etcd, kube-apiserver, kubectl and helm"
+            "holding etcd, kube-apiserver, kube-controller-manager, kubectl and helm"
         )
     cache = cache_dir()
     for name in missing:

@@ -1,10 +1,12 @@
-"""Start and stop etcd and kube-apiserver on 127.0.0.1, with generated certificates, RBAC
-authorization, an admin client certificate and a kubeconfig.
+"""Start and stop etcd, kube-apiserver and kube-controller-manager on 127.0.0.1, with generated
+certificates, RBAC authorization, an admin client certificate and a kubeconfig.
 
-A bare apiserver differs from a full cluster: no controller-manager, so namespaces are never
-finalized and garbage collection does not run; no scheduler or kubelet, so pods never start.
-Everything the operator relies on (CRDs, CEL validation, the status subresource, finalizers,
-watches, resourceVersion conflicts, RBAC, events) is real.
+The controller-manager runs the garbage collector and the namespace controller only, so
+ownerReferences and namespace deletion behave as in a real cluster (envtest runs neither). It
+differs from a full cluster in what needs nodes: no scheduler or kubelet, so pods never start, and
+no controller of Deployments, ReplicaSets, service accounts' tokens or cloud resources. Everything
+the operator relies on (CRDs, CEL validation, the status subresource, finalizers, watches,
+resourceVersion conflicts, RBAC, events, garbage collection, namespace lifecycle) is real.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class ControlPlane:
     _owns_work_dir: bool = False
     _etcd: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _apiserver: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _controller_manager: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _logs: list[IO[bytes]] = field(default_factory=list, repr=False)
 
     @property
@@ -87,6 +90,7 @@ class ControlPlane:
         self._start_etcd()
         self.start_apiserver()
         self.write_kubeconfig(self.kubeconfig)
+        self._start_controller_manager()
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         assert self.log_dir is not None
@@ -149,11 +153,39 @@ class ControlPlane:
         )
         self._wait(self._apiserver_ready, "kube-apiserver", self._apiserver)
 
+    CONTROLLERS = ("garbagecollector", "namespace")
+    """The controller-manager's controllers the test cluster runs (it needs no others)."""
+
+    def _start_controller_manager(self) -> None:
+        """The garbage collector and the namespace controller, as the admin, serving nothing (they
+        survive an apiserver restart: they watch it again)."""
+        self._controller_manager = self._spawn(
+            "kube-controller-manager",
+            [
+                str(find_binary("kube-controller-manager")),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--controllers={','.join(self.CONTROLLERS)}",
+                "--leader-elect=false",
+                "--secure-port=0",
+                "--concurrent-gc-syncs=5",
+                "--concurrent-namespace-syncs=5",
+                "--v=1",
+            ],
+        )
+        time.sleep(0.5)  # it exits at once on a bad flag: say so here, not in a test much later
+        if self._controller_manager.poll() is not None:
+            raise RuntimeError(
+                f"kube-controller-manager exited with {self._controller_manager.returncode}; see "
+                f"{self.log_dir}/kube-controller-manager.log"
+            )
+
     def stop_apiserver(self) -> None:
         self._terminate(self._apiserver)
         self._apiserver = None
 
     def stop(self) -> None:
+        self._terminate(self._controller_manager)
+        self._controller_manager = None
         self.stop_apiserver()
         self._terminate(self._etcd)
         self._etcd = None
