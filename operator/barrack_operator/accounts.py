@@ -124,7 +124,13 @@ class SecretKeySource:
         if self._value:
             return self._value
         raise MissingApiKey(
-            self._problem or f"the API key in Secret {self.namespace}/{self.name} is not read yet"
+            self._problem or f"the API key in Secret {self.namespace}/{self.name} is not read yet", self.fix()
+        )
+
+    def fix(self) -> str:
+        return (
+            f"put a valid key under {self.key!r} in Secret {self.namespace}/{self.name} (the BarrackAccount's "
+            f"secretRef); it is read again within {SECRET_REREAD_SECONDS:.0f}s, no restart"
         )
 
     async def aget(self) -> str:
@@ -269,6 +275,16 @@ class AccountRuntime:
                     self._image_names[image.id] = image.name
         return self._image_names.get(instance.image_id)
 
+    def credits_low(self) -> bool:
+        """The balance is spent, or its runway at the burn now is below creditsLowHours (when
+        Barrack hibernates every instance is near)."""
+        if self.balance is None:
+            return False
+        if self.balance.balance <= 0:
+            return True
+        hours = None if self.burn is None else runway_hours(self.balance.balance, self.burn)
+        return hours is not None and hours < self.config.credits_low_hours
+
     def credits_depleted(self) -> bool:
         """Barrack said the balance is spent (at the last look, each idle poll interval)."""
         return self.balance is not None and self.balance.balance <= 0
@@ -342,11 +358,7 @@ def account_conditions(account: AccountRuntime) -> tuple[dict[str, Any], list[Co
     conditions: list[Condition] = []
     error = account.balance_error
     if isinstance(error, MissingApiKey):
-        conditions.append(
-            Condition(
-                READY, False, Reason.UNAUTHORIZED, f"{error}; fix the Secret (it is re-read, no restart)"
-            )
-        )
+        conditions.append(Condition(READY, False, Reason.UNAUTHORIZED, f"{error}; {error.fix}"))
     elif isinstance(error, BarrackError):
         reason, message = failure_reason(error)
         conditions.append(Condition(READY, False, reason, message))

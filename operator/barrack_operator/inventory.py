@@ -175,6 +175,8 @@ class Inventory:
         self._polled = asyncio.Condition()
         self._nudge = asyncio.Event()
         self._wanted: set[str] = set()
+        self._closely: set[str] = set()
+        """Kinds listed whole at the fast interval even while steady (see :meth:`watch_closely`)."""
         self._due: dict[str, float] = dict.fromkeys(self.KINDS, 0.0)
         self._peeked: dict[str, float] = dict.fromkeys(self.KINDS, 0.0)
         self._next_peek = 0.0
@@ -234,6 +236,17 @@ class Inventory:
             self.use(kind)
         self._wanted.update(self.kinds if kinds is None else kinds)
         self._nudge.set()
+
+    def watch_closely(self, kind: str, closely: bool) -> None:
+        """List the kind whole at the fast interval (not the slow one) while ``closely``: when
+        Barrack may change its resources on its own any moment (an account about to run out of
+        credit, whose instances Barrack then hibernates), so that the change shows within one fast
+        poll. Turned on, the kind is listed soon."""
+        if closely and kind not in self._closely:
+            self._closely.add(kind)
+            self.nudge([kind])
+        elif not closely:
+            self._closely.discard(kind)
 
     def touched(self, kinds: Iterable[str]) -> None:
         """A mutation changed resources of these kinds: a kind listed before is looked at soon (what
@@ -531,7 +544,7 @@ class Inventory:
         snapshot: Snapshot[wire.Volume] = getattr(self, kind)
         if kind not in self.used:
             return started + self.slow_interval * self.UNUSED_FACTOR
-        busy = not snapshot.ok  # then what moves is looked at (see _wants_peek)
+        busy = not snapshot.ok or kind in self._closely  # else what moves is looked at (see _wants_peek)
         return started + (self.fast_gap(kind) if busy else self.slow_gap(kind))
 
     def _due_kinds(self, now: float) -> list[str]:

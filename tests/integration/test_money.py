@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from tests.integration.conftest import (
     Operator,
     Sim,
     instance,
+    running_operator,
     ssh_key,
     volume,
     wait_for,
@@ -115,3 +117,25 @@ def test_credit_depletion_hibernates_holds_restores_and_a_top_up_brings_them_bac
         30,
         what="the connection Secret to follow the new IP",
     )
+
+
+def test_a_hibernation_for_lack_of_credit_shows_within_a_fast_poll(
+    kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Listings of steady kinds come each idle interval (60 s here); while the account's credit is
+    low its instances are listed, and its balance read, each fast poll, so a Ready instance that
+    Barrack hibernates when the balance runs out reads Ready=False CreditsDepleted within seconds,
+    long before the next idle listing, and no restore is sent into refusals."""
+    settings = {**OPERATOR_SETTINGS, "IDLE_POLL_INTERVAL": "60", "DRIFT_INTERVAL": "60"}
+    sim.admin("config", {"balance": 2.0})  # under two hours of A40 x2: CreditsLow from the start
+    with running_operator(kube, sim, api_key_file, tmp_path, settings, request=request):
+        kube.apply(ssh_key())
+        kube.apply(instance("gpu", sim.image(), gpuCount=2))
+        kube.wait_condition("binst", "gpu", "Ready", "True", timeout=90)
+        time.sleep(3)  # past the create's own looks: the instance is steady, as any Ready one
+        sim.admin("advance", {"seconds": 3 * 3600})  # the balance runs out; Barrack hibernates
+        hibernated = time.monotonic()
+        kube.wait_condition("binst", "gpu", "Ready", "False", reason="CreditsDepleted", timeout=20)
+        print(f"Ready=False {time.monotonic() - hibernated:.1f} s after the hibernation (idle interval 60 s)")
+        calls = sim.calls()
+        assert calls.get("restore_instance 402", 0) + calls.get("restore_instance 200", 0) == 0, calls

@@ -169,10 +169,12 @@ def test_one_barrack_resource_has_one_object_across_namespaces(
         other.apply(volume("second", adoptId=volume_id))
         refused = other.wait_condition("bvol", "second", "Synced", "False", reason="AlreadyManaged")
         assert f"BarrackVolume {kube.namespace}/first" in refused["message"]
-        # A name match is refused the same way: "first" under the same Barrack name.
+        # A create under a Barrack name another object's resource has is NameTaken, naming that
+        # object, with spec.name as the fix (adopting it would be AlreadyManaged).
         other.apply(barrack_named(volume("third"), "first"))
-        named = other.wait_condition("bvol", "third", "Synced", "False", reason="AlreadyManaged")
-        assert f"BarrackVolume {kube.namespace}/first" in named["message"]
+        named = other.wait_condition("bvol", "third", "Synced", "False", reason="NameTaken")
+        assert f"managed by BarrackVolume {kube.namespace}/first" in named["message"]
+        assert "set spec.name" in named["message"] and "adoptId" not in named["message"]
         assert not [
             k for k in sim.calls() if k.split()[0] in ("create_volume", "delete_volume") and k.endswith("200")
         ][1:]

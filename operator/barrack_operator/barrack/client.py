@@ -33,6 +33,7 @@ from barrack_operator.barrack.errors import (
     MalformedReply,
     RateLimited,
     TransientError,
+    Unauthorized,
     error_from_response,
     map_transport_errors,
 )
@@ -147,6 +148,9 @@ class BarrackClient:
         while True:
             try:
                 return await self._send_once(route, reply, body, params, path)
+            except Unauthorized as error:
+                error.fix = self._api_key.fix()
+                raise
             except TransientError as error:
                 attempt += 1
                 if attempt >= self.retry.attempts or not self.retry.may_retry(route, error):

@@ -9,9 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+FILE_FIX = "put a valid key in the operator's API key Secret (mounted as a file, re-read: no restart)"
+
 
 class MissingApiKey(Exception):
-    """No API key is configured."""
+    """No API key is configured. ``fix`` says where a person puts one."""
+
+    def __init__(self, message: str, fix: str = FILE_FIX) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 class KeySource(Protocol):
@@ -20,6 +26,10 @@ class KeySource(Protocol):
     def get(self) -> str: ...
 
     async def aget(self) -> str: ...
+
+    def fix(self) -> str:
+        """What a person does when the key is missing or refused: where to put a valid one."""
+        ...
 
 
 @dataclass
@@ -42,22 +52,29 @@ class ApiKeySource:
             return self._cached
         value = os.environ.get(self.env_var, "").strip() if self.env_var else ""
         if not value:
-            raise MissingApiKey(f"no Barrack API key: set {self.env_var} or a key file")
+            raise MissingApiKey(f"no Barrack API key: set {self.env_var} or a key file", self.fix())
         return value
 
     async def aget(self) -> str:
         return self.get()
 
+    def fix(self) -> str:
+        if self.key_file is None:
+            return f"set {self.env_var} to a valid key" if self.env_var else "configure a valid key"
+        return f"put a valid key in the operator's API key Secret (mounted as {self.key_file}, re-read: no restart)"
+
     def _from_file(self, path: Path) -> str:
         try:
             mtime = path.stat().st_mtime
         except OSError as exc:
-            raise MissingApiKey(f"cannot read the Barrack API key file {path}: {exc.strerror}") from None
+            raise MissingApiKey(
+                f"cannot read the Barrack API key file {path}: {exc.strerror}", self.fix()
+            ) from None
         if self._cached is None or mtime != self._mtime:
             self._cached = path.read_text().strip()
             self._mtime = mtime
         if not self._cached:
-            raise MissingApiKey(f"the Barrack API key file {path} is empty")
+            raise MissingApiKey(f"the Barrack API key file {path} is empty", self.fix())
         return self._cached
 
     def __repr__(self) -> str:

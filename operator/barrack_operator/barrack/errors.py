@@ -73,7 +73,9 @@ class InvalidRequest(RequestRejected):
 
 
 class Unauthorized(RequestRejected):
-    """401 or 403."""
+    """401 or 403. ``fix``: where a person puts a valid key (the client's key source says)."""
+
+    fix: str | None = None
 
 
 class InsufficientCredits(RequestRejected):

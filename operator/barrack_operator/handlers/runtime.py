@@ -238,6 +238,7 @@ class Runtime:
         self._last_warning: dict[str, str] = {}
         self._account_conditions: dict[str, list[dict[str, Any]]] = {}
         self._account_status: dict[str, dict[str, Any]] = {}
+        self._account_written_at: dict[str, float] = {}
         self._money_now = asyncio.Event()
         self._connections: dict[tuple[str, str], dict[str, str]] = {}
         self._started = time.monotonic()
@@ -359,9 +360,13 @@ class Runtime:
 
     async def _watch_money(self) -> None:
         """Each idle poll interval (and at once when an account changes): every account's balance
-        and hourly burn, and its BarrackAccount's status (a Warning event when credits turn low)."""
+        and hourly burn, and its BarrackAccount's status (a Warning event when credits turn low).
+        While an account's credit is low, each fast poll interval, and its instances are listed
+        at that interval too: when the balance runs out Barrack hibernates every instance, and a
+        Ready instance must not read Ready for long after (nor be restored into refusals)."""
         while True:
             self._money_now.clear()
+            low = False
             for account in list(self.accounts.values()):
                 try:
                     await account.refresh_money()
@@ -371,8 +376,12 @@ class Runtime:
                     return
                 except Exception:
                     log.exception("Reading the money of account %s failed", account.name)
+                account.inventory.watch_closely("instances", account.credits_low())
+                low = low or account.credits_low()
+            interval = self.settings.poll_interval if low else self.settings.idle_poll_interval
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._money_now.wait(), self.settings.idle_poll_interval)
+                await asyncio.wait_for(self._money_now.wait(), interval)
+            await asyncio.sleep(self.settings.poll_interval)  # a burst of changes is one round
 
     async def _write_account(self, name: str, fields: dict[str, Any], conditions: list[Condition]) -> None:
         if self.status_writer is None or not self.leading():
@@ -380,8 +389,13 @@ class Runtime:
         previous = self._account_conditions.get(name, [])
         merged = merge_conditions(previous, conditions, None)
         status = {**fields, "conditions": merged}
-        if self._account_status.get(name) == status:
+        last = self._account_status.get(name)
+        if last == status:
             return
+        if last is not None and last.get("conditions") == merged:
+            written = self._account_written_at.get(name, -math.inf)
+            if time.monotonic() - written < self.settings.idle_poll_interval:
+                return  # the balance drains between looks: written each idle interval, not each look
         low = next((c for c in conditions if c.type == CREDITS_LOW), None)
         was_low = next((c["status"] == "True" for c in previous if c["type"] == CREDITS_LOW), False)
         try:
@@ -390,6 +404,7 @@ class Runtime:
             log.warning("Status write of BarrackAccount %s failed: %s", name, exc)
             return
         self._account_conditions[name], self._account_status[name] = merged, status
+        self._account_written_at[name] = time.monotonic()
         if low is not None and low.status and not was_low:
             involved = {
                 "apiVersion": f"{GROUP}/{VERSION}",
@@ -483,6 +498,8 @@ class Runtime:
     def _on_inventory_change(self, ids: set[str]) -> None:
         for barrack_id in ids:
             self.registry.wake(id_key(barrack_id))
+        if any(i in account.inventory.instances.items for account in self.accounts.values() for i in ids):
+            self._money_now.set()  # an instance came, went or changed power: the burn (and runway) moved
 
     # kopf events -----------------------------------------------------------------------------------
 
@@ -930,10 +947,9 @@ class Runtime:
         await self.write(kind, body, obj, outcome, finalizing=True)
         if not outcome.done:
             delay = outcome.requeue_after or self.timing.transition_requeue
-            message = next(
-                (c.message for c in outcome.conditions if c.type == SYNCED and not c.status), "waiting"
+            log.info(
+                "The deletion waits: %s; next look in %.0fs", waits_for(outcome), delay, extra=object_ref(obj)
             )
-            log.info("The deletion waits: %s; next look in %.0fs", message, delay, extra=object_ref(obj))
             return delay
         assert self.status_writer is not None
         if not self.leading():
@@ -1056,6 +1072,16 @@ class Runtime:
         )
         log.info("Uninstall: released without a Barrack call (%s kept)", what, extra=object_ref(obj))
         return out
+
+
+def waits_for(outcome: Outcome) -> str:
+    """What a deletion that is not done waits for, in words: what blocks it (Synced=False), else
+    the state it waits out (Ready=False, a transition such as DELETING)."""
+    for type_ in (SYNCED, READY):
+        found = next((c for c in outcome.conditions if c.type == type_ and not c.status), None)
+        if found is not None:
+            return f"{found.message.rstrip('.')} ({found.reason})"
+    return "Barrack to answer for this object's resource (no condition says more)"
 
 
 def lease_settings(settings: Settings) -> LeaseSettings:

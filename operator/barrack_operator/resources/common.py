@@ -26,7 +26,7 @@ from barrack_operator.barrack import (
     Unauthorized,
 )
 from barrack_operator.barrack import models as wire
-from barrack_operator.barrack.credentials import MissingApiKey
+from barrack_operator.barrack.credentials import FILE_FIX, MissingApiKey
 from barrack_operator.conditions import READY, SYNCED, Condition, Reason
 from barrack_operator.costs import Demand
 from barrack_operator.inventory import LISTING_OF, Inventory, ListingError, ListingFailed
@@ -308,7 +308,13 @@ class NameTaken(InvalidRequest):
     one: it belongs to someone else (another object, cluster or person), so it is neither adopted
     nor, later, deleted."""
 
-    def __init__(self, what: str, name: str, resource_id: str) -> None:
+    def __init__(self, what: str, name: str, resource_id: str, manager: str | None = None) -> None:
+        if manager is not None:  # another object's: taking it over is no fix
+            super().__init__(
+                f"a Barrack {what} named {name!r} ({resource_id}) exists, managed by {manager}: set spec.name "
+                "to another name (a create needs a Barrack name no resource has)"
+            )
+            return
         super().__init__(
             f"a Barrack {what} named {name!r} ({resource_id}) exists that this object did not create: "
             f"set spec.name to another name, or spec.adoptId: {resource_id} to take it over"
@@ -338,14 +344,9 @@ def failure_reason(error: ListingError, blocked: Reason = Reason.PRECONDITION_FA
     if isinstance(error, AlreadyManaged):
         return Reason.ALREADY_MANAGED, error.message
     if isinstance(error, MissingApiKey):
-        return (
-            Reason.UNAUTHORIZED,
-            f"{error}; mount the API key Secret and restart nothing: the file is re-read",
-        )
+        return Reason.UNAUTHORIZED, f"{error}; {error.fix}"
     if isinstance(error, Unauthorized):
-        return Reason.UNAUTHORIZED, (
-            f"Barrack refused the API key ({error.message}): put a valid key in the operator's API key Secret"
-        )
+        return Reason.UNAUTHORIZED, f"Barrack refused the API key ({error.message}): {error.fix or FILE_FIX}"
     if isinstance(error, InsufficientCredits):
         return (
             Reason.INSUFFICIENT_CREDITS,
@@ -569,11 +570,8 @@ async def ensure_exists(
         return Found(found)
     ctx.inventory.require_fresh(LISTING_OF[obj.kind])
     named = [item for item in snapshot_of().by_name(obj.barrack_name) if not _gone(item)]
-    if named:
-        manager = ctx.refs.manager_of(named[0].id, obj.uid)
-        if manager is not None:
-            raise AlreadyManaged(what, named[0].id, manager)
-        raise NameTaken(what, obj.barrack_name, named[0].id)
+    if named:  # a create (a restore included) never takes a name another resource has
+        raise NameTaken(what, obj.barrack_name, named[0].id, ctx.refs.manager_of(named[0].id, obj.uid))
     if obj.uid in ctx.memory.deleting:
         raise ObjectDeleting()
     if demand is not None:
