@@ -693,6 +693,16 @@ LISTING_OF: dict[str, str] = {
     "BarrackImage": "images",
 }
 """The inventory listing that holds each object kind's Barrack resources."""
+PLAN_READS: dict[str, tuple[str, ...]] = {
+    "BarrackVolume": ("volumes", "instances"),
+    "BarrackInstance": ("instances",),
+    "BarrackFirewall": ("firewalls", "instances"),
+    "BarrackSSHKey": ("ssh_keys",),
+    "BarrackSnapshot": ("snapshots", "instances"),
+    "BarrackImage": ("images", "snapshots"),
+}
+"""The listings each object kind's plan reads: its own, and those of what it attaches to or is
+made from (what a reconcile-now reads afresh)."""
 _KIND_OF: dict[type, str] = {
     wire.Volume: "volumes",
     wire.VMInstance: "instances",

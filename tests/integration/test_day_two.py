@@ -5,10 +5,21 @@ reconcile-requested-at value is handled and echoed; Reconciling and Stalled read
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Kube, Operator, Sim, barrack_named, volume, wait_for
+from tests.integration.conftest import (
+    OPERATOR_SETTINGS,
+    Kube,
+    Operator,
+    Sim,
+    barrack_named,
+    running_operator,
+    volume,
+    wait_for,
+)
 from tests.integration.scenarios import argocd_health, barrack_volume
 
 pytestmark = pytest.mark.integration
@@ -98,3 +109,58 @@ def test_reconcile_now_is_echoed_and_stalled_reads_as_failed(
     assert "only NVMe and HDD grow" in stalled["message"]
     assert kube.condition("bvol", "ssd", "Reconciling")["status"] == "False"  # type: ignore[index]
     assert argocd_health(kube.get("bvol", "ssd") or {}) == "Degraded"
+
+
+def test_a_paused_object_is_not_ready_over_a_spec_it_has_not_applied(
+    kube: Kube, sim: Sim, operator: Operator
+) -> None:
+    kube.apply(volume("data"))
+    kube.wait_condition("bvol", "data", "Ready", "True")
+    volume_id = kube.get("bvol", "data")["status"]["id"]  # type: ignore[index]
+    kube.run("annotate", "bvol", "data", "barrack.ai/paused=true")
+    kube.wait_condition("bvol", "data", "Synced", "False", reason="ReconcilePaused")
+    assert kube.condition("bvol", "data", "Ready")["status"] == "True"  # type: ignore[index]  # nothing asked
+    before = _mutations(sim)
+    kube.patch("bvol", "data", {"spec": {"sizeGB": 200}})
+    waiting = kube.wait_condition("bvol", "data", "Ready", "False", reason="ReconcilePaused")
+    assert "not applied" in waiting["message"] and "200" in waiting["message"], waiting["message"]
+    obj = kube.get("bvol", "data") or {}
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+    assert obj["status"]["sizeGB"] == 100  # what Barrack has, not what the spec asks
+    assert kube.condition("bvol", "data", "Stalled")["status"] == "False"  # type: ignore[index]
+    assert _mutations(sim) == before, "a paused object made a Barrack call"
+    assert barrack_volume(sim, volume_id)["size_gb"] == 100  # type: ignore[index]
+    kube.run("annotate", "bvol", "data", "barrack.ai/paused-")
+    kube.wait_condition("bvol", "data", "Ready", "True", timeout=60)
+    assert barrack_volume(sim, volume_id)["size_gb"] == 200  # type: ignore[index]
+
+
+def test_reconcile_now_reads_barrack_afresh(
+    kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A rule removed on Barrack behind the operator's back comes back within seconds of the
+    annotation, long before the next listing of a steady kind (the idle interval is 60 s here)."""
+    settings = {**OPERATOR_SETTINGS, "IDLE_POLL_INTERVAL": "60", "DRIFT_INTERVAL": "60"}
+    rule = {"direction": "ingress", "protocol": "tcp", "portRangeMin": 22, "portRangeMax": 22}
+    with running_operator(kube, sim, api_key_file, tmp_path, settings, request=request):
+        kube.apply({"apiVersion": "barrack.ai/v1alpha1", "kind": "BarrackFirewall", "metadata": {"name": "web"},
+                    "spec": {"region": "US-1", "rules": [rule]}})  # fmt: skip
+        kube.wait_condition("bfw", "web", "Ready", "True")
+        firewall_id = kube.get("bfw", "web")["status"]["id"]  # type: ignore[index]
+        time.sleep(3)  # past the create's own looks: the firewall is steady, as any Ready one
+
+        def rules() -> list[dict[str, Any]]:
+            return next(f for f in sim.inventory()["firewalls"] if f["id"] == firewall_id)["rules"]  # type: ignore[no-any-return]
+
+        sim.call("DELETE", f"/firewalls/{firewall_id}/rules/{rules()[0]['id']}/")
+        assert rules() == []
+        kube.run("annotate", "bfw", "web", "barrack.ai/reconcile-requested-at=2026-12-07T10:00:00Z")
+        wait_for(lambda: [r["port_range_min"] for r in rules()] == [22], 15, what="the rule back on Barrack")
+        wait_for(
+            lambda: (
+                (kube.get("bfw", "web") or {}).get("status", {}).get("lastHandledReconcileAt")
+                == "2026-12-07T10:00:00Z"
+            ),
+            15,
+            what="lastHandledReconcileAt to echo the request",
+        )

@@ -42,7 +42,14 @@ from barrack_operator.conditions import (
 )
 from barrack_operator.connection import connection_data, secret_manifest
 from barrack_operator.handlers.health import HealthServer
-from barrack_operator.inventory import LISTING_OF, Inventory, ListingFailed, kind_addressed, kinds_touched
+from barrack_operator.inventory import (
+    LISTING_OF,
+    PLAN_READS,
+    Inventory,
+    ListingFailed,
+    kind_addressed,
+    kinds_touched,
+)
 from barrack_operator.kube import ObjectGone, SecretConflict, StatusWriter, event_body
 from barrack_operator.leadership import LeaderElector, LeadershipLost, LeaseSettings
 from barrack_operator.resources.common import (
@@ -577,6 +584,7 @@ class Runtime:
             await self._outlive_schedule(obj, body)
         account = self._account_of(obj)
         await self._see_own_mutations(obj.uid, account)
+        await self._read_afresh_if_asked(obj, account)
         started = time.monotonic()
         sent: list[tuple[str, str | None]] = []
         MUTATIONS.set(sent)
@@ -750,6 +758,27 @@ class Runtime:
             wait = 10 * max(account.inventory.fast_gap(kind) for kind in kinds)
             with contextlib.suppress(BarrackError, MissingApiKey, ListingFailed):
                 await account.inventory.wait_fresh(since, timeout=wait, kinds=kinds, ids=ids)
+
+    async def _read_afresh_if_asked(self, obj: ObjectView, account: AccountRuntime | Outcome) -> None:
+        """A new ``barrack.ai/reconcile-requested-at`` asks for a pass over Barrack as it is now:
+        wait for reads asked for now of what the plan reads (a look at the object's own resource,
+        listings of the kinds it depends on), so a change made behind the operator's back (a
+        rule removed) is seen and undone within seconds, not at the next idle listing. The pass
+        that used them writes lastHandledReconcileAt. A paused object reads nothing."""
+        asked = obj.reconcile_requested_at
+        if not asked or asked == obj.status.get("lastHandledReconcileAt") or obj.paused:
+            return
+        if not isinstance(account, AccountRuntime):
+            return
+        own = obj.recorded_id or self.memory.known_ids.get(obj.uid)
+        inventory = account.inventory
+        with contextlib.suppress(BarrackError, MissingApiKey, ListingFailed):  # the pass says what failed
+            await inventory.wait_fresh(
+                time.monotonic(),
+                timeout=10 * max(inventory.fast_gap(k) for k in PLAN_READS[obj.kind]),
+                kinds=PLAN_READS[obj.kind],
+                ids=[own] if own else [],
+            )
 
     def _back_off(self, uid: str, outcome: Outcome) -> None:
         """A refused or failed call is tried again after blocked_requeue, doubling with each
