@@ -217,6 +217,9 @@ class AccountRuntime:
         self.burn: float | None = None
         self._poller: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self.stopping = False
+        """The operator is stopping: the poller's end (kopf cancels what began while it ran) is
+        expected, not restarted and not logged as an error."""
         self._image_names: dict[str, str] = {}
         self._budget_lock = asyncio.Lock()
         self._reservations: dict[str, tuple[str, float, float]] = {}
@@ -245,8 +248,8 @@ class AccountRuntime:
                 log.error("The Barrack inventory poller of account %s ended; starting it again", self.name)
             except asyncio.CancelledError:
                 current = asyncio.current_task()
-                if current is not None and current.cancelling():  # the account or the operator stops
-                    raise
+                if self.stopping or (current is not None and current.cancelling()):
+                    raise  # the account or the operator stops
                 log.error(
                     "The Barrack inventory poller of account %s was cancelled; starting it again", self.name
                 )

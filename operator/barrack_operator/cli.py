@@ -212,7 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="reconcile without taking the Lease (one replica only)",
     )
-    run.add_argument("--leader-election-namespace", help="namespace of the Lease (default: the pod's)")
+    run.add_argument(
+        "--leader-election-namespace",
+        help="namespace of the Lease (default: the pod's); the Lease is held under the identity POD_NAME, "
+        "else the host name: two processes on one machine need distinct POD_NAMEs",
+    )
     run.add_argument("--requests-per-second", type=float, help="rate limit for Barrack calls")
     run.add_argument("--poll-interval", type=float, help="inventory poll while anything moves (s)")
     run.add_argument("--idle-poll-interval", type=float, help="inventory poll when all is steady (s)")

@@ -66,6 +66,7 @@ class LeaderElector:
         self._clock = clock
         self._renewed_at: float | None = None
         self._observed: tuple[str, float] | None = None  # (the record we last saw, when it changed)
+        self.stepping_down = False
         self.acquired_at: float | None = None
 
     @property
@@ -74,10 +75,18 @@ class LeaderElector:
         return f"/apis/coordination.k8s.io/v1/namespaces/{s.namespace}/leases"
 
     def valid(self) -> bool:
-        """This process holds the Lease and renewed it within the renew deadline."""
+        """This process holds the Lease, renewed it within the renew deadline, and is not stepping
+        down."""
         return (
-            self._renewed_at is not None and self._clock() - self._renewed_at < self.settings.renew_deadline
+            not self.stepping_down
+            and self._renewed_at is not None
+            and self._clock() - self._renewed_at < self.settings.renew_deadline
         )
+
+    def step_down(self) -> None:
+        """A clean stop begins: no Barrack call from here on (every fence refuses), while the
+        Lease is still held until :meth:`release` hands it over."""
+        self.stepping_down = True
 
     def fence(self) -> None:
         """Raise :class:`LeadershipLost` unless :meth:`valid`; called before every mutation."""

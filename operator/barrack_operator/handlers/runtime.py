@@ -439,6 +439,27 @@ class Runtime:
     def poller_alive(self) -> bool:
         return all(account.poller_alive() for account in self.accounts.values())
 
+    async def step_down(self) -> None:
+        """A clean stop (SIGTERM): make no call from now on (the fence refuses each; a call waiting
+        for the rate limiter is abandoned), let the passes under way end with the replies of calls
+        already sent (STOP_GRACE at most), then hand the Lease over at once, before kopf's own stop:
+        the standby leads within its retry period."""
+        for account in self.accounts.values():
+            account.stopping = True  # the pollers' end is not news
+        if self.elector is None:
+            return
+        self.elector.step_down()
+        await self.queue.close(STOP_GRACE)
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+        try:
+            await self.elector.release()
+            log.info("Stopping: the Lease is handed over")
+        except Exception as exc:  # the Lease expires anyway
+            log.warning("Handing the Lease over failed (it expires instead): %s", exc)
+
     async def stop(self) -> None:
         await self.stop_reconciling()
         for task in (self._money, self._keeper):

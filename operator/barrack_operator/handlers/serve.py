@@ -66,6 +66,7 @@ async def serve(settings: Settings) -> None:
     _stop_on_signals(stop)
     starting = asyncio.create_task(runtime.start(), name="barrack-start")
     stopping = asyncio.create_task(stop.wait(), name="barrack-stop")
+    stepping_down = asyncio.create_task(_step_down_on(stop, runtime), name="barrack-step-down")
     try:
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
@@ -76,7 +77,18 @@ async def serve(settings: Settings) -> None:
         starting.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await starting
+        if not stop.is_set():  # a failure, not a signal: nothing stepped down
+            stepping_down.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stepping_down
         await runtime.stop()
+
+
+async def _step_down_on(stop: asyncio.Event, runtime: Runtime) -> None:
+    """On SIGTERM or SIGINT, at once and beside kopf's own stop: no more calls, the Lease handed
+    over (see :meth:`Runtime.step_down`)."""
+    await stop.wait()
+    await runtime.step_down()
 
 
 async def _serve_kinds(runtime: Runtime, settings: Settings, stop: asyncio.Event) -> None:
@@ -115,6 +127,7 @@ async def _serve_kinds(runtime: Runtime, settings: Settings, stop: asyncio.Event
         running = asyncio.create_task(
             _run_kopf(
                 stopping,
+                stop,
                 registry=registry,
                 settings=operator_settings,
                 standalone=True,
@@ -142,12 +155,15 @@ async def _serve_kinds(runtime: Runtime, settings: Settings, stop: asyncio.Event
         log.info("The served kinds changed; kopf starts again over them")
 
 
-async def _run_kopf(stopping: asyncio.Event, **options: Any) -> None:
+async def _run_kopf(stopping: asyncio.Event, stop: asyncio.Event, **options: Any) -> None:
     """What ``kopf.operator`` does (spawn kopf's root tasks, then run them), with ``stopping`` set
     as soon as one of the root tasks ends: kopf then stops as a whole, on a stop flag or on a
-    failure of its own, and the operator can bound how long that takes."""
+    failure of its own, and the operator can bound how long that takes. Kopf installs signal
+    handlers of its own; the operator's are put back, so that SIGTERM sets ``stop`` (kopf's stop
+    flag among others) and the Lease is handed over beside kopf's stop, not after it."""
     existing = asyncio.all_tasks()  # kopf cancels every task made after this when it stops
     roots = await kopf.spawn_tasks(**options)
+    _stop_on_signals(stop)
     for root in roots:
         root.add_done_callback(lambda _: stopping.set())
     await kopf.run_tasks(roots, ignored=existing)
