@@ -467,34 +467,6 @@ async def finalize_guarded(
         return failed(out, error, ctx.timing)
 
 
-async def finalize_settling(
-    ctx: Context,
-    obj: ObjectView,
-    what: str,
-    states: type[wire.SnapshotState | wire.ImageState],
-    snapshot_of: Callable[[], Any],
-    fetch: Callable[[str], Awaitable[Any]],
-    delete: Callable[[str], Awaitable[None]],
-) -> Outcome:
-    """The deletion of a resource that Barrack deletes only once it has settled (a snapshot, an
-    image): wait out a transition, ask for the delete, and be done once Barrack no longer has it."""
-
-    async def steps(out: Outcome) -> Outcome:
-        item = await find_for_deletion(ctx, obj, snapshot_of, fetch)
-        if item is None:
-            out.done = True
-            return out
-        out.status = {"id": item.id, "state": item.status}
-        if wire.is_transitional(states, item.status):
-            return waiting_on_state(out, what, item.status, ctx.timing)
-        await delete(item.id)
-        out.note("Deleting", f"Deleting Barrack {what} {item.id}")
-        ctx.inventory.nudge([LISTING_OF[obj.kind]])
-        return waiting_on_state(out, what, "DELETING", ctx.timing)
-
-    return await finalize_guarded(ctx, obj, steps)
-
-
 def ref_key(kind: str, namespace: str, name: str) -> str:
     return f"k8s:{kind}/{namespace}/{name}"
 

@@ -18,11 +18,10 @@ from barrack_operator.resources.common import (
     Outcome,
     RefInfo,
     differences,
-    finalize_guarded,
-    find_for_deletion,
     id_key,
     ref_key,
 )
+from barrack_operator.resources.deletion import KindDeletion, plan_delete_firewall
 from barrack_operator.resources.frame import KindReconciler
 from barrack_operator.resources.instance import security_rule_plan
 
@@ -166,19 +165,13 @@ class FirewallReconciler(KindReconciler[specs.BarrackFirewallSpec, wire.Firewall
 reconcile = FirewallReconciler().reconcile
 
 
-async def finalize(ctx: Context, obj: ObjectView) -> Outcome:
-    async def steps_(out: Outcome) -> Outcome:
-        firewall = await find_for_deletion(ctx, obj, lambda: ctx.inventory.firewalls, ctx.client.get_firewall)
-        if firewall is None:
-            out.done = True
-            return out
-        if firewall.attachments:
-            ctx.inventory.record(await ctx.client.attach_firewall(firewall.id, []))
-            out.note("Detaching", f"Detaching firewall {firewall.id} from every instance before deleting it")
-        await ctx.client.delete_firewall(firewall.id)
-        ctx.inventory.firewalls.items.pop(firewall.id, None)
-        out.note("Deleted", f"Deleted Barrack firewall {firewall.id}")
-        out.done = True
-        return out
-
-    return await finalize_guarded(ctx, obj, steps_)
+DELETION = KindDeletion(
+    what="firewall",
+    listing="firewalls",
+    fetch=lambda ctx: ctx.client.get_firewall,
+    plan=plan_delete_firewall,
+    remove=lambda ctx: ctx.client.delete_firewall,
+    status=lambda f: {"id": f.id, "state": f.status},
+    settles=False,
+)
+finalize = DELETION.finalize

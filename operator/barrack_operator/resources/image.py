@@ -13,10 +13,10 @@ from barrack_operator.resources.common import (
     Context,
     ObjectView,
     Outcome,
-    finalize_settling,
     id_key,
     ref_key,
 )
+from barrack_operator.resources.deletion import KindDeletion, plan_delete_image
 from barrack_operator.resources.frame import KindReconciler, Unresolved
 
 ImS, SS = wire.ImageState, wire.SnapshotState
@@ -102,7 +102,12 @@ class ImageReconciler(KindReconciler[specs.BarrackImageSpec, wire.CustomImage, S
 reconcile = ImageReconciler().reconcile
 
 
-async def finalize(ctx: Context, obj: ObjectView) -> Outcome:
-    return await finalize_settling(
-        ctx, obj, "image", ImS, lambda: ctx.inventory.images, ctx.client.get_image, ctx.client.delete_image
-    )
+DELETION = KindDeletion(
+    what="image",
+    listing="images",
+    fetch=lambda ctx: ctx.client.get_image,
+    plan=plan_delete_image,
+    remove=lambda ctx: ctx.client.delete_image,
+    status=lambda i: {"id": i.id, "state": i.status},
+)
+finalize = DELETION.finalize

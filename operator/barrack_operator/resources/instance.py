@@ -23,12 +23,10 @@ from barrack_operator.resources.common import (
     ObjectView,
     Outcome,
     differences,
-    finalize_guarded,
-    find_for_deletion,
     id_key,
     ref_key,
-    waiting_on_state,
 )
+from barrack_operator.resources.deletion import KindDeletion, plan_delete_instance
 from barrack_operator.resources.frame import KindReconciler, Unresolved
 from barrack_operator.resources.image import resolve_snapshot
 
@@ -298,17 +296,12 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
 reconcile = InstanceReconciler().reconcile
 
 
-async def finalize(ctx: Context, obj: ObjectView) -> Outcome:
-    async def steps(out: Outcome) -> Outcome:
-        instance = await find_for_deletion(ctx, obj, lambda: ctx.inventory.instances, ctx.client.get_instance)
-        if instance is None:
-            out.done = True
-            return out
-        out.status = {"id": instance.id, "state": instance.status}
-        if wire.is_transitional(IS, instance.status):
-            return waiting_on_state(out, "instance", instance.status, ctx.timing)
-        await ctx.client.delete_instance(instance.id)
-        out.note("Deleting", f"Deleting Barrack instance {instance.id}")
-        return waiting_on_state(out, "instance", IS.DELETING, ctx.timing)
-
-    return await finalize_guarded(ctx, obj, steps)
+DELETION = KindDeletion(
+    what="instance",
+    listing="instances",
+    fetch=lambda ctx: ctx.client.get_instance,
+    plan=plan_delete_instance,
+    remove=lambda ctx: ctx.client.delete_instance,
+    status=lambda i: {"id": i.id, "state": i.status},
+)
+finalize = DELETION.finalize

@@ -25,3 +25,16 @@ def detach_blocked_message(volume_id: str, instance: wire.VMInstance, managed_by
             f"first; set spec.powerState: Stopped on BarrackInstance {managed_by} (it restores, then stops)"
         )
     return f"{head}: set spec.powerState: Stopped on BarrackInstance {managed_by}"
+
+
+def detach_blocked_reason(
+    volume: wire.Volume, instance: wire.VMInstance | None, managed_by: str | None = None
+) -> str | None:
+    """Why a detach cannot be asked for now, or None when it can. ``managed_by`` is the name of
+    the BarrackInstance that manages the instance, if any (the next step differs)."""
+    label = instance_label(volume.instance_id or "", instance)
+    if volume.bootable:
+        return f"volume {volume.id} is the boot volume of instance {label}: boot volumes stay attached and are never detached"
+    if instance is not None and instance.status != IS.SHUTOFF:
+        return detach_blocked_message(volume.id, instance, managed_by)
+    return None

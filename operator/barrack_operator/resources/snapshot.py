@@ -23,10 +23,10 @@ from barrack_operator.resources.common import (
     ObjectView,
     Outcome,
     differences,
-    finalize_settling,
     id_key,
     ref_key,
 )
+from barrack_operator.resources.deletion import KindDeletion, plan_delete_snapshot
 from barrack_operator.resources.frame import KindReconciler, Unresolved
 from barrack_operator.resources.messages import instance_label
 
@@ -164,13 +164,12 @@ class SnapshotReconciler(KindReconciler[specs.BarrackSnapshotSpec, wire.Snapshot
 reconcile = SnapshotReconciler().reconcile
 
 
-async def finalize(ctx: Context, obj: ObjectView) -> Outcome:
-    return await finalize_settling(
-        ctx,
-        obj,
-        "snapshot",
-        SS,
-        lambda: ctx.inventory.snapshots,
-        ctx.client.get_snapshot,
-        ctx.client.delete_snapshot,
-    )
+DELETION = KindDeletion(
+    what="snapshot",
+    listing="snapshots",
+    fetch=lambda ctx: ctx.client.get_snapshot,
+    plan=plan_delete_snapshot,
+    remove=lambda ctx: ctx.client.delete_snapshot,
+    status=lambda s: {"id": s.id, "state": s.status},
+)
+finalize = DELETION.finalize

@@ -12,9 +12,8 @@ from barrack_operator.resources.common import (
     Context,
     ObjectView,
     Outcome,
-    finalize_guarded,
-    find_for_deletion,
 )
+from barrack_operator.resources.deletion import KindDeletion, plan_delete_ssh_key
 from barrack_operator.resources.frame import KindReconciler
 
 
@@ -69,13 +68,13 @@ class SSHKeyReconciler(KindReconciler[specs.BarrackSSHKeySpec, wire.SSHKey, None
 reconcile = SSHKeyReconciler().reconcile
 
 
-async def finalize(ctx: Context, obj: ObjectView) -> Outcome:
-    async def steps(out: Outcome) -> Outcome:
-        key = await find_for_deletion(ctx, obj, lambda: ctx.inventory.ssh_keys, ctx.client.get_ssh_key)
-        if key is not None:
-            await ctx.client.delete_ssh_key(key.id)
-            ctx.inventory.ssh_keys.items.pop(key.id, None)
-        out.done = True
-        return out
-
-    return await finalize_guarded(ctx, obj, steps)
+DELETION = KindDeletion(
+    what="SSH key",
+    listing="ssh_keys",
+    fetch=lambda ctx: ctx.client.get_ssh_key,
+    plan=plan_delete_ssh_key,
+    remove=lambda ctx: ctx.client.delete_ssh_key,
+    status=lambda k: {"id": k.id, "state": k.status},
+    settles=False,
+)
+finalize = DELETION.finalize

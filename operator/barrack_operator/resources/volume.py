@@ -22,33 +22,16 @@ from barrack_operator.resources.common import (
     Context,
     ObjectView,
     Outcome,
-    blocked,
     differences,
-    finalize_guarded,
-    find_for_deletion,
     id_key,
-    progressing,
     ref_key,
-    waiting_on_state,
 )
+from barrack_operator.resources.deletion import KindDeletion, plan_delete_volume
 from barrack_operator.resources.frame import KindReconciler, Unresolved
-from barrack_operator.resources.messages import detach_blocked_message, instance_label
+from barrack_operator.resources.messages import detach_blocked_reason, instance_label
 
 VS, IS = wire.VolumeState, wire.InstanceState
 ATTACHABLE_INSTANCE_STATES = {IS.ACTIVE, IS.SHUTOFF}
-
-
-def detach_blocked_reason(
-    volume: wire.Volume, instance: wire.VMInstance | None, managed_by: str | None = None
-) -> str | None:
-    """Why a detach cannot be asked for now, or None when it can. ``managed_by`` is the name of
-    the BarrackInstance that manages the instance, if any (the next step differs)."""
-    label = instance_label(volume.instance_id or "", instance)
-    if volume.bootable:
-        return f"volume {volume.id} is the boot volume of instance {label}: boot volumes stay attached and are never detached"
-    if instance is not None and instance.status != IS.SHUTOFF:
-        return detach_blocked_message(volume.id, instance, managed_by)
-    return None
 
 
 @dataclass(frozen=True)
@@ -344,29 +327,12 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
 reconcile = VolumeReconciler().reconcile
 
 
-async def finalize(ctx: Context, obj: ObjectView) -> Outcome:
-    """Deletion: Retain leaves the volume; Delete detaches (under the same preconditions), deletes,
-    and is done only once Barrack no longer lists the volume."""
-
-    async def steps_(out: Outcome) -> Outcome:
-        volume = await find_for_deletion(ctx, obj, lambda: ctx.inventory.volumes, ctx.client.get_volume)
-        if volume is None:
-            out.done = True
-            return out
-        out.status = {"id": volume.id, "state": volume.status, "attachedInstanceId": volume.instance_id}
-        if wire.is_transitional(VS, volume.status):
-            return waiting_on_state(out, "volume", volume.status, ctx.timing)
-        if volume.instance_id is not None:
-            await ctx.inventory.listed_once("instances")
-            instance = ctx.inventory.instances.items.get(volume.instance_id)
-            why = detach_blocked_reason(volume, instance)
-            if why is not None:
-                return blocked(out, Reason.DELETION_BLOCKED, f"deletion waits: {why}", ctx.timing)
-            await ctx.client.detach_volumes(volume.instance_id, [volume.id])
-            out.note("Detaching", f"Detaching volume {volume.id} before deleting it")
-            return progressing(out, ctx.timing, "detaching before deletion")
-        await ctx.client.delete_volume(volume.id)
-        out.note("Deleting", f"Deleting Barrack volume {volume.id}")
-        return waiting_on_state(out, "volume", VS.DELETING, ctx.timing)
-
-    return await finalize_guarded(ctx, obj, steps_)
+DELETION = KindDeletion(
+    what="volume",
+    listing="volumes",
+    fetch=lambda ctx: ctx.client.get_volume,
+    plan=plan_delete_volume,
+    remove=lambda ctx: ctx.client.delete_volume,
+    status=lambda v: {"id": v.id, "state": v.status, "attachedInstanceId": v.instance_id},
+)
+finalize = DELETION.finalize

@@ -1,0 +1,183 @@
+"""Deletion, planned like every pass: observe, a pure plan, one act, the conditions from the step.
+
+    observe   the resource this object owns (``find_for_deletion``: by its recorded id, or by name
+              for a create whose reply was lost; never by an adoptId alone) and what the kind's
+              rule reads (a volume's instance, and the BarrackInstance that manages it)
+    plan      ``plan_delete_<kind>(resource, ...) -> Step``: Done (nothing on Barrack is left),
+              Wait (a transition to wait out), Blocked (a precondition; DeletionBlocked), or a
+              call (Detach, Detach every instance, Delete)
+    act       at most the plan's calls; a 409 maps to DeletionBlocked (``finalize_guarded``)
+
+A kind's deletion is a :class:`KindDeletion`: its observation, plan and the route that deletes.
+Resources Barrack deletes through a transition (volumes, instances, snapshots, images) are done
+once Barrack no longer has them; firewalls and SSH keys go at the reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from barrack_operator.barrack import models as wire
+from barrack_operator.conditions import Reason
+from barrack_operator.resources import steps
+from barrack_operator.resources.common import (
+    Context,
+    ObjectView,
+    Outcome,
+    blocked,
+    finalize_guarded,
+    find_for_deletion,
+    progressing,
+    waiting_on_state,
+)
+from barrack_operator.resources.messages import detach_blocked_reason, instance_label
+
+T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey, wire.Snapshot, wire.CustomImage)
+VS, IS = wire.VolumeState, wire.InstanceState
+
+
+@dataclass(frozen=True)
+class Delete(steps.Call):
+    resource_id: str
+
+
+@dataclass(frozen=True)
+class DeletionInputs:
+    """What a deletion's plan reads besides the resource: the instance a volume is attached to,
+    and the BarrackInstance object that manages it (the detach rule's next step names it)."""
+
+    instance: wire.VMInstance | None = None
+    managed_by: str | None = None
+
+
+NOTHING_LEFT = steps.Done("Barrack has nothing of this object's left to delete")
+
+
+def delete(what: str, resource_id: str) -> Delete:
+    return Delete(Reason.DELETION_BLOCKED, f"deleting {what} {resource_id}", resource_id)
+
+
+def _settling(
+    what: str,
+    item: Any,
+    states: type[wire.InstanceState | wire.VolumeState | wire.SnapshotState | wire.ImageState],
+) -> steps.Step | None:
+    """Nothing left, or a transition to wait out; None when the resource may be deleted now."""
+    if item is None:
+        return NOTHING_LEFT
+    if wire.is_transitional(states, item.status):
+        return steps.Wait(item.status.title().replace("_", ""), f"The {what} is {item.status} on Barrack.")
+    return None
+
+
+def plan_delete_volume(volume: wire.Volume | None, inputs: DeletionInputs) -> steps.Step:
+    """A volume goes once detached, under the detach rule (SHUTOFF, never a boot volume)."""
+    waiting = _settling("volume", volume, VS)
+    if waiting is not None or volume is None:
+        return waiting or NOTHING_LEFT
+    if volume.instance_id is not None:
+        why = detach_blocked_reason(volume, inputs.instance, inputs.managed_by)
+        if why is not None:
+            return steps.Blocked(Reason.DELETION_BLOCKED, f"deletion waits: {why}")
+        label = instance_label(volume.instance_id, inputs.instance)
+        return steps.Detach(Reason.DELETION_BLOCKED, "detaching before deletion", volume.instance_id, label)
+    return delete("volume", volume.id)
+
+
+def plan_delete_instance(instance: wire.VMInstance | None, inputs: DeletionInputs) -> steps.Step:
+    return _settling("instance", instance, IS) or delete("instance", instance.id)  # type: ignore[union-attr]
+
+
+def plan_delete_snapshot(snapshot: wire.Snapshot | None, inputs: DeletionInputs) -> steps.Step:
+    return _settling("snapshot", snapshot, wire.SnapshotState) or delete("snapshot", snapshot.id)  # type: ignore[union-attr]
+
+
+def plan_delete_image(image: wire.CustomImage | None, inputs: DeletionInputs) -> steps.Step:
+    return _settling("image", image, wire.ImageState) or delete("image", image.id)  # type: ignore[union-attr]
+
+
+def plan_delete_firewall(firewall: wire.Firewall | None, inputs: DeletionInputs) -> steps.Step:
+    """A firewall goes once attached to no instance: both in one pass (detach every one, delete)."""
+    if firewall is None:
+        return NOTHING_LEFT
+    if firewall.attachments:
+        return steps.SetAttachments(
+            Reason.DELETION_BLOCKED, "detaching from every instance", (), then=delete("firewall", firewall.id)
+        )
+    return delete("firewall", firewall.id)
+
+
+def plan_delete_ssh_key(key: wire.SSHKey | None, inputs: DeletionInputs) -> steps.Step:
+    return NOTHING_LEFT if key is None else delete("SSH key", key.id)
+
+
+@dataclass(frozen=True)
+class KindDeletion(Generic[T]):
+    """What a kind supplies to the deletion frame: how its resource is named in messages, read,
+    planned, deleted and shown in status, and whether Barrack deletes it through a transition."""
+
+    what: str
+    listing: str
+    """The inventory listing that holds the kind's resources."""
+    fetch: Callable[[Context], Callable[[str], Awaitable[T]]]
+    plan: Callable[[T | None, DeletionInputs], steps.Step]
+    remove: Callable[[Context], Callable[[str], Awaitable[Any]]]
+    status: Callable[[T], dict[str, Any]]
+    settles: bool = True
+    """Barrack deletes it through a transition (done once no longer listed); else at the reply."""
+
+    async def finalize(self, ctx: Context, obj: ObjectView) -> Outcome:
+        async def steps_(out: Outcome) -> Outcome:
+            item: T | None = await find_for_deletion(
+                ctx, obj, lambda: getattr(ctx.inventory, self.listing), self.fetch(ctx)
+            )
+            inputs = await self._observe(ctx, obj, item)
+            if item is not None:
+                out.status = self.status(item)
+            return await self._act(ctx, out, item, self.plan(item, inputs))
+
+        return await finalize_guarded(ctx, obj, steps_)
+
+    async def _observe(self, ctx: Context, obj: ObjectView, item: T | None) -> DeletionInputs:
+        instance_id = getattr(item, "instance_id", None) if isinstance(item, wire.Volume) else None
+        if instance_id is None:
+            return DeletionInputs()
+        await ctx.inventory.listed_once("instances")
+        return DeletionInputs(
+            ctx.inventory.instances.items.get(instance_id),
+            ctx.refs.name_of("BarrackInstance", obj.namespace, instance_id),
+        )
+
+    async def _act(self, ctx: Context, out: Outcome, item: T | None, step: steps.Step) -> Outcome:
+        if isinstance(step, steps.Done):
+            out.done = True
+            return out
+        if isinstance(step, steps.Wait):
+            return waiting_on_state(out, self.what, item.status if item is not None else "", ctx.timing)
+        if isinstance(step, steps.Blocked):
+            return blocked(out, step.reason, step.message, ctx.timing)
+        assert item is not None
+        if isinstance(step, steps.Detach):
+            await ctx.client.detach_volumes(step.instance_id, [item.id])
+            out.note(
+                "Detaching",
+                f"Detaching volume {item.id} from instance {step.instance_label} before deleting it",
+            )
+            return progressing(out, ctx.timing, "detaching before deletion")
+        if isinstance(step, steps.SetAttachments):
+            ctx.inventory.record(await ctx.client.attach_firewall(item.id, []))
+            out.note("Detaching", f"Detaching {self.what} {item.id} from every instance before deleting it")
+            assert step.then is not None
+            step = step.then
+        assert isinstance(step, Delete), step
+        await self.remove(ctx)(step.resource_id)
+        if self.settles:
+            out.note("Deleting", f"Deleting Barrack {self.what} {item.id}")
+            ctx.inventory.nudge([self.listing])
+            return waiting_on_state(out, self.what, "DELETING", ctx.timing)
+        getattr(ctx.inventory, self.listing).items.pop(item.id, None)
+        out.note("Deleted", f"Deleted Barrack {self.what} {item.id}")
+        out.done = True
+        return out
