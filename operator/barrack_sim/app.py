@@ -394,6 +394,13 @@ def _endpoint(sim: Simulator, name: str, handler: Handler) -> Callable[[Request]
             return _error(sim, 429, "rate_limited", "Too many requests", **told)
         if sim.faults.fail_before():
             return _error(sim, 500, "internal_error", "Internal server error")
+        refusal = sim.faults.config.refuse.get(name)
+        if refusal is not None:
+            status = int(refusal["status"])
+            after = refusal.get("retry_after")
+            told = {"Retry-After": str(after)} if after is not None and sim.dialect == "standard" else {}
+            code, message = refusal.get("error_code", "refused"), refusal.get("message", f"{name} refused")
+            return _error(sim, status, str(code), str(message), **told)
         sim.account.tick()
         try:
             payload = await handler(request, sim.account)

@@ -33,6 +33,10 @@ class FaultConfig:
     (JSON that does not fit the contract)."""
     pagination: PaginationFault = ""
     """Listings that omit ``total_pages``, or state it as 1 whatever the count."""
+    refuse: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Routes (by name) answered with a refusal instead of acting: ``{"status": 409, "error_code":
+    "...", "message": "...", "retry_after": 3}`` (the last for a 429), so a test can meet each of
+    Barrack's refusals end to end (a 409 on a resize, a 400 on a create, a 429 that says when)."""
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
@@ -44,6 +48,11 @@ class FaultConfig:
                 if not all(v in ("json", "shape") for v in dict(value).values()):
                     raise ValueError("malformed takes route names to 'json' or 'shape'")
                 self.malformed = dict(value)
+            elif key == "refuse":
+                refusals = {str(k): dict(v) for k, v in dict(value).items()}
+                if not all(int(v.get("status", 0)) >= 400 for v in refusals.values()):
+                    raise ValueError("refuse takes route names to a refusal with a status of 400 or more")
+                self.refuse = refusals
             elif key == "pagination":
                 if value not in ("", "omit_total_pages", "understate_total_pages"):
                     raise ValueError("pagination is '', 'omit_total_pages' or 'understate_total_pages'")

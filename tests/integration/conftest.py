@@ -78,9 +78,20 @@ class Kube:
     def wait_condition(
         self, kind: str, name: str, type_: str, status: str, reason: str | None = None, timeout: float = 60
     ) -> dict[str, Any]:
+        """The condition once it reads so over the object's current spec: status.observedGeneration
+        and the condition's own are the object's generation (a status from before a patch never
+        passes)."""
+
         def check() -> dict[str, Any] | None:
-            c = self.condition(kind, name, type_)
-            if c and c["status"] == status and (reason is None or c["reason"] == reason):
+            obj = self.get(kind, name) or {}
+            generation = (obj.get("metadata") or {}).get("generation")
+            current = obj.get("status") or {}
+            if current.get("observedGeneration") != generation:
+                return None
+            c = next((c for c in current.get("conditions", []) if c["type"] == type_), None)
+            if c is None or c.get("observedGeneration", generation) != generation:
+                return None
+            if c["status"] == status and (reason is None or c["reason"] == reason):
                 return c
             return None
 

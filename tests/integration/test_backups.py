@@ -69,6 +69,11 @@ def _barrack(sim: Sim, kind: str, resource_id: str) -> dict[str, Any] | None:
     return next((r for r in sim.inventory()[kind] if r["id"] == resource_id), None)
 
 
+def _arrived(sim: Sim, route: str) -> int:
+    """Requests of the route that reached the simulator (counted as they arrive, answered or not)."""
+    return sum(counts.get(route, 0) for _, counts in sim.admin("rate")["per_wall_second_by_route"])
+
+
 def _created(sim: Sim, name: str) -> list[str]:
     return [c["id"] for c in sim.admin("created") if c["name"] == name]
 
@@ -269,7 +274,8 @@ def test_sigkill_during_snapshot_and_image_creates_makes_no_duplicate(
             60,
             what=f"{kind} {barrack_name}'s create in flight",
         )
-        time.sleep(0.5)  # the create is at Barrack (it answers after 2 s)
+        route = {"bsnap": "create_snapshot", "bimg": "create_image"}[kind]
+        wait_for(lambda r=route: _arrived(sim, r), 30, what=f"{route} at Barrack (it answers after 2 s)")
         operator.kill()
         operator.start()
         kube.wait_condition(kind, barrack_name, "Ready", "True", timeout=90)

@@ -41,7 +41,11 @@ def test_pause_stops_every_call_until_removed(kube: Kube, sim: Sim, operator: Op
     before = _mutations(sim)
     kube.patch("bvol", "data", {"spec": {"sizeGB": 200}})
     kube.run("delete", "bvol", "data", "--wait=false")
-    time.sleep(3)  # requeues (2 s) and delete retries at the test's intervals
+    wait_for(  # the deletion's pass ran, and waits
+        lambda: "The deletion waits: reconciling is paused" in operator.log(),
+        30,
+        what="the paused deletion's pass",
+    )
     assert _mutations(sim) == before, "a paused object made a Barrack call"
     assert kube.get("bvol", "data") is not None and barrack_volume(sim, volume_id) is not None
     kube.run("annotate", "bvol", "data", "barrack.ai/paused-")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from barrack_testkit.stack import CLI, operator_env
 from tests.integration.conftest import SSH_PUBLIC_KEY, Kube, Operator, Sim, wait_for
@@ -113,3 +114,35 @@ def test_import_adopts_an_account_without_changing_it(
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert second.returncode == 0 and second.stdout.strip() == "", "a second import found something unmanaged"
+
+
+def test_import_out_writes_a_file_per_resource_and_observe_mirrors_without_owning(
+    kube: Kube, sim: Sim, operator: Operator, api_key_file: Path, tmp_path: Path
+) -> None:
+    key = sim.call("POST", "/ssh-keys/", {"name": "seen-key", "public_key": SSH_PUBLIC_KEY})["ssh_key"]
+    data = sim.call("POST", "/volumes/", {"name": "seen data", "region": "US-1", "size_gb": 200,
+                                          "volume_type": "NVMe"})["volume"]  # fmt: skip
+    wait_for(lambda: _settled(sim), 30, what="the volume AVAILABLE")
+    out = tmp_path / "imported"
+    result = subprocess.run(
+        [*CLI, "import", "--namespace", kube.namespace, "--out", str(out), "--observe"],
+        env=operator_env(kube.plane.kubeconfig, sim.api, api_key_file),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    files = sorted(out.iterdir())
+    manifests = [yaml.safe_load(f.read_text()) for f in files]
+    assert len(files) == 2, files  # one file per resource
+    assert {m["spec"]["adoptId"] for m in manifests} == {key["id"], data["id"]}
+    assert all(m["spec"]["managementPolicy"] == "Observe" for m in manifests)
+    before = _mutations(sim)
+    for path in files:
+        kube.run("apply", "-f", str(path))
+    for m in manifests:
+        short = {"BarrackSSHKey": "bkey", "BarrackVolume": "bvol"}[m["kind"]]
+        kube.wait_condition(short, m["metadata"]["name"], "Ready", "True", timeout=60)
+        status = (kube.get(short, m["metadata"]["name"]) or {})["status"]
+        assert status["id"] == m["spec"]["adoptId"]
+        kube.run("delete", short, m["metadata"]["name"], "--timeout=60s")  # Observe owns nothing
+    assert _mutations(sim) == before, "an observed import changed or deleted something"
+    assert {v["id"] for v in sim.inventory()["volumes"]} == {data["id"]}

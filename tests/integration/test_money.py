@@ -53,14 +53,17 @@ def test_cost_follows_the_power_state_at_barracks_prices(kube: Kube, sim: Sim, o
     assert _wait_cost(kube, "bvol", "data", nvme)["currency"] == "USD"
     listed = kube.run("get", "binst", "gpu").stdout
     assert "COST/H" in listed and f"{full:g}" in listed
-    for power, hourly in (
-        ("Stopped", full),
-        ("Hibernated", money.HIBERNATED_HOURLY["USD"]),
-        ("Running", full),
+    for power, state, hourly in (
+        ("Stopped", "SHUTOFF", full),  # a stopped GPU costs as much as a running one
+        ("Hibernated", "HIBERNATED", money.HIBERNATED_HOURLY["USD"]),
+        ("Running", "ACTIVE", full),
     ):
         kube.patch("binst", "gpu", {"spec": {"powerState": power}})
+        kube.wait_condition("binst", "gpu", "Ready", "True", timeout=60)  # over the patched spec
+        assert kube.get("binst", "gpu")["status"]["state"] == state  # type: ignore[index]
         _wait_cost(kube, "binst", "gpu", hourly)
-        kube.wait_condition("binst", "gpu", "Ready", "True", timeout=60)
+        instance_id = kube.get("binst", "gpu")["status"]["id"]  # type: ignore[index]
+        assert sim.call("GET", f"/instances/{instance_id}/")["instance"]["status"] == state
     # What it cost so far comes from Barrack's billing records.
     instance_id = kube.get("binst", "gpu")["status"]["id"]  # type: ignore[index]
     sim.admin("advance", {"seconds": 3600})

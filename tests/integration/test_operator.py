@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -68,7 +67,7 @@ def test_delete_while_attached_waits_for_shutoff_logged_as_a_wait(
         kube.wait_condition("bvol", "data", "Synced", "False", reason="DeletionBlocked")
         assert kube.get("bvol", "data")["metadata"]["finalizers"] == ["barrack.ai/finalizer"]  # type: ignore[index]
         assert barrack_volume(sim, volume_id) is not None
-        time.sleep(3)  # a few retries of the blocked deletion
+        wait_for(lambda: "The deletion waits: " in op.log(), 30, what="the blocked deletion's log line")
         kube.patch("binst", "web-1", {"spec": {"powerState": "Stopped"}})
         wait_for(lambda: kube.get("bvol", "data") is None, 60, what="the volume object to go")
         assert barrack_volume(sim, volume_id) is None

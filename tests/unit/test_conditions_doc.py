@@ -26,3 +26,17 @@ def test_every_transitional_state_reason_is_documented() -> None:
 
 def test_every_condition_type_is_documented() -> None:
     assert all(f"| `{t}` |" in DOC for t in (READY, SYNCED, ATTACHED, RECONCILING, STALLED))
+
+
+def test_every_reason_is_named_by_a_test_that_reaches_it() -> None:
+    """A reason no test produces is a promise nobody checks: each must be named (as the reason a
+    test waits for or asserts) in a test module other than this one."""
+    tests = Path(__file__).resolve().parents[1]
+    texts = [p.read_text() for p in tests.rglob("*.py") if p.name != Path(__file__).name]
+
+    def named(reason: Reason) -> bool:
+        forms = (f'"{reason.value}"', f"Reason.{reason.name}", f"reason={reason.value}")
+        return any(form in text for text in texts for form in forms)
+
+    unnamed = [r.value for r in Reason if not named(r)]
+    assert unnamed == [], f"reasons in docs/conditions.md that no test reaches: {unnamed}"

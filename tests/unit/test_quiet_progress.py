@@ -316,3 +316,27 @@ async def test_an_attach_sent_past_create_quiet_is_quiet_for_create_quiet_after_
         await ctx.inventory.poll_once()
         still = await volume.reconcile(ctx, obj)  # ATTACHING, createQuiet after the attach
         assert conditions(still)[READY][0] is False and not still.defer_status
+
+
+async def test_an_unexpected_error_in_a_pass_reads_operator_error_and_backs_off(tmp_path: Path) -> None:
+    """The catch-all: a bug in one object's pass never stops the others; the object reads
+    Synced=False OperatorError pointing at the log, and is tried again with backoff."""
+    runtime = Runtime(Settings(api_key_file=tmp_path / "key", blocked_requeue=3.0))
+
+    async def listed_once(kind: str) -> None:
+        return None
+
+    runtime.default.inventory.listed_once = listed_once  # type: ignore[method-assign]
+
+    async def buggy(ctx: Context, obj: ObjectView) -> Outcome:
+        raise KeyError("a field the code did not expect")
+
+    metadata = {"uid": "uid-1", "name": "data", "namespace": "ns", "generation": 1, "finalizers": [FINALIZER]}
+    body = {"metadata": metadata, "spec": {"region": "US-1", "sizeGB": 100}, "status": {}}
+    first = await runtime.reconcile_once(VOLUME, buggy, body)
+    synced = next(c for c in first.conditions if c.type == SYNCED)
+    assert (synced.status, synced.reason) == (False, Reason.OPERATOR_ERROR)
+    assert "unexpected KeyError" in synced.message and "see the operator log" in synced.message
+    second = await runtime.reconcile_once(VOLUME, buggy, body)
+    assert first.requeue_after == 3.0 and second.requeue_after == 6.0  # backing off
+    await runtime.default.client.aclose()
