@@ -93,7 +93,10 @@ def test_objects_use_the_account_they_name_and_only_it(
     kube.apply(volume("default-one"))
     # A refused key shows on the account and on its objects; nothing is created anywhere.
     _wait_account(kube, "team-b", "Ready", "False", "Unauthorized")
-    kube.wait_condition("bvol", "ours", "Synced", "False", reason="Unauthorized")
+    refused = kube.wait_condition("bvol", "ours", "Synced", "False", reason="Unauthorized")
+    # The fix names the account's Secret and its namespace, not the operator's key file.
+    assert f"Secret {kube.namespace}/team-b-key" in refused["message"], refused["message"]
+    assert "file" not in refused["message"] and "restart nothing" not in refused["message"]
     pid = operator.pid
     _secret(kube, "team-b-key", TEAM_KEY)  # rotation: the next call uses it, no restart
     kube.wait_condition("bvol", "ours", "Ready", "True", timeout=60)

@@ -17,6 +17,7 @@ from tests.integration.conftest import (
     Kube,
     Operator,
     Sim,
+    barrack_named,
     instance,
     ssh_key,
     volume,
@@ -140,18 +141,21 @@ def test_a_refused_create_mark_creates_nothing_and_says_kubernetes_refused(
     policy = DENY_MARK.replace("NS", kube.namespace)
     kube.plane.kubectl("apply", "-f", "-", input_text=policy)
     try:
+        # A paused probe (the operator leaves it alone) shows when the policy is enforced: a mark
+        # written on it by hand is refused.
+        probe = volume("probe")
+        probe["metadata"].update(labels={"marks": "refused"}, annotations={"barrack.ai/paused": "true"})
+        kube.apply(probe)
+
+        def enforced() -> bool:
+            marked = kube.run("annotate", "bvol", "probe", "barrack.ai/create-requested=probe", check=False)
+            return marked.returncode != 0 and "the create mark is refused here" in marked.stderr
+
+        wait_for(enforced, 60, what="the admission policy to be enforced")
         denied = volume("denied")
         denied["metadata"]["labels"] = {"marks": "refused"}
-
-        def refused_or_applied() -> dict[str, Any] | None:
-            kube.apply(denied)  # the policy takes a moment to be enforced: apply until it is
-            return kube.condition("bvol", "denied", "Synced")
-
-        wait_for(
-            lambda: (refused_or_applied() or {}).get("reason") == "KubernetesUnavailable",
-            60,
-            what="KubernetesUnavailable on the object whose mark is refused",
-        )
+        kube.apply(denied)
+        kube.wait_condition("bvol", "denied", "Synced", "False", reason="KubernetesUnavailable", timeout=60)
         message = kube.condition("bvol", "denied", "Synced")["message"]  # type: ignore[index]
         assert "the create mark is refused here" in message and "the operator retries" in message
         assert not [c for c in sim.admin("created") if c["name"] == "denied"]
@@ -220,6 +224,13 @@ def test_an_image_or_restore_from_another_region_is_invalid_and_calls_nothing(
         assert "US-1" in invalid["message"] and "CANADA-1" in invalid["message"], invalid["message"]
     after = {k: n for k, n in sim.calls().items() if k.startswith(("create_instance", "restore_snapshot"))}
     assert after == before, "a boot source from another region was sent to Barrack"
+    # A restore under a Barrack name another instance has: NameTaken, spec.name as the fix.
+    clash = barrack_named(instance("clash", "", restoreFrom={"snapshotRef": {"name": "nightly"}}), "source")
+    del clash["spec"]["imageId"]
+    kube.apply(clash)
+    taken = kube.wait_condition("binst", "clash", "Synced", "False", reason="NameTaken", timeout=60)
+    assert "set spec.name" in taken["message"] and "managed by BarrackInstance" in taken["message"]
+    assert not [k for k in sim.calls() if k.startswith("restore_snapshot")], "the restore was sent"
 
 
 def _default_account(kube: Kube, sim: Sim, **spec: Any) -> str:

@@ -12,6 +12,7 @@ import re
 import signal
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -54,16 +55,36 @@ def _logged_at(log: str, text: str) -> datetime:
     return datetime.fromisoformat(line.split(" ", 1)[0])  # RFC 3339, UTC, milliseconds
 
 
-def test_a_standby_finishes_a_killed_leaders_work_without_duplicates(
-    kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path
-) -> None:
-    a = _operator(kube, sim, api_key_file, tmp_path, "operator-a")
-    b = _operator(kube, sim, api_key_file, tmp_path, "operator-b")
+@contextlib.contextmanager
+def _leader_and_standby(
+    kube: Kube, sim: Sim, key: Path, log_dir: Path
+) -> Iterator[tuple[OperatorProcess, OperatorProcess]]:
+    """operator-a leading and operator-b waiting for the Lease; both stopped afterwards, and
+    neither log may hold the API key."""
+    a = _operator(kube, sim, key, log_dir, "operator-a")
+    b = _operator(kube, sim, key, log_dir, "operator-b")
     try:
         a.start()
         wait_for(lambda: _holder(kube) == "operator-a", 30, what="operator-a to lead")
         b.start()
         wait_for(lambda: "Waiting to lead" in b.log(), 30, what="operator-b to wait for the Lease")
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+        for op in (a, b):
+            assert_no_secret(op.log(), f"{op.log_path.name}")
+
+
+def _created_once(sim: Sim, prefix: str, count: int) -> None:
+    created = Counter(c["name"] for c in sim.admin("created") if c["name"].startswith(prefix))
+    assert len(created) == count and max(created.values()) == 1, created
+
+
+def test_a_standby_finishes_a_killed_leaders_work_without_duplicates(
+    kube: Kube, sim: Sim, api_key_file: Path, tmp_path: Path
+) -> None:
+    with _leader_and_standby(kube, sim, api_key_file, tmp_path) as (a, b):
         time.sleep(2)  # a standby stays one: it calls nothing
         assert "Leading" not in b.log() and _holder(kube) == "operator-a"
         sim.admin("faults", {"route_latency": {"create_volume": 0.3}})
@@ -83,15 +104,9 @@ def test_a_standby_finishes_a_killed_leaders_work_without_duplicates(
         print(f"takeover after SIGKILL of the leader: {takeover:.1f}s (lease 4 s, retry 0.5 s)")
         for n in range(20):
             kube.wait_condition("bvol", f"ha-{n}", "Ready", "True", timeout=90)
-        created = Counter(c["name"] for c in sim.admin("created") if c["name"].startswith("ha-"))
-        assert len(created) == 20 and max(created.values()) == 1, created
+        _created_once(sim, "ha-", 20)
         finished = [n for n in left if re.search(rf"/{n} in [0-9.]+ s: [^\n]*Ready=True", b.log())]
         assert finished, f"the standby brought none of {left} to Ready"
-    finally:
-        a.stop()
-        b.stop()
-        for op in (a, b):
-            assert_no_secret(op.log(), f"{op.log_path.name}")
 
 
 def test_a_clean_stop_hands_the_lease_over_at_once_and_logs_no_error(
@@ -101,13 +116,7 @@ def test_a_clean_stop_hands_the_lease_over_at_once_and_logs_no_error(
     those sent come in, and hands the Lease over before kopf's own stop (5 s): the standby leads
     well within the lease duration (4 s), which an expiry would take. Nothing is created twice,
     and the stopped leader's log holds no ERROR."""
-    a = _operator(kube, sim, api_key_file, tmp_path, "operator-a")
-    b = _operator(kube, sim, api_key_file, tmp_path, "operator-b")
-    try:
-        a.start()
-        wait_for(lambda: _holder(kube) == "operator-a", 30, what="operator-a to lead")
-        b.start()
-        wait_for(lambda: "Waiting to lead" in b.log(), 30, what="operator-b to wait for the Lease")
+    with _leader_and_standby(kube, sim, api_key_file, tmp_path) as (a, _):
         sim.admin("faults", {"route_latency": {"create_volume": 0.3}})
         kube.apply(yaml.safe_dump_all([volume(f"calm-{n}") for n in range(10)]))
         wait_for(lambda: any(c["name"].startswith("calm-") for c in sim.admin("created")), 30, what="creates")
@@ -120,16 +129,10 @@ def test_a_clean_stop_hands_the_lease_over_at_once_and_logs_no_error(
         wait_for(lambda: not a.alive(), 40, what="operator-a to exit")
         for n in range(10):
             kube.wait_condition("bvol", f"calm-{n}", "Ready", "True", timeout=90)
-        created = Counter(c["name"] for c in sim.admin("created") if c["name"].startswith("calm-"))
-        assert len(created) == 10 and max(created.values()) == 1, created
+        _created_once(sim, "calm-", 10)
         errors = [line for line in a.log().splitlines() if " ERROR " in line]
         assert errors == [], "a clean stop logged errors:\n" + "\n".join(errors)
         assert "the Lease is handed over" in a.log()
-    finally:
-        a.stop()
-        b.stop()
-        for op in (a, b):
-            assert_no_secret(op.log(), f"{op.log_path.name}")
 
 
 def test_a_leader_cut_off_from_the_apiserver_stops_before_the_standby_takes_over(

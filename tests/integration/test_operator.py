@@ -64,7 +64,9 @@ def test_delete_while_attached_waits_for_shutoff_logged_as_a_wait(
         kube.wait_condition("bvol", "data", "Attached", "True")
         volume_id = kube.get("bvol", "data")["status"]["id"]  # type: ignore[index]
         kube.run("delete", "bvol", "data", "--wait=false")
-        kube.wait_condition("bvol", "data", "Synced", "False", reason="DeletionBlocked")
+        held = kube.wait_condition("bvol", "data", "Synced", "False", reason="DeletionBlocked")
+        # The detach rule knows the BarrackInstance that manages the instance, in deletion too.
+        assert "set spec.powerState: Stopped on BarrackInstance web-1" in held["message"], held["message"]
         assert kube.get("bvol", "data")["metadata"]["finalizers"] == ["barrack.ai/finalizer"]  # type: ignore[index]
         assert barrack_volume(sim, volume_id) is not None
         wait_for(lambda: "The deletion waits: " in op.log(), 30, what="the blocked deletion's log line")
@@ -76,6 +78,10 @@ def test_delete_while_attached_waits_for_shutoff_logged_as_a_wait(
     assert lines and all(re.search(r"[+-]\d\d:\d\d$|Z$", line["timestamp"]) for line in lines)
     waits = [line for line in lines if line["message"].startswith("The deletion waits: ")]
     assert waits and all(line["severity"] == "info" for line in waits), waits[:3]
+    # Each says what it waits for, and the reason: never a bare "waiting".
+    assert all(re.search(r"waits: \S.* \([A-Z]\w+\); next look in", line["message"]) for line in waits), (
+        waits[:3]
+    )
     assert all(
         line["object"]["name"] == "data" and line["object"]["namespace"] == kube.namespace for line in waits
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from barrack_operator.barrack import models as m
-from barrack_operator.resources.instance import NEXT_POWER_ACTION, security_rule_plan
+from barrack_operator.resources.instance import NEXT_POWER_ACTION
+from barrack_operator.resources.rules import security_rule_plan
 from barrack_operator.resources.specs import RuleSpec
 from barrack_operator.resources.volume import detach_blocked_reason
 

@@ -4,8 +4,13 @@ what they may, and the control-plane versions agree between Python and the Go he
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from barrack_operator import crds
 from barrack_operator.conditions import READY, SYNCED, Condition, merge_conditions
@@ -136,3 +141,47 @@ def test_dev_cluster_names_go_when_it_must_build_and_cannot(tmp_path: Path, monk
         raise AssertionError("no MissingBinary without Go")
     assert main(["dev-cluster", "--kubeconfig", str(tmp_path / "kc")]) == 1
     assert binaries.TOOLS.joinpath("kube", "go.mod").is_file()  # the pins ship inside the package
+
+
+def test_run_help_says_where_the_lease_identity_comes_from() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "barrack_operator.cli", "run", "--help"],
+        capture_output=True, text=True, check=True, env={**os.environ, "COLUMNS": "200"},
+        cwd=Path(__file__).resolve().parents[2] / "operator",
+    )  # fmt: skip
+    assert "POD_NAME" in result.stdout and "host name" in result.stdout
+
+
+KIND_MODULES = ("volume", "instance", "firewall", "sshkey", "snapshot", "image", "schedule")
+
+
+def test_no_kind_module_imports_another() -> None:
+    """Kinds stand side by side: a rule two kinds share lives in a shared module (rules, sources,
+    deletion, messages), never in one kind that the other imports."""
+    for name in KIND_MODULES:
+        names = _imports(PACKAGE / "barrack_operator" / "resources" / f"{name}.py")
+        others = {f"barrack_operator.resources.{other}" for other in KIND_MODULES if other != name}
+        assert not names & others, f"resources/{name}.py imports {sorted(names & others)}"
+
+
+@pytest.mark.parametrize(
+    ("message", "accepted"),
+    [
+        ("Hand the Lease over at once on a clean stop\n\nBecause kopf waited 5 s.\n", True),
+        ("Process the queue first\n", True),
+        ("Speed up the inventory's looks\n", True),
+        ("Added a test\n", False),  # not the imperative
+        ("Fixes the finalizer\n", False),
+        ("Make it so.\n", False),  # a period
+        ("Make it so\nno blank line before the body\n", False),
+        ("Make " + "x" * 70 + "\n", False),  # 75 characters
+    ],
+)
+def test_the_commit_msg_hook_keeps_subjects_short_and_imperative(
+    tmp_path: Path, message: str, accepted: bool
+) -> None:
+    path = tmp_path / "COMMIT_EDITMSG"
+    path.write_text(message)
+    hook = Path(__file__).resolve().parents[2] / "hack" / "git-hooks" / "commit-msg"
+    result = subprocess.run(["bash", str(hook), str(path)], capture_output=True, text=True, check=False)
+    assert (result.returncode == 0) == accepted, result.stderr

@@ -181,3 +181,36 @@ class KindDeletion(Generic[T]):
         out.note("Deleted", f"Deleted Barrack {self.what} {item.id}")
         out.done = True
         return out
+
+
+def _id_and_state(item: Any) -> dict[str, Any]:
+    return {"id": item.id, "state": item.status}
+
+
+DELETIONS: dict[str, KindDeletion[Any]] = {
+    "BarrackVolume": KindDeletion(
+        "volume", "volumes", lambda c: c.client.get_volume, plan_delete_volume, lambda c: c.client.delete_volume,
+        lambda v: {**_id_and_state(v), "attachedInstanceId": v.instance_id},
+    ),
+    "BarrackInstance": KindDeletion(
+        "instance", "instances", lambda c: c.client.get_instance, plan_delete_instance,
+        lambda c: c.client.delete_instance, _id_and_state,
+    ),
+    "BarrackFirewall": KindDeletion(
+        "firewall", "firewalls", lambda c: c.client.get_firewall, plan_delete_firewall,
+        lambda c: c.client.delete_firewall, _id_and_state, settles=False,
+    ),
+    "BarrackSSHKey": KindDeletion(
+        "SSH key", "ssh_keys", lambda c: c.client.get_ssh_key, plan_delete_ssh_key,
+        lambda c: c.client.delete_ssh_key, _id_and_state, settles=False,
+    ),
+    "BarrackSnapshot": KindDeletion(
+        "snapshot", "snapshots", lambda c: c.client.get_snapshot, plan_delete_snapshot,
+        lambda c: c.client.delete_snapshot, _id_and_state,
+    ),
+    "BarrackImage": KindDeletion(
+        "image", "images", lambda c: c.client.get_image, plan_delete_image, lambda c: c.client.delete_image,
+        _id_and_state,
+    ),
+}  # fmt: skip
+"""Each kind's deletion: the one table its finalizer is read from."""

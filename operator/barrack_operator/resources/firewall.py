@@ -21,9 +21,9 @@ from barrack_operator.resources.common import (
     id_key,
     ref_key,
 )
-from barrack_operator.resources.deletion import KindDeletion, plan_delete_firewall
+from barrack_operator.resources.deletion import DELETIONS
 from barrack_operator.resources.frame import KindReconciler
-from barrack_operator.resources.instance import security_rule_plan
+from barrack_operator.resources.rules import security_rule_plan
 
 FS, IS = wire.FirewallState, wire.InstanceState
 
@@ -165,13 +165,4 @@ class FirewallReconciler(KindReconciler[specs.BarrackFirewallSpec, wire.Firewall
 reconcile = FirewallReconciler().reconcile
 
 
-DELETION = KindDeletion(
-    what="firewall",
-    listing="firewalls",
-    fetch=lambda ctx: ctx.client.get_firewall,
-    plan=plan_delete_firewall,
-    remove=lambda ctx: ctx.client.delete_firewall,
-    status=lambda f: {"id": f.id, "state": f.status},
-    settles=False,
-)
-finalize = DELETION.finalize
+finalize = DELETIONS["BarrackFirewall"].finalize

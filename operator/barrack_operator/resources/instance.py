@@ -26,9 +26,10 @@ from barrack_operator.resources.common import (
     id_key,
     ref_key,
 )
-from barrack_operator.resources.deletion import KindDeletion, plan_delete_instance
+from barrack_operator.resources.deletion import DELETIONS
 from barrack_operator.resources.frame import KindReconciler, Unresolved
-from barrack_operator.resources.image import resolve_snapshot
+from barrack_operator.resources.rules import security_rule_plan
+from barrack_operator.resources.sources import resolve_snapshot
 
 IS = wire.InstanceState
 P = specs.PowerState
@@ -50,23 +51,6 @@ def _resolve(ctx: Context, obj: ObjectView, out: Outcome, kind: str, name: str) 
     out.watch.add(ref_key(kind, obj.namespace, name))
     info = ctx.refs.get(kind, obj.namespace, name)
     return info.id if info is not None and info.ready and info.id else None
-
-
-def security_rule_plan(
-    wanted: list[specs.RuleSpec], actual: list[wire.FirewallRule]
-) -> tuple[list[wire.AddFirewallRuleRequest], list[str]]:
-    """Rules to add and rule ids to remove so that ``actual`` equals ``wanted`` as a set."""
-    wanted_wire = {wire.FirewallRule(**r.to_wire().model_dump()).identity(): r.to_wire() for r in wanted}
-    actual_by_identity: dict[tuple[object, ...], list[str]] = {}
-    for rule in actual:
-        actual_by_identity.setdefault(rule.identity(), []).append(rule.id or "")
-    add = [rule for identity, rule in wanted_wire.items() if identity not in actual_by_identity]
-    remove = [
-        rid
-        for identity, ids in actual_by_identity.items()
-        for rid in (ids if identity not in wanted_wire else ids[1:])
-    ]
-    return add, remove
 
 
 @dataclass(frozen=True)
@@ -296,12 +280,4 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
 reconcile = InstanceReconciler().reconcile
 
 
-DELETION = KindDeletion(
-    what="instance",
-    listing="instances",
-    fetch=lambda ctx: ctx.client.get_instance,
-    plan=plan_delete_instance,
-    remove=lambda ctx: ctx.client.delete_instance,
-    status=lambda i: {"id": i.id, "state": i.status},
-)
-finalize = DELETION.finalize
+finalize = DELETIONS["BarrackInstance"].finalize

@@ -26,7 +26,7 @@ from barrack_operator.resources.common import (
     id_key,
     ref_key,
 )
-from barrack_operator.resources.deletion import KindDeletion, plan_delete_snapshot
+from barrack_operator.resources.deletion import DELETIONS
 from barrack_operator.resources.frame import KindReconciler, Unresolved
 from barrack_operator.resources.messages import instance_label
 
@@ -164,12 +164,4 @@ class SnapshotReconciler(KindReconciler[specs.BarrackSnapshotSpec, wire.Snapshot
 reconcile = SnapshotReconciler().reconcile
 
 
-DELETION = KindDeletion(
-    what="snapshot",
-    listing="snapshots",
-    fetch=lambda ctx: ctx.client.get_snapshot,
-    plan=plan_delete_snapshot,
-    remove=lambda ctx: ctx.client.delete_snapshot,
-    status=lambda s: {"id": s.id, "state": s.status},
-)
-finalize = DELETION.finalize
+finalize = DELETIONS["BarrackSnapshot"].finalize

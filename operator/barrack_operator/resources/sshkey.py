@@ -13,7 +13,7 @@ from barrack_operator.resources.common import (
     ObjectView,
     Outcome,
 )
-from barrack_operator.resources.deletion import KindDeletion, plan_delete_ssh_key
+from barrack_operator.resources.deletion import DELETIONS
 from barrack_operator.resources.frame import KindReconciler
 
 
@@ -68,13 +68,4 @@ class SSHKeyReconciler(KindReconciler[specs.BarrackSSHKeySpec, wire.SSHKey, None
 reconcile = SSHKeyReconciler().reconcile
 
 
-DELETION = KindDeletion(
-    what="SSH key",
-    listing="ssh_keys",
-    fetch=lambda ctx: ctx.client.get_ssh_key,
-    plan=plan_delete_ssh_key,
-    remove=lambda ctx: ctx.client.delete_ssh_key,
-    status=lambda k: {"id": k.id, "state": k.status},
-    settles=False,
-)
-finalize = DELETION.finalize
+finalize = DELETIONS["BarrackSSHKey"].finalize

@@ -26,7 +26,7 @@ from barrack_operator.resources.common import (
     id_key,
     ref_key,
 )
-from barrack_operator.resources.deletion import KindDeletion, plan_delete_volume
+from barrack_operator.resources.deletion import DELETIONS
 from barrack_operator.resources.frame import KindReconciler, Unresolved
 from barrack_operator.resources.messages import detach_blocked_reason, instance_label
 
@@ -327,12 +327,4 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
 reconcile = VolumeReconciler().reconcile
 
 
-DELETION = KindDeletion(
-    what="volume",
-    listing="volumes",
-    fetch=lambda ctx: ctx.client.get_volume,
-    plan=plan_delete_volume,
-    remove=lambda ctx: ctx.client.delete_volume,
-    status=lambda v: {"id": v.id, "state": v.status, "attachedInstanceId": v.instance_id},
-)
-finalize = DELETION.finalize
+finalize = DELETIONS["BarrackVolume"].finalize
