@@ -278,6 +278,19 @@ class AccountRuntime:
                     self._image_names[image.id] = image.name
         return self._image_names.get(instance.image_id)
 
+    async def rejudge_burn(self) -> bool:
+        """The burn from what the inventory lists now, at the prices known (no balance read, and a
+        price asked only when it is not known); True when the credit is low by it."""
+        if self.balance is None:
+            return False
+        with contextlib.suppress(BarrackError, MissingApiKey):
+            self.burn = await self.prices.burn(
+                self.inventory.instances.items.values(),
+                self.inventory.volumes.items.values(),
+                snapshots=self.inventory.snapshots.items.values(),
+            )
+        return self.credits_low()
+
     def credits_low(self) -> bool:
         """The balance is spent, or its runway at the burn now is below creditsLowHours (when
         Barrack hibernates every instance is near)."""

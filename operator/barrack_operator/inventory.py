@@ -248,6 +248,10 @@ class Inventory:
         elif not closely:
             self._closely.discard(kind)
 
+    def closely(self, kind: str) -> bool:
+        """The kind is listed at the fast interval while steady (see :meth:`watch_closely`)."""
+        return kind in self._closely
+
     def touched(self, kinds: Iterable[str]) -> None:
         """A mutation changed resources of these kinds: a kind listed before is looked at soon (what
         changed is moving, awaited or new at its end), any other listed."""

@@ -5,6 +5,7 @@ create is sent. A deletion ends only when the resource is gone, not on any 404."
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from barrack_operator.handlers.runtime import Registry
 from barrack_operator.inventory import Inventory
 from barrack_operator.resources import volume
 from barrack_operator.resources.common import (
+    AlreadyManaged,
     Context,
     MarkNotWritten,
     NameTaken,
@@ -22,6 +24,7 @@ from barrack_operator.resources.common import (
     failure_reason,
     find_for_deletion,
 )
+from barrack_operator.resources.ownership import released_without_call
 from barrack_sim.app import Simulator
 from tests.unit.conftest import SSH_PUBLIC_KEY, make_client
 
@@ -126,3 +129,35 @@ async def test_a_404_for_the_attached_instance_does_not_end_a_volume_deletion(si
 def advance(sim: Simulator) -> None:
     sim.account.clock.advance(60)
     sim.account.tick()
+
+
+async def test_two_objects_adopting_one_id_at_once_take_it_once_and_the_other_owns_nothing(
+    sim: Simulator,
+) -> None:
+    async with make_client(sim) as client:
+        theirs = await client.create_volume(REQUEST)
+        ctx = Context(client=client, inventory=Inventory(client), refs=Registry())
+        await ctx.inventory.poll_once()
+
+        async def create() -> m.Volume:
+            raise AssertionError("an adoption creates nothing")
+
+        def adopting(uid: str) -> ObjectView:
+            spec = {"region": "US-1", "sizeGB": 100, "adoptId": theirs.id}
+            return ObjectView("BarrackVolume", "ns", uid, uid, 1, spec, {})
+
+        results = await asyncio.gather(
+            *(ensure_exists(ctx, adopting(u), lambda: ctx.inventory.volumes, client.get_volume, create)
+              for u in ("first", "second")),
+            return_exceptions=True,
+        )  # fmt: skip
+        taken = [r for r in results if not isinstance(r, BaseException)]
+        refused = [r for r in results if isinstance(r, AlreadyManaged)]
+        assert len(taken) == 1 and len(refused) == 1, results
+        loser = "second" if results[1] is refused[0] else "first"
+        # The one refused owns nothing: its deletion finds nothing to delete.
+        assert (
+            await find_for_deletion(ctx, adopting(loser), lambda: ctx.inventory.volumes, client.get_volume)
+            is None
+        )
+        assert released_without_call(adopting(loser), ctx.memory, ctx.refs) is not None

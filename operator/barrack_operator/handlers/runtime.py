@@ -247,6 +247,8 @@ class Runtime:
         self._account_status: dict[str, dict[str, Any]] = {}
         self._account_written_at: dict[str, float] = {}
         self._money_now = asyncio.Event()
+        self._burn_moved = asyncio.Event()
+        self._burn: asyncio.Task[None] | None = None
         self._connections: dict[tuple[str, str], dict[str, str]] = {}
         self._started = time.monotonic()
         self._written: dict[str, dict[str, Any]] = {}
@@ -314,6 +316,7 @@ class Runtime:
         for account in self.accounts.values():
             account.start()
         self._money = asyncio.create_task(self._watch_money(), name="barrack-money")
+        self._burn = asyncio.create_task(self._watch_burn(), name="barrack-burn")
         metrics.watch_accounts(lambda: dict(self.accounts))
         metrics.watch_queue(lambda: self.queue.running, lambda: len(self.queue))
         metrics.watch_objects(
@@ -388,7 +391,20 @@ class Runtime:
             interval = self.settings.poll_interval if low else self.settings.idle_poll_interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._money_now.wait(), interval)
-            await asyncio.sleep(self.settings.poll_interval)  # a burst of changes is one round
+
+    async def _watch_burn(self) -> None:
+        """When instances come, go or change power, each account's burn is judged again from the
+        inventory at the prices known (no call of its own): an account whose credit turns low by
+        it is watched closely at once, not at the next idle balance read. A burst of changes is
+        one judgement per fast poll interval."""
+        while True:
+            await self._burn_moved.wait()
+            await asyncio.sleep(self.settings.poll_interval)
+            self._burn_moved.clear()
+            for account in list(self.accounts.values()):
+                if not account.inventory.closely("instances") and await account.rejudge_burn():
+                    account.inventory.watch_closely("instances", True)
+                    self._money_now.set()  # the balance read each fast poll from now on
 
     async def _write_account(self, name: str, fields: dict[str, Any], conditions: list[Condition]) -> None:
         if self.status_writer is None or not self.leading():
@@ -462,7 +478,7 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.stop_reconciling()
-        for task in (self._money, self._keeper):
+        for task in (self._money, self._burn, self._keeper):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -527,7 +543,7 @@ class Runtime:
         for barrack_id in ids:
             self.registry.wake(id_key(barrack_id))
         if any(i in account.inventory.instances.items for account in self.accounts.values() for i in ids):
-            self._money_now.set()  # an instance came, went or changed power: the burn (and runway) moved
+            self._burn_moved.set()  # an instance came, went or changed power: the burn (and runway) moved
 
     # kopf events -----------------------------------------------------------------------------------
 

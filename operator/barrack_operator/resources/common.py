@@ -587,10 +587,10 @@ async def _recorded(
         item = await fetch(target)
         if _gone(item):
             raise NotFound(f"{target} is DELETED")
-    except NotFound:
-        if not obj.recorded_id and target == adopt_id:
-            if not known:  # an adoption of nothing: nothing was taken
-                ctx.refs.unclaim(target, obj.uid)
+    except (BarrackError, MissingApiKey) as error:
+        if not known:  # an adoption that did not complete takes nothing (the next pass claims again)
+            ctx.refs.unclaim(target, obj.uid)
+        if not isinstance(error, NotFound) or (not obj.recorded_id and target == adopt_id):
             raise
         if not recreate:
             raise Lost(target) from None
