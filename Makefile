@@ -21,6 +21,7 @@ soak: setup
 crds: setup
 	$(PYTHON) -m barrack_operator.cli crds -o crds
 	cp crds/*.yaml charts/barrack-operator/crds/
+	$(PYTHON) -m barrack_operator.cli api-reference -o docs/api-reference.md
 
 deploy: setup
 	$(PYTHON) hack/render-deploy.py

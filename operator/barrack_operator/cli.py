@@ -165,6 +165,18 @@ def _crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api_reference(args: argparse.Namespace) -> int:
+    from barrack_operator import apiref
+
+    text = apiref.render()
+    if args.output:
+        Path(args.output).write_text(text)
+        print(args.output)
+    else:
+        print(text, end="")
+    return 0
+
+
 def _dev_cluster(args: argparse.Namespace) -> int:
     from barrack_operator.devcluster import ControlPlane
     from barrack_operator.devcluster.binaries import MissingBinary, ensure_binaries
@@ -196,6 +208,17 @@ def _dev_cluster(args: argparse.Namespace) -> int:
     finally:
         plane.stop()
     return 0
+
+
+def _add_generators(commands: Any) -> None:
+    """The commands that write what the repository keeps generated: the CRDs, the API reference."""
+    crds_cmd = commands.add_parser("crds", help="print (or write) the CRD manifests")
+    crds_cmd.add_argument("--output", "-o", help="directory to write one file per kind into")
+    crds_cmd.set_defaults(func=_crds)
+
+    ref = commands.add_parser("api-reference", help="print (or write) the API reference, from the CRDs")
+    ref.add_argument("--output", "-o", help="the file to write (docs/api-reference.md)")
+    ref.set_defaults(func=_api_reference)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,11 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--apply", action="store_true", help="create the objects in the namespace")
     imp.set_defaults(func=_import)
 
-    crds_cmd = commands.add_parser("crds", help="print (or write) the CRD manifests")
-    crds_cmd.add_argument("--output", "-o", help="directory to write one file per kind into")
-    crds_cmd.set_defaults(func=_crds)
+    _add_generators(commands)
 
-    dev = commands.add_parser("dev-cluster", help="run etcd and kube-apiserver locally until interrupted")
+    dev = commands.add_parser(
+        "dev-cluster", help="run etcd, kube-apiserver and kube-controller-manager locally until interrupted"
+    )
     dev.add_argument("--kubeconfig", required=True, help="where to write the kubeconfig")
     dev.add_argument("--data-dir", help="keep the cluster's files here (default: a temporary directory)")
     dev.add_argument("--crds", default="crds", help="directory of CRDs to install if it exists")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from barrack_operator import crds
+from barrack_operator import apiref, crds
 from barrack_operator.conditions import READY, SYNCED, Condition, merge_conditions
 from barrack_operator.devcluster import binaries
-from barrack_operator.resources.kinds import KINDS
+from barrack_operator.resources.kinds import ALL_KINDS, KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "operator"
@@ -185,3 +185,12 @@ def test_the_commit_msg_hook_keeps_subjects_short_and_imperative(
     hook = Path(__file__).resolve().parents[2] / "hack" / "git-hooks" / "commit-msg"
     result = subprocess.run(["bash", str(hook), str(path)], capture_output=True, text=True, check=False)
     assert (result.returncode == 0) == accepted, result.stderr
+
+
+def test_the_api_reference_is_what_the_crds_say() -> None:
+    committed = (ROOT / "docs" / "api-reference.md").read_text()
+    assert committed == apiref.render(), (
+        "docs/api-reference.md drifted from the CRDs: run `barrack-operator api-reference -o docs/api-reference.md`"
+    )
+    for kind in ALL_KINDS:  # every field of every kind, spec and status
+        assert f"## {kind.kind}\n" in committed
