@@ -194,3 +194,16 @@ def test_the_api_reference_is_what_the_crds_say() -> None:
     )
     for kind in ALL_KINDS:  # every field of every kind, spec and status
         assert f"## {kind.kind}\n" in committed
+
+
+def test_the_readme_ends_and_links_every_page_of_the_manual() -> None:
+    """A README a newcomer reads to the end (what it is, the commands, install, a first example,
+    links); the manual is docs/, every page of it linked from there, and no link leads nowhere."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    pages = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
+    unlinked = [page for page in pages if f"](docs/{page})" not in readme]
+    assert unlinked == [], f"docs pages the README does not link: {unlinked}"
+    for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text()):
+            assert (doc.parent / target).exists(), f"{doc.relative_to(ROOT)} links to {target}, which is missing"
