@@ -27,9 +27,8 @@ from barrack_operator.barrack import models as m
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.barrack.routes import Auth
 from barrack_operator.conditions import CREDITS_LOW, READY, Condition, Reason
-from barrack_operator.costs import Accruals, Demand, PriceBook, committed_hourly, demand_hourly
+from barrack_operator.costs import Accruals, Demand, PriceBook, committed_hourly, demand_hourly, runway_hours
 from barrack_operator.inventory import Inventory
-from barrack_operator.metrics import runway_hours
 from barrack_operator.resources.common import Context, Memory, OverBudget, References, Timing, failure_reason
 from barrack_operator.resources.specs import DEFAULT_ACCOUNT, BarrackAccountSpec
 from barrack_operator.settings import Settings

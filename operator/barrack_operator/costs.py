@@ -238,3 +238,8 @@ def _younger_than(created_at: str | None, seconds: float) -> bool:
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
     return (datetime.now(UTC) - created).total_seconds() < seconds
+
+
+def runway_hours(balance: float, burn: float) -> float | None:
+    """Hours the balance lasts at the burn; None when nothing burns."""
+    return None if burn <= 0 else max(0.0, balance) / burn

@@ -11,14 +11,35 @@ from __future__ import annotations
 
 from collections import Counter as CountOf
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from barrack_operator.accounts import AccountRuntime
+from barrack_operator.barrack import BarrackClient
+from barrack_operator.barrack import models as m
+from barrack_operator.costs import runway_hours
+from barrack_operator.inventory import Inventory
+
+
+class AccountRuntime(Protocol):
+    """What the metrics read of an account (the accounts module's runtime; metrics never import
+    it, so the two do not import each other)."""
+
+    @property
+    def inventory(self) -> Inventory: ...
+
+    @property
+    def client(self) -> BarrackClient: ...
+
+    @property
+    def balance(self) -> m.BalanceResponse | None: ...
+
+    @property
+    def burn(self) -> float | None: ...
+
+    def credits_low(self) -> bool: ...
 
 
 BARRACK_CALLS = Counter("barrack_api_calls_total", "Calls to the Barrack API.", ["route", "code"])
@@ -107,15 +128,8 @@ class AccountsCollector(Collector):
                     burn.add_metric([name, currency], account.burn)
                     hours = runway_hours(account.balance.balance, account.burn)
                     runway.add_metric([name], float("inf") if hours is None else hours)
-                    low.add_metric(
-                        [name], float(hours is not None and hours < account.config.credits_low_hours)
-                    )
+                    low.add_metric([name], float(account.credits_low()))
         yield from (age, errors, looks, queued, waited, balance, burn, runway, low)
-
-
-def runway_hours(balance: float, burn: float) -> float | None:
-    """Hours the balance lasts at the burn; None when nothing burns."""
-    return None if burn <= 0 else max(0.0, balance) / burn
 
 
 def watch_accounts(accounts: Callable[[], dict[str, AccountRuntime]]) -> None:

@@ -207,3 +207,9 @@ def test_the_readme_ends_and_links_every_page_of_the_manual() -> None:
     for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text()):
             assert (doc.parent / target).exists(), f"{doc.relative_to(ROOT)} links to {target}, which is missing"
+
+
+def test_accounts_and_metrics_do_not_import_each_other() -> None:
+    package = PACKAGE / "barrack_operator"
+    assert "barrack_operator.accounts" not in _imports(package / "metrics.py")
+    assert "barrack_operator.metrics" not in _imports(package / "accounts.py")
