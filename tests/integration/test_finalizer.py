@@ -12,7 +12,7 @@ import pytest
 from kubernetes.config import kube_config
 
 from barrack_operator.devcluster.binaries import find_binary
-from barrack_operator.handlers.runtime import CREATE_REQUESTED_ANNOTATION, FINALIZER, KOPF_FINALIZER
+from barrack_operator.engine.runtime import CREATE_REQUESTED_ANNOTATION, FINALIZER, KOPF_FINALIZER
 from barrack_operator.kube import StatusWriter
 from tests.integration.conftest import Kube, Operator, Sim, volume, wait_for
 from tests.integration.scenarios import barrack_volume

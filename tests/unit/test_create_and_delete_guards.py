@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from barrack_operator.barrack import models as m
-from barrack_operator.handlers.runtime import Registry
+from barrack_operator.engine.references import Registry
 from barrack_operator.inventory import Inventory
 from barrack_operator.resources import volume
 from barrack_operator.resources.common import (

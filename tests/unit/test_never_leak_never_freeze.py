@@ -19,7 +19,8 @@ from barrack_operator.barrack.client import RetryPolicy
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.barrack.errors import MalformedReply
 from barrack_operator.conditions import ATTACHED, READY, SYNCED, Reason
-from barrack_operator.handlers.runtime import Registry, Runtime
+from barrack_operator.engine.references import Registry
+from barrack_operator.engine.runtime import Runtime
 from barrack_operator.inventory import Inventory
 from barrack_operator.resources import firewall, volume
 from barrack_operator.resources.common import (

@@ -83,6 +83,9 @@ def test_layers() -> None:
     for path, names in _layer_imports("barrack_operator/resources").items():
         assert not any(n == "kopf" or n.startswith("kopf.") for n in names), f"{path} imports kopf"
         assert not any(n.startswith("barrack_operator.handlers") for n in names), f"{path} imports handlers"
+    for path, names in _layer_imports("barrack_operator/engine").items():  # the engine is kopf-free
+        assert not any(n == "kopf" or n.startswith("kopf.") for n in names), f"{path} imports kopf"
+        assert not any(n.startswith("barrack_operator.handlers") for n in names), f"{path} imports handlers"
     for path, names in _layer_imports("barrack_operator/barrack").items():
         bad = [
             n
@@ -206,7 +209,9 @@ def test_the_readme_ends_and_links_every_page_of_the_manual() -> None:
     assert unlinked == [], f"docs pages the README does not link: {unlinked}"
     for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text()):
-            assert (doc.parent / target).exists(), f"{doc.relative_to(ROOT)} links to {target}, which is missing"
+            assert (doc.parent / target).exists(), (
+                f"{doc.relative_to(ROOT)} links to {target}, which is missing"
+            )
 
 
 def test_accounts_and_metrics_do_not_import_each_other() -> None:

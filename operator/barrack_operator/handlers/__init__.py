@@ -1,2 +1,4 @@
-"""Kopf glue only: each kind's module registers an event hook (the body for the runtime's work
-queue, references and wake-ups) and a deletion handler, all delegating to ``resources``."""
+"""Kopf glue only: registration of each kind's watch (its events go to the engine's runtime), the
+snapshot schedules' daemon, the BarrackAccount events, kopf's settings and the operator's life
+around kopf (``serve``). Nothing here decides what to do with an object: ``engine/`` and
+``resources/`` do."""

@@ -2,7 +2,7 @@
 
 Kopf watches; reconciling and finalizing are the runtime's work queue, fed by the watch events
 (one queue for all objects instead of a kopf daemon per object). The operator adds and removes its
-finalizer itself (:data:`~barrack_operator.handlers.runtime.FINALIZER`): with the create mark, one
+finalizer itself (:data:`~barrack_operator.engine.runtime.FINALIZER`): with the create mark, one
 write per object instead of two."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 import kopf
 
+from barrack_operator.engine.runtime import FINALIZER, KOPF_FINALIZER, Reconciler, Runtime
 from barrack_operator.handlers import lean_bodies
-from barrack_operator.handlers.runtime import FINALIZER, KOPF_FINALIZER, Reconciler, Runtime
 from barrack_operator.handlers.schedules import ScheduleRunner
 from barrack_operator.resources.kinds import ACCOUNT, SCHEDULE, Kind
 from barrack_operator.resources.specs import GROUP, VERSION

@@ -13,7 +13,7 @@ import kopf
 from pydantic import ValidationError
 
 from barrack_operator.conditions import READY, SYNCED, Condition, Reason
-from barrack_operator.handlers.runtime import Runtime, object_ref, view
+from barrack_operator.engine.runtime import Runtime, object_ref, view
 from barrack_operator.kube import StatusWriter
 from barrack_operator.resources import specs
 from barrack_operator.resources.common import ObjectView, Outcome, blocked, ref_key

@@ -21,8 +21,8 @@ from typing import Any
 
 import kopf
 
+from barrack_operator.engine.runtime import Runtime
 from barrack_operator.handlers import glue, kinds
-from barrack_operator.handlers.runtime import Runtime
 from barrack_operator.kube import StatusWriter
 from barrack_operator.resources.kinds import ALL_KINDS
 from barrack_operator.resources.specs import GROUP, VERSION

@@ -1,6 +1,7 @@
-"""What the kopf glue holds for the life of the operator: the Barrack client, the inventory and
-its supervised poller, the health endpoints, the reconcile context, the registry of objects (for
-references and wake-ups), and the work queue's work: one reconcile of an object and the write of its outcome."""
+"""The engine's runtime, free of kopf: what the operator holds for its life (the accounts with their
+clients, inventories and supervised pollers, the health endpoints, the Lease, the registry of
+objects) and the work queue's work: one reconcile or finalizer pass of an object and the write of
+its outcome. Kopf's glue (``handlers/``) hands it each watch event and nothing else."""
 
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ import os
 import signal
 import socket
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,8 @@ from barrack_operator.conditions import (
     merge_conditions,
 )
 from barrack_operator.connection import connection_data, secret_manifest
-from barrack_operator.handlers.health import HealthServer
+from barrack_operator.engine.health import HealthServer
+from barrack_operator.engine.references import Registry
 from barrack_operator.inventory import (
     LISTING_OF,
     PLAN_READS,
@@ -63,7 +63,6 @@ from barrack_operator.resources.common import (
     ObjectDeleting,
     ObjectView,
     Outcome,
-    RefInfo,
     Timing,
     blocked,
     complete_status,
@@ -97,123 +96,6 @@ STOP_GRACE = 30.0
 STARTUP_GRACE = 30.0
 """Seconds after a start during which a reference missing from the registry may only be unlisted yet."""
 Reconciler = Callable[[Context, ObjectView], Awaitable[Outcome]]
-
-
-@dataclass
-class Registry:
-    """Every watched object's last-seen Barrack id and readiness, who claims which Barrack id, and
-    which objects want waking when a referent or a Barrack resource changes."""
-
-    objects: dict[tuple[str, str, str], RefInfo] = field(default_factory=dict)
-    owners: dict[str, str] = field(default_factory=dict)
-    dependents: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    wakers: dict[str, asyncio.Event] = field(default_factory=dict)
-    """Wake-ups of objects served outside the work queue (snapshot schedules)."""
-    watching: dict[str, set[str]] = field(default_factory=dict)
-    queue: WorkQueue | None = None
-
-    def get(self, kind: str, namespace: str, name: str) -> RefInfo | None:
-        return self.objects.get((kind, namespace, name))
-
-    def claimed_by_other(self, barrack_id: str, uid: str) -> bool:
-        owner = self.owners.get(barrack_id)
-        return owner is not None and owner != uid
-
-    def manager_of(self, barrack_id: str, uid: str) -> str | None:
-        """``Kind namespace/name`` of another object that manages the Barrack id, if any."""
-        owner = self.owners.get(barrack_id)
-        if owner is None or owner == uid:
-            return None
-        for (kind, namespace, name), info in self.objects.items():
-            if info.uid == owner:
-                return f"{kind} {namespace}/{name}"
-        return "another object"
-
-    def claim(self, barrack_id: str, uid: str) -> str | None:
-        manager = self.manager_of(barrack_id, uid)
-        if manager is None:
-            self.owners[barrack_id] = uid
-        return manager
-
-    def unclaim(self, barrack_id: str, uid: str) -> None:
-        if self.owners.get(barrack_id) == uid:
-            del self.owners[barrack_id]
-
-    def recorded_by_other(self, barrack_id: str, uid: str) -> str | None:
-        for (kind, namespace, name), info in list(self.objects.items()):
-            if info.id == barrack_id and info.uid != uid and info.manages:
-                return f"{kind} {namespace}/{name}"
-        return None
-
-    def name_of(self, kind: str, namespace: str, barrack_id: str) -> str | None:
-        for (k, ns, name), info in self.objects.items():
-            if k == kind and ns == namespace and info.id == barrack_id:
-                return name
-        return None
-
-    def of_kind(self, kind: str, namespace: str) -> list[tuple[str, RefInfo]]:
-        """The objects of a kind in a namespace, by name."""
-        return [(n, info) for (k, ns, n), info in list(self.objects.items()) if k == kind and ns == namespace]
-
-    def observe(self, kind: str, body: dict[str, Any], deleted: bool) -> bool:
-        """Record an object's latest state; True when its id or readiness changed."""
-        meta, status = body.get("metadata", {}), body.get("status") or {}
-        key = (kind, meta.get("namespace", ""), meta.get("name", ""))
-        if deleted:
-            info = self.objects.pop(key, None)
-            if info and info.id and self.owners.get(info.id) == info.uid:
-                del self.owners[info.id]
-            return info is not None
-        ready = any(
-            c.get("type") == READY and c.get("status") == "True" for c in status.get("conditions", [])
-        )
-        info = RefInfo(
-            uid=meta.get("uid", ""),
-            id=status.get("id"),
-            ready=ready,
-            state=status.get("state"),
-            labels=meta.get("labels") or {},
-            account=((body.get("spec") or {}).get("accountRef") or {}).get("name"),
-            region=(body.get("spec") or {}).get("region"),
-            manages=(body.get("spec") or {}).get("managementPolicy") != "Observe",
-        )
-        previous = self.objects.get(key)
-        self.objects[key] = info
-        if info.id and info.manages:  # an observer never owns: it changes nothing
-            self.owners.setdefault(info.id, info.uid)
-        return previous is None or (previous.id, previous.ready, previous.state) != (
-            info.id,
-            info.ready,
-            info.state,
-        )
-
-    def watch(self, uid: str, keys: set[str]) -> None:
-        self._unwatch(uid)
-        self.watching[uid] = set(keys)
-        for key in keys:
-            self.dependents[key].add(uid)
-
-    def _unwatch(self, uid: str) -> None:
-        for key in self.watching.pop(uid, ()):
-            waiting = self.dependents.get(key)
-            if waiting is not None:
-                waiting.discard(uid)
-                if not waiting:
-                    del self.dependents[key]
-
-    def waker(self, uid: str) -> asyncio.Event:
-        return self.wakers.setdefault(uid, asyncio.Event())
-
-    def wake(self, key: str) -> None:
-        for uid in list(self.dependents.get(key, ())):
-            if self.queue is not None and uid in self.queue:
-                self.queue.wake(uid)
-            elif (event := self.wakers.get(uid)) is not None:
-                event.set()
-
-    def forget(self, uid: str) -> None:
-        self.wakers.pop(uid, None)
-        self._unwatch(uid)
 
 
 class Runtime:
