@@ -29,7 +29,8 @@ from barrack_operator.barrack.routes import Auth
 from barrack_operator.conditions import CREDITS_LOW, READY, Condition, Reason
 from barrack_operator.costs import Accruals, Demand, PriceBook, committed_hourly, demand_hourly, runway_hours
 from barrack_operator.inventory import Inventory
-from barrack_operator.resources.common import Context, Memory, OverBudget, References, Timing, failure_reason
+from barrack_operator.resources.common import failure_reason
+from barrack_operator.resources.model import Context, Memory, OverBudget, References, Timing
 from barrack_operator.resources.specs import DEFAULT_ACCOUNT, BarrackAccountSpec
 from barrack_operator.settings import Settings
 

@@ -14,16 +14,9 @@ from barrack_operator.barrack import models as m
 from barrack_operator.engine.references import Registry
 from barrack_operator.inventory import Inventory
 from barrack_operator.resources import volume
-from barrack_operator.resources.common import (
-    AlreadyManaged,
-    Context,
-    MarkNotWritten,
-    NameTaken,
-    ObjectView,
-    ensure_exists,
-    failure_reason,
-    find_for_deletion,
-)
+from barrack_operator.resources.common import failure_reason
+from barrack_operator.resources.guard import AlreadyManaged, NameTaken, ensure_exists, find_for_deletion
+from barrack_operator.resources.model import Context, MarkNotWritten, ObjectView
 from barrack_operator.resources.ownership import released_without_call
 from barrack_sim.app import Simulator
 from tests.unit.conftest import SSH_PUBLIC_KEY, make_client

@@ -23,7 +23,9 @@ from barrack_operator.engine.references import Registry
 from barrack_operator.engine.runtime import Runtime
 from barrack_operator.inventory import Inventory
 from barrack_operator.resources import firewall, volume
-from barrack_operator.resources.common import (
+from barrack_operator.resources.common import complete_status, failed, failure_reason, finalize_guarded
+from barrack_operator.resources.guard import ensure_exists, find_for_deletion
+from barrack_operator.resources.model import (
     Context,
     CreateInFlight,
     ObjectDeleting,
@@ -31,12 +33,6 @@ from barrack_operator.resources.common import (
     Outcome,
     RefInfo,
     Timing,
-    complete_status,
-    ensure_exists,
-    failed,
-    failure_reason,
-    finalize_guarded,
-    find_for_deletion,
 )
 from barrack_operator.settings import Settings
 from barrack_sim.app import Simulator

@@ -16,8 +16,8 @@ from barrack_operator.engine.references import Registry
 from barrack_operator.engine.runtime import FINALIZER, Runtime
 from barrack_operator.inventory import Inventory
 from barrack_operator.resources import instance, volume
-from barrack_operator.resources.common import Context, ObjectView, Outcome, RefInfo, Timing
 from barrack_operator.resources.kinds import VOLUME
+from barrack_operator.resources.model import Context, ObjectView, Outcome, RefInfo, Timing
 from barrack_operator.settings import Settings
 from barrack_sim.app import Simulator
 from tests.unit.conftest import make_client

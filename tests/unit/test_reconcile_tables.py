@@ -12,10 +12,10 @@ import pytest
 from barrack_operator.barrack import models as m
 from barrack_operator.conditions import ATTACHED, READY, SYNCED, Reason
 from barrack_operator.resources import specs, steps
-from barrack_operator.resources.common import Context, Outcome, RefInfo, Timing
 from barrack_operator.resources.firewall import FirewallInputs, FirewallReconciler, plan_firewall
 from barrack_operator.resources.frame import report, state_step
 from barrack_operator.resources.instance import InstanceReconciler, plan_instance
+from barrack_operator.resources.model import Context, Outcome, RefInfo, Timing
 from barrack_operator.resources.sshkey import SSHKeyReconciler, plan_ssh_key
 from barrack_operator.resources.volume import (
     VolumeInputs,

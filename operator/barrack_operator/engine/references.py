@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from barrack_operator.conditions import READY
-from barrack_operator.resources.common import RefInfo
+from barrack_operator.resources.model import RefInfo
 from barrack_operator.workqueue import WorkQueue
 
 

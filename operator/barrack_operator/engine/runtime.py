@@ -53,6 +53,15 @@ from barrack_operator.inventory import (
 from barrack_operator.kube import ObjectGone, SecretConflict, StatusWriter, event_body
 from barrack_operator.leadership import LeaderElector, LeadershipLost, LeaseSettings
 from barrack_operator.resources.common import (
+    blocked,
+    complete_status,
+    failed,
+    failure_reason,
+    progressing,
+    with_next_try,
+)
+from barrack_operator.resources.kinds import ACCOUNT, ALL_KINDS, BY_KIND, KINDS, SCHEDULE, SNAPSHOT, Kind
+from barrack_operator.resources.model import (
     PAUSED_ANNOTATION,
     RECONCILE_REQUESTED_ANNOTATION,
     RECREATE_ANNOTATION,
@@ -64,16 +73,9 @@ from barrack_operator.resources.common import (
     ObjectView,
     Outcome,
     Timing,
-    blocked,
-    complete_status,
-    failed,
-    failure_reason,
     id_key,
-    progressing,
     ref_key,
-    with_next_try,
 )
-from barrack_operator.resources.kinds import ACCOUNT, ALL_KINDS, BY_KIND, KINDS, SCHEDULE, SNAPSHOT, Kind
 from barrack_operator.resources.ownership import RELEASED, released_without_call
 from barrack_operator.resources.specs import DEFAULT_ACCOUNT, GROUP, VERSION, account_name
 from barrack_operator.settings import Settings

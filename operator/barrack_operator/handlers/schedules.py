@@ -16,8 +16,9 @@ from barrack_operator.conditions import READY, SYNCED, Condition, Reason
 from barrack_operator.engine.runtime import Runtime, object_ref, view
 from barrack_operator.kube import StatusWriter
 from barrack_operator.resources import specs
-from barrack_operator.resources.common import ObjectView, Outcome, blocked, ref_key
+from barrack_operator.resources.common import blocked
 from barrack_operator.resources.kinds import SCHEDULE, SNAPSHOT
+from barrack_operator.resources.model import ObjectView, Outcome, ref_key
 from barrack_operator.resources.schedule import (
     INSTANCE_LABEL,
     SCHEDULE_LABEL,

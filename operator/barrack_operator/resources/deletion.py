@@ -22,17 +22,10 @@ from typing import Any, Generic, TypeVar
 from barrack_operator.barrack import models as wire
 from barrack_operator.conditions import Reason
 from barrack_operator.resources import steps
-from barrack_operator.resources.common import (
-    Context,
-    ObjectView,
-    Outcome,
-    blocked,
-    finalize_guarded,
-    find_for_deletion,
-    progressing,
-    waiting_on_state,
-)
+from barrack_operator.resources.common import blocked, finalize_guarded, progressing, waiting_on_state
+from barrack_operator.resources.guard import find_for_deletion
 from barrack_operator.resources.messages import detach_blocked_reason, instance_label
+from barrack_operator.resources.model import Context, ObjectView, Outcome
 
 T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey, wire.Snapshot, wire.CustomImage)
 VS, IS = wire.VolumeState, wire.InstanceState

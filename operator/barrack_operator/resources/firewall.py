@@ -12,17 +12,10 @@ from typing import Any
 from barrack_operator.barrack import models as wire
 from barrack_operator.conditions import Reason
 from barrack_operator.resources import specs, steps
-from barrack_operator.resources.common import (
-    Context,
-    ObjectView,
-    Outcome,
-    RefInfo,
-    differences,
-    id_key,
-    ref_key,
-)
 from barrack_operator.resources.deletion import DELETIONS
 from barrack_operator.resources.frame import KindReconciler
+from barrack_operator.resources.guard import differences
+from barrack_operator.resources.model import Context, ObjectView, Outcome, RefInfo, id_key, ref_key
 from barrack_operator.resources.rules import security_rule_plan
 
 FS, IS = wire.FirewallState, wire.InstanceState

@@ -1,7 +1,7 @@
 """One frame for every kind's reconcile: observe, plan, act, and rebuild the conditions.
 
     observe   parse the spec once, resolve references, find the Barrack resource (or create it,
-              guarded against duplicates: :func:`~barrack_operator.resources.common.ensure_exists`)
+              guarded against duplicates: :func:`~barrack_operator.resources.guard.ensure_exists`)
     plan      a pure function of the spec and the observation returns one step
               (:mod:`barrack_operator.resources.steps`); an ERROR or unknown state word comes first
     act       one Barrack call at most; a refusal maps to the step's own reason
@@ -34,8 +34,9 @@ from barrack_operator.conditions import READY, SYNCED, Condition, Reason
 from barrack_operator.costs import Demand
 from barrack_operator.inventory import LISTING_OF, ListingFailed, Snapshot
 from barrack_operator.resources import specs, steps
-from barrack_operator.resources.common import (
-    RECONCILED,
+from barrack_operator.resources.common import RECONCILED, failed
+from barrack_operator.resources.guard import ensure_exists
+from barrack_operator.resources.model import (
     RECREATE_ANNOTATION,
     Context,
     CreditsDepleted,
@@ -43,8 +44,6 @@ from barrack_operator.resources.common import (
     ObjectView,
     Outcome,
     OverBudget,
-    ensure_exists,
-    failed,
     id_key,
     referent,
 )

@@ -8,13 +8,9 @@ from typing import Any
 
 from barrack_operator.barrack import models as wire
 from barrack_operator.resources import specs, steps
-from barrack_operator.resources.common import (
-    Context,
-    ObjectView,
-    Outcome,
-)
 from barrack_operator.resources.deletion import DELETIONS
 from barrack_operator.resources.frame import KindReconciler, Unresolved
+from barrack_operator.resources.model import Context, ObjectView, Outcome
 from barrack_operator.resources.sources import SnapshotSource, resolve_snapshot
 
 ImS, SS = wire.ImageState, wire.SnapshotState

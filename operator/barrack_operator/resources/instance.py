@@ -17,17 +17,10 @@ from barrack_operator.barrack import models as wire
 from barrack_operator.conditions import Reason
 from barrack_operator.costs import Demand
 from barrack_operator.resources import specs, steps
-from barrack_operator.resources.common import (
-    Context,
-    CreditsDepleted,
-    ObjectView,
-    Outcome,
-    differences,
-    id_key,
-    ref_key,
-)
 from barrack_operator.resources.deletion import DELETIONS
 from barrack_operator.resources.frame import KindReconciler, Unresolved
+from barrack_operator.resources.guard import differences
+from barrack_operator.resources.model import Context, CreditsDepleted, ObjectView, Outcome, id_key, ref_key
 from barrack_operator.resources.rules import security_rule_plan
 from barrack_operator.resources.sources import resolve_snapshot
 

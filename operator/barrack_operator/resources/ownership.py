@@ -14,7 +14,7 @@ adoptions that raced, before the claim was kept in one step), the deletion leave
 from __future__ import annotations
 
 from barrack_operator.conditions import SYNCED, Reason
-from barrack_operator.resources.common import Memory, ObjectView, References
+from barrack_operator.resources.model import Memory, ObjectView, References
 
 RELEASED = "Released"
 """The reason of the Normal event of a deletion that made no Barrack call because the object owned

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from barrack_operator.barrack import models as wire
 from barrack_operator.resources import specs
-from barrack_operator.resources.common import Context, ObjectView, Outcome, id_key, ref_key
+from barrack_operator.resources.model import Context, ObjectView, Outcome, id_key, ref_key
 
 SS = wire.SnapshotState
 

@@ -8,13 +8,9 @@ from typing import Any
 
 from barrack_operator.barrack import models as wire
 from barrack_operator.resources import specs, steps
-from barrack_operator.resources.common import (
-    Context,
-    ObjectView,
-    Outcome,
-)
 from barrack_operator.resources.deletion import DELETIONS
 from barrack_operator.resources.frame import KindReconciler
+from barrack_operator.resources.model import Context, ObjectView, Outcome
 
 
 def plan_ssh_key(spec: specs.BarrackSSHKeySpec, key: wire.SSHKey) -> steps.Step:

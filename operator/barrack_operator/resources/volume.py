@@ -18,17 +18,11 @@ from barrack_operator.barrack import models as wire
 from barrack_operator.conditions import ATTACHED, Condition, Reason
 from barrack_operator.costs import Demand
 from barrack_operator.resources import specs, steps
-from barrack_operator.resources.common import (
-    Context,
-    ObjectView,
-    Outcome,
-    differences,
-    id_key,
-    ref_key,
-)
 from barrack_operator.resources.deletion import DELETIONS
 from barrack_operator.resources.frame import KindReconciler, Unresolved
+from barrack_operator.resources.guard import differences
 from barrack_operator.resources.messages import detach_blocked_reason, instance_label
+from barrack_operator.resources.model import Context, ObjectView, Outcome, id_key, ref_key
 
 VS, IS = wire.VolumeState, wire.InstanceState
 ATTACHABLE_INSTANCE_STATES = {IS.ACTIVE, IS.SHUTOFF}
