@@ -23,7 +23,6 @@ from barrack_operator.accounts import (
     AccountRuntime,
     InvalidAccount,
     SecretKeySource,
-    account_conditions,
 )
 from barrack_operator.barrack import ApiKeySource, BarrackError
 from barrack_operator.barrack.client import MUTATIONS
@@ -31,7 +30,6 @@ from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.barrack.errors import Unauthorized
 from barrack_operator.barrack.routes import ROUTES
 from barrack_operator.conditions import (
-    CREDITS_LOW,
     READY,
     SYNCED,
     Condition,
@@ -41,6 +39,7 @@ from barrack_operator.conditions import (
 )
 from barrack_operator.connection import connection_data, secret_manifest
 from barrack_operator.engine.health import HealthServer
+from barrack_operator.engine.money import MoneyWatcher
 from barrack_operator.engine.references import Registry
 from barrack_operator.inventory import (
     LISTING_OF,
@@ -60,7 +59,7 @@ from barrack_operator.resources.common import (
     progressing,
     with_next_try,
 )
-from barrack_operator.resources.kinds import ACCOUNT, ALL_KINDS, BY_KIND, KINDS, SCHEDULE, SNAPSHOT, Kind
+from barrack_operator.resources.kinds import ALL_KINDS, BY_KIND, KINDS, SCHEDULE, SNAPSHOT, Kind
 from barrack_operator.resources.model import (
     PAUSED_ANNOTATION,
     RECONCILE_REQUESTED_ANNOTATION,
@@ -117,22 +116,23 @@ class Runtime:
         self.account_specs: dict[str, AccountConfig] = {}
         """Accounts declared by BarrackAccount objects."""
         self._account_problems: dict[str, str] = {}
+        self.money = MoneyWatcher(
+            settings,
+            accounts=lambda: dict(self.accounts),
+            declared=lambda name: name in self.account_specs,
+            writer=lambda: self.status_writer,
+            leading=self.leading,
+        )
+        """Each account's balance, burn and runway, and its BarrackAccount's status."""
         self.status_writer: StatusWriter | None = None
         self.elector: LeaderElector | None = None
         self._keeper: asyncio.Task[None] | None = None
-        self._money: asyncio.Task[None] | None = None
         self.health = HealthServer(
             self.inventories, self.poller_alive, settings.readiness_max_listing_age, leading=self.leading
         )
         self._mutated: dict[str, tuple[float, set[str], set[str]]] = {}
         self._paused: dict[str, bool] = {}
         self._last_warning: dict[str, str] = {}
-        self._account_conditions: dict[str, list[dict[str, Any]]] = {}
-        self._account_status: dict[str, dict[str, Any]] = {}
-        self._account_written_at: dict[str, float] = {}
-        self._money_now = asyncio.Event()
-        self._burn_moved = asyncio.Event()
-        self._burn: asyncio.Task[None] | None = None
         self._connections: dict[tuple[str, str], dict[str, str]] = {}
         self._started = time.monotonic()
         self._written: dict[str, dict[str, Any]] = {}
@@ -199,8 +199,7 @@ class Runtime:
             self._keeper = asyncio.create_task(self.elector.keep(), name="barrack-lease")
         for account in self.accounts.values():
             account.start()
-        self._money = asyncio.create_task(self._watch_money(), name="barrack-money")
-        self._burn = asyncio.create_task(self._watch_burn(), name="barrack-burn")
+        self.money.start()
         metrics.watch_accounts(lambda: dict(self.accounts))
         metrics.watch_queue(lambda: self.queue.running, lambda: len(self.queue))
         metrics.watch_objects(
@@ -216,7 +215,7 @@ class Runtime:
         if event_type == "DELETED":
             await self._forget_account(name)
             return
-        self._account_conditions.setdefault(name, list((body.get("status") or {}).get("conditions", [])))
+        self.money.seen(name, body)
         try:
             config = AccountConfig.from_spec(name, dict(body.get("spec") or {}))
         except InvalidAccount as exc:
@@ -224,7 +223,7 @@ class Runtime:
             self._account_problems[name] = problem
             self.account_specs.pop(name, None)
             await self._drop_account(name)
-            await self._write_account(name, {}, [Condition(READY, False, Reason.INVALID_SPEC, problem)])
+            await self.money.write_account(name, {}, [Condition(READY, False, Reason.INVALID_SPEC, problem)])
             return
         self._account_problems.pop(name, None)
         self.account_specs[name] = config
@@ -237,7 +236,7 @@ class Runtime:
         account.start()
         if current is not None:
             await current.stop()
-        self._money_now.set()
+        self.money.now()
 
     async def _forget_account(self, name: str) -> None:
         self.account_specs.pop(name, None)
@@ -251,82 +250,6 @@ class Runtime:
             self._use_account(AccountConfig.from_settings(self.settings)).start()
         if current is not None:
             await current.stop()
-
-    async def _watch_money(self) -> None:
-        """Each idle poll interval (and at once when an account changes): every account's balance
-        and hourly burn, and its BarrackAccount's status (a Warning event when credits turn low).
-        While an account's credit is low, each fast poll interval, and its instances are listed
-        at that interval too: when the balance runs out Barrack hibernates every instance, and a
-        Ready instance must not read Ready for long after (nor be restored into refusals)."""
-        while True:
-            self._money_now.clear()
-            low = False
-            for account in list(self.accounts.values()):
-                try:
-                    await account.refresh_money()
-                    if account.name in self.account_specs:
-                        await self._write_account(account.name, *account_conditions(account))
-                except LeadershipLost:
-                    return
-                except Exception:
-                    log.exception("Reading the money of account %s failed", account.name)
-                account.inventory.watch_closely("instances", account.credits_low())
-                low = low or account.credits_low()
-            interval = self.settings.poll_interval if low else self.settings.idle_poll_interval
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._money_now.wait(), interval)
-
-    async def _watch_burn(self) -> None:
-        """When instances come, go or change power, each account's burn is judged again from the
-        inventory at the prices known (no call of its own): an account whose credit turns low by
-        it is watched closely at once, not at the next idle balance read. A burst of changes is
-        one judgement per fast poll interval."""
-        while True:
-            await self._burn_moved.wait()
-            await asyncio.sleep(self.settings.poll_interval)
-            self._burn_moved.clear()
-            for account in list(self.accounts.values()):
-                if not account.inventory.closely("instances") and await account.rejudge_burn():
-                    account.inventory.watch_closely("instances", True)
-                    self._money_now.set()  # the balance read each fast poll from now on
-
-    async def _write_account(self, name: str, fields: dict[str, Any], conditions: list[Condition]) -> None:
-        if self.status_writer is None or not self.leading():
-            return
-        previous = self._account_conditions.get(name, [])
-        merged = merge_conditions(previous, conditions, None)
-        status = {**fields, "conditions": merged}
-        last = self._account_status.get(name)
-        if last == status:
-            return
-        if last is not None and last.get("conditions") == merged:
-            written = self._account_written_at.get(name, -math.inf)
-            if time.monotonic() - written < self.settings.idle_poll_interval:
-                return  # the balance drains between looks: written each idle interval, not each look
-        low = next((c for c in conditions if c.type == CREDITS_LOW), None)
-        was_low = next((c["status"] == "True" for c in previous if c["type"] == CREDITS_LOW), False)
-        try:
-            await self.status_writer.patch_status(ACCOUNT.plural, "", name, status)
-        except Exception as exc:
-            log.warning("Status write of BarrackAccount %s failed: %s", name, exc)
-            return
-        self._account_conditions[name], self._account_status[name] = merged, status
-        self._account_written_at[name] = time.monotonic()
-        if low is not None and low.status and not was_low:
-            involved = {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": ACCOUNT.kind,
-                "name": name,
-                "namespace": "",
-            }
-            body = event_body(involved, "Warning", Reason.CREDITS_LOW, "Observe", low.message)
-            body["metadata"]["namespace"] = (
-                "default"  # where Kubernetes keeps a cluster-scoped object's events
-            )
-            try:
-                await self.status_writer.post_event(body)
-            except Exception as exc:
-                log.warning("Posting the event CreditsLow of BarrackAccount %s failed: %s", name, exc)
 
     def leading(self) -> bool:
         """This process reconciles: leader election is off, or it holds the Lease."""
@@ -350,23 +273,25 @@ class Runtime:
             return
         self.elector.step_down()
         await self.queue.close(STOP_GRACE)
-        if self._keeper is not None:
-            self._keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
+        await self._stop_keeper()
         try:
             await self.elector.release()
             log.info("Stopping: the Lease is handed over")
         except Exception as exc:  # the Lease expires anyway
             log.warning("Handing the Lease over failed (it expires instead): %s", exc)
 
+    async def _stop_keeper(self) -> None:
+        """Stop renewing the Lease (before it is handed over, or as the process stops)."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+            self._keeper = None
+
     async def stop(self) -> None:
         await self.stop_reconciling()
-        for task in (self._money, self._burn, self._keeper):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self.money.stop()
+        await self._stop_keeper()
         for account in list(self.accounts.values()):
             await account.stop()
         if self.elector is not None:
@@ -427,7 +352,7 @@ class Runtime:
         for barrack_id in ids:
             self.registry.wake(id_key(barrack_id))
         if any(i in account.inventory.instances.items for account in self.accounts.values() for i in ids):
-            self._burn_moved.set()  # an instance came, went or changed power: the burn (and runway) moved
+            self.money.burn_moved()  # an instance came, went or changed power: the burn (and runway) moved
 
     # kopf events -----------------------------------------------------------------------------------
 
