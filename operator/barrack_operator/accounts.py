@@ -284,21 +284,28 @@ class AccountRuntime:
         if self.balance is None:
             return False
         with contextlib.suppress(BarrackError, MissingApiKey):
-            self.burn = await self.prices.burn(
-                self.inventory.instances.items.values(),
-                self.inventory.volumes.items.values(),
-                snapshots=self.inventory.snapshots.items.values(),
-            )
+            self.burn = await self._burn_now()
         return self.credits_low()
 
+    async def _burn_now(self) -> float | None:
+        """What the resources the inventory lists cost per hour in their states now."""
+        return await self.prices.burn(
+            self.inventory.instances.items.values(),
+            self.inventory.volumes.items.values(),
+            snapshots=self.inventory.snapshots.items.values(),
+        )
+
+    def runway(self) -> float | None:
+        """Hours the balance lasts at the burn now; None while either is unknown, or nothing burns."""
+        if self.balance is None or self.burn is None:
+            return None
+        return runway_hours(self.balance.balance, self.burn)
+
     def credits_low(self) -> bool:
-        """The balance is spent, or its runway at the burn now is below creditsLowHours (when
-        Barrack hibernates every instance is near)."""
-        if self.balance is None:
-            return False
-        if self.balance.balance <= 0:
-            return True
-        hours = None if self.burn is None else runway_hours(self.balance.balance, self.burn)
+        """The runway at the burn now is below creditsLowHours (when Barrack hibernates every
+        instance is near): the one decision the account's CreditsLow, its gauge and the close
+        watch of its instances all read."""
+        hours = self.runway()
         return hours is not None and hours < self.config.credits_low_hours
 
     def credits_depleted(self) -> bool:
@@ -358,11 +365,7 @@ class AccountRuntime:
             return
         self.prices.set_currency(self.balance.currency)
         try:
-            self.burn = await self.prices.burn(
-                self.inventory.instances.items.values(),
-                self.inventory.volumes.items.values(),
-                snapshots=self.inventory.snapshots.items.values(),
-            )
+            self.burn = await self._burn_now()
         except (BarrackError, MissingApiKey) as exc:
             self.balance_error = exc
 
@@ -390,10 +393,10 @@ def account_conditions(account: AccountRuntime) -> tuple[dict[str, Any], list[Co
         fields["currency"] = account.balance.currency
         if account.burn is not None:
             fields["burnPerHour"] = round(account.burn, 6)
-            hours = runway_hours(account.balance.balance, account.burn)
+            hours = account.runway()
             fields["runwayHours"] = None if hours is None else round(hours, 2)
-            low = hours is not None and hours < account.config.credits_low_hours
-            if low:
+            low = account.credits_low()
+            if low and hours is not None:
                 message = (
                     f"{hours:.1f} hours of credit left at {account.burn:.2f} {account.balance.currency}/h "
                     f"(below {account.config.credits_low_hours:g}); top up before it runs out: then Barrack "

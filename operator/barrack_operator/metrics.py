@@ -19,7 +19,6 @@ from prometheus_client.registry import Collector
 
 from barrack_operator.barrack import BarrackClient
 from barrack_operator.barrack import models as m
-from barrack_operator.costs import runway_hours
 from barrack_operator.inventory import Inventory
 
 
@@ -38,6 +37,8 @@ class AccountRuntime(Protocol):
 
     @property
     def burn(self) -> float | None: ...
+
+    def runway(self) -> float | None: ...
 
     def credits_low(self) -> bool: ...
 
@@ -126,7 +127,7 @@ class AccountsCollector(Collector):
                 balance.add_metric([name, currency], account.balance.balance)
                 if account.burn is not None:
                     burn.add_metric([name, currency], account.burn)
-                    hours = runway_hours(account.balance.balance, account.burn)
+                    hours = account.runway()
                     runway.add_metric([name], float("inf") if hours is None else hours)
                     low.add_metric([name], float(account.credits_low()))
         yield from (age, errors, looks, queued, waited, balance, burn, runway, low)
