@@ -292,7 +292,6 @@ class SecretConflict(Exception):
             "set spec.writeConnectionSecretToRef.name to a Secret this object may create, or delete that "
             "Secret if it is a leftover"
         )
-        self.secret = name
 
 
 class LeaseLane:

@@ -23,7 +23,7 @@ from tests.integration.conftest import (
     volume,
     wait_for,
 )
-from tests.integration.test_backups import image, snapshot
+from tests.integration.test_backups import _active_source, image, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -207,9 +207,7 @@ def test_a_volume_clone_end_to_end(kube: Kube, sim: Sim, operator: Operator) -> 
 def test_an_image_or_restore_from_another_region_is_invalid_and_calls_nothing(
     kube: Kube, sim: Sim, operator: Operator
 ) -> None:
-    kube.apply(ssh_key())
-    kube.apply(instance("source", sim.image()))
-    kube.wait_condition("binst", "source", "Ready", "True", timeout=90)
+    _active_source(kube, sim)
     kube.apply(snapshot("nightly", instanceRef={"name": "source"}))
     kube.wait_condition("bsnap", "nightly", "Ready", "True", timeout=60)
     kube.apply(image("golden", snapshotRef={"name": "nightly"}))

@@ -75,7 +75,7 @@ from barrack_operator.resources.model import (
     id_key,
     ref_key,
 )
-from barrack_operator.resources.ownership import RELEASED, released_without_call
+from barrack_operator.resources.ownership import RELEASED, owned_id, released_without_call
 from barrack_operator.resources.specs import DEFAULT_ACCOUNT, GROUP, VERSION, account_name
 from barrack_operator.settings import Settings
 from barrack_operator.workqueue import WorkQueue
@@ -932,7 +932,7 @@ class Runtime:
             out = Outcome(requeue_after=self.timing.blocked_requeue, backoff=True)
             out.conditions.append(Condition(SYNCED, False, Reason.KUBERNETES_UNAVAILABLE, message))
             return out
-        barrack_id = obj.recorded_id or self.memory.known_ids.get(obj.uid)
+        barrack_id = owned_id(obj, self.memory)
         what = f"{kind.kind.removeprefix('Barrack').lower()} {barrack_id}" if barrack_id else "resource"
         out = Outcome(done=True)
         out.note(

@@ -134,7 +134,7 @@ class KindDeletion(Generic[T]):
         return await finalize_guarded(ctx, obj, steps_)
 
     async def _observe(self, ctx: Context, obj: ObjectView, item: T | None) -> DeletionInputs:
-        instance_id = getattr(item, "instance_id", None) if isinstance(item, wire.Volume) else None
+        instance_id = item.instance_id if isinstance(item, wire.Volume) else None
         if instance_id is None:
             return DeletionInputs()
         await ctx.inventory.listed_once("instances")

@@ -50,8 +50,9 @@ class NameTaken(InvalidRequest):
 
 
 class AlreadyManaged(InvalidRequest):
-    """The Barrack resource this object would take (by adoptId or by name) is managed by another
-    object: one Barrack resource, one object. Nothing is called."""
+    """The Barrack resource this object would adopt (its adoptId, or the id it recorded) is managed
+    by another object: one Barrack resource, one object. Nothing is called. A create whose name
+    another object's resource has is :class:`NameTaken` instead."""
 
     def __init__(self, what: str, resource_id: str, manager: str) -> None:
         super().__init__(
