@@ -261,6 +261,7 @@ class AccountRuntime:
             await asyncio.sleep(min(30.0, self.settings.poll_interval * 2 ** min(restarts, 5)))
 
     async def stop(self) -> None:
+        await self.inventory.close()
         for task in (self._supervisor, self._poller):
             if task is not None:
                 task.cancel()

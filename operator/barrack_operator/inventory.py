@@ -102,6 +102,11 @@ class ListingFailed(Exception):
 ListingError = BarrackError | MissingApiKey | ListingFailed
 
 
+class InventoryClosed(Exception):
+    """The account's inventory was closed while a pass waited on it (its BarrackAccount changed
+    or went): the pass starts again on the account in use."""
+
+
 @dataclass
 class ListingHealth:
     """How a kind's listings have gone: the last error (None once one succeeds), how many failed in
@@ -187,6 +192,8 @@ class Inventory:
         self._awaited: dict[str, Counter[str]] = {kind: Counter() for kind in self.KINDS}
         """Resources a caller of :meth:`wait_fresh` waits to see, by kind: a look reads their pages."""
         self.polled_once = asyncio.Event()
+        self.closed = False
+        """The account stopped (see :meth:`close`): nothing waits on this inventory any more."""
         self.look_pages: dict[str, int] = dict.fromkeys(self.KINDS, 0)
         """Pages read by looks at moving resources, by kind (``barrack_inventory_look_reads_total``)."""
 
@@ -290,6 +297,7 @@ class Inventory:
         since = self._clock()
         newly = self.use(kind)
         await self.polled_once.wait()
+        self._raise_if_closed()
         age = self.age(kind)
         recent = age is not None and age < self.slow_interval  # as fresh as a used kind's listing
         if (recent or not newly) and (getattr(self, kind).ok or self.health[kind].error is not None):
@@ -322,7 +330,7 @@ class Inventory:
             return bool(mine) and all(snapshot.shown_since(i, since) for i in mine)
 
         def settled() -> bool:
-            return all(
+            return self.closed or all(
                 fresh(k) or (self.health[k].error is not None and self.health[k].last_attempt > since)
                 for k in wanted
             )
@@ -339,11 +347,25 @@ class Inventory:
             for kind, mine in awaited.items():
                 self._awaited[kind].subtract(mine)
                 self._awaited[kind] = +self._awaited[kind]
+        self._raise_if_closed()
         for kind in wanted:
             if not fresh(kind):
                 error = self.health[kind].error
                 assert error is not None
                 raise error
+
+    async def close(self) -> None:
+        """The account stops: every pass waiting on this inventory (its first poll, a fresh
+        listing) is released with :class:`InventoryClosed`, never left waiting on a poller that
+        is gone."""
+        self.closed = True
+        self.polled_once.set()
+        async with self._polled:
+            self._polled.notify_all()
+
+    def _raise_if_closed(self) -> None:
+        if self.closed:
+            raise InventoryClosed("the account's inventory was closed; the pass starts again")
 
     # Polling -------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import pytest
 
 from barrack_operator.barrack import BarrackClient
 from barrack_operator.barrack import models as m
-from barrack_operator.inventory import Inventory, cover, kinds_touched
+from barrack_operator.inventory import Inventory, InventoryClosed, cover, kinds_touched
 from barrack_sim.app import Simulator, peak_rate
 from barrack_sim.faults import FaultConfig, FaultInjector
 from tests.unit.conftest import make_client
@@ -284,3 +284,21 @@ async def test_quick_looks_only_while_no_call_waits_for_the_rate_limit(sim: Simu
     assert not client.limiter.busy
     assert inventory.look_gap("volumes") == 0.5
     await client.aclose()
+
+
+async def test_closing_an_inventory_releases_every_pass_waiting_on_it(sim: Simulator) -> None:
+    """An account replaced before its first poll ended (a BarrackAccount applied as the operator
+    starts) must not leave a pass waiting for ever on a poller that is gone: such a pass hung an
+    instance's reconcile until the test around it timed out."""
+    async with make_client(sim) as client:
+        inventory = Inventory(client, fast_interval=0.05, slow_interval=3600)  # never polled
+        first = asyncio.create_task(inventory.listed_once("instances"))
+        fresh = asyncio.create_task(inventory.wait_fresh(time.monotonic(), timeout=600, kinds=["volumes"]))
+        await asyncio.sleep(0.05)
+        assert not first.done() and not fresh.done(), "nothing was polled: both wait"
+        await inventory.close()
+        for task in (first, fresh):
+            with pytest.raises(InventoryClosed):
+                await asyncio.wait_for(task, 1.0)
+        with pytest.raises(InventoryClosed):
+            await inventory.listed_once("volumes")

@@ -45,6 +45,7 @@ from barrack_operator.inventory import (
     LISTING_OF,
     PLAN_READS,
     Inventory,
+    InventoryClosed,
     ListingFailed,
     kind_addressed,
     kinds_touched,
@@ -411,11 +412,16 @@ class Runtime:
         kind, body = held
         reconcile, finalize = self._reconcilers[kind.kind]
         meta = body.get("metadata", {})
-        if meta.get("deletionTimestamp"):
-            if FINALIZER not in (meta.get("finalizers") or ()):
-                return None
-            return await self.finalize(kind, finalize, body)
-        outcome = await self.reconcile_once(kind, reconcile, body)
+        try:
+            if meta.get("deletionTimestamp"):
+                if FINALIZER not in (meta.get("finalizers") or ()):
+                    return None
+                return await self.finalize(kind, finalize, body)
+            outcome = await self.reconcile_once(kind, reconcile, body)
+        except InventoryClosed:  # its account changed or went mid-pass: nothing was written
+            log.debug("The account of %s %s/%s changed mid-pass; passing again", kind.kind,
+                      meta.get("namespace"), meta.get("name"))  # fmt: skip
+            return 0.0
         return outcome.requeue_after or self.settings.drift_interval
 
     async def stop_reconciling(self) -> None:
@@ -435,6 +441,7 @@ class Runtime:
         sent: list[tuple[str, str | None]] = []
         MUTATIONS.set(sent)
         outcome = await self._reconcile_guarded(reconcile, obj, account, finalizing=False)
+        _raise_if_closed(account)
         if isinstance(account, AccountRuntime):
             await self._add_cost(account, obj, outcome)
             await self._write_connection(account, obj, outcome)
@@ -718,7 +725,11 @@ class Runtime:
                 Condition(SYNCED, False, Reason.KUBERNETES_UNAVAILABLE, f"{exc}; the operator retries")
             )
             return complete_status(context, obj, out)
+        except InventoryClosed:
+            raise
         except Exception as exc:  # one object's bug must not stop the others
+            if account.inventory.closed:  # its client closed under it: not a bug, pass again
+                raise InventoryClosed(f"the account closed mid-pass ({type(exc).__name__})") from None
             log.exception(
                 "Reconcile of %s %s/%s failed unexpectedly",
                 obj.kind,
@@ -817,6 +828,7 @@ class Runtime:
         outcome = self._unowned_outcome(obj) or await self._uninstall_outcome(kind, obj)
         if outcome is None:
             outcome = await self._reconcile_guarded(finalizer, obj, account, finalizing=True)
+            _raise_if_closed(account)
         self._remember_mutations(obj, account, outcome, sent)
         self._back_off(obj.uid, outcome)
         await self.write(kind, body, obj, outcome, finalizing=True)
@@ -947,6 +959,13 @@ class Runtime:
         )
         log.info("Uninstall: released without a Barrack call (%s kept)", what, extra=object_ref(obj))
         return out
+
+
+def _raise_if_closed(account: AccountRuntime | Outcome) -> None:
+    """A pass made over an account that closed under it (a call failed as its client closed, a
+    listing it read was its last) writes nothing: it runs again on the account in use."""
+    if isinstance(account, AccountRuntime) and account.inventory.closed:
+        raise InventoryClosed("the account closed mid-pass")
 
 
 def waits_for(outcome: Outcome) -> str:
