@@ -82,58 +82,78 @@ def _sim(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     """List the account's Barrack resources and the namespace's objects, write manifests for the
     unmanaged resources, and create them with --apply."""
-    import yaml
     from kubernetes import client as k8s
     from kubernetes import config as k8s_config
 
-    from barrack_operator.barrack import ApiKeySource, BarrackClient
-    from barrack_operator.importer import Account, plan_import
-    from barrack_operator.resources.kinds import KINDS
-    from barrack_operator.resources.specs import GROUP, VERSION
-    from barrack_operator.settings import Settings
+    from barrack_operator.importer import plan_import
 
-    settings = Settings.from_env()
-
-    async def listed() -> Account:
-        source = ApiKeySource(key_file=settings.api_key_file)
-        async with BarrackClient(settings.api_url, source, auth=settings.auth) as barrack:
-            return Account(
-                volumes=[v async for v in barrack.iter_volumes()],
-                instances=[i async for i in barrack.iter_instances()],
-                firewalls=[f async for f in barrack.iter_firewalls()],
-                ssh_keys=[k async for k in barrack.iter_ssh_keys()],
-            )
-
-    account = asyncio.run(listed())
+    account = asyncio.run(_list_account())
     try:
         k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
     except k8s_config.ConfigException:
         k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
     api = k8s.CustomObjectsApi()
+    try:
+        managed, taken = _managed_objects(api, args.namespace)
+    except k8s.ApiException as exc:  # what is managed anywhere must be known; no guessing
+        print(
+            f"barrack-operator import: listing the barrack.ai kinds in every namespace failed ({exc.status} "
+            f"{exc.reason}): import needs list on them cluster-wide",
+            file=sys.stderr,
+        )
+        return 1
+    plan = plan_import(account, managed, observe=args.observe, taken_names=taken)
+    for reason in plan.skipped:
+        print(f"# left out: {reason}", file=sys.stderr)
+    _emit_manifests(args, api, plan.manifests)
+    print(f"# {len(plan.manifests)} resources to import; {len(managed)} already managed", file=sys.stderr)
+    return 0
+
+
+async def _list_account() -> Any:
+    """What the operator's account holds on Barrack, every kind import writes."""
+    from barrack_operator.barrack import ApiKeySource, BarrackClient
+    from barrack_operator.importer import Account
+    from barrack_operator.settings import Settings
+
+    settings = Settings.from_env()
+    source = ApiKeySource(key_file=settings.api_key_file)
+    async with BarrackClient(settings.api_url, source, auth=settings.auth) as barrack:
+        return Account(
+            volumes=[v async for v in barrack.iter_volumes()],
+            instances=[i async for i in barrack.iter_instances()],
+            firewalls=[f async for f in barrack.iter_firewalls()],
+            ssh_keys=[k async for k in barrack.iter_ssh_keys()],
+        )
+
+
+def _managed_objects(api: Any, namespace: str) -> tuple[dict[str, str | None], set[str]]:
+    """Every Barrack id an object anywhere records or adopts (with the object's name when it is
+    in ``namespace``), and the object names taken in ``namespace``."""
+    from barrack_operator.resources.kinds import KINDS
+    from barrack_operator.resources.specs import GROUP, VERSION
+
     managed_anywhere: set[str] = set()
     managed_here: dict[str, str] = {}
     taken: set[str] = set()
     for kind in KINDS:
-        try:
-            listed_objects = cast(dict[str, Any], api.list_cluster_custom_object(GROUP, VERSION, kind.plural))
-        except k8s.ApiException as exc:  # what is managed anywhere must be known; no guessing
-            print(
-                f"barrack-operator import: listing {kind.plural} in every namespace failed ({exc.status} "
-                f"{exc.reason}): import needs list on the barrack.ai kinds cluster-wide",
-                file=sys.stderr,
-            )
-            return 1
-        for obj in listed_objects["items"]:
+        listed = cast(dict[str, Any], api.list_cluster_custom_object(GROUP, VERSION, kind.plural))
+        for obj in listed["items"]:
             ids = {(obj.get("status") or {}).get("id"), obj.get("spec", {}).get("adoptId")} - {None}
             managed_anywhere |= ids
-            if obj["metadata"]["namespace"] == args.namespace:
+            if obj["metadata"]["namespace"] == namespace:
                 taken.add(obj["metadata"]["name"])
                 managed_here.update(dict.fromkeys(ids, obj["metadata"]["name"]))
-    managed = {i: managed_here.get(i) for i in managed_anywhere}
-    plan = plan_import(account, managed, observe=args.observe, taken_names=taken)
-    manifests = plan.manifests
-    for reason in plan.skipped:
-        print(f"# left out: {reason}", file=sys.stderr)
+    return {i: managed_here.get(i) for i in managed_anywhere}, taken
+
+
+def _emit_manifests(args: argparse.Namespace, api: Any, manifests: list[dict[str, Any]]) -> None:
+    """Write the manifests to --out (a file each), or print them; create them with --apply."""
+    import yaml
+
+    from barrack_operator.resources.kinds import KINDS
+    from barrack_operator.resources.specs import GROUP, VERSION
+
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -149,8 +169,6 @@ def _import(args: argparse.Namespace) -> int:
                 GROUP, VERSION, args.namespace, plurals[manifest["kind"]], manifest
             )
             print(f"created {manifest['kind']} {args.namespace}/{manifest['metadata']['name']}", flush=True)
-    print(f"# {len(manifests)} resources to import; {len(managed_anywhere)} already managed", file=sys.stderr)
-    return 0
 
 
 def _crds(args: argparse.Namespace) -> int:

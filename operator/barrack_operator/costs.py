@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from barrack_operator.barrack import BarrackClient, BarrackError
 from barrack_operator.barrack import models as m
+from barrack_operator.barrack import requests as rq
 
 log = logging.getLogger(__name__)
 IS = m.InstanceState
@@ -63,27 +64,27 @@ class PriceBook:
     ) -> None:
         """Ask for every price not known or older than the refresh period."""
         if snapshots and self._stale(self.snapshot.get("legacy")):
-            await self._ask(self.snapshot, "legacy", m.PricingRequest(
+            await self._ask(self.snapshot, "legacy", rq.PricingRequest(
                 resource_type="snapshot", volume_size_gb=SNAPSHOT_UNIT_GB, tier="legacy",
                 currency=self._wire_currency(),
             ))  # fmt: skip
         for model in set(gpu_models):
             if self._stale(self.gpu.get(model)):
-                await self._ask(self.gpu, model, m.PricingRequest(
+                await self._ask(self.gpu, model, rq.PricingRequest(
                     resource_type="instance", gpu_model=model, gpu_count=1, currency=self._wire_currency()
                 ))  # fmt: skip
         for volume_type in set(volume_types):
             if self._stale(self.volume.get(volume_type)):
                 tier = "legacy" if volume_type == m.VolumeType.SSD else "advanced"
-                await self._ask(self.volume, volume_type, m.PricingRequest(
+                await self._ask(self.volume, volume_type, rq.PricingRequest(
                     resource_type="volume", volume_size_gb=PER_TB, volume_type=volume_type, tier=tier,
                     currency=self._wire_currency(),
                 ))  # fmt: skip
 
-    def _wire_currency(self) -> m.Currency:
+    def _wire_currency(self) -> rq.Currency:
         return self.currency if self.currency in ("USD", "EUR", "INR") else "USD"  # type: ignore[return-value]
 
-    async def _ask(self, table: dict[str, tuple[float, float]], key: str, request: m.PricingRequest) -> None:
+    async def _ask(self, table: dict[str, tuple[float, float]], key: str, request: rq.PricingRequest) -> None:
         """Ask one price; callers that need it while it is being asked wait for that answer (a
         restart over thousands of objects asks each price once, not once per object)."""
         asked = request.model_dump_json()

@@ -85,45 +85,63 @@ def plan_import(
     for key in new:
         add("BarrackSSHKey", key, {"publicKey": key.public_key})
     for instance in (r for r in account.instances if r.id not in managed):
-        elsewhere = [k for k in instance.ssh_key_ids if k not in names]
-        if elsewhere or not instance.ssh_key_ids:
-            plan.skipped.append(
-                f"instance {instance.name} ({instance.id}): its SSH keys {', '.join(elsewhere) or '(none)'} are "
-                "not objects of this namespace; import it where they are managed"
-            )
-            continue
-        spec: dict[str, Any] = {
-            "region": instance.region,
-            "gpuModel": instance.gpu_model,
-            "gpuCount": instance.gpu_count,
-            "sshKeyRefs": [{"name": names[k]} for k in instance.ssh_key_ids if k in names],
-            "securityRules": specs.rules_as_spec(instance.security_rules),
-        }
-        if instance.boot_volume_id:
-            spec["bootVolumeRef"] = {"name": _volume_name(instance.boot_volume_id, account, names, taken)}
+        made = _instance_spec(instance, account, names, taken)
+        if isinstance(made, str):
+            plan.skipped.append(made)
         else:
-            spec["imageId"] = instance.image_id
-        if instance.status in POWER_OF_STATE:
-            spec["powerState"] = POWER_OF_STATE[instance.status]
-        if instance.status == "ACTIVE":
-            spec["publicIP"] = instance.public_ip is not None
-        add("BarrackInstance", instance, spec)
+            add("BarrackInstance", instance, made)
     for volume in (r for r in account.volumes if r.id not in managed):
         add("BarrackVolume", volume, _volume_spec(volume, names))
     for firewall in (r for r in account.firewalls if r.id not in managed):
-        away = [a.instance_id for a in firewall.attachments if a.instance_id not in names]
-        if away:
-            plan.skipped.append(
-                f"firewall {firewall.name} ({firewall.id}): attached to {', '.join(away)}, not objects of this "
-                "namespace; adopting it here would detach them"
-            )
-            continue
-        refs = [{"name": names[a.instance_id]} for a in firewall.attachments]
-        spec = {"region": firewall.region, "rules": specs.rules_as_spec(firewall.rules), "instanceRefs": refs}
-        if firewall.description:
-            spec["description"] = firewall.description
-        add("BarrackFirewall", firewall, spec)
+        spec = _firewall_spec(firewall, names)
+        if isinstance(spec, str):
+            plan.skipped.append(spec)
+        else:
+            add("BarrackFirewall", firewall, spec)
     return plan
+
+
+def _instance_spec(
+    instance: wire.VMInstance, account: Account, names: dict[str, str], taken: set[str]
+) -> dict[str, Any] | str:
+    """The instance's spec, or why it is left out (its SSH keys are not objects here)."""
+    elsewhere = [k for k in instance.ssh_key_ids if k not in names]
+    if elsewhere or not instance.ssh_key_ids:
+        return (
+            f"instance {instance.name} ({instance.id}): its SSH keys {', '.join(elsewhere) or '(none)'} are "
+            "not objects of this namespace; import it where they are managed"
+        )
+    spec: dict[str, Any] = {
+        "region": instance.region,
+        "gpuModel": instance.gpu_model,
+        "gpuCount": instance.gpu_count,
+        "sshKeyRefs": [{"name": names[k]} for k in instance.ssh_key_ids if k in names],
+        "securityRules": specs.rules_as_spec(instance.security_rules),
+    }
+    if instance.boot_volume_id:
+        spec["bootVolumeRef"] = {"name": _volume_name(instance.boot_volume_id, account, names, taken)}
+    else:
+        spec["imageId"] = instance.image_id
+    if instance.status in POWER_OF_STATE:
+        spec["powerState"] = POWER_OF_STATE[instance.status]
+    if instance.status == "ACTIVE":
+        spec["publicIP"] = instance.public_ip is not None
+    return spec
+
+
+def _firewall_spec(firewall: wire.Firewall, names: dict[str, str]) -> dict[str, Any] | str:
+    """The firewall's spec, or why it is left out (attached to instances not managed here)."""
+    away = [a.instance_id for a in firewall.attachments if a.instance_id not in names]
+    if away:
+        return (
+            f"firewall {firewall.name} ({firewall.id}): attached to {', '.join(away)}, not objects of this "
+            "namespace; adopting it here would detach them"
+        )
+    refs = [{"name": names[a.instance_id]} for a in firewall.attachments]
+    spec = {"region": firewall.region, "rules": specs.rules_as_spec(firewall.rules), "instanceRefs": refs}
+    if firewall.description:
+        spec["description"] = firewall.description
+    return spec
 
 
 def _volume_spec(volume: wire.Volume, names: Mapping[str, str]) -> dict[str, Any]:

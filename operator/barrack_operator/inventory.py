@@ -24,106 +24,35 @@ failed look is only logged: the next listing tells.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import logging
 import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Generic, TypeVar
 
 from barrack_operator.barrack import BarrackClient, BarrackError
 from barrack_operator.barrack import models as wire
 from barrack_operator.barrack.client import PAGE_LIMIT
 from barrack_operator.barrack.credentials import MissingApiKey
-from barrack_operator.barrack.routes import ROUTES
+from barrack_operator.listings import (
+    KIND_OF,
+    InventoryClosed,
+    Item,
+    ListingError,
+    ListingFailed,
+    ListingHealth,
+    Snapshot,
+    error_reason,
+    moves,
+)
+from barrack_operator.looks import PageLooks
 
 log = logging.getLogger(__name__)
-T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey, wire.Snapshot, wire.CustomImage)
-Item = wire.Volume | wire.VMInstance | wire.Firewall | wire.SSHKey | wire.Snapshot | wire.CustomImage
 OnChange = Callable[[set[str]], Awaitable[None] | None]
 
-_TRANSITIONAL: dict[str, Callable[[str], bool]] = {
-    "volumes": lambda s: wire.is_transitional(wire.VolumeState, s),
-    "instances": lambda s: wire.is_transitional(wire.InstanceState, s),
-    "firewalls": lambda s: wire.is_transitional(wire.FirewallState, s),
-    "ssh_keys": lambda s: False,
-    "snapshots": lambda s: wire.is_transitional(wire.SnapshotState, s),
-    "images": lambda s: wire.is_transitional(wire.ImageState, s),
-}
 
-
-@dataclass
-class Snapshot(Generic[T]):
-    """One kind's listing: by id and by name, and when the poll that produced it started."""
-
-    items: dict[str, T] = field(default_factory=dict)
-    started_at: float = 0.0
-    ok: bool = False
-    recorded: dict[str, float] = field(default_factory=dict)
-    """Ids a mutation's reply put in ``items`` since this listing, and when."""
-    position: dict[str, int] = field(default_factory=dict)
-    """Where each resource stood in Barrack's listing (0 is the first) when a read last showed it."""
-    end: int = 0
-    """One past the last position known: where resources made since are expected."""
-    seen: dict[str, float] = field(default_factory=dict)
-    """Resources a look at some pages showed since this listing, and when their page was asked for."""
-
-    def by_name(self, name: str) -> list[T]:
-        return [item for item in self.items.values() if item.name == name]
-
-    def transitional(self, kind: str) -> bool:
-        return any(_moves(kind, item) for item in self.items.values())
-
-    def moving(self, kind: str) -> set[str]:
-        """The resources in a transitional state, or with an attachment in one."""
-        return {item_id for item_id, item in self.items.items() if _moves(kind, item)}
-
-    def shown_since(self, item_id: str, since: float) -> bool:
-        """A read that Barrack answered after ``since`` showed this resource: the whole listing, or
-        the page it was on."""
-        return (self.ok and self.started_at > since) or self.seen.get(item_id, -math.inf) > since
-
-
-def _moves(kind: str, item: Item) -> bool:
-    is_moving = _TRANSITIONAL[kind]
-    if is_moving(item.status):
-        return True
-    return any(is_moving(a.status) for a in getattr(item, "attachments", ()))
-
-
-class ListingFailed(Exception):
-    """A kind's listing failed for a reason that is neither a Barrack error nor a missing key (a
-    bug, say); it stands for that error where a caller needs one."""
-
-
-ListingError = BarrackError | MissingApiKey | ListingFailed
-
-
-class InventoryClosed(Exception):
-    """The account's inventory was closed while a pass waited on it (its BarrackAccount changed
-    or went): the pass starts again on the account in use."""
-
-
-@dataclass
-class ListingHealth:
-    """How a kind's listings have gone: the last error (None once one succeeds), how many failed in
-    a row, and when the last successful one finished."""
-
-    error: ListingError | None = None
-    failures: int = 0
-    last_success: float | None = None
-    last_attempt: float = 0.0
-
-
-def error_reason(error: BaseException) -> str:
-    """The ``reason`` label of ``barrack_inventory_errors_total``: the error's class name."""
-    return type(error).__name__ if isinstance(error, BarrackError | MissingApiKey) else "OperatorError"
-
-
-class Inventory:
+class Inventory(PageLooks):
     KINDS = ("volumes", "instances", "firewalls", "ssh_keys", "snapshots", "images")
     UNUSED_FACTOR = 10
     """A kind no object uses (:meth:`use`) is listed only every UNUSED_FACTOR slow intervals: the
@@ -149,8 +78,6 @@ class Inventory:
     fast intervals after its last call (the end of a burst is seen within half a second at a 2 s
     fast interval; an instance that takes minutes to come up is looked at every fast interval);
     a resource a pass waits to see is looked at so as long as it waits."""
-    PEEK_PAGES = 3
-    """At most this many pages in one look at a kind; what is beyond waits for the next."""
 
     def __init__(
         self,
@@ -282,7 +209,7 @@ class Inventory:
     def record(self, item: Item) -> None:
         """Fold a resource a mutation returned into the index, so the next read sees it (and a
         listing begun before the mutation, which cannot show it, does not drop it)."""
-        kind = _KIND_OF[type(item)]
+        kind = KIND_OF[type(item)]
         snapshot = getattr(self, kind)
         snapshot.items[item.id] = item
         snapshot.recorded[item.id] = self._clock()
@@ -409,7 +336,7 @@ class Inventory:
             listed.end = len(position)
             setattr(self, kind, listed)
             self._on_its_way[kind] = {
-                i for i in self._on_its_way[kind] if i in items and _moves(kind, items[i])
+                i for i in self._on_its_way[kind] if i in items and moves(kind, items[i])
             }
             if health.failures:
                 log.info("Barrack inventory poll of %s recovered after %d failures", kind, health.failures)
@@ -424,109 +351,6 @@ class Inventory:
         health.error, health.failures = error, health.failures + 1
         key = (kind, error_reason(error))
         self.error_counts[key] = self.error_counts.get(key, 0) + 1
-
-    # Looks at the pages of moving resources --------------------------------------------------
-
-    def _windows(self, kind: str, wanted: dict[str, int | None]) -> list[tuple[int, int]]:
-        """The reads of a look, as (page, limit): together they cover the positions where a read
-        last placed the resources looked for and, when some are not placed yet (new: Barrack lists
-        in creation order), as many positions from the end of the listing on; the end first, then
-        the newest."""
-        snapshot: Snapshot[wire.Volume] = getattr(self, kind)
-        placed = {at for at in wanted.values() if at is not None}
-        unplaced = sum(1 for at in wanted.values() if at is None)
-        tail = set(range(snapshot.end, snapshot.end + min(unplaced, PAGE_LIMIT)))
-        windows = cover(placed | tail, first=snapshot.end if tail else None)
-        return sorted(
-            windows, key=lambda w: (bool(tail) and w[0] * w[1] > snapshot.end, w[0] * w[1]), reverse=True
-        )
-
-    def _wants_peek(self, kind: str) -> bool:
-        """A look is worth it: the kind is in use, listed, not failing, and something of it moves, is
-        awaited or is new."""
-        snapshot: Snapshot[wire.Volume] = getattr(self, kind)
-        return (
-            kind in self.used
-            and self.lookable(kind)
-            and not self.health[kind].failures
-            and (bool(self._awaited[kind] or self._on_its_way[kind]) or snapshot.transitional(kind))
-        )
-
-    async def peek(self, kind: str) -> tuple[set[str], int]:
-        """Read only the pages that hold the kind's moving and awaited resources (the end first,
-        then the newest, at most PEEK_PAGES) and fold what they show into the index; returns the
-        ids that changed and the pages read. A look never drops a resource (one missing from its
-        page may have moved to another when one before it went) and a failed look is only logged:
-        the kind's health and whatever is concluded from absence are its listings'."""
-        started = self._peeked[kind] = self._clock()
-        snapshot: Snapshot[wire.Volume] = getattr(self, kind)
-        wanted = self._looked_for(kind)
-        windows = self._windows(kind, wanted)
-        changed: set[str] = set()
-        read: list[range] = []
-        ended = False
-        try:
-            while windows and len(read) < self.PEEK_PAGES:
-                page, limit = windows.pop(0)
-                full = await self._read_page_into(snapshot, kind, page, changed, limit)
-                read.append(range((page - 1) * limit, page * limit))
-                if page * limit >= snapshot.end:  # the read reached the end of the listing
-                    if full:
-                        windows.insert(0, (page + 1, limit))  # which may go on beyond it
-                    else:
-                        ended = True
-        except (BarrackError, MissingApiKey) as error:
-            log.info("A look at Barrack's moving %s failed (their listing will tell): %s", kind, error)
-        if self._missed(snapshot, wanted, started, read, ended):
-            log.debug("A look at Barrack's %s missed a resource it looked for; listing them", kind)
-            self.nudge([kind])  # gone, or Barrack's order moved it: the listing says which
-        async with self._polled:
-            self._polled.notify_all()
-        return changed, len(read)
-
-    def _looked_for(self, kind: str) -> dict[str, int | None]:
-        """The kind's moving, awaited and new resources, and where a read last placed each."""
-        snapshot: Snapshot[wire.Volume] = getattr(self, kind)
-        ids = snapshot.moving(kind) | self._awaited[kind].keys() | self._on_its_way[kind]
-        return {i: snapshot.position.get(i) for i in ids if i in snapshot.items}
-
-    @staticmethod
-    def _missed(
-        snapshot: Snapshot[T], wanted: dict[str, int | None], started: float, read: list[range], ended: bool
-    ) -> bool:
-        """A resource looked for was not where it was placed (or, new, at the end) though a read
-        covered that place: it went, or Barrack does not list in creation order."""
-        for item_id, at in wanted.items():
-            if (
-                snapshot.seen.get(item_id, -math.inf) >= started
-                or snapshot.recorded.get(item_id, -math.inf) >= started
-            ):
-                continue  # shown, or a reply newer than the look was kept instead of its page
-            if (at is not None and any(at in window for window in read)) or (at is None and ended):
-                return True
-        return False
-
-    async def _read_page_into(
-        self, snapshot: Snapshot[T], kind: str, page: int, changed: set[str], limit: int = PAGE_LIMIT
-    ) -> bool:
-        """Fold one page of ``limit`` into ``snapshot``: what changed goes in ``changed``; True when
-        the page is full (the next may hold more)."""
-        asked = self._clock()
-        items = await self.client.read_page(kind, page, limit)
-        self.look_pages[kind] += 1
-        first = (page - 1) * limit
-        for at, item in enumerate(items, start=first):
-            snapshot.position[item.id] = at
-            if snapshot.recorded.get(item.id, -math.inf) >= asked:
-                continue  # a mutation's reply came after the page was asked for: it is newer
-            if snapshot.items.get(item.id) != item:
-                snapshot.items[item.id] = item
-                changed.add(item.id)
-            snapshot.seen[item.id] = asked
-            if not _moves(kind, item):
-                self._on_its_way[kind].discard(item.id)
-        snapshot.end = max(snapshot.end, first + len(items))
-        return len(items) >= limit
 
     def retry_gap(self, kind: str) -> float:
         """The wait before listing a failing kind again: the fast interval, doubling with each
@@ -659,81 +483,3 @@ class Inventory:
             result = self._on_change(changed)
             if asyncio.iscoroutine(result):
                 await result
-
-
-def cover(positions: set[int], first: int | None = None) -> list[tuple[int, int]]:
-    """Few reads, as (page, limit) with limit at most PAGE_LIMIT, that together cover every one of
-    ``positions`` (a page N of limit L holds positions (N - 1) x L to N x L - 1): from the lowest
-    position left, the page that covers it and most of the others, of the larger limit on a tie.
-    The one that covers ``first`` reaches as far beyond it as it can (what follows it is new)."""
-    left = sorted(positions)
-    reads = []
-    while left:
-        low = left[0]
-        best: tuple[tuple[int, int, int], int, int] | None = None
-        for limit in range(PAGE_LIMIT, 0, -1):
-            page = low // limit + 1
-            start, stop = (page - 1) * limit, page * limit
-            covered = bisect.bisect_left(left, stop)  # a prefix of ``left``: start <= low
-            reach = stop if first is not None and start <= first < stop else 0
-            score = (covered, reach, limit)
-            if best is None or score > best[0]:
-                best = (score, page, limit)
-        assert best is not None
-        _, page, limit = best
-        reads.append((page, limit))
-        left = left[bisect.bisect_left(left, page * limit) :]
-    return reads
-
-
-def kinds_touched(route_name: str) -> set[str]:
-    """The inventory kinds a mutation may change: its own, and volumes for instance operations
-    (attach, detach, delete) and instances for firewall ones (attach)."""
-    return set(_AFFECTS.get(_segment(route_name), ()))
-
-
-def kind_addressed(route_name: str) -> str:
-    """The inventory kind of the resource a route's path names (an attach of volumes names the
-    instance they go on)."""
-    return _AFFECTS[_segment(route_name)][0]
-
-
-def _segment(route_name: str) -> str:
-    return ROUTES[route_name].path.strip("/").split("/")[0]
-
-
-_AFFECTS = {
-    "volumes": ("volumes",),
-    "instances": ("instances", "volumes"),
-    "firewalls": ("firewalls", "instances"),
-    "ssh-keys": ("ssh_keys",),
-    "snapshots": ("snapshots", "images", "instances"),  # an image is made, a restore makes an instance
-    "images": ("images",),
-}
-LISTING_OF: dict[str, str] = {
-    "BarrackVolume": "volumes",
-    "BarrackInstance": "instances",
-    "BarrackFirewall": "firewalls",
-    "BarrackSSHKey": "ssh_keys",
-    "BarrackSnapshot": "snapshots",
-    "BarrackImage": "images",
-}
-"""The inventory listing that holds each object kind's Barrack resources."""
-PLAN_READS: dict[str, tuple[str, ...]] = {
-    "BarrackVolume": ("volumes", "instances"),
-    "BarrackInstance": ("instances",),
-    "BarrackFirewall": ("firewalls", "instances"),
-    "BarrackSSHKey": ("ssh_keys",),
-    "BarrackSnapshot": ("snapshots", "instances"),
-    "BarrackImage": ("images", "snapshots"),
-}
-"""The listings each object kind's plan reads: its own, and those of what it attaches to or is
-made from (what a reconcile-now reads afresh)."""
-_KIND_OF: dict[type, str] = {
-    wire.Volume: "volumes",
-    wire.VMInstance: "instances",
-    wire.Firewall: "firewalls",
-    wire.SSHKey: "ssh_keys",
-    wire.Snapshot: "snapshots",
-    wire.CustomImage: "images",
-}

@@ -68,69 +68,84 @@ class AccountsCollector(Collector):
         self._accounts = accounts
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        accounts = self._accounts()
-        age = GaugeMetricFamily(
-            "barrack_inventory_age_seconds",
-            "Seconds since the last successful listing of the kind.",
-            labels=["account", "kind"],
-        )
-        errors = CounterMetricFamily(
-            "barrack_inventory_errors",
-            "Failed inventory listings by kind and reason.",
-            labels=["account", "kind", "reason"],
-        )
-        looks = CounterMetricFamily(
-            "barrack_inventory_look_reads",
-            "Pages read by looks at moving resources between whole listings, by kind (one request each).",
-            labels=["account", "kind"],
-        )
-        queued = GaugeMetricFamily(
-            "barrack_rate_limiter_queued", "Calls waiting for the rate limiter now.", labels=["account"]
-        )
-        waited = CounterMetricFamily(
-            "barrack_rate_limiter_wait_seconds", "Seconds callers waited for the rate limiter, summed over calls.",
-            labels=["account"],
-        )  # fmt: skip
-        balance = GaugeMetricFamily(
-            "barrack_account_balance", "Credit left on the account.", labels=["account", "currency"]
-        )
-        burn = GaugeMetricFamily(
-            "barrack_account_burn_per_hour",
-            "What the account's resources cost per hour now.",
-            labels=["account", "currency"],
-        )
-        runway = GaugeMetricFamily(
-            "barrack_account_runway_hours",
-            "Hours until the account's credit runs out at the burn now.",
-            labels=["account"],
-        )
-        low = GaugeMetricFamily(
-            "barrack_account_credits_low",
-            "1 while the runway is shorter than the account's creditsLowHours.",
-            labels=["account"],
-        )
-        for name, account in sorted(accounts.items()):
-            inventory = account.inventory
-            for kind in inventory.kinds:
-                seconds = inventory.age(kind)
-                age.add_metric([name, kind], float("inf") if seconds is None else seconds)
-            for (kind, reason), count in sorted(inventory.error_counts.items()):
-                errors.add_metric([name, kind, reason], count)
-            for kind, pages in inventory.look_pages.items():
-                if pages:
-                    looks.add_metric([name, kind], pages)
-            limiter = account.client.limiter
-            queued.add_metric([name], limiter.waiting)
-            waited.add_metric([name], limiter.total_wait_seconds)
-            if account.balance is not None:
-                currency = account.balance.currency
-                balance.add_metric([name, currency], account.balance.balance)
-                if account.burn is not None:
-                    burn.add_metric([name, currency], account.burn)
-                    hours = account.runway()
-                    runway.add_metric([name], float("inf") if hours is None else hours)
-                    low.add_metric([name], float(account.credits_low()))
-        yield from (age, errors, looks, queued, waited, balance, burn, runway, low)
+        accounts = sorted(self._accounts().items())
+        yield from _listing_families(accounts)
+        yield from _money_families(accounts)
+
+
+def _listing_families(
+    accounts: list[tuple[str, AccountRuntime]],
+) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """Each account's listings (age, errors, look reads) and its rate limiter."""
+    age = GaugeMetricFamily(
+        "barrack_inventory_age_seconds",
+        "Seconds since the last successful listing of the kind.",
+        labels=["account", "kind"],
+    )
+    errors = CounterMetricFamily(
+        "barrack_inventory_errors",
+        "Failed inventory listings by kind and reason.",
+        labels=["account", "kind", "reason"],
+    )
+    looks = CounterMetricFamily(
+        "barrack_inventory_look_reads",
+        "Pages read by looks at moving resources between whole listings, by kind (one request each).",
+        labels=["account", "kind"],
+    )
+    queued = GaugeMetricFamily(
+        "barrack_rate_limiter_queued", "Calls waiting for the rate limiter now.", labels=["account"]
+    )
+    waited = CounterMetricFamily(
+        "barrack_rate_limiter_wait_seconds", "Seconds callers waited for the rate limiter, summed over calls.",
+        labels=["account"],
+    )  # fmt: skip
+    for name, account in accounts:
+        inventory = account.inventory
+        for kind in inventory.kinds:
+            seconds = inventory.age(kind)
+            age.add_metric([name, kind], float("inf") if seconds is None else seconds)
+        for (kind, reason), count in sorted(inventory.error_counts.items()):
+            errors.add_metric([name, kind, reason], count)
+        for kind, pages in inventory.look_pages.items():
+            if pages:
+                looks.add_metric([name, kind], pages)
+        limiter = account.client.limiter
+        queued.add_metric([name], limiter.waiting)
+        waited.add_metric([name], limiter.total_wait_seconds)
+    yield from (age, errors, looks, queued, waited)
+
+
+def _money_families(accounts: list[tuple[str, AccountRuntime]]) -> Iterator[GaugeMetricFamily]:
+    """Each account's balance, burn, runway and whether its credit is low."""
+    balance = GaugeMetricFamily(
+        "barrack_account_balance", "Credit left on the account.", labels=["account", "currency"]
+    )
+    burn = GaugeMetricFamily(
+        "barrack_account_burn_per_hour",
+        "What the account's resources cost per hour now.",
+        labels=["account", "currency"],
+    )
+    runway = GaugeMetricFamily(
+        "barrack_account_runway_hours",
+        "Hours until the account's credit runs out at the burn now.",
+        labels=["account"],
+    )
+    low = GaugeMetricFamily(
+        "barrack_account_credits_low",
+        "1 while the runway is shorter than the account's creditsLowHours.",
+        labels=["account"],
+    )
+    for name, account in accounts:
+        if account.balance is None:
+            continue
+        currency = account.balance.currency
+        balance.add_metric([name, currency], account.balance.balance)
+        if account.burn is not None:
+            burn.add_metric([name, currency], account.burn)
+            hours = account.runway()
+            runway.add_metric([name], float("inf") if hours is None else hours)
+            low.add_metric([name], float(account.credits_low()))
+    yield from (balance, burn, runway, low)
 
 
 def watch_accounts(accounts: Callable[[], dict[str, AccountRuntime]]) -> None:

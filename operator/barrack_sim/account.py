@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
 from barrack_operator.barrack import models as m
+from barrack_operator.barrack import requests as rq
 from barrack_sim import money
 from barrack_sim.clock import SimClock
 from barrack_sim.errors import Conflict, Invalid, Missing, NoCredits
@@ -277,7 +278,7 @@ class Account:
 
     # Volumes -------------------------------------------------------------------------------------
 
-    def create_volume(self, req: m.CreateVolumeRequest) -> m.Volume:
+    def create_volume(self, req: rq.CreateVolumeRequest) -> m.Volume:
         self._check_region(req.region)
         self._check_name("volume", req.name, [v.name for v in self.volumes.values()])
         if req.volume_type not in {t.value for t in m.VolumeType}:
@@ -349,7 +350,7 @@ class Account:
             raise Invalid("Clone is available for advanced-tier volume types (NVMe, HDD) only")
         if source.status not in {VS.AVAILABLE, VS.ATTACHED}:
             raise Conflict(f"Volume {volume_id} is {source.status}; clone needs AVAILABLE or ATTACHED")
-        request = m.CreateVolumeRequest(
+        request = rq.CreateVolumeRequest(
             name=name,
             region=source.region,
             size_gb=source.size_gb,
@@ -422,7 +423,7 @@ class Account:
 
     # Instances -----------------------------------------------------------------------------------
 
-    def create_instance(self, req: m.DeploymentRequest) -> m.VMInstance:
+    def create_instance(self, req: rq.DeploymentRequest) -> m.VMInstance:
         self._check_region(req.region)
         self._check_name("instance", req.name, [i.name for i in self.instances.values()])
         if req.gpu_model not in m.GPU_MODELS:
@@ -554,7 +555,7 @@ class Account:
 
         self._schedule(instance_id, "delete_instance", done)
 
-    def add_security_rule(self, instance_id: str, rule: m.AddFirewallRuleRequest) -> m.FirewallRule:
+    def add_security_rule(self, instance_id: str, rule: rq.AddFirewallRuleRequest) -> m.FirewallRule:
         instance = self.instance(instance_id)
         created = self._new_rule(rule)
         instance.security_rules.append(created)
@@ -564,7 +565,7 @@ class Account:
         instance = self.instance(instance_id)
         instance.security_rules = self._without_rule(instance.security_rules, rule_id)
 
-    def _new_rule(self, rule: m.AddFirewallRuleRequest) -> m.FirewallRule:
+    def _new_rule(self, rule: rq.AddFirewallRuleRequest) -> m.FirewallRule:
         check_rule(rule)
         return m.FirewallRule(id=self._new_id("R"), **rule.model_dump())
 
@@ -600,7 +601,7 @@ class Account:
         making = {s.instance_id for s in self.snapshots.values() if s.status == SS.CREATING}
         return [i for i in self.instances.values() if i.status == IS.ACTIVE and i.id not in making]
 
-    def create_snapshot(self, req: m.CreateSnapshotRequest) -> m.Snapshot:
+    def create_snapshot(self, req: rq.CreateSnapshotRequest) -> m.Snapshot:
         self._check_name("snapshot", req.name, [s.name for s in self.snapshots.values()])
         instance = self.instance(req.instance_id)
         if instance.status != IS.ACTIVE:
@@ -647,7 +648,7 @@ class Account:
 
         self._schedule(snapshot_id, "delete_snapshot", done)
 
-    def restore_snapshot(self, snapshot_id: str, req: m.RestoreSnapshotRequest) -> m.VMInstance:
+    def restore_snapshot(self, snapshot_id: str, req: rq.RestoreSnapshotRequest) -> m.VMInstance:
         """A new instance from the snapshot, in its region (new IPs; SSH keys given anew)."""
         snapshot = self.snapshot(snapshot_id)
         if snapshot.status != SS.SUCCESS:
@@ -655,7 +656,7 @@ class Account:
         gpu_model, gpu_count, image_id = self._snapshot_source[snapshot_id]
         if image_id not in self.images:
             image_id = next(i.id for i in self.images.values() if i.region == snapshot.region)
-        request = m.DeploymentRequest(
+        request = rq.DeploymentRequest(
             name=req.name or f"{snapshot.name}-restored", region=snapshot.region,
             gpu_model=req.gpu_model or gpu_model, gpu_count=req.gpu_count or gpu_count, image_id=image_id,
             ssh_key_ids=req.ssh_key_ids, public_ip=req.public_ip,
@@ -701,7 +702,7 @@ class Account:
 
     # Firewalls -----------------------------------------------------------------------------------
 
-    def create_firewall(self, req: m.CreateFirewallRequest) -> m.Firewall:
+    def create_firewall(self, req: rq.CreateFirewallRequest) -> m.Firewall:
         self._check_region(req.region)
         self._check_name("firewall", req.name, [f.name for f in self.firewalls.values()])
         if len(req.description or "") > MAX_DESCRIPTION:
@@ -729,7 +730,7 @@ class Account:
         del self.firewalls[firewall_id]
         self._pending.pop(firewall_id, None)
 
-    def add_firewall_rule(self, firewall_id: str, rule: m.AddFirewallRuleRequest) -> m.FirewallRule:
+    def add_firewall_rule(self, firewall_id: str, rule: rq.AddFirewallRuleRequest) -> m.FirewallRule:
         firewall = self.firewall(firewall_id)
         created = self._new_rule(rule)
         firewall.rules.append(created)
@@ -781,7 +782,7 @@ class Account:
 
     # SSH keys ------------------------------------------------------------------------------------
 
-    def create_ssh_key(self, req: m.CreateSSHKeyRequest) -> m.SSHKey:
+    def create_ssh_key(self, req: rq.CreateSSHKeyRequest) -> m.SSHKey:
         self._check_name("SSH key", req.name, [k.name for k in self.ssh_keys.values()], SSH_KEY_NAME)
         parts = req.public_key.split()
         if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
@@ -813,7 +814,7 @@ class Account:
         return [{"region": r, "gpu_model": g, "available": n} for (r, g), n in sorted(self.stock.items())]
 
 
-def check_rule(rule: m.AddFirewallRuleRequest) -> None:
+def check_rule(rule: rq.AddFirewallRuleRequest) -> None:
     """Port and CIDR rules shared by firewall and instance security rules."""
     try:
         ipaddress.ip_network(rule.remote_ip_prefix, strict=False)

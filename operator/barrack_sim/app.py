@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from barrack_operator.barrack import models as m
+from barrack_operator.barrack import requests as wire_requests
 from barrack_operator.barrack.routes import LEGACY_AUTH, ROUTES, STANDARD_AUTH, Auth
 from barrack_sim import money
 from barrack_sim.account import Account
@@ -130,7 +131,7 @@ def _handlers() -> dict[str, Handler]:  # noqa: PLR0915 - one table, one entry a
 
     @route("get_pricing")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
-        req: m.PricingRequest = await _body(rq, m.PricingRequest)
+        req: wire_requests.PricingRequest = await _body(rq, wire_requests.PricingRequest)
         try:
             hourly = money.quote(req)
         except KeyError as exc:
@@ -145,7 +146,7 @@ def _handlers() -> dict[str, Handler]:  # noqa: PLR0915 - one table, one entry a
 
     @route("create_snapshot")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
-        return {"snapshot": _dump(a.create_snapshot(await _body(rq, m.CreateSnapshotRequest)))}
+        return {"snapshot": _dump(a.create_snapshot(await _body(rq, wire_requests.CreateSnapshotRequest)))}
 
     @route("list_snapshot_eligible_instances")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
@@ -162,12 +163,12 @@ def _handlers() -> dict[str, Handler]:  # noqa: PLR0915 - one table, one entry a
 
     @route("restore_snapshot")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
-        req: m.RestoreSnapshotRequest = await _body(rq, m.RestoreSnapshotRequest)
+        req: wire_requests.RestoreSnapshotRequest = await _body(rq, wire_requests.RestoreSnapshotRequest)
         return {"instance": _dump(a.restore_snapshot(rq.path_params["id"], req))}
 
     @route("create_image")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
-        req: m.CreateImageRequest = await _body(rq, m.CreateImageRequest)
+        req: wire_requests.CreateImageRequest = await _body(rq, wire_requests.CreateImageRequest)
         return {"image": _dump(a.create_image(rq.path_params["id"], req.name))}
 
     @route("get_snapshot_billing")
@@ -209,7 +210,7 @@ def _handlers() -> dict[str, Handler]:  # noqa: PLR0915 - one table, one entry a
 
     @route("create_volume")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
-        return {"volume": _dump(a.create_volume(await _body(rq, m.CreateVolumeRequest)))}
+        return {"volume": _dump(a.create_volume(await _body(rq, wire_requests.CreateVolumeRequest)))}
 
     @route("get_volume")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
@@ -222,22 +223,22 @@ def _handlers() -> dict[str, Handler]:  # noqa: PLR0915 - one table, one entry a
 
     @route("resize_volume")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
-        req: m.ResizeVolumeRequest = await _body(rq, m.ResizeVolumeRequest)
+        req: wire_requests.ResizeVolumeRequest = await _body(rq, wire_requests.ResizeVolumeRequest)
         return {"volume": _dump(a.resize_volume(rq.path_params["id"], req.size_gb))}
 
     @route("clone_volume")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
-        req: m.CloneVolumeRequest = await _body(rq, m.CloneVolumeRequest)
+        req: wire_requests.CloneVolumeRequest = await _body(rq, wire_requests.CloneVolumeRequest)
         return {"volume": _dump(a.clone_volume(rq.path_params["id"], req.name))}
 
     @route("attach_volumes")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
-        req: m.AttachVolumesRequest = await _body(rq, m.AttachVolumesRequest)
+        req: wire_requests.AttachVolumesRequest = await _body(rq, wire_requests.AttachVolumesRequest)
         return {"instance": _dump(a.attach_volumes(rq.path_params["id"], req.volume_ids))}
 
     @route("detach_volumes")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
-        req: m.DetachVolumesRequest = await _body(rq, m.DetachVolumesRequest)
+        req: wire_requests.DetachVolumesRequest = await _body(rq, wire_requests.DetachVolumesRequest)
         return {"instance": _dump(a.detach_volumes(rq.path_params["id"], req.volume_ids))}
 
     @route("list_instances")
@@ -246,7 +247,7 @@ def _handlers() -> dict[str, Handler]:  # noqa: PLR0915 - one table, one entry a
 
     @route("create_instance")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
-        return {"instance": _dump(a.create_instance(await _body(rq, m.DeploymentRequest)))}
+        return {"instance": _dump(a.create_instance(await _body(rq, wire_requests.DeploymentRequest)))}
 
     @route("get_instance")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
@@ -266,12 +267,12 @@ def _handlers() -> dict[str, Handler]:  # noqa: PLR0915 - one table, one entry a
 
     @route("set_public_ip")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
-        req: m.PublicIPRequest = await _body(rq, m.PublicIPRequest)
+        req: wire_requests.PublicIPRequest = await _body(rq, wire_requests.PublicIPRequest)
         return {"instance": _dump(a.set_public_ip(rq.path_params["id"], req.enabled))}
 
     @route("add_security_rule")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
-        req: m.AddFirewallRuleRequest = await _body(rq, m.AddFirewallRuleRequest)
+        req: wire_requests.AddFirewallRuleRequest = await _body(rq, wire_requests.AddFirewallRuleRequest)
         return {"rule": _dump(a.add_security_rule(rq.path_params["id"], req))}
 
     @route("remove_security_rule")
@@ -293,7 +294,7 @@ def _handlers() -> dict[str, Handler]:  # noqa: PLR0915 - one table, one entry a
 
     @route("create_firewall")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
-        return {"firewall": _dump(a.create_firewall(await _body(rq, m.CreateFirewallRequest)))}
+        return {"firewall": _dump(a.create_firewall(await _body(rq, wire_requests.CreateFirewallRequest)))}
 
     @route("get_firewall")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
@@ -306,7 +307,7 @@ def _handlers() -> dict[str, Handler]:  # noqa: PLR0915 - one table, one entry a
 
     @route("add_firewall_rule")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
-        req: m.AddFirewallRuleRequest = await _body(rq, m.AddFirewallRuleRequest)
+        req: wire_requests.AddFirewallRuleRequest = await _body(rq, wire_requests.AddFirewallRuleRequest)
         return {"rule": _dump(a.add_firewall_rule(rq.path_params["id"], req))}
 
     @route("remove_firewall_rule")
@@ -316,7 +317,7 @@ def _handlers() -> dict[str, Handler]:  # noqa: PLR0915 - one table, one entry a
 
     @route("attach_firewall")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
-        req: m.AttachFirewallRequest = await _body(rq, m.AttachFirewallRequest)
+        req: wire_requests.AttachFirewallRequest = await _body(rq, wire_requests.AttachFirewallRequest)
         return {"firewall": _dump(a.attach_firewall(rq.path_params["id"], req.instance_ids))}
 
     @route("list_ssh_keys")
@@ -325,7 +326,7 @@ def _handlers() -> dict[str, Handler]:  # noqa: PLR0915 - one table, one entry a
 
     @route("create_ssh_key")
     async def _(rq: Request, a: Account) -> dict[str, Any]:
-        return {"ssh_key": _dump(a.create_ssh_key(await _body(rq, m.CreateSSHKeyRequest)))}
+        return {"ssh_key": _dump(a.create_ssh_key(await _body(rq, wire_requests.CreateSSHKeyRequest)))}
 
     @route("get_ssh_key")
     async def _(rq: Request, a: Account) -> dict[str, Any]:

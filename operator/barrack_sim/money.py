@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from barrack_operator.barrack import models as m
+from barrack_operator.barrack import requests as rq
 
 GPU_HOURLY_USD: dict[str, float] = {
     "RTX-A6000": 0.50,
@@ -70,7 +71,7 @@ def snapshot_hourly(snapshot: m.Snapshot, currency: str) -> float:
     )
 
 
-def quote(request: m.PricingRequest) -> float:
+def quote(request: rq.PricingRequest) -> float:
     """``POST /pricing/``: the hourly price of what the request describes."""
     if request.resource_type == "snapshot":
         return snapshot_hourly_of(request.volume_size_gb or 0, request.currency)

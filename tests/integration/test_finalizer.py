@@ -12,7 +12,7 @@ import pytest
 from kubernetes.config import kube_config
 
 from barrack_operator.devcluster.binaries import find_binary
-from barrack_operator.engine.runtime import CREATE_REQUESTED_ANNOTATION, FINALIZER, KOPF_FINALIZER
+from barrack_operator.engine.objects import CREATE_REQUESTED_ANNOTATION, FINALIZER, KOPF_FINALIZER
 from barrack_operator.kube import StatusWriter
 from tests.integration.conftest import Kube, Operator, Sim, volume, wait_for
 from tests.integration.scenarios import barrack_volume
@@ -99,17 +99,22 @@ def test_an_adopted_object_gets_the_finalizer_before_it_is_reconciled(
     assert barrack_volume(sim, existing["id"]) is None  # deletionPolicy Delete, as declared
 
 
+@pytest.mark.parametrize("earlier", [FINALIZER, KOPF_FINALIZER])
 def test_a_schedule_from_an_earlier_release_loses_its_old_finalizer_and_can_be_deleted(
-    kube: Kube, operator: Operator
+    kube: Kube, operator: Operator, earlier: str
 ) -> None:
-    manifest = schedule("nightly", schedule="@daily", instanceRef={"name": "x"})
-    manifest["metadata"]["finalizers"] = [FINALIZER]  # what kopf wrote for its daemon before
+    # Earlier releases ran a kopf daemon per schedule, which put a finalizer on it (first the
+    # operator's name, later kopf's own). Schedules are on the work queue now and need none.
+    name = "nightly-" + earlier.rsplit("/", 1)[1]
+    manifest = schedule(name, schedule="@daily", instanceRef={"name": "x"})
+    manifest["metadata"]["finalizers"] = [earlier, "example.com/theirs"]
     kube.apply(manifest)
     wait_for(
-        lambda: finalizers(kube, "bsched", "nightly") == [KOPF_FINALIZER], 30, what="kopf's finalizer alone"
+        lambda: finalizers(kube, "bsched", name) == ["example.com/theirs"], 30, what="the old finalizer gone"
     )
-    kube.run("delete", "bsched", "nightly", "--timeout=30s")
-    assert kube.get("bsched", "nightly") is None
+    kube.patch("bsched", name, {"metadata": {"finalizers": None}})
+    kube.run("delete", "bsched", name, "--timeout=30s")
+    assert kube.get("bsched", name) is None
 
 
 async def test_the_finalizer_is_removed_when_others_moved_the_list_meanwhile(

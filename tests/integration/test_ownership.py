@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from barrack_operator.barrack.routes import ROUTES
-from barrack_operator.engine.runtime import FINALIZER
+from barrack_operator.engine.objects import FINALIZER
 from barrack_operator.resources.ownership import RELEASED
 from tests.integration.conftest import (
     API_KEY,

@@ -21,6 +21,7 @@ from barrack_operator.barrack import (
     Unauthorized,
 )
 from barrack_operator.barrack import models as m
+from barrack_operator.barrack import requests as rq
 from barrack_operator.barrack.client import BarrackClient, RetryPolicy
 from barrack_operator.barrack.ratelimit import RateLimiter
 from barrack_operator.barrack.routes import ROUTES
@@ -31,10 +32,10 @@ from tests.unit.conftest import API_KEY, SSH_PUBLIC_KEY, make_client
 async def _instance(
     client: BarrackClient, sim: Simulator, name: str = "web-1", region: str = "US-1"
 ) -> m.VMInstance:
-    key = await client.create_ssh_key(m.CreateSSHKeyRequest(name=f"{name}-key", public_key=SSH_PUBLIC_KEY))
+    key = await client.create_ssh_key(rq.CreateSSHKeyRequest(name=f"{name}-key", public_key=SSH_PUBLIC_KEY))
     image = (await client.list_os_images(region))[0]
     instance = await client.create_instance(
-        m.DeploymentRequest(
+        rq.DeploymentRequest(
             name=name, region=region, gpu_model="A40", gpu_count=1, image_id=image.id, ssh_key_ids=[key.id]
         )
     )
@@ -47,10 +48,12 @@ async def test_every_route_is_served(client: BarrackClient, sim: Simulator) -> N
     await asyncio.gather(client.get_balance(), client.list_regions())
     await client.list_gpu_stocks()
     await client.list_volume_types()
-    await client.get_pricing(m.PricingRequest(resource_type="volume", volume_size_gb=100, volume_type="NVMe"))
+    await client.get_pricing(
+        rq.PricingRequest(resource_type="volume", volume_size_gb=100, volume_type="NVMe")
+    )
     instance = await _instance(client, sim)
     volume = await client.create_volume(
-        m.CreateVolumeRequest(name="data", region="US-1", size_gb=100, volume_type="NVMe")
+        rq.CreateVolumeRequest(name="data", region="US-1", size_gb=100, volume_type="NVMe")
     )
     sim.account.clock.advance(10)
     assert [v.id async for v in client.iter_volumes()] == [volume.id]
@@ -74,16 +77,16 @@ async def test_every_route_is_served(client: BarrackClient, sim: Simulator) -> N
     sim.account.clock.advance(10)
     await client.set_public_ip(instance.id, False)
     rule = await client.add_security_rule(
-        instance.id, m.AddFirewallRuleRequest(direction="ingress", protocol="icmp")
+        instance.id, rq.AddFirewallRuleRequest(direction="ingress", protocol="icmp")
     )
     await client.remove_security_rule(instance.id, rule.id or "")
     assert [i.id async for i in client.iter_instances()] == [instance.id]
     assert (await client.get_instance(instance.id)).public_ip is None
-    firewall = await client.create_firewall(m.CreateFirewallRequest(name="fw", region="US-1"))
+    firewall = await client.create_firewall(rq.CreateFirewallRequest(name="fw", region="US-1"))
     sim.account.clock.advance(10)
     fw_rule = await client.add_firewall_rule(
         firewall.id,
-        m.AddFirewallRuleRequest(direction="ingress", protocol="tcp", port_range_min=22, port_range_max=22),
+        rq.AddFirewallRuleRequest(direction="ingress", protocol="tcp", port_range_min=22, port_range_max=22),
     )
     await client.attach_firewall(firewall.id, [instance.id])
     assert [f.id for f in await client.list_instance_firewalls(instance.id)] == [firewall.id]
@@ -109,7 +112,7 @@ async def test_every_route_is_served(client: BarrackClient, sim: Simulator) -> N
 async def test_error_classes(client: BarrackClient, sim: Simulator) -> None:
     with pytest.raises(InvalidRequest, match="size_gb"):
         await client.create_volume(
-            m.CreateVolumeRequest(name="tiny", region="US-1", size_gb=5, volume_type="NVMe")
+            rq.CreateVolumeRequest(name="tiny", region="US-1", size_gb=5, volume_type="NVMe")
         )
     with pytest.raises(NotFound) as missing:
         await client.get_volume("BRK-999999V")
@@ -118,12 +121,12 @@ async def test_error_classes(client: BarrackClient, sim: Simulator) -> None:
     sim.account.config.balance = 0.001
     with pytest.raises(InsufficientCredits):
         await client.create_volume(
-            m.CreateVolumeRequest(name="big", region="US-1", size_gb=1000, volume_type="NVMe")
+            rq.CreateVolumeRequest(name="big", region="US-1", size_gb=1000, volume_type="NVMe")
         )
     sim.account.config.balance = 1000
     instance = await _instance(client, sim)
     volume = await client.create_volume(
-        m.CreateVolumeRequest(name="d", region="US-1", size_gb=100, volume_type="NVMe")
+        rq.CreateVolumeRequest(name="d", region="US-1", size_gb=100, volume_type="NVMe")
     )
     sim.account.clock.advance(10)
     await client.attach_volumes(instance.id, [volume.id])
@@ -144,7 +147,7 @@ async def test_unauthorized_error_never_carries_the_key(sim: Simulator) -> None:
 async def test_pagination_walks_every_page(client: BarrackClient, sim: Simulator) -> None:
     for n in range(230):
         sim.account.create_volume(
-            m.CreateVolumeRequest(name=f"v{n}", region="US-1", size_gb=100, volume_type="NVMe")
+            rq.CreateVolumeRequest(name=f"v{n}", region="US-1", size_gb=100, volume_type="NVMe")
         )
     names = [v.name async for v in client.iter_volumes()]
     assert len(names) == 230 and len(set(names)) == 230
@@ -188,7 +191,7 @@ async def test_reads_retry_5xx_but_mutations_do_not(sim: Simulator) -> None:
         sim.faults.config.commit_then_fail_rate = 1.0
         with pytest.raises(ApiUnavailable):
             await client.create_volume(
-                m.CreateVolumeRequest(name="once", region="US-1", size_gb=100, volume_type="NVMe")
+                rq.CreateVolumeRequest(name="once", region="US-1", size_gb=100, volume_type="NVMe")
             )
     # The create happened once and was not repeated, although the reply was a 500.
     assert [v.name for v in sim.account.volumes.values()] == ["once"]
@@ -203,7 +206,7 @@ async def test_connection_refused_is_api_unavailable_and_not_sent() -> None:
     ) as client:
         with pytest.raises(ApiUnavailable) as caught:
             await client.create_volume(
-                m.CreateVolumeRequest(name="x", region="US-1", size_gb=100, volume_type="NVMe")
+                rq.CreateVolumeRequest(name="x", region="US-1", size_gb=100, volume_type="NVMe")
             )
     assert caught.value.sent is False
 
@@ -402,7 +405,7 @@ async def _walk_snapshots(client: BarrackClient, sim: Simulator, instance: m.VMI
     """Snapshot an ACTIVE instance, make an image of it, deploy from the image, restore the
     snapshot into a new instance; then delete what was made."""
     assert [i.id for i in await client.list_snapshot_eligible_instances()] == [instance.id]
-    snapshot = await client.create_snapshot(m.CreateSnapshotRequest(name="snap", instance_id=instance.id))
+    snapshot = await client.create_snapshot(rq.CreateSnapshotRequest(name="snap", instance_id=instance.id))
     sim.account.clock.advance(10)
     assert (await client.get_snapshot(snapshot.id)).status == "SUCCESS"
     assert [s.id async for s in client.iter_snapshots()] == [snapshot.id]
@@ -411,9 +414,9 @@ async def _walk_snapshots(client: BarrackClient, sim: Simulator, instance: m.VMI
     assert (await client.get_image(image.id)).status == "AVAILABLE"
     assert [i.id async for i in client.iter_images()] == [image.id]
     keys = [k.id async for k in client.iter_ssh_keys()]
-    restored = await client.restore_snapshot(snapshot.id, m.RestoreSnapshotRequest(ssh_key_ids=keys))
+    restored = await client.restore_snapshot(snapshot.id, rq.RestoreSnapshotRequest(ssh_key_ids=keys))
     deployed = await client.create_instance(
-        m.DeploymentRequest(name="from-image", region="US-1", gpu_model="A40", gpu_count=1,
+        rq.DeploymentRequest(name="from-image", region="US-1", gpu_model="A40", gpu_count=1,
                             custom_image_id=image.id, ssh_key_ids=keys)
     )  # fmt: skip
     sim.account.clock.advance(10)
@@ -431,7 +434,7 @@ async def test_the_simulator_counts_each_second_s_requests_by_route(
 ) -> None:
     """The benchmark's timeline (``hack/bench.py --timeline``) reads, per wall second, how many
     requests of each route arrived."""
-    await client.create_ssh_key(m.CreateSSHKeyRequest(name="timeline", public_key=SSH_PUBLIC_KEY))
+    await client.create_ssh_key(rq.CreateSSHKeyRequest(name="timeline", public_key=SSH_PUBLIC_KEY))
     await client.read_page("volumes", 1, 100)
     await client.read_page("volumes", 1, 100)
     async with httpx.AsyncClient(

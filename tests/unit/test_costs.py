@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from barrack_operator.barrack import BarrackClient
-from barrack_operator.barrack import models as m
+from barrack_operator.barrack import requests as rq
 from barrack_operator.costs import PriceBook
 from barrack_sim import money
 from barrack_sim.app import Simulator
@@ -18,9 +18,9 @@ async def test_snapshots_cost_per_100_gb_once_made_and_count_in_the_burn(
 ) -> None:
     instance = await client.get_instance((await _instance(client, sim)).id)
     volume = await client.create_volume(
-        m.CreateVolumeRequest(name="data", region="US-1", size_gb=500, volume_type="NVMe")
+        rq.CreateVolumeRequest(name="data", region="US-1", size_gb=500, volume_type="NVMe")
     )
-    snapshot = await client.create_snapshot(m.CreateSnapshotRequest(name="s", instance_id=instance.id))
+    snapshot = await client.create_snapshot(rq.CreateSnapshotRequest(name="s", instance_id=instance.id))
     book = PriceBook(client)
     assert await book.hourly(snapshot) == 0.0  # CREATING: not billed yet
     sim.account.clock.advance(10)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from barrack_operator.barrack import models as m
+from barrack_operator.barrack import requests as rq
 from barrack_operator.engine.references import Registry
 from barrack_operator.inventory import Inventory
 from barrack_operator.resources import volume
@@ -21,7 +22,7 @@ from barrack_operator.resources.ownership import released_without_call
 from barrack_sim.app import Simulator
 from tests.unit.conftest import SSH_PUBLIC_KEY, make_client
 
-REQUEST = m.CreateVolumeRequest(name="data", region="US-1", size_gb=100, volume_type="NVMe")
+REQUEST = rq.CreateVolumeRequest(name="data", region="US-1", size_gb=100, volume_type="NVMe")
 
 
 def view(mark: str | None = None, uid: str = "uid-1") -> ObjectView:
@@ -91,9 +92,9 @@ async def test_a_404_for_the_attached_instance_does_not_end_a_volume_deletion(si
     still shows the volume attached while the instance is gone, so the detach answers 404. That
     404 is about the instance: the volume must still be deleted, not left billed on Barrack."""
     async with make_client(sim) as client:
-        key = await client.create_ssh_key(m.CreateSSHKeyRequest(name="k", public_key=SSH_PUBLIC_KEY))
+        key = await client.create_ssh_key(rq.CreateSSHKeyRequest(name="k", public_key=SSH_PUBLIC_KEY))
         image = (await client.list_os_images("US-1"))[0].id
-        deployment = m.DeploymentRequest(
+        deployment = rq.DeploymentRequest(
             name="vm", region="US-1", gpu_model="A40", gpu_count=1, image_id=image, ssh_key_ids=[key.id]
         )
         instance = await client.create_instance(deployment)

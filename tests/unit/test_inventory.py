@@ -11,7 +11,9 @@ import pytest
 
 from barrack_operator.barrack import BarrackClient
 from barrack_operator.barrack import models as m
-from barrack_operator.inventory import Inventory, InventoryClosed, cover, kinds_touched
+from barrack_operator.barrack import requests as rq
+from barrack_operator.inventory import Inventory
+from barrack_operator.listings import InventoryClosed, cover, kinds_touched
 from barrack_sim.app import Simulator, peak_rate
 from barrack_sim.faults import FaultConfig, FaultInjector
 from tests.unit.conftest import make_client
@@ -49,7 +51,7 @@ async def test_a_nudged_kind_is_listed_alone_and_steady_kinds_wait_for_the_slow_
         await asyncio.sleep(0.1)
         first = dict(sim.calls)
         volume = await client.create_volume(
-            m.CreateVolumeRequest(name="one", region="US-1", size_gb=100, volume_type="NVMe")
+            rq.CreateVolumeRequest(name="one", region="US-1", size_gb=100, volume_type="NVMe")
         )
         since = time.monotonic()
         inventory.record(volume)
@@ -137,8 +139,8 @@ async def test_a_resource_recorded_during_a_listing_is_kept_until_a_later_listin
         assert "BRK-9V" not in inventory.volumes.items and "BRK-9V" in changed
 
 
-def _volume(name: str) -> m.CreateVolumeRequest:
-    return m.CreateVolumeRequest(name=name, region="US-1", size_gb=100, volume_type="NVMe")
+def _volume(name: str) -> rq.CreateVolumeRequest:
+    return rq.CreateVolumeRequest(name=name, region="US-1", size_gb=100, volume_type="NVMe")
 
 
 async def _listed_account(
@@ -239,7 +241,7 @@ async def test_a_resource_a_call_changed_without_a_transition_is_looked_at_until
 ) -> None:
     # A rule added to a firewall leaves nothing transitional to look for: the caller names it.
     async with make_client(sim) as client:
-        firewall = await client.create_firewall(m.CreateFirewallRequest(name="fw", region="US-1"))
+        firewall = await client.create_firewall(rq.CreateFirewallRequest(name="fw", region="US-1"))
         sim.account.clock.advance(60)
         shown = asyncio.Event()
         inventory = Inventory(
@@ -254,7 +256,7 @@ async def test_a_resource_a_call_changed_without_a_transition_is_looked_at_until
         try:
             await asyncio.sleep(0.2)
             await client.add_firewall_rule(
-                firewall.id, m.AddFirewallRuleRequest(direction="ingress", protocol="icmp")
+                firewall.id, rq.AddFirewallRuleRequest(direction="ingress", protocol="icmp")
             )
             inventory.expect([firewall.id])
             await asyncio.wait_for(shown.wait(), 5)  # without it: the next listing, in an hour
@@ -270,7 +272,7 @@ async def test_quick_looks_only_while_no_call_waits_for_the_rate_limit(sim: Simu
     client = make_client(sim, requests_per_second=20)
     inventory = Inventory(client, fast_interval=2.0)
     volume = await client.create_volume(
-        m.CreateVolumeRequest(name="v", region="US-1", size_gb=100, volume_type="NVMe")
+        rq.CreateVolumeRequest(name="v", region="US-1", size_gb=100, volume_type="NVMe")
     )
     inventory.record(volume)
     assert inventory.look_gap("volumes") == 0.5

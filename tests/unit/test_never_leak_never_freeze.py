@@ -15,6 +15,7 @@ import pytest
 
 from barrack_operator.barrack import ApiKeySource, ApiUnavailable, BarrackClient, Unauthorized
 from barrack_operator.barrack import models as m
+from barrack_operator.barrack import requests as rq
 from barrack_operator.barrack.client import RetryPolicy
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.barrack.errors import MalformedReply
@@ -38,7 +39,7 @@ from barrack_operator.settings import Settings
 from barrack_sim.app import Simulator
 from tests.unit.conftest import SSH_PUBLIC_KEY, make_client
 
-REQUEST = m.CreateVolumeRequest(name="data", region="US-1", size_gb=100, volume_type="NVMe")
+REQUEST = rq.CreateVolumeRequest(name="data", region="US-1", size_gb=100, volume_type="NVMe")
 
 
 def volume_view(uid: str = "uid-1", status: dict[str, object] | None = None, **spec: object) -> ObjectView:
@@ -60,10 +61,10 @@ def conditions(out: Outcome) -> dict[str, tuple[bool, str]]:
 
 
 async def active_instance(client: BarrackClient, sim: Simulator, name: str) -> m.VMInstance:
-    key = await client.create_ssh_key(m.CreateSSHKeyRequest(name=f"{name}-key", public_key=SSH_PUBLIC_KEY))
+    key = await client.create_ssh_key(rq.CreateSSHKeyRequest(name=f"{name}-key", public_key=SSH_PUBLIC_KEY))
     image = (await client.list_os_images("US-1"))[0]
     instance = await client.create_instance(
-        m.DeploymentRequest(
+        rq.DeploymentRequest(
             name=name, region="US-1", gpu_model="A40", gpu_count=1, image_id=image.id, ssh_key_ids=[key.id]
         )
     )
@@ -241,7 +242,7 @@ async def test_a_pending_reference_never_drops_a_firewall_attachment(sim: Simula
     async with make_client(sim) as client:
         a = await active_instance(client, sim, "a")
         b = await active_instance(client, sim, "b")
-        fw = await client.create_firewall(m.CreateFirewallRequest(name="web", region="US-1"))
+        fw = await client.create_firewall(rq.CreateFirewallRequest(name="web", region="US-1"))
         sim.account.clock.advance(10)
         await client.attach_firewall(fw.id, [a.id, b.id])
         sim.account.clock.advance(10)

@@ -12,8 +12,9 @@ from pathlib import Path
 from barrack_operator.barrack import BarrackClient
 from barrack_operator.barrack.client import MUTATIONS
 from barrack_operator.conditions import ATTACHED, READY, SYNCED, Reason
+from barrack_operator.engine.objects import FINALIZER
 from barrack_operator.engine.references import Registry
-from barrack_operator.engine.runtime import FINALIZER, Runtime
+from barrack_operator.engine.runtime import Runtime
 from barrack_operator.inventory import Inventory
 from barrack_operator.resources import instance, volume
 from barrack_operator.resources.kinds import VOLUME

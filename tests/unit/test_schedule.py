@@ -12,17 +12,26 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from barrack_operator.resources import specs
+from barrack_operator.resources.model import Outcome
 from barrack_operator.resources.schedule import (
+    IDLE_RECHECK,
     Cadence,
     Child,
     InvalidSchedule,
+    Observation,
+    RunDone,
+    RunPlan,
     Target,
     barrack_snapshot_name,
     beyond_keep,
     due_slot,
+    invalid,
     matches,
+    plan_run,
+    report,
     snapshot_manifest,
     snapshot_object_name,
+    stamp,
 )
 
 T0 = datetime(2026, 12, 2, 16, 0, 7, tzinfo=UTC)
@@ -152,3 +161,161 @@ def test_retention_keeps_the_newest_ready_per_instance() -> None:
     stuck = [_child("a", 1, ready=False, failed=True), _child("a", 2), _child("a", 3)]
     assert beyond_keep(stuck, 2) == ["a-1"]
     assert beyond_keep([_child("a", 1)], 1) == []
+
+
+# plan_run and report: one pass over a schedule, as a table ------------------------------------------
+
+EVERY_HOUR = Cadence.parse("@every 1h", None, T0)
+
+
+def _spec(**fields: object) -> specs.BarrackSnapshotScheduleSpec:
+    return specs.BarrackSnapshotScheduleSpec.model_validate(
+        {"schedule": "@every 1h", "keep": 2, "instanceRef": {"name": "a"}, **fields}
+    )
+
+
+def _seen(minutes: int, last: int | None = None, **fields: object) -> Observation:
+    return Observation(
+        now=T0 + timedelta(minutes=minutes),
+        created=T0,
+        last=None if last is None else T0 + timedelta(minutes=last),
+        last_successful=None,
+        children=tuple(fields.pop("children", ())),  # type: ignore[arg-type]
+        targets=tuple(fields.pop("targets", (Target("a"),))),  # type: ignore[arg-type]
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "spec", "seen", "slot", "create", "skipped", "prune"),
+    [
+        ("before the first slot", _spec(), _seen(30), None, [], [], []),
+        ("at the first slot", _spec(), _seen(61), 60, ["a"], [], []),
+        ("slot already run", _spec(), _seen(90, last=60), None, [], [], []),
+        ("three missed slots run once", _spec(), _seen(200, last=60), 180, ["a"], [], []),
+        ("suspended takes none", _spec(suspend=True), _seen(200), None, [], [], []),
+        (
+            "a pending snapshot skips its instance only",
+            _spec(),
+            _seen(61, targets=[Target("a"), Target("b")], children=[_child("a", 1, ready=False)]),
+            60,
+            ["b"],
+            ["a (its snapshot a-1 is not Ready yet)"],
+            [],
+        ),
+        (
+            "a failed snapshot does not hold the next",
+            _spec(),
+            _seen(61, children=[_child("a", 1, ready=False, failed=True)]),
+            60,
+            ["a"],
+            [],
+            [],
+        ),
+        (
+            "retention lets the oldest go once keep newer are Ready",
+            _spec(),
+            _seen(90, last=60, children=[_child("a", 1), _child("a", 2), _child("a", 3)]),
+            None,
+            [],
+            [],
+            ["a-1"],
+        ),
+        (
+            "what was asked to go is not asked again",
+            _spec(),
+            _seen(
+                90,
+                last=60,
+                children=[_child("a", 1), _child("a", 2), _child("a", 3)],
+                deleting=frozenset({"a-1"}),
+            ),
+            None,
+            [],
+            [],
+            [],
+        ),
+        (
+            "retention runs while suspended",
+            _spec(suspend=True),
+            _seen(90, children=[_child("a", 1), _child("a", 2), _child("a", 3)]),
+            None,
+            [],
+            [],
+            ["a-1"],
+        ),
+        (
+            "no targets: nothing to create",
+            _spec(),
+            _seen(61, targets=[], why_none="no match"),
+            60,
+            [],
+            [],
+            [],
+        ),
+    ],
+)
+def test_plan_run(
+    case: str,
+    spec: specs.BarrackSnapshotScheduleSpec,
+    seen: Observation,
+    slot: int | None,
+    create: list[str],
+    skipped: list[str],
+    prune: list[str],
+) -> None:
+    plan = plan_run(spec, EVERY_HOUR, seen)
+    assert plan.slot == (None if slot is None else T0 + timedelta(minutes=slot)), case
+    assert [t.name for t in plan.create] == create, case
+    assert plan.skipped == skipped, case
+    assert plan.prune == prune, case
+
+
+def _conditions(out: Outcome) -> dict[str, tuple[bool, str]]:
+    return {c.type: (c.status, c.reason) for c in out.conditions}
+
+
+def test_report_of_a_run_moves_the_last_slot_and_says_what_it_took() -> None:
+    seen = _seen(61)
+    plan = plan_run(_spec(), EVERY_HOUR, seen)
+    out = report(_spec(), EVERY_HOUR, seen, plan, RunDone(created=["a-x"]), soon=7.0)
+    assert out.status["lastScheduleTime"] == stamp(T0 + timedelta(minutes=60))
+    assert out.status["nextScheduleTime"] == stamp(T0 + timedelta(minutes=120))
+    assert out.status["instances"] == ["a"]
+    assert _conditions(out) == {"Ready": (True, "Scheduled"), "Synced": (True, "Reconciled")}
+    assert [e.reason for e in out.events] == ["ScheduledRun"] and "took a-x" in out.events[0].message
+    assert out.requeue_after == 7.0  # a run was made: look again soon
+
+
+def test_report_of_a_failed_run_keeps_the_slot_due_and_says_kubernetes_refused() -> None:
+    seen = _seen(61)
+    plan = plan_run(_spec(), EVERY_HOUR, seen)
+    out = report(_spec(), EVERY_HOUR, seen, plan, RunDone(error="403 forbidden"), soon=7.0)
+    assert out.status["lastScheduleTime"] is None  # the slot runs again
+    assert _conditions(out)["Synced"] == (False, "KubernetesUnavailable")
+    assert "403 forbidden" in out.conditions[-1].message
+
+
+def test_report_without_targets_warns_and_an_idle_schedule_sleeps_until_its_next_slot() -> None:
+    seen = _seen(61, targets=[], why_none="no BarrackInstance in ns matches spec.instanceSelector")
+    plan = plan_run(_spec(), EVERY_HOUR, seen)
+    out = report(_spec(), EVERY_HOUR, seen, plan, RunDone(), soon=7.0)
+    assert _conditions(out)["Synced"] == (False, "NoInstances")
+    assert any(e.type == "Warning" and e.reason == "NoInstances" for e in out.events)
+    idle = _seen(118, last=60)
+    quiet = report(_spec(), EVERY_HOUR, idle, plan_run(_spec(), EVERY_HOUR, idle), RunDone(), soon=7.0)
+    assert quiet.requeue_after == pytest.approx(120)  # at the next slot, two minutes on
+    far = _seen(70, last=60)
+    distant = report(_spec(), EVERY_HOUR, far, plan_run(_spec(), EVERY_HOUR, far), RunDone(), soon=7.0)
+    assert distant.requeue_after == IDLE_RECHECK  # 50 minutes on: a look every IDLE_RECHECK meanwhile
+    suspended = report(_spec(suspend=True), EVERY_HOUR, idle, RunPlan(slot=None), RunDone(), soon=7.0)
+    assert _conditions(suspended)["Ready"] == (True, "Suspended")
+    assert suspended.status["nextScheduleTime"] is None
+
+
+def test_an_unreadable_spec_is_invalid_naming_the_field_and_takes_nothing() -> None:
+    with pytest.raises(InvalidSchedule) as caught:
+        Cadence.parse("@every 5s", None, T0)
+    out = invalid(caught.value)
+    assert _conditions(out) == {"Synced": (False, "InvalidSpec"), "Ready": (False, "InvalidSpec")}
+    assert "spec.schedule" in out.conditions[0].message and out.status == {"nextScheduleTime": None}

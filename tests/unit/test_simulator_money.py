@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from barrack_operator.barrack import models as m
+from barrack_operator.barrack import requests as rq
 from barrack_sim import money
 from barrack_sim.account import Account, SimConfig
 from barrack_sim.errors import NoCredits
@@ -20,10 +21,10 @@ def _account(balance: float = 1000.0) -> Account:
 
 
 def _instance(a: Account, model: str = "A40", count: int = 2) -> m.VMInstance:
-    key = a.create_ssh_key(m.CreateSSHKeyRequest(name="k", public_key=KEY))
+    key = a.create_ssh_key(rq.CreateSSHKeyRequest(name="k", public_key=KEY))
     image = next(i for i in a.images.values() if i.region == "US-1")
     instance = a.create_instance(
-        m.DeploymentRequest(name="gpu", region="US-1", gpu_model=model, gpu_count=count, image_id=image.id,
+        rq.DeploymentRequest(name="gpu", region="US-1", gpu_model=model, gpu_count=count, image_id=image.id,
                             ssh_key_ids=[key.id])
     )  # fmt: skip
     a.clock.advance(2)
@@ -32,9 +33,9 @@ def _instance(a: Account, model: str = "A40", count: int = 2) -> m.VMInstance:
 
 
 def test_the_price_list() -> None:
-    quote = money.quote(m.PricingRequest(resource_type="instance", gpu_model="A40", gpu_count=2))
+    quote = money.quote(rq.PricingRequest(resource_type="instance", gpu_model="A40", gpu_count=2))
     assert quote == pytest.approx(1.20)
-    nvme = m.PricingRequest(resource_type="volume", volume_size_gb=500, volume_type="NVMe", currency="EUR")
+    nvme = rq.PricingRequest(resource_type="volume", volume_size_gb=500, volume_type="NVMe", currency="EUR")
     assert money.quote(nvme) == pytest.approx(0.05 * 0.92)
 
 

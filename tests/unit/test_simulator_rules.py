@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from barrack_operator.barrack import models as m
+from barrack_operator.barrack import requests as rq
 from barrack_sim.account import Account, SimConfig
 from barrack_sim.errors import Conflict, Invalid, NoCredits, SimError
 from tests.unit.conftest import SSH_PUBLIC_KEY
@@ -24,10 +25,10 @@ def _settle(account: Account) -> None:
 
 
 def _instance(account: Account, name: str = "web", region: str = "US-1") -> m.VMInstance:
-    key = account.create_ssh_key(m.CreateSSHKeyRequest(name=f"{name}-key", public_key=SSH_PUBLIC_KEY))
+    key = account.create_ssh_key(rq.CreateSSHKeyRequest(name=f"{name}-key", public_key=SSH_PUBLIC_KEY))
     image = next(i for i in account.images.values() if i.region == region)
     instance = account.create_instance(
-        m.DeploymentRequest(
+        rq.DeploymentRequest(
             name=name, region=region, gpu_model="A40", gpu_count=1, image_id=image.id, ssh_key_ids=[key.id]
         )
     )
@@ -37,7 +38,7 @@ def _instance(account: Account, name: str = "web", region: str = "US-1") -> m.VM
 
 def _volume(account: Account, name: str = "data", region: str = "US-1", **kw: object) -> m.Volume:
     volume = account.create_volume(
-        m.CreateVolumeRequest(name=name, region=region, size_gb=100, volume_type="NVMe", **kw)
+        rq.CreateVolumeRequest(name=name, region=region, size_gb=100, volume_type="NVMe", **kw)
     )  # type: ignore[arg-type]
     _settle(account)
     return volume
@@ -46,7 +47,7 @@ def _volume(account: Account, name: str = "data", region: str = "US-1", **kw: ob
 def test_transitions_take_their_configured_time() -> None:
     account = _account(transition_overrides={"create_volume": 10.0})
     volume = account.create_volume(
-        m.CreateVolumeRequest(name="v", region="US-1", size_gb=100, volume_type="NVMe")
+        rq.CreateVolumeRequest(name="v", region="US-1", size_gb=100, volume_type="NVMe")
     )
     account.clock.advance(9)
     account.tick()
@@ -107,9 +108,9 @@ def test_boot_volume_never_detaches_and_attached_volume_never_deletes() -> None:
     account = _account()
     image = next(i for i in account.images.values() if i.region == "US-1")
     boot = _volume(account, "boot", bootable=True, image_id=image.id)
-    key = account.create_ssh_key(m.CreateSSHKeyRequest(name="k", public_key=SSH_PUBLIC_KEY))
+    key = account.create_ssh_key(rq.CreateSSHKeyRequest(name="k", public_key=SSH_PUBLIC_KEY))
     instance = account.create_instance(
-        m.DeploymentRequest(
+        rq.DeploymentRequest(
             name="vm",
             region="US-1",
             gpu_model="A40",
@@ -130,7 +131,7 @@ def test_boot_volume_never_detaches_and_attached_volume_never_deletes() -> None:
 def test_resize_and_clone_are_advanced_tier_and_grow_only() -> None:
     account = _account()
     legacy = account.create_volume(
-        m.CreateVolumeRequest(name="ssd", region="US-1", size_gb=100, volume_type="SSD")
+        rq.CreateVolumeRequest(name="ssd", region="US-1", size_gb=100, volume_type="SSD")
     )
     _settle(account)
     with pytest.raises(Invalid, match="advanced"):
@@ -146,18 +147,18 @@ def test_names_limits_and_credits() -> None:
     account = _account()
     with pytest.raises(Invalid, match="name"):
         account.create_volume(
-            m.CreateVolumeRequest(name="bad/name", region="US-1", size_gb=100, volume_type="NVMe")
+            rq.CreateVolumeRequest(name="bad/name", region="US-1", size_gb=100, volume_type="NVMe")
         )
     _volume(account, "dup")
     with pytest.raises(Invalid, match="already exists"):
         _volume(account, "dup")
     for n in range(25):
-        account.create_firewall(m.CreateFirewallRequest(name=f"fw{n}", region="US-1"))
-        account.create_ssh_key(m.CreateSSHKeyRequest(name=f"k{n}", public_key=SSH_PUBLIC_KEY))
+        account.create_firewall(rq.CreateFirewallRequest(name=f"fw{n}", region="US-1"))
+        account.create_ssh_key(rq.CreateSSHKeyRequest(name=f"k{n}", public_key=SSH_PUBLIC_KEY))
     with pytest.raises(Conflict, match="at most 25"):
-        account.create_firewall(m.CreateFirewallRequest(name="fw25", region="US-1"))
+        account.create_firewall(rq.CreateFirewallRequest(name="fw25", region="US-1"))
     with pytest.raises(Conflict, match="at most 25"):
-        account.create_ssh_key(m.CreateSSHKeyRequest(name="k25", public_key=SSH_PUBLIC_KEY))
+        account.create_ssh_key(rq.CreateSSHKeyRequest(name="k25", public_key=SSH_PUBLIC_KEY))
     account.config.balance = 0.0
     with pytest.raises(NoCredits):
         _volume(account, "poor")
@@ -166,7 +167,7 @@ def test_names_limits_and_credits() -> None:
 def test_firewall_attaches_to_active_instances_and_deletes_only_detached() -> None:
     account = _account()
     instance = _instance(account)
-    firewall = account.create_firewall(m.CreateFirewallRequest(name="fw", region="US-1"))
+    firewall = account.create_firewall(rq.CreateFirewallRequest(name="fw", region="US-1"))
     _settle(account)
     account.instance_action(instance.id, "stop")
     _settle(account)
@@ -211,10 +212,10 @@ def test_random_operations_keep_the_invariants(ops: list[tuple[str, int, int]]) 
     account = _account()
     image = next(i for i in account.images.values() if i.region == "US-1")
     boot = _volume(account, "boot", bootable=True, image_id=image.id)
-    key = account.create_ssh_key(m.CreateSSHKeyRequest(name="k", public_key=SSH_PUBLIC_KEY))
+    key = account.create_ssh_key(rq.CreateSSHKeyRequest(name="k", public_key=SSH_PUBLIC_KEY))
     instances = [
         account.create_instance(
-            m.DeploymentRequest(
+            rq.DeploymentRequest(
                 name="vm0",
                 region="US-1",
                 gpu_model="A40",

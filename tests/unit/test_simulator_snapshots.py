@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from barrack_operator.barrack import models as m
+from barrack_operator.barrack import requests as rq
 from barrack_sim.account import Account, SimConfig
 from barrack_sim.errors import Conflict, Invalid
 
@@ -27,9 +28,9 @@ def _settle(a: Account, seconds: float = 60) -> None:
 
 
 def _instance(a: Account) -> tuple[m.VMInstance, str]:
-    key = a.create_ssh_key(m.CreateSSHKeyRequest(name="k", public_key=KEY))
+    key = a.create_ssh_key(rq.CreateSSHKeyRequest(name="k", public_key=KEY))
     image = next(i for i in a.images.values() if i.region == "NORWAY-1")
-    instance = a.create_instance(m.DeploymentRequest(
+    instance = a.create_instance(rq.DeploymentRequest(
         name="gpu", region="NORWAY-1", gpu_model="A40", gpu_count=2, image_id=image.id, ssh_key_ids=[key.id]
     ))  # fmt: skip
     _settle(a, 2)
@@ -41,14 +42,14 @@ def test_snapshot_rules(account: Account) -> None:
     account.instance_action(instance.id, "stop")
     _settle(account, 2)
     with pytest.raises(Conflict, match="needs an ACTIVE instance"):
-        account.create_snapshot(m.CreateSnapshotRequest(name="s1", instance_id=instance.id))
+        account.create_snapshot(rq.CreateSnapshotRequest(name="s1", instance_id=instance.id))
     account.instance_action(instance.id, "start")
     _settle(account, 2)
-    first = account.create_snapshot(m.CreateSnapshotRequest(name="s1", instance_id=instance.id))
+    first = account.create_snapshot(rq.CreateSnapshotRequest(name="s1", instance_id=instance.id))
     with pytest.raises(Conflict, match="one snapshot at a time"):
-        account.create_snapshot(m.CreateSnapshotRequest(name="s2", instance_id=instance.id))
+        account.create_snapshot(rq.CreateSnapshotRequest(name="s2", instance_id=instance.id))
     with pytest.raises(Invalid, match="already exists"):
-        account.create_snapshot(m.CreateSnapshotRequest(name="s1", instance_id=instance.id))
+        account.create_snapshot(rq.CreateSnapshotRequest(name="s1", instance_id=instance.id))
     _settle(account, 29)
     assert first.status == "CREATING"  # the configured 30 s
     _settle(account, 2)
@@ -58,11 +59,11 @@ def test_snapshot_rules(account: Account) -> None:
 
 def test_restore_makes_a_new_instance_and_holds_the_snapshot(account: Account) -> None:
     instance, key = _instance(account)
-    snapshot = account.create_snapshot(m.CreateSnapshotRequest(name="nightly", instance_id=instance.id))
+    snapshot = account.create_snapshot(rq.CreateSnapshotRequest(name="nightly", instance_id=instance.id))
     with pytest.raises(Conflict, match="a restore needs SUCCESS"):
-        account.restore_snapshot(snapshot.id, m.RestoreSnapshotRequest(ssh_key_ids=[key]))
+        account.restore_snapshot(snapshot.id, rq.RestoreSnapshotRequest(ssh_key_ids=[key]))
     _settle(account)
-    restored = account.restore_snapshot(snapshot.id, m.RestoreSnapshotRequest(ssh_key_ids=[key]))
+    restored = account.restore_snapshot(snapshot.id, rq.RestoreSnapshotRequest(ssh_key_ids=[key]))
     assert restored.id != instance.id and restored.name == "nightly-restored"
     assert restored.region == "NORWAY-1" and (restored.gpu_model, restored.gpu_count) == ("A40", 2)
     with pytest.raises(Conflict, match="being restored"):
@@ -76,7 +77,7 @@ def test_restore_makes_a_new_instance_and_holds_the_snapshot(account: Account) -
 
 def test_images_come_from_success_snapshots_and_outlive_them(account: Account) -> None:
     instance, key = _instance(account)
-    snapshot = account.create_snapshot(m.CreateSnapshotRequest(name="base", instance_id=instance.id))
+    snapshot = account.create_snapshot(rq.CreateSnapshotRequest(name="base", instance_id=instance.id))
     with pytest.raises(Conflict, match="needs a SUCCESS snapshot"):
         account.create_image(snapshot.id, "golden")
     _settle(account)
@@ -87,10 +88,10 @@ def test_images_come_from_success_snapshots_and_outlive_them(account: Account) -
     _settle(account, 2)
     assert account.custom_image(image.id).status == "AVAILABLE"  # the image does not need its snapshot
     with pytest.raises(Invalid, match="deploys in its region"):
-        account.create_instance(m.DeploymentRequest(
+        account.create_instance(rq.DeploymentRequest(
             name="elsewhere", region="US-1", gpu_model="A40", gpu_count=1, custom_image_id=image.id, ssh_key_ids=[key]
         ))  # fmt: skip
-    deployed = account.create_instance(m.DeploymentRequest(
+    deployed = account.create_instance(rq.DeploymentRequest(
         name="from-image", region="NORWAY-1", gpu_model="A40", gpu_count=1, custom_image_id=image.id, ssh_key_ids=[key]
     ))  # fmt: skip
     _settle(account, 2)
@@ -99,7 +100,7 @@ def test_images_come_from_success_snapshots_and_outlive_them(account: Account) -
 
 def test_snapshots_are_billed_per_100_gb_once_made(account: Account) -> None:
     instance, _ = _instance(account)
-    snapshot = account.create_snapshot(m.CreateSnapshotRequest(name="billed", instance_id=instance.id))
+    snapshot = account.create_snapshot(rq.CreateSnapshotRequest(name="billed", instance_id=instance.id))
     _settle(account)
     _settle(account, 3600)
     _, summary = account.billing(snapshot.id, "snapshot_id")

@@ -25,6 +25,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from barrack_operator.barrack import models as m
+from barrack_operator.barrack import requests as rq
 from barrack_operator.barrack.credentials import KeySource
 from barrack_operator.barrack.errors import (
     ApiUnavailable,
@@ -256,7 +257,7 @@ class BarrackClient:
         params = {"region": region} if region else None
         return [i async for i in self._paginate("list_os_images", m.OSImageListResponse, "os_images", params)]
 
-    async def get_pricing(self, request: m.PricingRequest) -> m.PricingResponse:
+    async def get_pricing(self, request: rq.PricingRequest) -> m.PricingResponse:
         return await self._call("get_pricing", m.PricingResponse, body=request)
 
     async def get_instance_billing(self, instance_id: str) -> m.BillingResponse:
@@ -281,7 +282,7 @@ class BarrackClient:
     def iter_snapshots(self) -> AsyncIterator[m.Snapshot]:
         return self.iter_listing("snapshots")
 
-    async def create_snapshot(self, request: m.CreateSnapshotRequest) -> m.Snapshot:
+    async def create_snapshot(self, request: rq.CreateSnapshotRequest) -> m.Snapshot:
         return (await self._call("create_snapshot", m.SnapshotResponse, body=request)).snapshot
 
     async def list_snapshot_eligible_instances(self) -> list[m.VMInstance]:
@@ -298,13 +299,13 @@ class BarrackClient:
     async def delete_snapshot(self, snapshot_id: str) -> None:
         await self._call("delete_snapshot", m.Envelope, id=snapshot_id)
 
-    async def restore_snapshot(self, snapshot_id: str, request: m.RestoreSnapshotRequest) -> m.VMInstance:
+    async def restore_snapshot(self, snapshot_id: str, request: rq.RestoreSnapshotRequest) -> m.VMInstance:
         return (
             await self._call("restore_snapshot", m.InstanceResponse, body=request, id=snapshot_id)
         ).instance
 
     async def create_image(self, snapshot_id: str, name: str) -> m.CustomImage:
-        body = m.CreateImageRequest(name=name)
+        body = rq.CreateImageRequest(name=name)
         return (await self._call("create_image", m.ImageResponse, body=body, id=snapshot_id)).image
 
     async def get_snapshot_billing(self, snapshot_id: str) -> m.BillingResponse:
@@ -321,7 +322,7 @@ class BarrackClient:
 
     # Volumes ---------------------------------------------------------------------------------------
 
-    async def create_volume(self, request: m.CreateVolumeRequest) -> m.Volume:
+    async def create_volume(self, request: rq.CreateVolumeRequest) -> m.Volume:
         return (await self._call("create_volume", m.VolumeResponse, body=request)).volume
 
     async def get_volume(self, volume_id: str) -> m.Volume:
@@ -331,19 +332,19 @@ class BarrackClient:
         await self._call("delete_volume", m.Envelope, id=volume_id)
 
     async def resize_volume(self, volume_id: str, size_gb: int) -> m.Volume:
-        body = m.ResizeVolumeRequest(size_gb=size_gb)
+        body = rq.ResizeVolumeRequest(size_gb=size_gb)
         return (await self._call("resize_volume", m.VolumeResponse, body=body, id=volume_id)).volume
 
     async def clone_volume(self, volume_id: str, name: str) -> m.Volume:
-        body = m.CloneVolumeRequest(name=name)
+        body = rq.CloneVolumeRequest(name=name)
         return (await self._call("clone_volume", m.VolumeResponse, body=body, id=volume_id)).volume
 
     async def attach_volumes(self, instance_id: str, volume_ids: list[str]) -> m.VMInstance:
-        body = m.AttachVolumesRequest(volume_ids=volume_ids)
+        body = rq.AttachVolumesRequest(volume_ids=volume_ids)
         return (await self._call("attach_volumes", m.InstanceResponse, body=body, id=instance_id)).instance
 
     async def detach_volumes(self, instance_id: str, volume_ids: list[str]) -> m.VMInstance:
-        body = m.DetachVolumesRequest(volume_ids=volume_ids)
+        body = rq.DetachVolumesRequest(volume_ids=volume_ids)
         return (await self._call("detach_volumes", m.InstanceResponse, body=body, id=instance_id)).instance
 
     # Instances -----------------------------------------------------------------------------------
@@ -351,7 +352,7 @@ class BarrackClient:
     def iter_instances(self) -> AsyncIterator[m.VMInstance]:
         return self.iter_listing("instances")
 
-    async def create_instance(self, request: m.DeploymentRequest) -> m.VMInstance:
+    async def create_instance(self, request: rq.DeploymentRequest) -> m.VMInstance:
         return (await self._call("create_instance", m.InstanceResponse, body=request)).instance
 
     async def get_instance(self, instance_id: str) -> m.VMInstance:
@@ -368,10 +369,10 @@ class BarrackClient:
         return (await self._call(route, m.InstanceResponse, id=instance_id)).instance
 
     async def set_public_ip(self, instance_id: str, enabled: bool) -> m.VMInstance:
-        body = m.PublicIPRequest(enabled=enabled)
+        body = rq.PublicIPRequest(enabled=enabled)
         return (await self._call("set_public_ip", m.InstanceResponse, body=body, id=instance_id)).instance
 
-    async def add_security_rule(self, instance_id: str, rule: m.AddFirewallRuleRequest) -> m.FirewallRule:
+    async def add_security_rule(self, instance_id: str, rule: rq.AddFirewallRuleRequest) -> m.FirewallRule:
         return (await self._call("add_security_rule", m.FirewallRuleResponse, body=rule, id=instance_id)).rule
 
     async def remove_security_rule(self, instance_id: str, rule_id: str) -> None:
@@ -389,7 +390,7 @@ class BarrackClient:
     def iter_firewalls(self) -> AsyncIterator[m.Firewall]:
         return self.iter_listing("firewalls")
 
-    async def create_firewall(self, request: m.CreateFirewallRequest) -> m.Firewall:
+    async def create_firewall(self, request: rq.CreateFirewallRequest) -> m.Firewall:
         return (await self._call("create_firewall", m.FirewallResponse, body=request)).firewall
 
     async def get_firewall(self, firewall_id: str) -> m.Firewall:
@@ -398,14 +399,14 @@ class BarrackClient:
     async def delete_firewall(self, firewall_id: str) -> None:
         await self._call("delete_firewall", m.Envelope, id=firewall_id)
 
-    async def add_firewall_rule(self, firewall_id: str, rule: m.AddFirewallRuleRequest) -> m.FirewallRule:
+    async def add_firewall_rule(self, firewall_id: str, rule: rq.AddFirewallRuleRequest) -> m.FirewallRule:
         return (await self._call("add_firewall_rule", m.FirewallRuleResponse, body=rule, id=firewall_id)).rule
 
     async def remove_firewall_rule(self, firewall_id: str, rule_id: str) -> None:
         await self._call("remove_firewall_rule", m.Envelope, id=firewall_id, rule_id=rule_id)
 
     async def attach_firewall(self, firewall_id: str, instance_ids: list[str]) -> m.Firewall:
-        body = m.AttachFirewallRequest(instance_ids=instance_ids)
+        body = rq.AttachFirewallRequest(instance_ids=instance_ids)
         return (await self._call("attach_firewall", m.FirewallResponse, body=body, id=firewall_id)).firewall
 
     # SSH keys ------------------------------------------------------------------------------------
@@ -413,7 +414,7 @@ class BarrackClient:
     def iter_ssh_keys(self) -> AsyncIterator[m.SSHKey]:
         return self.iter_listing("ssh_keys")
 
-    async def create_ssh_key(self, request: m.CreateSSHKeyRequest) -> m.SSHKey:
+    async def create_ssh_key(self, request: rq.CreateSSHKeyRequest) -> m.SSHKey:
         return (await self._call("create_ssh_key", m.SSHKeyResponse, body=request)).ssh_key
 
     async def get_ssh_key(self, key_id: str) -> m.SSHKey:

@@ -16,10 +16,14 @@ from collections.abc import Callable
 from typing import Any
 
 from barrack_operator.accounts import AccountRuntime, account_conditions
+from barrack_operator.barrack import BarrackError
+from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.conditions import CREDITS_LOW, Condition, Reason, merge_conditions
 from barrack_operator.kube import StatusWriter, event_body
 from barrack_operator.leadership import LeadershipLost
+from barrack_operator.listings import LISTING_OF
 from barrack_operator.resources.kinds import ACCOUNT
+from barrack_operator.resources.model import ObjectView, Outcome
 from barrack_operator.resources.specs import GROUP, VERSION
 from barrack_operator.settings import Settings
 
@@ -152,3 +156,24 @@ class MoneyWatcher:
                 await writer.post_event(body)
             except Exception as exc:
                 log.warning("Posting the event CreditsLow of BarrackAccount %s failed: %s", name, exc)
+
+
+async def add_cost(account: AccountRuntime, obj: ObjectView, outcome: Outcome) -> None:
+    """status.cost of a billed resource the inventory lists: its hourly price in its state
+    now and what it has cost so far. A price not known yet leaves cost out (it comes later)."""
+    listing = LISTING_OF[obj.kind]
+    if listing not in ("instances", "volumes", "snapshots") or not outcome.status.get("id"):
+        return
+    item = getattr(account.inventory, listing).items.get(outcome.status["id"])
+    if item is None:
+        return
+    try:
+        hourly = await account.prices.hourly(item)
+        accrued = await account.accruals.accrued(item)
+    except (BarrackError, MissingApiKey, LeadershipLost) as exc:
+        log.debug("Cost of %s: %s", item.id, exc)
+        return
+    if hourly is not None:
+        outcome.status["cost"] = {"hourly": round(hourly, 6), "currency": account.prices.currency}
+        if accrued is not None:
+            outcome.status["cost"]["accrued"] = round(accrued, 6)

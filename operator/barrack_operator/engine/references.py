@@ -4,7 +4,6 @@ resource changes. Kopf-free; the runtime feeds it each watch event."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +21,6 @@ class Registry:
     objects: dict[tuple[str, str, str], RefInfo] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
     dependents: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    wakers: dict[str, asyncio.Event] = field(default_factory=dict)
-    """Wake-ups of objects served outside the work queue (snapshot schedules)."""
     watching: dict[str, set[str]] = field(default_factory=dict)
     queue: WorkQueue | None = None
 
@@ -116,16 +113,10 @@ class Registry:
                 if not waiting:
                     del self.dependents[key]
 
-    def waker(self, uid: str) -> asyncio.Event:
-        return self.wakers.setdefault(uid, asyncio.Event())
-
     def wake(self, key: str) -> None:
         for uid in list(self.dependents.get(key, ())):
             if self.queue is not None and uid in self.queue:
                 self.queue.wake(uid)
-            elif (event := self.wakers.get(uid)) is not None:
-                event.set()
 
     def forget(self, uid: str) -> None:
-        self.wakers.pop(uid, None)
         self._unwatch(uid)

@@ -2,7 +2,7 @@
 
 Kopf watches; reconciling and finalizing are the runtime's work queue, fed by the watch events
 (one queue for all objects instead of a kopf daemon per object). The operator adds and removes its
-finalizer itself (:data:`~barrack_operator.engine.runtime.FINALIZER`): with the create mark, one
+finalizer itself (:data:`~barrack_operator.engine.objects.FINALIZER`): with the create mark, one
 write per object instead of two."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Any
 
 import kopf
 
-from barrack_operator.engine.runtime import FINALIZER, KOPF_FINALIZER, Reconciler, Runtime
+from barrack_operator.engine.objects import KOPF_FINALIZER, Reconciler
+from barrack_operator.engine.runtime import Runtime
+from barrack_operator.engine.schedules import ScheduleRunner
 from barrack_operator.handlers import lean_bodies
-from barrack_operator.handlers.schedules import ScheduleRunner
 from barrack_operator.resources.kinds import ACCOUNT, SCHEDULE, Kind
 from barrack_operator.resources.specs import GROUP, VERSION
 
@@ -35,37 +36,14 @@ def register(
 
 
 def register_schedules(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
-    """BarrackSnapshotSchedules own nothing on Barrack: a daemon per schedule runs it; a change of
-    its spec wakes it."""
-    runner = ScheduleRunner(runtime)
-    resource = (GROUP, VERSION, SCHEDULE.plural)
+    """BarrackSnapshotSchedules are served by the work queue like every kind, with work of their
+    own (they own nothing on Barrack); kopf only watches them."""
+    runner = ScheduleRunner(runtime.registry, runtime.writer, runtime.timing)
+    runtime.serve_work(SCHEDULE, runner.work, runner.forget)
 
-    @kopf.daemon(*resource, registry=registry, id="run-schedule", cancellation_timeout=30.0)
-    async def run_schedule(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
-        await runner.run(body, stopped)
-
-    @kopf.on.event(*resource, registry=registry)
-    async def schedule_changed(body: kopf.Body, **_: Any) -> None:
-        meta, status = body.get("metadata", {}), body.get("status") or {}
-        if FINALIZER in (meta.get("finalizers") or ()):
-            await drop_legacy_finalizer(runtime, dict(body))
-        if status.get("observedGeneration") != meta.get("generation"):
-            runtime.registry.waker(meta.get("uid", "")).set()
-
-
-async def drop_legacy_finalizer(runtime: Runtime, body: dict[str, Any]) -> None:
-    """A schedule made under an earlier release carries the operator's finalizer, which kopf
-    wrote for the schedule's daemon then; kopf's own is :data:`KOPF_FINALIZER` now, so the old
-    one is taken off (once per schedule) or it would hold the schedule's deletion for ever."""
-    meta = body["metadata"]
-    if runtime.status_writer is None:
-        return
-    try:
-        await runtime.status_writer.remove_finalizer(
-            SCHEDULE.plural, meta["namespace"], meta["name"], FINALIZER, list(meta["finalizers"])
-        )
-    except Exception as exc:  # the next event tries again
-        log.warning("Removing the earlier finalizer of a schedule failed: %s", exc)
+    @kopf.on.event(GROUP, VERSION, SCHEDULE.plural, registry=registry)
+    async def observe_schedule(body: kopf.Body, type: str | None, **_: Any) -> None:
+        runtime.on_event(SCHEDULE, dict(body), type)
 
 
 def register_accounts(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:

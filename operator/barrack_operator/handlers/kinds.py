@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import kopf
 
-from barrack_operator.engine.runtime import Reconciler, Runtime
+from barrack_operator.engine.objects import Reconciler
+from barrack_operator.engine.runtime import Runtime
 from barrack_operator.handlers.glue import register, register_accounts, register_schedules
 from barrack_operator.resources import firewall, image, instance, snapshot, sshkey, volume
 from barrack_operator.resources.kinds import FIREWALL, IMAGE, INSTANCE, SNAPSHOT, SSH_KEY, VOLUME, Kind

@@ -104,15 +104,10 @@ async def _serve_kinds(runtime: Runtime, settings: Settings, stop: asyncio.Event
     operator_settings = kopf.OperatorSettings()
     glue.configure(operator_settings)
     namespaces = settings.namespaces or ([] if settings.all_namespaces else ["default"])
-    served: frozenset[str] | None = None
     while not stop.is_set():
-        while (served := await served_kinds(kube)) is None or not served:
-            if served is not None:
-                log.warning("No CRD of %s is installed; waiting for them (kubectl apply -f crds/)", GROUP)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), DISCOVERY_INTERVAL)
-            if stop.is_set():
-                return
+        served = await _kinds_installed(kube, stop)
+        if served is None:
+            return
         missing = sorted(kind.plural for kind in ALL_KINDS if kind.plural not in served)
         if missing:
             log.warning(
@@ -153,6 +148,18 @@ async def _serve_kinds(runtime: Runtime, settings: Settings, stop: asyncio.Event
         if not changed.is_set():
             return  # stopped on a signal
         log.info("The served kinds changed; kopf starts again over them")
+
+
+async def _kinds_installed(kube: StatusWriter, stop: asyncio.Event) -> frozenset[str] | None:
+    """The kinds whose CRDs are installed, once there is one; None if the operator stops first."""
+    while (served := await served_kinds(kube)) is None or not served:
+        if served is not None:
+            log.warning("No CRD of %s is installed; waiting for them (kubectl apply -f crds/)", GROUP)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), DISCOVERY_INTERVAL)
+        if stop.is_set():
+            return None
+    return served
 
 
 async def _run_kopf(stopping: asyncio.Event, stop: asyncio.Event, **options: Any) -> None:
@@ -219,7 +226,7 @@ async def _watch_discovery(
         now, terminating = found
         for plural in sorted(terminating):
             try:
-                await runtime.release_uninstalled(plural, namespaces)
+                await runtime.uninstall.release_all(plural, namespaces)
             except Exception as exc:  # the next look tries again
                 log.warning("Releasing the objects of %s.%s failed: %s", plural, GROUP, exc)
         if now != served:

@@ -21,7 +21,7 @@ from barrack_operator.barrack import (
 )
 from barrack_operator.barrack.credentials import FILE_FIX, MissingApiKey
 from barrack_operator.conditions import READY, SYNCED, Condition, Reason
-from barrack_operator.inventory import LISTING_OF, ListingError, ListingFailed
+from barrack_operator.listings import LISTING_OF, ListingError, ListingFailed
 from barrack_operator.resources.guard import AlreadyManaged, NameTaken
 from barrack_operator.resources.model import (
     Context,

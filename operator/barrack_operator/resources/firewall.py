@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from barrack_operator.barrack import models as wire
+from barrack_operator.barrack import requests as rq
 from barrack_operator.conditions import Reason
 from barrack_operator.resources import specs, steps
 from barrack_operator.resources.deletion import DELETIONS
@@ -107,7 +108,7 @@ class FirewallReconciler(KindReconciler[specs.BarrackFirewallSpec, wire.Firewall
     async def create(
         self, ctx: Context, obj: ObjectView, spec: specs.BarrackFirewallSpec, inputs: FirewallInputs
     ) -> wire.Firewall:
-        request = wire.CreateFirewallRequest(
+        request = rq.CreateFirewallRequest(
             name=obj.barrack_name, region=spec.region, description=spec.description or None
         )
         return await ctx.client.create_firewall(request)

@@ -32,10 +32,10 @@ from barrack_operator.barrack.client import CALLS_PAUSED
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.conditions import READY, SYNCED, Condition, Reason
 from barrack_operator.costs import Demand
-from barrack_operator.inventory import LISTING_OF, ListingFailed, Snapshot
+from barrack_operator.listings import LISTING_OF, ListingFailed, Snapshot
 from barrack_operator.resources import specs, steps
 from barrack_operator.resources.common import RECONCILED, failed
-from barrack_operator.resources.guard import ensure_exists
+from barrack_operator.resources.guard import Found, ensure_exists
 from barrack_operator.resources.model import (
     RECREATE_ANNOTATION,
     Context,
@@ -225,12 +225,32 @@ class KindReconciler(ABC, Generic[S, T, I]):
             return self._unresolved(ctx, obj, out, listed, f"{exc}; waiting for it to become Ready", None)
         except (BarrackError, MissingApiKey, ListingFailed) as error:
             return self._failed(ctx, out, listed, error, None, None)
+        found = await self._ensure(ctx, obj, spec, inputs, out, listed, creatable=not known)
+        if isinstance(found, Outcome):
+            return found
+        if found.created:
+            self._note_created(obj, out, found.item, found.replaced)
+        return await self._converge(ctx, obj, spec, found.item, inputs, out)
+
+    async def _ensure(
+        self,
+        ctx: Context,
+        obj: ObjectView,
+        spec: S,
+        inputs: I,
+        out: Outcome,
+        listed: T | None,
+        *,
+        creatable: bool,
+    ) -> Found | Outcome:
+        """The object's Barrack resource, made if it must be (Barrack's rules checked first), or
+        the outcome that says why there is none yet."""
         try:
-            if listed is None and not known and not obj.spec.get("adoptId"):  # a create may follow
+            if listed is None and creatable and not obj.spec.get("adoptId"):  # a create may follow
                 refusal = self.before_create(ctx, obj, spec, inputs)
                 if refusal is not None:
                     return self._report(ctx, out, None, refusal, inputs)
-            found = await ensure_exists(
+            return await ensure_exists(
                 ctx,
                 obj,
                 lambda: self.snapshot(ctx, obj),
@@ -253,9 +273,12 @@ class KindReconciler(ABC, Generic[S, T, I]):
             return self._report(ctx, out, None, self.refused(error), inputs)
         except (BarrackError, MissingApiKey, ListingFailed) as error:
             return self._failed(ctx, out, listed, error, None, inputs)
-        item: T = found.item
-        if found.created:
-            self._note_created(obj, out, item, found.replaced)
+
+    async def _converge(
+        self, ctx: Context, obj: ObjectView, spec: S, item: T, inputs: I, out: Outcome
+    ) -> Outcome:
+        """Bring the resource to the spec: a mismatch or a state word first, else the plan's step,
+        acted on when it is a call; then Ready and Synced from the step."""
         mismatch = self._mismatch_step(obj, spec, item)
         if mismatch is not None and not obj.recorded_id and obj.spec.get("adoptId") == item.id:
             # An adoption that differs does not complete: this object does not own the resource,

@@ -18,7 +18,7 @@ from barrack_operator.barrack import (
 )
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.costs import Demand
-from barrack_operator.inventory import LISTING_OF
+from barrack_operator.listings import LISTING_OF
 from barrack_operator.resources.model import (
     Context,
     CreateInFlight,

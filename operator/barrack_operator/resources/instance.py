@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from barrack_operator.barrack import models as wire
+from barrack_operator.barrack import requests as rq
 from barrack_operator.conditions import Reason
 from barrack_operator.costs import Demand
 from barrack_operator.resources import specs, steps
@@ -174,7 +175,7 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
         if inputs.restore_snapshot_id is not None:  # rules and firewalls follow, as for any instance
             return await ctx.client.restore_snapshot(
                 inputs.restore_snapshot_id,
-                wire.RestoreSnapshotRequest(
+                rq.RestoreSnapshotRequest(
                     name=obj.barrack_name,
                     gpu_model=spec.gpuModel,
                     gpu_count=spec.gpuCount,
@@ -183,7 +184,7 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
                 ),
             )
         return await ctx.client.create_instance(
-            wire.DeploymentRequest(
+            rq.DeploymentRequest(
                 name=obj.barrack_name,
                 region=spec.region,
                 gpu_model=spec.gpuModel,

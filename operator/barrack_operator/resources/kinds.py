@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from barrack_operator.resources import specs as s
+from barrack_operator.resources import statuses as st
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,7 +45,7 @@ VOLUME = Kind(
     plural="barrackvolumes",
     short_name="bvol",
     spec=s.BarrackVolumeSpec,
-    status=s.BarrackVolumeStatus,
+    status=st.BarrackVolumeStatus,
     description="A Barrack persistent volume, optionally attached to a BarrackInstance in the same region.",
     immutable_fields=("name", "region", "volumeType", "bootable", "imageId", "source"),
     extra_columns=(
@@ -59,7 +60,7 @@ INSTANCE = Kind(
     plural="barrackinstances",
     short_name="binst",
     spec=s.BarrackInstanceSpec,
-    status=s.BarrackInstanceStatus,
+    status=st.BarrackInstanceStatus,
     description="A Barrack GPU virtual machine.",
     immutable_fields=(
         "name",
@@ -87,7 +88,7 @@ FIREWALL = Kind(
     plural="barrackfirewalls",
     short_name="bfw",
     spec=s.BarrackFirewallSpec,
-    status=s.BarrackFirewallStatus,
+    status=st.BarrackFirewallStatus,
     description="A Barrack firewall: a set of rules attached to BarrackInstances of one region.",
     immutable_fields=("name", "region", "description"),
 )
@@ -96,7 +97,7 @@ SSH_KEY = Kind(
     plural="barracksshkeys",
     short_name="bkey",
     spec=s.BarrackSSHKeySpec,
-    status=s.BarrackSSHKeyStatus,
+    status=st.BarrackSSHKeyStatus,
     description="An SSH public key registered on Barrack, installed on the instances that name it.",
     immutable_fields=("name", "publicKey"),
 )
@@ -105,7 +106,7 @@ SNAPSHOT = Kind(
     plural="barracksnapshots",
     short_name="bsnap",
     spec=s.BarrackSnapshotSpec,
-    status=s.BarrackSnapshotStatus,
+    status=st.BarrackSnapshotStatus,
     description="A Barrack snapshot of an instance: restorable into a new instance, or made into a custom image.",
     immutable_fields=("name", "instanceRef", "instanceId", "description"),
     extra_columns=(
@@ -119,7 +120,7 @@ IMAGE = Kind(
     plural="barrackimages",
     short_name="bimg",
     spec=s.BarrackImageSpec,
-    status=s.BarrackImageStatus,
+    status=st.BarrackImageStatus,
     description="A Barrack custom image made from a snapshot; BarrackInstances boot from it (customImageRef).",
     immutable_fields=("name", "snapshotRef", "snapshotId"),
     extra_columns=(
@@ -132,7 +133,7 @@ SCHEDULE = Kind(
     plural="barracksnapshotschedules",
     short_name="bsched",
     spec=s.BarrackSnapshotScheduleSpec,
-    status=s.BarrackSnapshotScheduleStatus,
+    status=st.BarrackSnapshotScheduleStatus,
     description="Snapshots of BarrackInstances on a schedule, keeping the newest per instance: it creates "
     "BarrackSnapshot objects (owned by it) and deletes the oldest beyond keep.",
     immutable_fields=(),
@@ -152,7 +153,7 @@ ACCOUNT = Kind(
     plural="barrackaccounts",
     short_name="bacct",
     spec=s.BarrackAccountSpec,
-    status=s.BarrackAccountStatus,
+    status=st.BarrackAccountStatus,
     description="A Barrack account: its API key (a Secret), API URL, rate limit, the namespaces that may use "
     "it, a budget, and in status its balance, hourly burn and runway.",
     immutable_fields=(),

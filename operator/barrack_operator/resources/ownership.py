@@ -73,3 +73,15 @@ def why_never_owned(obj: ObjectView) -> str:
     if obj.spec.get("adoptId"):
         return f"its adoption of {obj.spec['adoptId']} never completed"
     return "it never made or adopted one"
+
+
+def never_on_barrack(obj: ObjectView, memory: Memory) -> bool:
+    """No Barrack resource can be this object's: it has no id, never asked for a create and
+    adopts nothing."""
+    return not (
+        obj.recorded_id
+        or obj.create_requested_name
+        or obj.spec.get("adoptId")
+        or memory.known_ids.get(obj.uid)
+        or obj.uid in memory.creating
+    )

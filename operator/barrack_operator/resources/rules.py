@@ -4,12 +4,13 @@ add and what to remove so that Barrack's rules equal the spec's (duplicates on B
 from __future__ import annotations
 
 from barrack_operator.barrack import models as wire
+from barrack_operator.barrack import requests as rq
 from barrack_operator.resources import specs
 
 
 def security_rule_plan(
     wanted: list[specs.RuleSpec], actual: list[wire.FirewallRule]
-) -> tuple[list[wire.AddFirewallRuleRequest], list[str]]:
+) -> tuple[list[rq.AddFirewallRuleRequest], list[str]]:
     """Rules to add and rule ids to remove so that ``actual`` equals ``wanted`` as a set."""
     wanted_wire = {wire.FirewallRule(**r.to_wire().model_dump()).identity(): r.to_wire() for r in wanted}
     actual_by_identity: dict[tuple[object, ...], list[str]] = {}

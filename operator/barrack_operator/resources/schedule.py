@@ -1,6 +1,7 @@
 """BarrackSnapshotSchedule: when to snapshot which instances, and which snapshots to let go. Pure
-functions of the spec, the clock and what the registry knows; the kopf glue
-(:mod:`barrack_operator.handlers.schedules`) writes what they decide.
+functions of the spec, the clock and what the registry knows: :func:`plan_run` decides a pass and
+:func:`report` builds its status and conditions; the engine
+(:mod:`barrack_operator.engine.schedules`) carries out what they decide, on the work queue.
 
 A run at a time slot creates one BarrackSnapshot per selected instance, named
 ``<schedule>-<instance>-<slot UTC>``, owned by the schedule and labelled with it, the instance and
@@ -23,7 +24,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from barrack_operator.conditions import READY, SYNCED, Condition, Reason
 from barrack_operator.resources import specs
+from barrack_operator.resources.model import Outcome
 
 SCHEDULE_LABEL = "barrack.ai/schedule"
 INSTANCE_LABEL = "barrack.ai/instance"
@@ -237,3 +240,147 @@ class Run:
         if not self.targets:
             parts.append("no BarrackInstance matched")
         return f"Run of {self.slot.astimezone(UTC).isoformat()}: " + "; ".join(parts)
+
+
+IDLE_RECHECK = 300.0
+"""Seconds between two passes over a schedule with nothing pending (a spec change or a snapshot
+of its changing wakes it sooner)."""
+
+
+def stamp(moment: datetime | None) -> str | None:
+    """A moment as status writes it (UTC, seconds)."""
+    return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: object) -> datetime | None:
+    """A timestamp from metadata or status (naive ones are UTC)."""
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a pass over a schedule sees: the clock, its own record, its snapshots and targets."""
+
+    now: datetime
+    created: datetime
+    """The schedule's creationTimestamp: @every slots count from it; no slot before it runs."""
+    last: datetime | None
+    """status.lastScheduleTime: the last slot run."""
+    last_successful: str | None
+    children: tuple[Child, ...]
+    targets: tuple[Target, ...]
+    why_none: str = ""
+    """Why there are no targets (a missing instance, a selector matching none)."""
+    deleting: frozenset[str] = frozenset()
+    """Snapshots an earlier pass asked to go that are still listed."""
+
+
+@dataclass
+class RunPlan:
+    """What a pass does: the slot it runs (None: none is due), the instances it snapshots and
+    those it skips while their last snapshot is not Ready, and the snapshots retention lets go."""
+
+    slot: datetime | None
+    create: list[Target] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    prune: list[str] = field(default_factory=list)
+    suspended: bool = False
+
+
+@dataclass
+class RunDone:
+    """What carrying out a plan did: the snapshots created now or found made by an earlier try of
+    the slot, the deletions asked for, and why the creates failed (None: they did not)."""
+
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def plan_run(spec: specs.BarrackSnapshotScheduleSpec, cadence: Cadence, seen: Observation) -> RunPlan:
+    """The pass's decisions: the due slot (missed slots run once, at the latest; none while
+    suspended), one snapshot per target whose last one is settled, the others skipped naming the
+    snapshot they wait for, and the snapshots beyond ``keep`` not yet asked to go."""
+    slot = None if spec.suspend else due_slot(cadence, seen.last, seen.created, seen.now)
+    plan = RunPlan(slot=slot, suspended=spec.suspend)
+    if slot is not None:
+        for target in seen.targets:
+            label = label_value(target.name)
+            waiting = [c for c in seen.children if c.instance == label and c.pending]
+            if waiting:
+                plan.skipped.append(f"{target.name} (its snapshot {waiting[0].name} is not Ready yet)")
+            else:
+                plan.create.append(target)
+    plan.prune = [name for name in beyond_keep(list(seen.children), spec.keep) if name not in seen.deleting]
+    return plan
+
+
+def report(
+    spec: specs.BarrackSnapshotScheduleSpec,
+    cadence: Cadence,
+    seen: Observation,
+    plan: RunPlan,
+    done: RunDone,
+    soon: float = 10.0,
+) -> Outcome:
+    """The schedule's status, conditions and events after a pass, and when to pass again: within
+    ``soon`` seconds while a run failed, ran, pruned or waits for a snapshot; else at the next
+    slot (at most :data:`IDLE_RECHECK` away)."""
+    out = Outcome()
+    last = plan.slot if plan.slot is not None and done.error is None else seen.last
+    upcoming = None if spec.suspend else cadence.next_after(last or seen.created)
+    ready = sorted((c for c in seen.children if c.ready), key=lambda c: c.slot)
+    out.status.update(
+        lastScheduleTime=stamp(last),
+        nextScheduleTime=stamp(upcoming),
+        lastSuccessfulSnapshot=ready[-1].name if ready else seen.last_successful,
+    )
+    if spec.suspend:
+        out.conditions.append(
+            Condition(READY, True, Reason.SUSPENDED, "spec.suspend is true: no snapshot is taken.")
+        )
+    else:
+        message = f"Next run at {stamp(upcoming)}; keeps {spec.keep} per instance."
+        out.conditions.append(Condition(READY, True, Reason.SCHEDULED, message))
+    out.conditions.append(_synced(seen, plan, done, out))
+    if done.pruned:
+        out.note(
+            "SnapshotsPruned", f"Deleted {', '.join(done.pruned)}: older than the newest {spec.keep} Ready"
+        )
+    delay = IDLE_RECHECK if upcoming is None else (upcoming - seen.now).total_seconds()
+    busy = plan.slot is not None or done.pruned or any(c.pending for c in seen.children)
+    if busy or out.conditions[-1].status is False:
+        delay = min(delay, soon)
+    out.requeue_after = max(0.5, min(delay, IDLE_RECHECK))
+    return out
+
+
+def _synced(seen: Observation, plan: RunPlan, done: RunDone, out: Outcome) -> Condition:
+    if done.error is not None:
+        message = f"creating the run's BarrackSnapshots failed ({done.error}); the operator retries"
+        return Condition(SYNCED, False, Reason.KUBERNETES_UNAVAILABLE, message)
+    if plan.slot is not None:
+        run = Run(plan.slot, created=done.created, existing=done.existing, skipped=plan.skipped)
+        run.targets = [t.name for t in seen.targets]
+        out.status["instances"] = run.targets
+        out.note("ScheduledRun", run.message())
+    if not seen.targets:
+        out.warn(Reason.NO_INSTANCES, seen.why_none)
+        return Condition(SYNCED, False, Reason.NO_INSTANCES, f"{seen.why_none}; the next run looks again")
+    return Condition(SYNCED, True, Reason.RECONCILED, "The last run took its snapshots.")
+
+
+def invalid(exc: Exception) -> Outcome:
+    """The status of a schedule whose spec cannot be read: InvalidSpec naming the field, no run."""
+    message = f"{exc}; no snapshot is taken until the spec is fixed"
+    out = Outcome(status={"nextScheduleTime": None}, requeue_after=IDLE_RECHECK, backoff=False)
+    out.conditions += [
+        Condition(SYNCED, False, Reason.INVALID_SPEC, message),
+        Condition(READY, False, Reason.INVALID_SPEC, message),
+    ]
+    out.warn(Reason.INVALID_SPEC, message)
+    return out

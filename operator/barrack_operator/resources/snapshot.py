@@ -16,6 +16,7 @@ from typing import Any
 
 from barrack_operator.barrack import PreconditionFailed
 from barrack_operator.barrack import models as wire
+from barrack_operator.barrack import requests as rq
 from barrack_operator.conditions import Reason
 from barrack_operator.resources import specs, steps
 from barrack_operator.resources.deletion import DELETIONS
@@ -118,7 +119,7 @@ class SnapshotReconciler(KindReconciler[specs.BarrackSnapshotSpec, wire.Snapshot
         if inputs.instance_id is None:
             raise Unresolved(f"BarrackInstance {inputs.label} has no Barrack id yet")
         return await ctx.client.create_snapshot(
-            wire.CreateSnapshotRequest(
+            rq.CreateSnapshotRequest(
                 name=obj.barrack_name, instance_id=inputs.instance_id, description=spec.description or None
             )
         )

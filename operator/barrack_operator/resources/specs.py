@@ -1,4 +1,5 @@
-"""Spec and status models of the custom resources: the one source of their CRD schemas.
+"""Spec models of the custom resources (their statuses are :mod:`statuses`): the one source of
+their CRD schemas.
 
 Field names are camelCase as in Kubernetes; descriptions become ``kubectl explain`` text; enums,
 patterns and bounds become schema validation; ``x-kubernetes-validations`` carries CEL rules
@@ -8,13 +9,13 @@ patterns and bounds become schema validation; ``x-kubernetes-validations`` carri
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from barrack_operator.barrack import models as wire
+from barrack_operator.barrack import requests as rq
 
 GROUP = "barrack.ai"
 VERSION = "v1alpha1"
@@ -200,8 +201,8 @@ class RuleSpec(Model):
             portRangeMax=rule.port_range_max,
         )
 
-    def to_wire(self) -> wire.AddFirewallRuleRequest:
-        return wire.AddFirewallRuleRequest(
+    def to_wire(self) -> rq.AddFirewallRuleRequest:
+        return rq.AddFirewallRuleRequest(
             direction=wire.Direction(self.direction),
             protocol=wire.Protocol(self.protocol),
             ethertype=wire.EtherType(self.ethertype),
@@ -427,112 +428,6 @@ class BarrackSnapshotScheduleSpec(Model):
     suspend: bool = Field(default=False, description="true: take no snapshot until set back to false.")
 
 
-# Status ------------------------------------------------------------------------------------------
-
-
-class Condition(Model):
-    type: str = Field(description="Ready, Synced, or Attached (volumes).")
-    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
-    reason: str = Field(description="CamelCase reason, e.g. DetachBlocked.")
-    message: str = Field(default="", description="What is happening and what to do next.")
-    lastTransitionTime: datetime = Field(description="When status last changed (RFC 3339).")
-    observedGeneration: int | None = Field(
-        default=None, description="metadata.generation this was computed for."
-    )
-
-
-class CommonStatus(Model):
-    id: str | None = Field(default=None, description="Barrack id of the managed resource.")
-    lastHandledReconcileAt: str | None = Field(
-        default=None,
-        description="The value of the annotation barrack.ai/reconcile-requested-at that the last pass handled.",
-    )
-    state: str | None = Field(default=None, description="Barrack's own state word, e.g. ACTIVE or AVAILABLE.")
-    observedGeneration: int | None = Field(default=None, description="Last metadata.generation reconciled.")
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        description="Ready, Synced, Reconciling, Stalled (and Attached on volumes); one per type.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-    )
-
-
-class Cost(Model):
-    hourly: float = Field(
-        description="What the resource costs per hour now, at Barrack's prices (0 while in a transition Barrack does not bill)."
-    )
-    currency: str = Field(description="The account's currency: USD, EUR or INR.")
-    accrued: float | None = Field(
-        default=None, description="What the resource has cost so far, from Barrack's billing records."
-    )
-
-
-class BilledStatus(CommonStatus):
-    cost: Cost | None = Field(
-        default=None, description="What the resource costs, from Barrack's prices and billing."
-    )
-
-
-class BarrackVolumeStatus(BilledStatus):
-    sizeGB: int | None = Field(default=None, description="Size Barrack reports.")
-    attachedInstanceId: str | None = Field(default=None, description="Instance the volume is attached to.")
-
-
-class BarrackInstanceStatus(BilledStatus):
-    publicIP: str | None = Field(default=None, description="Public IP address.")
-    privateIP: str | None = Field(default=None, description="Private IP address.")
-    powerState: str | None = Field(
-        default=None, description="Running, Stopped, Hibernated or the transition underway."
-    )
-
-
-class BarrackFirewallStatus(CommonStatus):
-    attachedInstanceIds: list[str] = Field(
-        default_factory=list, description="Instances the firewall is attached to."
-    )
-    ruleIds: list[str] = Field(default_factory=list, description="Barrack ids of the rules.")
-
-
-class BarrackSSHKeyStatus(CommonStatus):
-    fingerprint: str | None = Field(default=None, description="Key fingerprint Barrack reports.")
-
-
-class BarrackSnapshotStatus(BilledStatus):
-    sizeGB: int | None = Field(default=None, description="Size Barrack reports.")
-    region: str | None = Field(default=None, description="Region of the snapshot (of its instance).")
-    sourceInstanceId: str | None = Field(default=None, description="The instance the snapshot was taken of.")
-
-
-class BarrackImageStatus(CommonStatus):
-    sizeGB: int | None = Field(default=None, description="Size Barrack reports.")
-    region: str | None = Field(default=None, description="Region of the image (of its snapshot).")
-    sourceSnapshotId: str | None = Field(default=None, description="The snapshot the image was made from.")
-
-
-class BarrackSnapshotScheduleStatus(Model):
-    lastScheduleTime: datetime | None = Field(
-        default=None, description="The time slot of the last run (RFC 3339)."
-    )
-    nextScheduleTime: datetime | None = Field(
-        default=None, description="The time slot of the next run; none while suspended."
-    )
-    lastSuccessfulSnapshot: str | None = Field(
-        default=None, description="The newest of the schedule's BarrackSnapshots that is Ready."
-    )
-    instances: list[str] = Field(
-        default_factory=list, description="The BarrackInstances the last run snapshotted."
-    )
-    observedGeneration: int | None = Field(default=None, description="Last metadata.generation handled.")
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        description="Ready (the schedule is valid and runs) and Synced (the last run made its snapshots); "
-        "one per type.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-    )
-
-
-# The account (cluster-scoped) -----------------------------------------------------------------------
-
-
 class SecretKeyRef(Model):
     name: str = Field(
         description="Name of a Secret in the operator's own namespace (the only namespace it reads Secrets in).",
@@ -589,21 +484,4 @@ class BarrackAccountSpec(Model):
         description="A budget: a create or power-on that would raise the account's burn above this per hour is "
         "refused before any call (BudgetExceeded).",
         gt=0,
-    )
-
-
-class BarrackAccountStatus(Model):
-    balance: float | None = Field(default=None, description="Credit left, from Barrack.")
-    currency: str | None = Field(default=None, description="The account's currency.")
-    burnPerHour: float | None = Field(
-        default=None, description="What the account's resources cost per hour now, at Barrack's prices."
-    )
-    runwayHours: float | None = Field(
-        default=None, description="balance / burnPerHour: hours until credits run out."
-    )
-    observedGeneration: int | None = Field(default=None, description="Last metadata.generation handled.")
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        description="Ready (the key works and Barrack answers) and CreditsLow; one per type.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from barrack_operator.barrack import models as wire
+from barrack_operator.barrack import requests as rq
 from barrack_operator.resources import specs, steps
 from barrack_operator.resources.deletion import DELETIONS
 from barrack_operator.resources.frame import KindReconciler
@@ -39,7 +40,7 @@ class SSHKeyReconciler(KindReconciler[specs.BarrackSSHKeySpec, wire.SSHKey, None
         self, ctx: Context, obj: ObjectView, spec: specs.BarrackSSHKeySpec, inputs: None
     ) -> wire.SSHKey:
         return await ctx.client.create_ssh_key(
-            wire.CreateSSHKeyRequest(name=obj.barrack_name, public_key=spec.publicKey)
+            rq.CreateSSHKeyRequest(name=obj.barrack_name, public_key=spec.publicKey)
         )
 
     def mismatches(self, spec: specs.BarrackSSHKeySpec, item: wire.SSHKey) -> list[str]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from barrack_operator.barrack import models as wire
+from barrack_operator.barrack import requests as rq
 from barrack_operator.conditions import Reason
 
 
@@ -76,7 +76,7 @@ class SetAttachments(Call):
 
 @dataclass(frozen=True)
 class SetRules(Call):
-    add: tuple[wire.AddFirewallRuleRequest, ...]
+    add: tuple[rq.AddFirewallRuleRequest, ...]
     remove: tuple[str, ...]
     then: SetAttachments | None = None
     """The attachments set in the same pass once the rules are in (rules first: an instance is
@@ -126,7 +126,7 @@ def set_public_ip(enabled: bool) -> SetPublicIP:
 
 
 def set_rules(
-    add: list[wire.AddFirewallRuleRequest], remove: list[str], what: str, then: SetAttachments | None = None
+    add: list[rq.AddFirewallRuleRequest], remove: list[str], what: str, then: SetAttachments | None = None
 ) -> SetRules:
     """Rule changes; with ``then``, an attach after them, whose refusal (an instance no longer
     ACTIVE) is the one a rule call cannot meet."""

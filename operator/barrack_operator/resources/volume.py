@@ -15,6 +15,7 @@ from typing import Any
 
 from barrack_operator.barrack import NotFound
 from barrack_operator.barrack import models as wire
+from barrack_operator.barrack import requests as rq
 from barrack_operator.conditions import ATTACHED, Condition, Reason
 from barrack_operator.costs import Demand
 from barrack_operator.resources import specs, steps
@@ -256,7 +257,7 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
         if inputs.source is not None:
             return await ctx.client.clone_volume(inputs.source.id, obj.barrack_name)
         return await ctx.client.create_volume(
-            wire.CreateVolumeRequest(
+            rq.CreateVolumeRequest(
                 name=obj.barrack_name,
                 region=spec.region,
                 size_gb=spec.sizeGB,
