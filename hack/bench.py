@@ -58,6 +58,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
+sys.path.insert(0, str(ROOT / "hack"))
 
 from barrack_operator.devcluster import ControlPlane  # noqa: E402
 from barrack_operator.devcluster.binaries import find_binary  # noqa: E402
@@ -509,6 +510,12 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=500, help="objects to apply at once (about, for --mix)")
     parser.add_argument("--mix", action="store_true", help="keys, instances, attached volumes, firewalls")
     parser.add_argument("--restart", action="store_true", help="then SIGKILL and start the operator")
+    parser.add_argument(
+        "--capacity",
+        action="store_true",
+        help="60 placed instances on a scarce shelf (hack/capacity_bench.py)",
+    )
+    parser.add_argument("--capacity-step", type=float, default=20.0, help="seconds until more stock appears")
     parser.add_argument("--memory-profile", action="store_true", help="trace the operator's allocations")
     parser.add_argument("--rps", type=float, default=20.0, help="the simulator's and operator's rate limit")
     parser.add_argument(
@@ -529,7 +536,14 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="barrack-bench-"))
-    result = run(args, work)
+    if args.capacity:
+        from capacity_bench import run_capacity
+
+        args.metrics_port = free_port()
+        key = _obj("BarrackSSHKey", "ops-key", {"publicKey": PUBLIC_KEY})
+        result = run_capacity(args, work, start_stack, NAMESPACE, key)
+    else:
+        result = run(args, work)
     width = max(len(k) for k in result)
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")

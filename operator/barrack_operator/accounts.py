@@ -26,12 +26,14 @@ from barrack_operator.barrack import ApiKeySource, BarrackClient, BarrackError
 from barrack_operator.barrack import models as m
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.barrack.routes import Auth
+from barrack_operator.capacity import CapacityBoard
 from barrack_operator.conditions import CREDITS_LOW, READY, Condition, Reason
 from barrack_operator.costs import Accruals, Demand, PriceBook, committed_hourly, demand_hourly, runway_hours
 from barrack_operator.inventory import Inventory
+from barrack_operator.resources.account_spec import BarrackAccountSpec
 from barrack_operator.resources.common import failure_reason
 from barrack_operator.resources.model import Context, Memory, OverBudget, References, Timing
-from barrack_operator.resources.specs import DEFAULT_ACCOUNT, BarrackAccountSpec
+from barrack_operator.resources.specs import DEFAULT_ACCOUNT
 from barrack_operator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -181,6 +183,7 @@ class AccountRuntime:
         observe: Observer,
         fence: Callable[[], None],
         on_change: Callable[[set[str]], None],
+        wake: Callable[[str], None] = lambda uid: None,
     ) -> None:
         self.config = config
         self.settings = settings
@@ -202,6 +205,7 @@ class AccountRuntime:
         )
         self.prices = PriceBook(self.client, refresh_seconds=settings.prices_interval)
         self.accruals = Accruals(self.client, interval=settings.billing_interval)
+        self.capacity = CapacityBoard(self.client, self.prices, interval=settings.poll_interval, wake=wake)
         self.context = Context(
             client=self.client,
             inventory=self.inventory,
@@ -211,6 +215,7 @@ class AccountRuntime:
             mark_create=mark_create,
             admit=self.admit,
             credits_depleted=self.credits_depleted,
+            capacity=self.capacity,
         )
         self.balance: m.BalanceResponse | None = None
         self.balance_error: BarrackError | MissingApiKey | None = None
@@ -262,6 +267,7 @@ class AccountRuntime:
 
     async def stop(self) -> None:
         await self.inventory.close()
+        await self.capacity.stop()
         for task in (self._supervisor, self._poller):
             if task is not None:
                 task.cancel()

@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import itertools
 import re
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from barrack_operator.barrack import requests as rq
 from barrack_sim import money
 from barrack_sim.clock import SimClock
 from barrack_sim.errors import Conflict, Invalid, Missing, NoCredits
+from barrack_sim.stock import Shelf
 
 VOLUME_NAME = re.compile(r"^[A-Za-z0-9 _.\-]{1,50}$")
 SSH_KEY_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,50}$")
@@ -117,11 +119,13 @@ class Account:
         """Snapshot id → the source instance's GPU model, count and OS image."""
         self._restoring: dict[str, set[str]] = {}
         """Snapshot id → instances being restored from it (CREATING)."""
-        self.stock: dict[tuple[str, str], int] = {
-            (region.value, gpu): self.config.stock_per_model for region in m.Region for gpu in m.GPU_MODELS
-        }
+        self.shelf = Shelf(
+            {(region.value, gpu): self.config.stock_per_model for region in m.Region for gpu in m.GPU_MODELS}
+        )
         self._pending: dict[str, Transition] = {}
         self.created: list[tuple[str, str]] = []
+        self.created_at: dict[str, float] = {}
+        """Wall time (epoch seconds) of each instance's create."""
         """(id, name) of every volume, instance, firewall and SSH key ever created, in order."""
         self._public_ip_wanted: dict[str, bool] = {}
         self._public_ips: dict[str, str] = {}
@@ -160,6 +164,7 @@ class Account:
             if transition is not None:
                 transition.apply()
                 self.settled.append((rid, self.wall_epoch(at)))
+        self.shelf.move(now)
         self._bill(now)
         if self.depleted:
             self._hibernate_all()
@@ -211,6 +216,7 @@ class Account:
                 def done(instance: m.VMInstance = instance) -> None:
                     instance.status = IS.HIBERNATED
                     self._assign_public_ip(instance)
+                    self.shelf.give(instance.region, instance.gpu_model, instance.gpu_count)
 
                 self._schedule(instance.id, "hibernate", done)
 
@@ -448,10 +454,10 @@ class Account:
                 raise Invalid(f"Volume {boot_volume.id} is not a bootable volume in {req.region}")
             if boot_volume.status != VS.AVAILABLE:
                 raise Conflict(f"Boot volume {boot_volume.id} is {boot_volume.status}; it must be AVAILABLE")
-        if self.stock.get((req.region, req.gpu_model), 0) < req.gpu_count:
-            raise Conflict(
-                f"{req.gpu_model} x{req.gpu_count} is out of stock in {req.region}", "out_of_stock"
-            )
+        self.shelf.move(self.clock.now())
+        if self.shelf.available.get((req.region, req.gpu_model), 0) < req.gpu_count:
+            self.shelf.refusals.append((req.name, req.region, time.time()))
+            self.shelf.take(req.region, req.gpu_model, req.gpu_count)  # refused: out_of_stock
         self._charge_check(money.instance_full_hourly(req.gpu_model, req.gpu_count, self.config.currency))
         rules = [m.FirewallRule(id=self._new_id("R"), **r.model_dump()) for r in req.security_rules or []]
         instance = m.VMInstance(
@@ -469,9 +475,10 @@ class Account:
             created_at=_now_iso(),
         )
         self._public_ip_wanted[instance.id] = req.public_ip
-        self.stock[(req.region, req.gpu_model)] -= req.gpu_count
+        self.shelf.take(req.region, req.gpu_model, req.gpu_count)
         self.instances[instance.id] = instance
         self.created.append((instance.id, instance.name))
+        self.created_at[instance.id] = time.time()
         if boot_volume is not None:
             boot_volume.status = VS.ATTACHED
             boot_volume.instance_id = instance.id
@@ -518,11 +525,16 @@ class Account:
             self._charge_check(
                 money.instance_full_hourly(instance.gpu_model, instance.gpu_count, self.config.currency)
             )
+        if action == "restore":  # the hardware was released: it needs GPUs from the shelf again
+            self.shelf.move(self.clock.now())
+            self.shelf.take(instance.region, instance.gpu_model, instance.gpu_count)
         instance.status = moving
 
         def done() -> None:
             instance.status = settled
             self._assign_public_ip(instance)
+            if settled == IS.HIBERNATED:  # hibernation releases the hardware
+                self.shelf.give(instance.region, instance.gpu_model, instance.gpu_count)
 
         self._schedule(instance_id, action, done)
         return instance
@@ -545,7 +557,8 @@ class Account:
 
         def done() -> None:
             self.instances.pop(instance_id, None)
-            self.stock[(instance.region, instance.gpu_model)] += instance.gpu_count
+            if instance.status != IS.HIBERNATED:  # a hibernated one gave its GPUs back already
+                self.shelf.give(instance.region, instance.gpu_model, instance.gpu_count)
             for volume in self.volumes.values():
                 if volume.instance_id == instance_id:
                     volume.instance_id = None
@@ -811,7 +824,8 @@ class Account:
     # Account -------------------------------------------------------------------------------------
 
     def gpu_stocks(self) -> list[dict[str, object]]:
-        return [{"region": r, "gpu_model": g, "available": n} for (r, g), n in sorted(self.stock.items())]
+        self.shelf.move(self.clock.now())
+        return self.shelf.listing()
 
 
 def check_rule(rule: rq.AddFirewallRuleRequest) -> None:

@@ -425,6 +425,30 @@ def peak_rate(arrivals: Iterable[float], window: float = 1.0) -> int:
     return best
 
 
+def _stock_endpoint(sim: Simulator) -> Callable[[Request], Awaitable[Response]]:
+    async def stock(request: Request) -> Response:
+        """The GPU shelf: ``{"stock": [...], "steps": [...], "churn": [...]}`` (see
+        :meth:`Shelf.configure`); answers the levels now."""
+        shelf, now = sim.account.shelf, sim.account.clock.now()
+        if request.method == "POST":
+            try:
+                shelf.configure(json.loads(await request.body() or b"{}"), now)
+            except (KeyError, TypeError, ValueError) as exc:
+                return JSONResponse({"message": f"bad stock settings: {exc}"}, status_code=400)
+        shelf.move(now)
+        refusals = [{"name": n, "region": r, "at": at} for n, r, at in shelf.refusals]
+        return JSONResponse(
+            {
+                "stock": shelf.listing(),
+                "steps": len(shelf.steps),
+                "churn": len(shelf.churn),
+                "refusals": refusals,
+            }
+        )
+
+    return stock
+
+
 def _admin_routes(sim: Simulator) -> list[Route]:
     async def calls(_: Request) -> Response:
         return JSONResponse({f"{name} {status}": n for (name, status), n in sorted(sim.calls.items())})
@@ -463,7 +487,10 @@ def _admin_routes(sim: Simulator) -> list[Route]:
         return JSONResponse([{"id": rid, "at": at} for rid, at in sim.account.settled])
 
     async def created(_: Request) -> Response:
-        return JSONResponse([{"id": i, "name": n} for i, n in sim.account.created])
+        at = sim.account.created_at
+        return JSONResponse(
+            [{"id": i, "name": n, **({"at": at[i]} if i in at else {})} for i, n in sim.account.created]
+        )
 
     async def faults(request: Request) -> Response:
         if request.method == "POST":
@@ -493,8 +520,7 @@ def _admin_routes(sim: Simulator) -> list[Route]:
             cfg.transition_overrides.update(
                 {k: float(v) for k, v in values.get("transition_overrides", {}).items()}
             )
-            for entry in values.get("stock", []):
-                sim.account.stock[(entry["region"], entry["gpu_model"])] = int(entry["available"])
+            sim.account.shelf.configure({"stock": values.get("stock", [])}, sim.account.clock.now())
         return JSONResponse(
             {
                 "transition_seconds": cfg.transition_seconds,
@@ -544,6 +570,7 @@ def _admin_routes(sim: Simulator) -> list[Route]:
         Route("/config", config, methods=["GET", "POST"]),
         Route("/advance", advance, methods=["POST"]),
         Route("/top-up", top_up, methods=["POST"]),
+        Route("/stock", _stock_endpoint(sim), methods=["GET", "POST"]),
         Route("/state", state, methods=["POST"]),
         Route("/healthz", health, methods=["GET"]),
     ]

@@ -42,6 +42,15 @@ def with_spec(manifest: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {**manifest, "spec": {**manifest["spec"], **fields}}
 
 
+PLACES = [{"region": "US-1", "gpuModel": "A40", "gpuCount": 1}]
+
+
+def placed(places: list[dict[str, Any]]) -> dict[str, Any]:
+    """A BarrackInstance with placement (and an imageId): no region, gpuModel or gpuCount."""
+    manifest = without(without(instance("i", "img", placement=places), "region"), "gpuModel")
+    return manifest
+
+
 def rule(**fields: Any) -> list[dict[str, Any]]:
     return [{**RULE, **fields}]
 
@@ -56,7 +65,8 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("volume-size-missing", without(volume("v"), "sizeGB"), "spec.sizeGB"),
     ("volume-region-unknown", volume("v", region="MARS-1"), "spec.region"),
     ("volume-region-lowercase", volume("v", region="us-1"), "spec.region"),
-    ("volume-region-missing", without(volume("v"), "region"), "spec.region"),
+    ("volume-region-missing", without(volume("v"), "region"), "region is required, unless instanceRef"),
+    ("volume-bootable-follows-instance", without(volume("v", bootable=True, imageId="BRK-1I", instanceRef={"name": "i"}), "region"), "region is required"),
     ("volume-type-unknown", volume("v", volumeType="Floppy"), "spec.volumeType"),
     ("volume-name-slash", with_spec(volume("v"), name="bad/name"), "spec.name"),
     ("volume-name-too-long", with_spec(volume("v"), name="n" * 51), "spec.name"),
@@ -77,7 +87,16 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("instance-gpu-count-3", instance("i", "img", gpuCount=3), "spec.gpuCount"),
     ("instance-gpu-count-string", instance("i", "img", gpuCount="one"), "spec.gpuCount"),
     ("instance-gpu-model-unknown", instance("i", "img", gpuModel="GTX-1080"), "spec.gpuModel"),
-    ("instance-gpu-model-missing", without(instance("i", "img"), "gpuModel"), "spec.gpuModel"),
+    ("instance-gpu-model-missing", without(instance("i", "img"), "gpuModel"), "region and gpuModel go together"),
+    ("instance-placement-and-region", instance("i", "img", placement=PLACES), "exactly one of the two"),
+    ("instance-neither-form", without(without(instance("i", "img"), "region"), "gpuModel"), "exactly one of the two"),
+    ("instance-placement-gpu-count", without(without(instance("i", "img", placement=PLACES, gpuCount=2), "region"), "gpuModel"), "each alternative names its gpuCount"),
+    ("instance-nine-alternatives", placed(PLACES * 9), "spec.placement"),
+    ("instance-no-alternative", placed([]), "spec.placement"),
+    ("instance-placement-gpu-unknown", placed([{"region": "US-1", "gpuModel": "GTX-1080"}]), "spec.placement[0].gpuModel"),
+    ("instance-placement-region-unknown", placed([{"region": "MARS-1", "gpuModel": "A40"}]), "spec.placement[0].region"),
+    ("instance-max-price-zero", with_spec(placed(PLACES), maxHourlyPrice=0), "spec.maxHourlyPrice"),
+    ("instance-image-and-image-id", with_spec(placed(PLACES), image={"name": "Ubuntu 22.04"}), "exactly one boot source"),
     ("instance-power-unknown", instance("i", "img", powerState="Sleeping"), "spec.powerState"),
     ("instance-power-lowercase", instance("i", "img", powerState="running"), "spec.powerState"),
     ("instance-ssh-keys-empty", instance("i", "img", sshKeyRefs=[]), "spec.sshKeyRefs"),
@@ -141,6 +160,8 @@ IMMUTABLE: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ("instance-startup-script", instance("i", "img"), {"startupScript": "BRK-1S"}, "startupScript is immutable"),
     ("instance-cloud-init", instance("i", "img", cloudInit="#cloud-config"), {"cloudInit": "#cloud-config\n"}, "cloudInit is immutable"),
     ("instance-boot-volume", instance("i", "img"), {"imageId": None, "bootVolumeRef": {"name": "boot"}}, "bootVolumeRef is immutable"),
+    ("instance-placement", placed(PLACES), {"placement": [{"region": "NORWAY-1", "gpuModel": "A40"}]}, "placement is immutable"),
+    ("instance-image-by-name", with_spec(without(instance("i", "img"), "imageId"), image={"name": "a"}), {"image": {"name": "b"}}, "image is immutable"),
     ("firewall-description", firewall(), {"description": "other"}, "description is immutable"),
     ("firewall-name", firewall(), {"name": "other"}, "name is immutable"),
     ("ssh-key-name", ssh_key(), {"name": "other"}, "name is immutable"),
@@ -168,17 +189,18 @@ def created_names(sim: Sim) -> set[str]:
     return {entry["name"] for entry in sim.admin("created")}
 
 
-def test_gpu_out_of_stock_is_synced_false_and_creates_nothing(
+def test_gpu_out_of_stock_waits_as_no_capacity_and_creates_nothing(
     kube: Kube, sim: Sim, operator: Operator
 ) -> None:
     sim.admin("config", {"stock": [{"region": "US-1", "gpu_model": "H100-PCIe-80GB", "available": 0}]})
     kube.apply(ssh_key())
     kube.apply(instance("trainer", sim.image(), gpuModel="H100-PCIe-80GB"))
-    condition = kube.wait_condition("binst", "trainer", "Synced", "False", reason="OutOfStock")
-    assert "out of stock in US-1" in condition["message"]
-    assert "Choose another gpuModel, gpuCount or region, or wait for stock" in condition["message"]
+    condition = kube.wait_condition("binst", "trainer", "Synced", "False", reason="NoCapacity")
+    assert "H100-PCIe-80GB x1 in US-1: stock 0 of 1" in condition["message"]
+    assert "creates this one as soon as an alternative fits" in condition["message"]
     assert "trainer" not in created_names(sim) and not sim.inventory()["instances"]
-    # The next step works: stock comes back, the operator's retry creates it.
+    assert not [k for k in sim.calls() if k.startswith("create_instance ")], "no create while none fits"
+    # The next step works: stock comes back, and the next stock read creates it.
     sim.admin("config", {"stock": [{"region": "US-1", "gpu_model": "H100-PCIe-80GB", "available": 8}]})
     kube.wait_condition("binst", "trainer", "Ready", "True", timeout=60)
 

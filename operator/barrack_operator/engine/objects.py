@@ -49,6 +49,7 @@ def view(kind: Kind, body: Mapping[str, Any]) -> ObjectView:
         reconcile_requested_at=annotations.get(RECONCILE_REQUESTED_ANNOTATION),
         finalizers=tuple(meta.get("finalizers") or ()),
         resource_version=str(meta.get("resourceVersion", "")),
+        created_at=str(meta.get("creationTimestamp") or ""),
     )
 
 

@@ -86,7 +86,8 @@ class Registry:
             state=status.get("state"),
             labels=meta.get("labels") or {},
             account=((body.get("spec") or {}).get("accountRef") or {}).get("name"),
-            region=(body.get("spec") or {}).get("region"),
+            region=(body.get("spec") or {}).get("region") or _landed_region(status),
+            instance_ref=((body.get("spec") or {}).get("instanceRef") or {}).get("name"),
             manages=(body.get("spec") or {}).get("managementPolicy") != "Observe",
         )
         previous = self.objects.get(key)
@@ -120,3 +121,10 @@ class Registry:
 
     def forget(self, uid: str) -> None:
         self._unwatch(uid)
+
+
+def _landed_region(status: dict[str, Any]) -> str | None:
+    """The region an object's status says its resource is in: an instance's placement, a volume's
+    region."""
+    placement = status.get("placement") or {}
+    return placement.get("region") or status.get("region")

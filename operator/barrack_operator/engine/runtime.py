@@ -79,6 +79,8 @@ class Runtime:
         self.status_writer: StatusWriter | None = None
         self.elector: LeaderElector | None = None
         self._keeper: asyncio.Task[None] | None = None
+        self.queue = WorkQueue(self._reconcile_key, name="barrack-reconcile")
+        self.registry.queue = self.queue
         self.writer = ObjectWriter(lambda: self.status_writer, self.leading, self.memory, self.timing)
         """Everything written on objects: status, events, the create mark and the finalizer."""
         self.uninstall = Uninstall(lambda: self.status_writer, self.writer, self.memory, self.timing)
@@ -95,6 +97,7 @@ class Runtime:
                 "observe": self._observe_call,
                 "fence": self._fence,
                 "on_change": self._on_inventory_change,
+                "wake": self.queue.wake,
             },
         )
         self.accounts = self.account_set.by_name
@@ -121,8 +124,6 @@ class Runtime:
         self._work: dict[str, tuple[Work, Callable[[str], None]]] = {}
         self._objects: dict[str, tuple[Kind, dict[str, Any]]] = {}
         """Per object served, its kind and latest body (kopf's, as its watch delivered it)."""
-        self.queue = WorkQueue(self._reconcile_key, name="barrack-reconcile")
-        self.registry.queue = self.queue
 
     @property
     def default(self) -> AccountRuntime:
@@ -486,6 +487,8 @@ class Runtime:
         self.registry.forget(uid)
         self.mutations.forget(uid)
         self.writer.forget(uid)
+        for account in self.accounts.values():
+            account.capacity.forget(uid)
         for _, forget in self._work.values():
             forget(uid)
 

@@ -128,8 +128,9 @@ def refused_create(error: PreconditionFailed, what: str) -> steps.Blocked:
     if error.error_code == "out_of_stock":
         return steps.Blocked(
             Reason.OUT_OF_STOCK,
-            f"Barrack cannot create the {what} now: {error.message}. Choose another gpuModel, gpuCount or "
-            "region, or wait for stock",
+            f"Barrack refused to create the {what}: {error.message}, moments after its stock listing showed "
+            "enough, and no other alternative fits; it is tried again once Barrack's stock changes (add "
+            "alternatives to spec.placement to widen the choice)",
         )
     return steps.Blocked(
         Reason.CREATE_BLOCKED,
@@ -159,7 +160,7 @@ class KindReconciler(ABC, Generic[S, T, I]):
         written: a wait costs no write of the object)."""
         return None
 
-    def demand(self, spec: S) -> Demand | None:
+    def demand(self, spec: S, inputs: I) -> Demand | None:
         """What the resource would add to the account's burn (for the budget guard); None: free."""
         return None
 
@@ -171,6 +172,11 @@ class KindReconciler(ABC, Generic[S, T, I]):
 
     @abstractmethod
     def status(self, item: T) -> dict[str, Any]: ...
+
+    def status_of(self, ctx: Context, item: T, inputs: I | None) -> dict[str, Any]:
+        """The status fields of the resource; what :meth:`status` says, unless a kind adds what
+        only its inputs know."""
+        return self.status(item)
 
     @abstractmethod
     def plan(self, ctx: Context, spec: S, item: T, inputs: I) -> steps.Step: ...
@@ -257,7 +263,7 @@ class KindReconciler(ABC, Generic[S, T, I]):
                 self.fetch(ctx),
                 lambda: self.create(ctx, obj, spec, inputs),
                 recreate=not self.holds_data or obj.recreate_requested,
-                demand=self.demand(spec),
+                demand=self.demand(spec, inputs),
                 spec_defaults=self.create_defaults(spec),
             )
         except OverBudget as exc:
@@ -448,7 +454,7 @@ class KindReconciler(ABC, Generic[S, T, I]):
         self, ctx: Context, out: Outcome, item: T | None, step: steps.Step, inputs: I | None
     ) -> Outcome:
         if item is not None:
-            out.status = self.status(item)
+            out.status = self.status_of(ctx, item, inputs)
             out.watch.add(id_key(item.id))
         out.conditions += self.extra_conditions(ctx, item, step, inputs)
         return report(out, step, ctx)
@@ -463,7 +469,7 @@ class KindReconciler(ABC, Generic[S, T, I]):
         inputs: I | None,
     ) -> Outcome:
         if item is not None:
-            out.status = self.status(item)
+            out.status = self.status_of(ctx, item, inputs)
             out.watch.add(id_key(item.id))
         if step is not None:
             out.conditions += self.extra_conditions(ctx, item, step, inputs)

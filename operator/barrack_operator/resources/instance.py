@@ -10,11 +10,13 @@ from HIBERNATED. A move that needs two steps (SHUTOFF to HIBERNATED) takes the f
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from barrack_operator.barrack import PreconditionFailed
 from barrack_operator.barrack import models as wire
 from barrack_operator.barrack import requests as rq
+from barrack_operator.capacity import Place, Placement, Want
 from barrack_operator.conditions import Reason
 from barrack_operator.costs import Demand
 from barrack_operator.resources import specs, steps
@@ -22,6 +24,7 @@ from barrack_operator.resources.deletion import DELETIONS
 from barrack_operator.resources.frame import KindReconciler, Unresolved
 from barrack_operator.resources.guard import differences
 from barrack_operator.resources.model import Context, CreditsDepleted, ObjectView, Outcome, id_key, ref_key
+from barrack_operator.resources.placement import volume_pin
 from barrack_operator.resources.rules import security_rule_plan
 from barrack_operator.resources.sources import resolve_snapshot
 
@@ -49,8 +52,9 @@ def _resolve(ctx: Context, obj: ObjectView, out: Outcome, kind: str, name: str) 
 
 @dataclass(frozen=True)
 class InstanceInputs:
-    """The Barrack ids of the SSH keys and boot source the spec names (None while unresolved), and
-    the region of a custom image or snapshot to boot from (Barrack makes the instance there)."""
+    """The Barrack ids of the SSH keys and boot source the spec names (None while unresolved), the
+    region of a custom image or snapshot to boot from (Barrack makes the instance there), the
+    alternatives, and, while the instance is not made yet, where it may land."""
 
     key_ids: tuple[str | None, ...]
     boot_volume_id: str | None
@@ -58,18 +62,51 @@ class InstanceInputs:
     custom_image_id: str | None = None
     restore_snapshot_id: str | None = None
     source_region: tuple[str, str] | None = None
-    """(what, region) of a custom image or snapshot source, for the region check."""
+    """(what, region) of a boot source that pins the region: a custom image, a snapshot, a boot volume."""
+    places: tuple[Place, ...] = ()
+    want: Want | None = None
+    placement: Placement | None = None
+    """Where a new instance may land now; None once it exists (or while it cannot be placed)."""
 
 
 def source_region_mismatch(spec: specs.BarrackInstanceSpec, inputs: InstanceInputs) -> steps.Blocked | None:
-    """A custom image deploys, and a snapshot restores, only in its own region."""
-    if inputs.source_region is None or inputs.source_region[1] == spec.region:
+    """A custom image deploys, a snapshot restores and a boot volume boots only in its own region:
+    every alternative must be there."""
+    if inputs.source_region is None:
         return None
     what, region = inputs.source_region
+    if spec.placement is None:
+        if spec.region == region:
+            return None
+        return steps.Blocked(
+            Reason.INVALID_SPEC,
+            f"{what} is in {region} and the spec says region {spec.region}: Barrack makes the instance in the "
+            f"{what.split()[0]}'s region; set region: {region}",
+        )
+    elsewhere = [f"placement[{i}] ({p.region})" for i, p in enumerate(inputs.places) if p.region != region]
+    if not elsewhere:
+        return None
     return steps.Blocked(
         Reason.INVALID_SPEC,
-        f"{what} is in {region} and the spec says region {spec.region}: Barrack makes the instance in the "
-        f"{what.split()[0]}'s region; set region: {region}",
+        f"{what} is in {region}, and {', '.join(elsewhere)} {'is' if len(elsewhere) == 1 else 'are'} not: Barrack "
+        f"makes the instance in the {what.split()[0]}'s region; keep only alternatives in {region}",
+    )
+
+
+def places_of(spec: specs.BarrackInstanceSpec) -> tuple[Place, ...]:
+    return tuple(Place(str(a.region), a.gpuModel, a.gpuCount) for a in spec.alternatives())
+
+
+def alternative_of(places: tuple[Place, ...], instance: wire.VMInstance) -> int | None:
+    """Which alternative the instance is (the first that matches its region and GPUs)."""
+    return next(
+        (
+            i
+            for i, p in enumerate(places)
+            if (p.region, p.gpu_model, p.gpu_count)
+            == (instance.region, instance.gpu_model, instance.gpu_count)
+        ),
+        None,
     )
 
 
@@ -112,22 +149,60 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
     spec_model = specs.BarrackInstanceSpec
     states = IS
 
-    def demand(self, spec: specs.BarrackInstanceSpec) -> Demand:
-        return Demand("instances", gpu_model=spec.gpuModel, gpu_count=spec.gpuCount)
+    def demand(self, spec: specs.BarrackInstanceSpec, inputs: InstanceInputs) -> Demand:
+        placement = inputs.placement
+        place = inputs.places[placement.index if placement and placement.index is not None else 0]
+        return Demand("instances", gpu_model=place.gpu_model, gpu_count=place.gpu_count)
 
     async def observe(
         self, ctx: Context, obj: ObjectView, spec: specs.BarrackInstanceSpec, out: Outcome
     ) -> InstanceInputs:
+        inputs = await self._sources(ctx, obj, spec, out)
+        if obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or spec.adoptId:
+            ctx.capacity.forget(obj.uid)  # it exists: it waits for no place
+            return inputs
+        if inputs.unresolved or source_region_mismatch(spec, inputs) is not None:
+            return inputs
+        want = Want(
+            uid=obj.uid,
+            created=obj.created_at,
+            places=inputs.places,
+            max_price=spec.maxHourlyPrice,
+            pinned=volume_pin(ctx, obj, inputs.places),
+            no_image=await self._regions_without_image(ctx, spec, inputs.places),
+            image=repr(spec.image.name) if spec.image else str(spec.imageId),
+        )
+        return replace(inputs, want=want, placement=await ctx.capacity.place(want))
+
+    async def _regions_without_image(
+        self, ctx: Context, spec: specs.BarrackInstanceSpec, places: tuple[Place, ...]
+    ) -> frozenset[str]:
+        """The alternatives' regions that have no OS image of the name (spec.image) or id (spec.imageId)
+        the instance boots from; only alternatives of several regions need a look."""
+        wanted = spec.image.name if spec.image else spec.imageId
+        regions = {p.region for p in places}
+        if wanted is None or (spec.image is None and len(regions) == 1):
+            return frozenset()
+        return frozenset([r for r in sorted(regions) if wanted not in await ctx.capacity.image_ids(r)])
+
+    async def _sources(
+        self, ctx: Context, obj: ObjectView, spec: specs.BarrackInstanceSpec, out: Outcome
+    ) -> InstanceInputs:
+        """The SSH keys and the boot source, resolved to Barrack ids, and the region a boot source pins."""
         key_ids = tuple(_resolve(ctx, obj, out, "BarrackSSHKey", ref.name) for ref in spec.sshKeyRefs)
         boot = spec.bootVolumeRef
         boot_volume_id = _resolve(ctx, obj, out, "BarrackVolume", boot.name) if boot else None
         unresolved = [
             f"BarrackSSHKey {r.name}" for r, k in zip(spec.sshKeyRefs, key_ids, strict=True) if k is None
         ]
+        source_region: tuple[str, str] | None = None
         if boot and boot_volume_id is None:
             unresolved.append(f"boot BarrackVolume {boot.name}")
+        elif boot:
+            info = ctx.refs.get("BarrackVolume", obj.namespace, boot.name)
+            if info is not None and info.region:
+                source_region = (f"boot volume {boot_volume_id}", info.region)
         custom_image_id = restore_id = None
-        source_region: tuple[str, str] | None = None
         if spec.customImageRef or spec.customImageId:
             await ctx.inventory.listed_once("images")
             if spec.customImageRef:
@@ -153,7 +228,13 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
                 snapshot = ctx.inventory.snapshots.items[restore_id]
                 source_region = (f"snapshot {restore_id}", snapshot.region)
         return InstanceInputs(
-            key_ids, boot_volume_id, tuple(unresolved), custom_image_id, restore_id, source_region
+            key_ids,
+            boot_volume_id,
+            tuple(unresolved),
+            custom_image_id,
+            restore_id,
+            source_region,
+            places_of(spec),
         )
 
     def before_create(
@@ -161,7 +242,13 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
     ) -> steps.Blocked | None:
         if inputs.unresolved:
             raise Unresolved(f"{', '.join(inputs.unresolved)} not Ready yet")
-        return source_region_mismatch(spec, inputs)
+        mismatch = source_region_mismatch(spec, inputs)
+        if mismatch is not None:
+            return mismatch
+        if inputs.placement is not None and inputs.placement.index is None:
+            reason = Reason.OUT_OF_STOCK if inputs.placement.refused else Reason.NO_CAPACITY
+            return steps.Blocked(reason, inputs.placement.message(ctx.capacity.interval))
+        return None
 
     def fetch(self, ctx: Context) -> Callable[[str], Awaitable[wire.VMInstance]]:
         return ctx.client.get_instance
@@ -169,27 +256,59 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
     async def create(
         self, ctx: Context, obj: ObjectView, spec: specs.BarrackInstanceSpec, inputs: InstanceInputs
     ) -> wire.VMInstance:
+        """Create at the alternative placed; one Barrack refuses as out of stock (its listing
+        was a moment old) moves on to the next that fits, at once, each tried once."""
         if inputs.unresolved:
             raise Unresolved(f"{', '.join(inputs.unresolved)} not Ready yet")
+        placement = inputs.placement or Placement(0)
+        index = placement.index
+        while True:
+            assert index is not None
+            try:
+                made = await self._create_at(ctx, obj, spec, inputs, inputs.places[index])
+            except PreconditionFailed as error:
+                if error.error_code != "out_of_stock" or inputs.want is None:
+                    raise
+                ctx.capacity.refused(obj.uid, index)
+                index = (await ctx.capacity.place(inputs.want)).index
+                if index is None:
+                    raise
+                continue
+            ctx.capacity.taken(obj.uid, index)
+            return made
+
+    async def _create_at(
+        self,
+        ctx: Context,
+        obj: ObjectView,
+        spec: specs.BarrackInstanceSpec,
+        inputs: InstanceInputs,
+        place: Place,
+    ) -> wire.VMInstance:
         public_ip = True if spec.publicIP is None else spec.publicIP  # the default, at create only
         if inputs.restore_snapshot_id is not None:  # rules and firewalls follow, as for any instance
             return await ctx.client.restore_snapshot(
                 inputs.restore_snapshot_id,
                 rq.RestoreSnapshotRequest(
                     name=obj.barrack_name,
-                    gpu_model=spec.gpuModel,
-                    gpu_count=spec.gpuCount,
+                    gpu_model=place.gpu_model,
+                    gpu_count=place.gpu_count,
                     ssh_key_ids=[k for k in inputs.key_ids if k],
                     public_ip=public_ip,
                 ),
             )
+        image_id = spec.imageId
+        if spec.image is not None:
+            image_id = (await ctx.capacity.image_ids(place.region)).get(spec.image.name)
+            if image_id is None:
+                raise Unresolved(f"Barrack lists no OS image {spec.image.name!r} in {place.region}")
         return await ctx.client.create_instance(
             rq.DeploymentRequest(
                 name=obj.barrack_name,
-                region=spec.region,
-                gpu_model=spec.gpuModel,
-                gpu_count=spec.gpuCount,
-                image_id=spec.imageId,
+                region=place.region,
+                gpu_model=place.gpu_model,
+                gpu_count=place.gpu_count,
+                image_id=image_id,
                 boot_volume_id=inputs.boot_volume_id,
                 custom_image_id=inputs.custom_image_id,
                 ssh_key_ids=[k for k in inputs.key_ids if k],
@@ -201,13 +320,19 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
         )
 
     def mismatches(self, spec: specs.BarrackInstanceSpec, item: wire.VMInstance) -> list[str]:
-        return differences(
-            [
-                ("region", spec.region, item.region),
-                ("gpuModel", spec.gpuModel, item.gpu_model),
-                ("gpuCount", spec.gpuCount, item.gpu_count),
-            ]
-        )
+        if spec.placement is None:
+            return differences(
+                [
+                    ("region", spec.region, item.region),
+                    ("gpuModel", spec.gpuModel, item.gpu_model),
+                    ("gpuCount", spec.gpuCount or 1, item.gpu_count),
+                ]
+            )
+        if alternative_of(places_of(spec), item) is not None:
+            return []
+        return [
+            f"placement: Barrack has {item.gpu_model} x{item.gpu_count} in {item.region}, none of the alternatives"
+        ]
 
     def status(self, item: wire.VMInstance) -> dict[str, Any]:
         known = item.status in IS.__members__
@@ -219,6 +344,18 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
             "privateIP": item.private_ip,
             "powerState": power.value if power else item.status.title(),
         }
+
+    def status_of(self, ctx: Context, item: wire.VMInstance, inputs: InstanceInputs | None) -> dict[str, Any]:
+        """With where the instance is: its region and GPUs, which alternative, and its price."""
+        landed = Place(item.region, item.gpu_model, item.gpu_count)
+        placement = {
+            "region": item.region,
+            "gpuModel": item.gpu_model,
+            "gpuCount": item.gpu_count,
+            "alternative": alternative_of(inputs.places, item) if inputs and len(inputs.places) > 1 else None,
+            "hourlyPrice": ctx.capacity.hourly(landed),
+        }
+        return {**self.status(item), "placement": {k: v for k, v in placement.items() if v is not None}}
 
     def plan(
         self, ctx: Context, spec: specs.BarrackInstanceSpec, item: wire.VMInstance, inputs: InstanceInputs

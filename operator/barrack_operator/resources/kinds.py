@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from barrack_operator.resources import account_spec
 from barrack_operator.resources import specs as s
 from barrack_operator.resources import statuses as st
 
@@ -67,6 +68,8 @@ INSTANCE = Kind(
         "region",
         "gpuModel",
         "gpuCount",
+        "placement",
+        "image",
         "imageId",
         "bootVolumeRef",
         "customImageRef",
@@ -77,7 +80,8 @@ INSTANCE = Kind(
         "cloudInit",
     ),
     extra_columns=(
-        _col("GPU", ".spec.gpuModel"),
+        _col("Region", ".status.placement.region"),
+        _col("GPU", ".status.placement.gpuModel"),
         _col("Power", ".status.powerState"),
         _col("Public-IP", ".status.publicIP"),
         _col("Cost/h", ".status.cost.hourly", "number"),
@@ -152,7 +156,7 @@ ACCOUNT = Kind(
     kind="BarrackAccount",
     plural="barrackaccounts",
     short_name="bacct",
-    spec=s.BarrackAccountSpec,
+    spec=account_spec.BarrackAccountSpec,
     status=st.BarrackAccountStatus,
     description="A Barrack account: its API key (a Secret), API URL, rate limit, the namespaces that may use "
     "it, a budget, and in status its balance, hourly burn and runway.",
@@ -177,6 +181,11 @@ BY_KIND: dict[str, Kind] = {kind.kind: kind for kind in KINDS}
 EXTRA_SPEC_VALIDATIONS: dict[str, list[dict[str, str]]] = {
     "BarrackVolume": [
         {
+            "rule": "has(self.region) || (has(self.instanceRef) && !self.bootable && !has(self.source))",
+            "message": "region is required, unless instanceRef names the instance whose region a new, empty, "
+            "non-bootable volume follows",
+        },
+        {
             "rule": "!(has(self.instanceRef) && has(self.instanceId))",
             "message": "set instanceRef or instanceId, not both",
         },
@@ -191,6 +200,18 @@ EXTRA_SPEC_VALIDATIONS: dict[str, list[dict[str, str]]] = {
         {"rule": "!has(oldSelf.sizeGB) || self.sizeGB >= oldSelf.sizeGB", "message": "sizeGB can only grow"},
     ],
     "BarrackInstance": [
+        {
+            "rule": "has(self.placement) != has(self.region)",
+            "message": "set region with gpuModel (and gpuCount), or placement: exactly one of the two",
+        },
+        {
+            "rule": "has(self.region) == has(self.gpuModel)",
+            "message": "region and gpuModel go together",
+        },
+        {
+            "rule": "!has(self.placement) || !has(self.gpuCount)",
+            "message": "with placement, each alternative names its gpuCount",
+        },
         {
             "rule": " + ".join(f"(has(self.{f}) ? 1 : 0)" for f in s.BOOT_SOURCES) + " == 1",
             "message": f"set exactly one boot source: {', '.join(s.BOOT_SOURCES)}",

@@ -18,6 +18,7 @@ from barrack_operator.barrack import (
     BarrackClient,
 )
 from barrack_operator.barrack import models as wire
+from barrack_operator.capacity import Place, Placement, Want
 from barrack_operator.conditions import Condition
 from barrack_operator.costs import Demand
 from barrack_operator.inventory import Inventory
@@ -55,6 +56,8 @@ class ObjectView:
     """The value of ``barrack.ai/reconcile-requested-at``, echoed once a pass handled it."""
     finalizers: tuple[str, ...] = ()
     """``metadata.finalizers`` as the object was seen."""
+    created_at: str = ""
+    """``metadata.creationTimestamp``: who waited longest for scarce GPUs."""
     resource_version: str = ""
     """``metadata.resourceVersion`` as the object was seen (a precondition for a write that must
     not clobber another writer's finalizers)."""
@@ -152,13 +155,20 @@ class RefInfo:
     account: str | None = None
     """The spec's accountRef name (None: the default account)."""
     region: str | None = None
-    """The spec's region, known before the object has an id."""
+    """The spec's region, else the one its status says it landed in (an instance's placement, a
+    volume's region)."""
+    instance_ref: str | None = None
+    """The BarrackInstance a volume's spec.instanceRef names."""
     manages: bool = True
     """False for ``managementPolicy: Observe``: it records an id but never owns it."""
 
 
 class References(Protocol):
     def get(self, kind: str, namespace: str, name: str) -> RefInfo | None: ...
+
+    def of_kind(self, kind: str, namespace: str) -> list[tuple[str, RefInfo]]:
+        """The objects of a kind in a namespace, by name."""
+        ...
 
     def claimed_by_other(self, barrack_id: str, uid: str) -> bool: ...
 
@@ -261,6 +271,49 @@ class Context:
     admit: Callable[[str, Demand], Awaitable[None]] = _no_budget
     """The account's budget guard: raises :class:`OverBudget` when what is asked (a create, a
     power-on) would raise the account's burn above its maxHourlySpend; else reserves it."""
+    capacity: Capacity = field(default_factory=lambda: AnyPlace())  # noqa: PLW0108 - defined below
+    """Where new instances may land: Barrack's stock, prices and OS images (see :mod:`capacity`)."""
+
+
+class Capacity(Protocol):
+    interval: float
+
+    async def place(self, want: Want) -> Placement: ...
+
+    def refused(self, uid: str, index: int) -> None: ...
+
+    def taken(self, uid: str, index: int) -> None: ...
+
+    def forget(self, uid: str) -> None: ...
+
+    def hourly(self, place: Place) -> float | None: ...
+
+    async def image_ids(self, region: str) -> dict[str, str]: ...
+
+
+class AnyPlace:
+    """A Context without a capacity board (unit tests of other kinds): the first alternative,
+    always; no image is looked up."""
+
+    interval = 2.0
+
+    async def place(self, want: Want) -> Placement:
+        return Placement(0)
+
+    def refused(self, uid: str, index: int) -> None:
+        return None
+
+    def taken(self, uid: str, index: int) -> None:
+        return None
+
+    def forget(self, uid: str) -> None:
+        return None
+
+    def hourly(self, place: Place) -> float | None:
+        return None
+
+    async def image_ids(self, region: str) -> dict[str, str]:
+        return {}
 
 
 class OverBudget(Exception):

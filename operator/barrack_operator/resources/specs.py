@@ -147,8 +147,10 @@ class VolumeSource(Model):
 
 
 class BarrackVolumeSpec(CommonSpec):
-    region: wire.Region = Field(
-        description="Barrack region; immutable. A volume attaches only in its region."
+    region: wire.Region | None = Field(
+        default=None,
+        description="Barrack region; immutable. A volume attaches only in its region. Left out (with "
+        "instanceRef): the region its instance lands in, once the instance is placed.",
     )
     sizeGB: int = Field(
         description="Size in GB, 100 to 1048576. Grows with a resize (NVMe and HDD only); never shrinks.",
@@ -241,21 +243,76 @@ class RestoreSource(Model):
     )
 
 
-BOOT_SOURCES = ("imageId", "bootVolumeRef", "customImageRef", "customImageId", "restoreFrom")
+BOOT_SOURCES = ("imageId", "image", "bootVolumeRef", "customImageRef", "customImageId", "restoreFrom")
 """A BarrackInstance's boot sources: exactly one is set."""
 
 
-class BarrackInstanceSpec(CommonSpec):
-    region: wire.Region = Field(description="Barrack region; immutable.")
+class Alternative(Model):
+    """One place an instance may land: a region and a GPU model and count."""
+
+    region: wire.Region = Field(description="Barrack region.")
     gpuModel: str = Field(
-        description="GPU model, e.g. A40 or H100-SXM5-80GB; immutable.",
+        description="GPU model, e.g. A40 or H100-SXM5-80GB.",
         json_schema_extra={"enum": list(wire.GPU_MODELS)},
     )
     gpuCount: int = Field(
-        default=1,
-        description="GPUs: 1, 2, 4 or 8; immutable.",
+        default=1, description="GPUs: 1, 2, 4 or 8.", json_schema_extra={"enum": list(wire.GPU_COUNTS)}
+    )
+
+
+class OSImageName(Model):
+    name: str = Field(
+        description="The OS image's name, e.g. Ubuntu 22.04; the operator uses that image's id in the region "
+        "the instance lands in.",
+        min_length=1,
+        max_length=100,
+    )
+
+
+MAX_ALTERNATIVES = 8
+
+
+class BarrackInstanceSpec(CommonSpec):
+    region: wire.Region | None = Field(
+        default=None, description="Barrack region; immutable. Set region and gpuModel, or placement."
+    )
+    gpuModel: str | None = Field(
+        default=None,
+        description="GPU model, e.g. A40 or H100-SXM5-80GB; immutable. Set region and gpuModel, or placement.",
+        json_schema_extra={"enum": list(wire.GPU_MODELS)},
+    )
+    gpuCount: int | None = Field(
+        default=None,
+        description="GPUs: 1, 2, 4 or 8; immutable. Left out: 1. With region and gpuModel only.",
         json_schema_extra={"enum": list(wire.GPU_COUNTS)},
     )
+    placement: list[Alternative] | None = Field(
+        default=None,
+        description="Where the instance may land, in order of preference (instead of region, gpuModel and "
+        "gpuCount); immutable. The operator takes the first alternative whose GPUs Barrack has in stock "
+        "and whose price is within maxHourlyPrice; a create refused as out of stock moves on to the next.",
+        min_length=1,
+        max_length=MAX_ALTERNATIVES,
+    )
+    maxHourlyPrice: float | None = Field(
+        default=None,
+        description="The most the instance may cost per hour while running, in the account's currency; an "
+        "alternative priced above it is not taken.",
+        gt=0,
+    )
+    image: OSImageName | None = Field(
+        default=None,
+        description="OS image to boot from, by name, resolved in the region the instance lands in (one boot "
+        "source); immutable.",
+    )
+
+    def alternatives(self) -> list[Alternative]:
+        """The places the instance may land, in order: placement, or the one region and GPU."""
+        if self.placement:
+            return list(self.placement)
+        assert self.region is not None and self.gpuModel is not None, "the CRD requires them"
+        return [Alternative(region=self.region, gpuModel=self.gpuModel, gpuCount=self.gpuCount or 1)]
+
     imageId: str | None = Field(
         default=None,
         description="OS image to boot from (one boot source of imageId, bootVolumeRef, "
@@ -426,62 +483,3 @@ class BarrackSnapshotScheduleSpec(Model):
         le=1000,
     )
     suspend: bool = Field(default=False, description="true: take no snapshot until set back to false.")
-
-
-class SecretKeyRef(Model):
-    name: str = Field(
-        description="Name of a Secret in the operator's own namespace (the only namespace it reads Secrets in).",
-        pattern=DNS_SUBDOMAIN_PATTERN,
-        max_length=253,
-    )
-    key: str = Field(
-        default="api-key", description="Key in the Secret holding the API key.", pattern=r"^[-._a-zA-Z0-9]+$"
-    )
-
-
-class AccountAuth(Model):
-    header: str = Field(
-        default="Authorization",
-        description="Request header carrying the key (the legacy dialect: api_key).",
-        pattern=HEADER_TOKEN_PATTERN,
-    )
-    scheme: str = Field(
-        default="Bearer",
-        description="Word before the key in that header; none sends the bare key.",
-        pattern=HEADER_TOKEN_PATTERN,
-    )
-
-
-class AccountRateLimit(Model):
-    requestsPerSecond: float = Field(
-        default=10.0, description="Calls per second to Barrack for this account.", gt=0, lt=1000
-    )
-    burst: int = Field(
-        default=5, description="Calls that may go at once before the rate applies.", ge=1, le=1000
-    )
-
-
-class BarrackAccountSpec(Model):
-    secretRef: SecretKeyRef = Field(description="Where the API key is: a Secret in the operator's namespace.")
-    apiUrl: str = Field(
-        default="https://barrack.ai/api", description="Barrack API base URL.", pattern=r"^https?://\S+$"
-    )
-    auth: AccountAuth = Field(default_factory=AccountAuth, description="How the key travels.")
-    rateLimit: AccountRateLimit = Field(
-        default_factory=AccountRateLimit, description="This account's own rate limit for Barrack calls."
-    )
-    allowedNamespaces: list[str] = Field(
-        default_factory=list,
-        description="Namespaces whose objects may use this account; empty: every namespace.",
-        json_schema_extra={"items": {"type": "string", "pattern": DNS_LABEL_PATTERN}},
-        max_length=1000,
-    )
-    creditsLowHours: float = Field(
-        default=72.0, description="CreditsLow turns True when the runway is shorter than this (hours).", gt=0
-    )
-    maxHourlySpend: float | None = Field(
-        default=None,
-        description="A budget: a create or power-on that would raise the account's burn above this per hour is "
-        "refused before any call (BudgetExceeded).",
-        gt=0,
-    )

@@ -53,11 +53,30 @@ class BilledStatus(CommonStatus):
 
 
 class BarrackVolumeStatus(BilledStatus):
+    region: str | None = Field(default=None, description="The region Barrack made the volume in.")
     sizeGB: int | None = Field(default=None, description="Size Barrack reports.")
     attachedInstanceId: str | None = Field(default=None, description="Instance the volume is attached to.")
 
 
+class PlacementStatus(Model):
+    region: str | None = Field(
+        default=None, description="The region the instance is in, or is being made in."
+    )
+    gpuModel: str | None = Field(default=None, description="Its GPU model.")
+    gpuCount: int | None = Field(default=None, description="Its GPUs.")
+    hourlyPrice: float | None = Field(
+        default=None, description="Its price per hour while running, in the account's currency."
+    )
+    alternative: int | None = Field(
+        default=None,
+        description="Which alternative of spec.placement it is (0 is the first); none without placement.",
+    )
+
+
 class BarrackInstanceStatus(BilledStatus):
+    placement: PlacementStatus | None = Field(
+        default=None, description="Where the instance landed (or is landing): region, GPU and price."
+    )
     publicIP: str | None = Field(default=None, description="Public IP address.")
     privateIP: str | None = Field(default=None, description="Private IP address.")
     powerState: str | None = Field(

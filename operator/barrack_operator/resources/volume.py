@@ -53,6 +53,8 @@ class VolumeInputs:
     pending: str | None = None
     """The BarrackInstance the spec names when it has no Barrack id yet but is on its way in the
     volume's region and account: the volume is made meanwhile and attached once it has one."""
+    region: str | None = None
+    """Where the volume is made: spec.region, or (left out) the region its instance is in or lands in."""
 
 
 def _region_mismatch(volume: str, region: str, target: str, instance: wire.VMInstance) -> str:
@@ -80,7 +82,7 @@ def clone_mismatch(spec: specs.BarrackVolumeSpec, source: wire.Volume) -> str | 
 
 def plan_volume(spec: specs.BarrackVolumeSpec, volume: wire.Volume, inputs: VolumeInputs) -> steps.Step:
     """The one step toward the spec, from the volume and the instances as Barrack lists them."""
-    if volume.region != spec.region:
+    if spec.region is not None and volume.region != spec.region:
         return steps.Blocked(
             Reason.INVALID_SPEC, f"volume {volume.id} is in {volume.region}, the spec says {spec.region}"
         )
@@ -164,14 +166,14 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
     spec_model = specs.BarrackVolumeSpec
     states = VS
 
-    def demand(self, spec: specs.BarrackVolumeSpec) -> Demand:
+    def demand(self, spec: specs.BarrackVolumeSpec, inputs: VolumeInputs) -> Demand:
         return Demand("volumes", volume_type=str(spec.volumeType), size_gb=spec.sizeGB)
 
     async def observe(
         self, ctx: Context, obj: ObjectView, spec: specs.BarrackVolumeSpec, out: Outcome
     ) -> VolumeInputs:
         source = await self._source(ctx, obj, spec, out)
-        target, pending = self._target(ctx, obj, spec, out)
+        target, pending, landing = self._target(ctx, obj, spec, out)
         current = ctx.inventory.volumes.items.get(obj.recorded_id or "")
         if target is not None or (current is not None and current.instance_id):
             await ctx.inventory.listed_once("instances")  # what an attach or a detach decides on
@@ -190,30 +192,40 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
             name = ctx.refs.name_of("BarrackInstance", obj.namespace, instance_id)
             if name is not None:
                 managers[instance_id] = name
-        return VolumeInputs(target, instance, ctx.inventory.instances.items, source, managers, pending)
+        region = spec.region or (instance.region if instance is not None else landing)
+        return VolumeInputs(
+            target, instance, ctx.inventory.instances.items, source, managers, pending, region
+        )
 
     def _target(
         self, ctx: Context, obj: ObjectView, spec: specs.BarrackVolumeSpec, out: Outcome
-    ) -> tuple[str | None, str | None]:
-        """(the instance id the spec names, the BarrackInstance on its way with no id yet). A
-        volume waits, uncreated, for an instance object that does not exist or is in another region
-        or account (it would bill a volume that can never attach); not for one on its way to it."""
+    ) -> tuple[str | None, str | None, str | None]:
+        """(the instance id the spec names, the BarrackInstance on its way with no id yet, the
+        region that one lands in). A volume waits, uncreated, for an instance object that does
+        not exist or is in another region or account (it would bill a volume that can never
+        attach); not for one on its way to it. A volume without a region waits for its instance
+        to be placed."""
         ref = obj.spec.get("instanceRef")
         if ref:
             name = ref["name"]
             out.watch.add(ref_key("BarrackInstance", obj.namespace, name))
             info = ctx.refs.get("BarrackInstance", obj.namespace, name)
             if info is not None and info.id:
-                return info.id, None
+                return info.id, None, info.region
             if (
                 info is not None
-                and info.region == spec.region
+                and info.region is not None
+                and info.region == (spec.region or info.region)
                 and (info.account or specs.DEFAULT_ACCOUNT) == specs.account_name(obj.spec)
             ):
-                return None, name
+                return None, name, info.region
+            if info is not None and spec.region is None:
+                raise Unresolved(
+                    f"BarrackInstance {name} is not placed yet: the volume is made in the region it lands in"
+                )
             raise Unresolved(f"BarrackInstance {name} has no Barrack id yet")
         instance_id = obj.spec.get("instanceId")
-        return (str(instance_id) if instance_id else None), None
+        return (str(instance_id) if instance_id else None), None, None
 
     async def _source(
         self, ctx: Context, obj: ObjectView, spec: specs.BarrackVolumeSpec, out: Outcome
@@ -240,10 +252,10 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
             if mismatch is not None:
                 return steps.Blocked(Reason.INVALID_SPEC, mismatch)
         instance = inputs.target_instance
-        if inputs.target is not None and instance is not None and instance.region != spec.region:
+        if inputs.target is not None and instance is not None and instance.region != inputs.region:
             # Creating it would bill a volume that can never attach as declared.
             message = _region_mismatch(
-                f"{obj.barrack_name} (not created)", spec.region, inputs.target, instance
+                f"{obj.barrack_name} (not created)", str(inputs.region), inputs.target, instance
             )
             return NotAttached(Reason.INVALID_SPEC, message)
         return None
@@ -259,7 +271,7 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
         return await ctx.client.create_volume(
             rq.CreateVolumeRequest(
                 name=obj.barrack_name,
-                region=spec.region,
+                region=str(inputs.region),
                 size_gb=spec.sizeGB,
                 volume_type=spec.volumeType,
                 bootable=spec.bootable,
@@ -270,7 +282,7 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
     def mismatches(self, spec: specs.BarrackVolumeSpec, item: wire.Volume) -> list[str]:
         found = differences(
             [
-                ("region", spec.region, item.region),
+                ("region", spec.region or item.region, item.region),
                 ("volumeType", spec.volumeType, item.volume_type),
                 ("bootable", spec.bootable, item.bootable),
             ]
@@ -283,6 +295,7 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
         return {
             "id": item.id,
             "state": item.status,
+            "region": item.region,
             "sizeGB": item.size_gb,
             "attachedInstanceId": item.instance_id,
         }
