@@ -33,6 +33,7 @@ from barrack_operator.inventory import Inventory
 from barrack_operator.resources.account_spec import BarrackAccountSpec
 from barrack_operator.resources.common import failure_reason
 from barrack_operator.resources.model import Context, Memory, OverBudget, References, Timing
+from barrack_operator.resources.power import PowerOverride
 from barrack_operator.resources.specs import DEFAULT_ACCOUNT
 from barrack_operator.settings import Settings
 
@@ -184,6 +185,7 @@ class AccountRuntime:
         fence: Callable[[], None],
         on_change: Callable[[set[str]], None],
         wake: Callable[[str], None] = lambda uid: None,
+        power: Callable[[str, str], PowerOverride | None] = lambda namespace, name: None,
     ) -> None:
         self.config = config
         self.settings = settings
@@ -206,17 +208,9 @@ class AccountRuntime:
         self.prices = PriceBook(self.client, refresh_seconds=settings.prices_interval)
         self.accruals = Accruals(self.client, interval=settings.billing_interval)
         self.capacity = CapacityBoard(self.client, self.prices, interval=settings.poll_interval, wake=wake)
-        self.context = Context(
-            client=self.client,
-            inventory=self.inventory,
-            refs=refs,
-            memory=memory,
-            timing=timing,
-            mark_create=mark_create,
-            admit=self.admit,
-            credits_depleted=self.credits_depleted,
-            capacity=self.capacity,
-        )
+        self.context = Context(self.client, self.inventory, refs, memory, timing, mark_create=mark_create,
+                               admit=self.admit, credits_depleted=self.credits_depleted,
+                               capacity=self.capacity, power=power)  # fmt: skip
         self.balance: m.BalanceResponse | None = None
         self.balance_error: BarrackError | MissingApiKey | None = None
         self.burn: float | None = None

@@ -63,6 +63,7 @@ class Reason(StrEnum):
     """Barrack refused with 409 for another state reason; the operator retries."""
     OUT_OF_STOCK = "OutOfStock"
     NO_CAPACITY = "NoCapacity"
+    SCHEDULE_CONFLICT = "ScheduleConflict"
     """Synced=False: Barrack has too few GPUs of the model in the region to create the instance."""
     CREATE_BLOCKED = "CreateBlocked"
     """Synced=False: Barrack refused a create for a state reason (409); the operator retries."""

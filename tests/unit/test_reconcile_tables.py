@@ -4,7 +4,7 @@ The plans are pure (spec and what Barrack lists in, one step out), so no simulat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -14,8 +14,9 @@ from barrack_operator.conditions import ATTACHED, READY, SYNCED, Reason
 from barrack_operator.resources import specs, steps
 from barrack_operator.resources.firewall import FirewallInputs, FirewallReconciler, plan_firewall
 from barrack_operator.resources.frame import report, state_step
-from barrack_operator.resources.instance import InstanceReconciler, plan_instance
+from barrack_operator.resources.instance import InstanceInputs, InstanceReconciler, plan_instance
 from barrack_operator.resources.model import Context, Outcome, RefInfo, Timing
+from barrack_operator.resources.power import PowerOverride
 from barrack_operator.resources.sshkey import SSHKeyReconciler, plan_ssh_key
 from barrack_operator.resources.volume import (
     VolumeInputs,
@@ -573,7 +574,8 @@ def test_what_barrack_cannot_change_is_a_mismatch(
 def test_late_initialization_takes_barracks_values_for_fields_left_out() -> None:
     rule = m.FirewallRule(id="r1", direction="ingress", protocol="tcp", port_range_min=22, port_range_max=22)
     adopted = vm(status="HIBERNATED", public_ip=None, security_rules=[rule])
-    values = InstanceReconciler().late_init(ispec(), adopted)
+    plain = InstanceInputs((), None, ())
+    values = InstanceReconciler().late_init(ispec(), adopted, plain)
     assert values == {
         "powerState": "Hibernated",
         "securityRules": [
@@ -582,14 +584,19 @@ def test_late_initialization_takes_barracks_values_for_fields_left_out() -> None
         ],
     }  # fmt: skip
     # publicIP is read only from an ACTIVE instance (a stopped one may hold no address either way).
-    assert InstanceReconciler().late_init(ispec(), vm(public_ip="1.2.3.4"))["publicIP"] is True
+    assert InstanceReconciler().late_init(ispec(), vm(public_ip="1.2.3.4"), plain)["publicIP"] is True
     assert (
-        InstanceReconciler().late_init(ispec(powerState="Running", publicIP=False, securityRules=[]), vm())
+        InstanceReconciler().late_init(
+            ispec(powerState="Running", publicIP=False, securityRules=[]), vm(), plain
+        )
         == {}
     )
+    # Hibernated by a power schedule's off-hours: that is the schedule's state, not the instance's own.
+    off = replace(plain, power=PowerOverride("nights", True, "Hibernated", None))
+    assert "powerState" not in InstanceReconciler().late_init(ispec(), adopted, off)
     assert (
-        FirewallReconciler().late_init(fspec(), fw([]).model_copy(update={"rules": [rule]}))["rules"][0][
-            "portRangeMin"
-        ]
+        FirewallReconciler().late_init(
+            fspec(), fw([]).model_copy(update={"rules": [rule]}), FirewallInputs((), {})
+        )["rules"][0]["portRangeMin"]
         == 22
     )

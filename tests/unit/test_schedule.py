@@ -31,8 +31,8 @@ from barrack_operator.resources.schedule import (
     report,
     snapshot_manifest,
     snapshot_object_name,
-    stamp,
 )
+from barrack_operator.resources.times import stamp
 
 T0 = datetime(2026, 12, 2, 16, 0, 7, tzinfo=UTC)
 

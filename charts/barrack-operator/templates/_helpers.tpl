@@ -44,10 +44,10 @@ finalizers and its annotations), their status (written by the reconcile loops), 
 the Secret as a file. */}}
 {{- define "barrack-operator.rules" -}}
 - apiGroups: ["barrack.ai"]
-  resources: ["barrackvolumes", "barrackinstances", "barrackfirewalls", "barracksshkeys", "barracksnapshots", "barrackimages", "barracksnapshotschedules"]
+  resources: ["barrackvolumes", "barrackinstances", "barrackfirewalls", "barracksshkeys", "barracksnapshots", "barrackimages", "barracksnapshotschedules", "barrackpowerschedules"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["barrack.ai"]
-  resources: ["barrackvolumes/status", "barrackinstances/status", "barrackfirewalls/status", "barracksshkeys/status", "barracksnapshots/status", "barrackimages/status", "barracksnapshotschedules/status"]
+  resources: ["barrackvolumes/status", "barrackinstances/status", "barrackfirewalls/status", "barracksshkeys/status", "barracksnapshots/status", "barrackimages/status", "barracksnapshotschedules/status", "barrackpowerschedules/status"]
   verbs: ["patch"]
 # A BarrackSnapshotSchedule creates its BarrackSnapshots and deletes those beyond keep.
 - apiGroups: ["barrack.ai"]

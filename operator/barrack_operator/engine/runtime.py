@@ -25,7 +25,9 @@ from barrack_operator.engine.listing import listing_trouble
 from barrack_operator.engine.money import MoneyWatcher, add_cost
 from barrack_operator.engine.mutations import MutationWaits
 from barrack_operator.engine.objects import FINALIZER, KOPF_FINALIZER, Reconciler, object_ref, view, waits_for
+from barrack_operator.engine.power import PowerRunner
 from barrack_operator.engine.references import Registry
+from barrack_operator.engine.releases import Releases
 from barrack_operator.engine.uninstall import Uninstall
 from barrack_operator.engine.writer import ObjectWriter
 from barrack_operator.inventory import Inventory
@@ -41,7 +43,6 @@ from barrack_operator.resources.kinds import KINDS, SNAPSHOT, Kind
 from barrack_operator.resources.model import (
     PAUSED_ANNOTATION,
     RECONCILE_REQUESTED_ANNOTATION,
-    Event,
     MarkNotWritten,
     Memory,
     ObjectDeleting,
@@ -51,7 +52,7 @@ from barrack_operator.resources.model import (
     id_key,
     ref_key,
 )
-from barrack_operator.resources.ownership import RELEASED, never_on_barrack, released_without_call
+from barrack_operator.resources.ownership import never_on_barrack
 from barrack_operator.settings import Settings
 from barrack_operator.workqueue import WorkQueue
 
@@ -83,22 +84,13 @@ class Runtime:
         self.registry.queue = self.queue
         self.writer = ObjectWriter(lambda: self.status_writer, self.leading, self.memory, self.timing)
         """Everything written on objects: status, events, the create mark and the finalizer."""
+        self.power = PowerRunner(self.registry, self.writer, self.timing, self.queue.wake)
+        """BarrackPowerSchedules: what each says of its instances now."""
         self.uninstall = Uninstall(lambda: self.status_writer, self.writer, self.memory, self.timing)
         self.mutations = MutationWaits(self.memory)
+        self.releases = Releases(self.registry, self.memory, self.writer, self.leading)
         self.account_set = AccountSet(
-            settings,
-            lambda: self.status_writer,
-            self.timing,
-            {
-                "refs": self.registry,
-                "memory": self.memory,
-                "timing": self.timing,
-                "mark_create": self.writer.mark_create,
-                "observe": self._observe_call,
-                "fence": self._fence,
-                "on_change": self._on_inventory_change,
-                "wake": self.queue.wake,
-            },
+            settings, lambda: self.status_writer, self.timing, self._account_options()
         )
         self.accounts = self.account_set.by_name
         """The accounts in use by name; ``default`` is the operator's own key until a
@@ -124,6 +116,21 @@ class Runtime:
         self._work: dict[str, tuple[Work, Callable[[str], None]]] = {}
         self._objects: dict[str, tuple[Kind, dict[str, Any]]] = {}
         """Per object served, its kind and latest body (kopf's, as its watch delivered it)."""
+
+    def _account_options(self) -> dict[str, Any]:
+        """What every account's runtime is built with: the shared registry and memory, and the
+        callbacks into this runtime."""
+        return {
+            "refs": self.registry,
+            "memory": self.memory,
+            "timing": self.timing,
+            "mark_create": self.writer.mark_create,
+            "observe": self._observe_call,
+            "fence": self._fence,
+            "on_change": self._on_inventory_change,
+            "wake": self.queue.wake,
+            "power": self.power.override_for,
+        }
 
     @property
     def default(self) -> AccountRuntime:
@@ -234,7 +241,7 @@ class Runtime:
         if deleted:
             held = self._objects.get(uid)
             if held is not None and FINALIZER not in (held[1].get("metadata", {}).get("finalizers") or ()):
-                self._gone_without_finalizer(kind, body)
+                self.releases.gone_without_finalizer(kind, body)
             self._objects.pop(uid, None)
             self.queue.discard(uid)
             self._forget(uid)
@@ -438,7 +445,7 @@ class Runtime:
         await self.mutations.see_own(obj.uid, account)
         sent: list[tuple[str, str | None]] = []
         MUTATIONS.set(sent)
-        outcome = self._unowned_outcome(obj) or await self.uninstall.outcome(kind, obj)
+        outcome = self.releases.unowned_outcome(obj) or await self.uninstall.outcome(kind, obj)
         if outcome is None:
             outcome = await self._reconcile_guarded(finalizer, obj, account, finalizing=True)
             _raise_if_closed(account)
@@ -455,27 +462,6 @@ class Runtime:
             return self.timing.transition_requeue if self.leading() else self.timing.blocked_requeue
         self._forget(obj.uid)
         return None
-
-    def _unowned_outcome(self, obj: ObjectView) -> Outcome | None:
-        """A deleted object that owns nothing on Barrack goes without any call, whatever its
-        deletionPolicy, paused or not; a Normal event says why (see :mod:`ownership`)."""
-        why = released_without_call(obj, self.memory, self.registry)
-        if why is None:
-            return None
-        outcome = Outcome(done=True)
-        outcome.note(RELEASED, why)
-        log.info("Released without a Barrack call: %s", why, extra=object_ref(obj))
-        return outcome
-
-    def _gone_without_finalizer(self, kind: Kind, body: dict[str, Any]) -> None:
-        """An object deleted while it held no finalizer of the operator's (it never asked Barrack
-        for anything, or it is observed only): say so in a Normal event, as a finalizer pass would."""
-        obj = view(kind, body)
-        if obj.observe_only or not kind.barrack_resource or not self.leading():
-            return
-        why = released_without_call(obj, self.memory, self.registry)
-        if why is not None:
-            self.writer.post_in_background(obj, Event("Normal", RELEASED, why))
 
     def _forget(self, uid: str) -> None:
         """Drop what the process keeps about an object that is gone (or whose finalizer pass ended)."""

@@ -34,11 +34,11 @@ from barrack_operator.resources.schedule import (
     invalid,
     label_value,
     matches,
-    parse_time,
     plan_run,
     report,
     snapshot_manifest,
 )
+from barrack_operator.resources.times import parse_time
 
 log = logging.getLogger(__name__)
 API_VERSION = f"{specs.GROUP}/{specs.VERSION}"

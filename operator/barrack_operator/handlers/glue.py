@@ -18,7 +18,7 @@ from barrack_operator.engine.objects import KOPF_FINALIZER, Reconciler
 from barrack_operator.engine.runtime import Runtime
 from barrack_operator.engine.schedules import ScheduleRunner
 from barrack_operator.handlers import lean_bodies
-from barrack_operator.resources.kinds import ACCOUNT, SCHEDULE, Kind
+from barrack_operator.resources.kinds import ACCOUNT, INSTANCE, POWER_SCHEDULE, SCHEDULE, Kind
 from barrack_operator.resources.specs import GROUP, VERSION
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,22 @@ def register_schedules(registry: kopf.OperatorRegistry, runtime: Runtime) -> Non
     @kopf.on.event(GROUP, VERSION, SCHEDULE.plural, registry=registry)
     async def observe_schedule(body: kopf.Body, type: str | None, **_: Any) -> None:
         runtime.on_event(SCHEDULE, dict(body), type)
+
+
+def register_power_schedules(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
+    """BarrackPowerSchedules are served by the work queue with work of their own; a new
+    BarrackInstance makes its namespace's schedules look again (a selector may match it)."""
+    runner = runtime.power
+    runtime.serve_work(POWER_SCHEDULE, runner.work, runner.forget)
+
+    @kopf.on.event(GROUP, VERSION, POWER_SCHEDULE.plural, registry=registry)
+    async def observe_power_schedule(body: kopf.Body, type: str | None, **_: Any) -> None:
+        runtime.on_event(POWER_SCHEDULE, dict(body), type)
+
+    @kopf.on.event(GROUP, VERSION, INSTANCE.plural, registry=registry)
+    async def instance_appeared(body: kopf.Body, type: str | None, **_: Any) -> None:
+        if type in (None, "ADDED"):
+            runner.instance_seen(body.get("metadata", {}).get("namespace", ""))
 
 
 def register_accounts(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:

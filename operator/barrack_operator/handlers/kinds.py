@@ -6,7 +6,12 @@ import kopf
 
 from barrack_operator.engine.objects import Reconciler
 from barrack_operator.engine.runtime import Runtime
-from barrack_operator.handlers.glue import register, register_accounts, register_schedules
+from barrack_operator.handlers.glue import (
+    register,
+    register_accounts,
+    register_power_schedules,
+    register_schedules,
+)
 from barrack_operator.resources import firewall, image, instance, snapshot, sshkey, volume
 from barrack_operator.resources.kinds import FIREWALL, IMAGE, INSTANCE, SNAPSHOT, SSH_KEY, VOLUME, Kind
 
@@ -24,4 +29,5 @@ def install(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     for kind, (reconcile, finalize) in HANDLERS.items():
         register(registry, runtime, kind, reconcile, finalize)
     register_schedules(registry, runtime)
+    register_power_schedules(registry, runtime)
     register_accounts(registry, runtime)

@@ -132,7 +132,9 @@ class FirewallReconciler(KindReconciler[specs.BarrackFirewallSpec, wire.Firewall
     def create_defaults(self, spec: specs.BarrackFirewallSpec) -> dict[str, Any]:
         return {"rules": []} if spec.rules is None else {}
 
-    def late_init(self, spec: specs.BarrackFirewallSpec, item: wire.Firewall) -> dict[str, Any]:
+    def late_init(
+        self, spec: specs.BarrackFirewallSpec, item: wire.Firewall, inputs: FirewallInputs
+    ) -> dict[str, Any]:
         return {"rules": specs.rules_as_spec(item.rules)} if spec.rules is None else {}
 
     async def act(self, ctx: Context, item: wire.Firewall, step: steps.Call, out: Outcome) -> None:

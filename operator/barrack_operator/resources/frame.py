@@ -193,7 +193,7 @@ class KindReconciler(ABC, Generic[S, T, I]):
         with the create mark (late initialization without a write of its own)."""
         return {}
 
-    def late_init(self, spec: S, item: T) -> dict[str, Any]:
+    def late_init(self, spec: S, item: T, inputs: I) -> dict[str, Any]:
         """Barrack's values for optional spec fields the manifest leaves out, to write into the
         spec (late initialization), so that adopting changes nothing nobody asked to change."""
         return {}
@@ -295,7 +295,7 @@ class KindReconciler(ABC, Generic[S, T, I]):
         step = mismatch or state_step(self.what, item.id, item.status, self.states)
         if step is None:
             step = self.plan(ctx, spec, item, inputs)
-            out.spec_patch = self.late_init(spec, item)
+            out.spec_patch = self.late_init(spec, item, inputs)
         if isinstance(step, steps.Call):
             try:
                 await self.act(ctx, item, step, out)

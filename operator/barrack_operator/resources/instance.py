@@ -25,8 +25,10 @@ from barrack_operator.resources.frame import KindReconciler, Unresolved
 from barrack_operator.resources.guard import differences
 from barrack_operator.resources.model import Context, CreditsDepleted, ObjectView, Outcome, id_key, ref_key
 from barrack_operator.resources.placement import volume_pin
+from barrack_operator.resources.power import PowerOverride
 from barrack_operator.resources.rules import security_rule_plan
 from barrack_operator.resources.sources import resolve_snapshot
+from barrack_operator.resources.times import stamp
 
 IS = wire.InstanceState
 P = specs.PowerState
@@ -67,6 +69,8 @@ class InstanceInputs:
     want: Want | None = None
     placement: Placement | None = None
     """Where a new instance may land now; None once it exists (or while it cannot be placed)."""
+    power: PowerOverride | None = None
+    """What a BarrackPowerSchedule says of it now: off-hours keep it in the schedule's offState."""
 
 
 def source_region_mismatch(spec: specs.BarrackInstanceSpec, inputs: InstanceInputs) -> steps.Blocked | None:
@@ -157,7 +161,7 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
     async def observe(
         self, ctx: Context, obj: ObjectView, spec: specs.BarrackInstanceSpec, out: Outcome
     ) -> InstanceInputs:
-        inputs = await self._sources(ctx, obj, spec, out)
+        inputs = replace(await self._sources(ctx, obj, spec, out), power=ctx.power(obj.namespace, obj.name))
         if obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or spec.adoptId:
             ctx.capacity.forget(obj.uid)  # it exists: it waits for no place
             return inputs
@@ -355,11 +359,26 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
             "alternative": alternative_of(inputs.places, item) if inputs and len(inputs.places) > 1 else None,
             "hourlyPrice": ctx.capacity.hourly(landed),
         }
-        return {**self.status(item), "placement": {k: v for k, v in placement.items() if v is not None}}
+        status = {**self.status(item), "placement": {k: v for k, v in placement.items() if v is not None}}
+        power = inputs.power if inputs else None
+        status["powerSchedule"] = (
+            None
+            if power is None
+            else {
+                "name": power.schedule,
+                "off": power.off,
+                "effectivePowerState": power.off_state if power.off else None,
+                "nextChange": stamp(power.next_change),
+            }
+        )
+        return status
 
     def plan(
         self, ctx: Context, spec: specs.BarrackInstanceSpec, item: wire.VMInstance, inputs: InstanceInputs
     ) -> steps.Step:
+        power = inputs.power
+        if power is not None and power.off:  # off-hours: the schedule's state, whatever the spec says
+            spec = spec.model_copy(update={"powerState": power.off_state})
         return plan_instance(spec, item)
 
     def create_defaults(self, spec: specs.BarrackInstanceSpec) -> dict[str, Any]:
@@ -372,8 +391,13 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
             defaults["securityRules"] = []
         return defaults
 
-    def late_init(self, spec: specs.BarrackInstanceSpec, item: wire.VMInstance) -> dict[str, Any]:
-        return late_init_instance(spec, item)
+    def late_init(
+        self, spec: specs.BarrackInstanceSpec, item: wire.VMInstance, inputs: InstanceInputs
+    ) -> dict[str, Any]:
+        values = late_init_instance(spec, item)
+        if inputs.power is not None and inputs.power.off:
+            values.pop("powerState", None)  # the schedule's state is not the instance's own
+        return values
 
     async def act(self, ctx: Context, item: wire.VMInstance, step: steps.Call, out: Outcome) -> None:
         if isinstance(step, steps.Power):

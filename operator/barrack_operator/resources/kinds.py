@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from barrack_operator.resources import account_spec
+from barrack_operator.resources import account_spec, power_spec
 from barrack_operator.resources import specs as s
 from barrack_operator.resources import statuses as st
 
@@ -83,6 +83,7 @@ INSTANCE = Kind(
         _col("Region", ".status.placement.region"),
         _col("GPU", ".status.placement.gpuModel"),
         _col("Power", ".status.powerState"),
+        _col("Scheduled-Off", ".status.powerSchedule.off", "boolean"),
         _col("Public-IP", ".status.publicIP"),
         _col("Cost/h", ".status.cost.hourly", "number"),
     ),
@@ -152,6 +153,24 @@ SCHEDULE = Kind(
     categories=(),
     barrack_resource=False,
 )
+POWER_SCHEDULE = Kind(
+    kind="BarrackPowerSchedule",
+    plural="barrackpowerschedules",
+    short_name="bpow",
+    spec=power_spec.BarrackPowerScheduleSpec,
+    status=power_spec.BarrackPowerScheduleStatus,
+    description="On-hours for BarrackInstances: outside its weekly windows (in a time zone) an instance is "
+    "kept hibernated or stopped; inside, its own spec.powerState rules. It never writes the instance's spec.",
+    immutable_fields=(),
+    extra_columns=(
+        _col("Zone", ".spec.timeZone"),
+        _col("State", ".status.state"),
+        _col("Next", ".status.nextChange", "date"),
+        _col("Off-State", ".spec.offState", priority=1),
+    ),
+    categories=(),
+    barrack_resource=False,
+)
 ACCOUNT = Kind(
     kind="BarrackAccount",
     plural="barrackaccounts",
@@ -174,7 +193,7 @@ ACCOUNT = Kind(
 )
 KINDS: tuple[Kind, ...] = (VOLUME, INSTANCE, FIREWALL, SSH_KEY, SNAPSHOT, IMAGE)
 """The kinds whose objects each manage one Barrack resource."""
-ALL_KINDS: tuple[Kind, ...] = (*KINDS, SCHEDULE, ACCOUNT)
+ALL_KINDS: tuple[Kind, ...] = (*KINDS, SCHEDULE, POWER_SCHEDULE, ACCOUNT)
 """Every CRD the operator brings."""
 BY_KIND: dict[str, Kind] = {kind.kind: kind for kind in KINDS}
 
@@ -235,6 +254,12 @@ EXTRA_SPEC_VALIDATIONS: dict[str, list[dict[str, str]]] = {
         {
             "rule": "has(self.snapshotRef) != has(self.snapshotId)",
             "message": "set exactly one of snapshotRef and snapshotId",
+        },
+    ],
+    "BarrackPowerSchedule": [
+        {
+            "rule": "has(self.instanceRef) != has(self.instanceSelector)",
+            "message": "set exactly one of instanceRef and instanceSelector",
         },
     ],
     "BarrackSnapshotSchedule": [

@@ -22,6 +22,7 @@ from barrack_operator.capacity import Place, Placement, Want
 from barrack_operator.conditions import Condition
 from barrack_operator.costs import Demand
 from barrack_operator.inventory import Inventory
+from barrack_operator.resources.power import PowerOverride
 
 T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey, wire.Snapshot, wire.CustomImage)
 
@@ -273,6 +274,8 @@ class Context:
     power-on) would raise the account's burn above its maxHourlySpend; else reserves it."""
     capacity: Capacity = field(default_factory=lambda: AnyPlace())  # noqa: PLW0108 - defined below
     """Where new instances may land: Barrack's stock, prices and OS images (see :mod:`capacity`)."""
+    power: Callable[[str, str], PowerOverride | None] = lambda namespace, name: None
+    """What a BarrackPowerSchedule says of the instance of this namespace and name now."""
 
 
 class Capacity(Protocol):

@@ -27,6 +27,7 @@ from croniter import croniter
 from barrack_operator.conditions import READY, SYNCED, Condition, Reason
 from barrack_operator.resources import specs
 from barrack_operator.resources.model import Outcome
+from barrack_operator.resources.times import stamp
 
 SCHEDULE_LABEL = "barrack.ai/schedule"
 INSTANCE_LABEL = "barrack.ai/instance"
@@ -245,19 +246,6 @@ class Run:
 IDLE_RECHECK = 300.0
 """Seconds between two passes over a schedule with nothing pending (a spec change or a snapshot
 of its changing wakes it sooner)."""
-
-
-def stamp(moment: datetime | None) -> str | None:
-    """A moment as status writes it (UTC, seconds)."""
-    return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: object) -> datetime | None:
-    """A timestamp from metadata or status (naive ones are UTC)."""
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,24 @@ class PlacementStatus(Model):
     )
 
 
+class PowerScheduleStatus(Model):
+    name: str | None = Field(default=None, description="The BarrackPowerSchedule that powers the instance.")
+    off: bool | None = Field(
+        default=None, description="true in its off-hours: the instance is kept in its offState."
+    )
+    effectivePowerState: str | None = Field(
+        default=None,
+        description="The state the schedule keeps it in now (none inside a window: spec.powerState rules).",
+    )
+    nextChange: str | None = Field(
+        default=None, description="When the schedule's state changes next (RFC 3339)."
+    )
+
+
 class BarrackInstanceStatus(BilledStatus):
+    powerSchedule: PowerScheduleStatus | None = Field(
+        default=None, description="The power schedule the instance follows, if any, and what it says now."
+    )
     placement: PlacementStatus | None = Field(
         default=None, description="Where the instance landed (or is landing): region, GPU and price."
     )

@@ -24,6 +24,7 @@ from barrack_operator.resources.frame import KindReconciler, Unresolved
 from barrack_operator.resources.guard import differences
 from barrack_operator.resources.messages import detach_blocked_reason, instance_label
 from barrack_operator.resources.model import Context, ObjectView, Outcome, id_key, ref_key
+from barrack_operator.resources.power import PowerOverride
 
 VS, IS = wire.VolumeState, wire.InstanceState
 ATTACHABLE_INSTANCE_STATES = {IS.ACTIVE, IS.SHUTOFF}
@@ -55,6 +56,8 @@ class VolumeInputs:
     volume's region and account: the volume is made meanwhile and attached once it has one."""
     region: str | None = None
     """Where the volume is made: spec.region, or (left out) the region its instance is in or lands in."""
+    power: PowerOverride | None = None
+    """What a power schedule says of the instance the volume attaches to (or is attached to)."""
 
 
 def _region_mismatch(volume: str, region: str, target: str, instance: wire.VMInstance) -> str:
@@ -121,7 +124,7 @@ def plan_volume(spec: specs.BarrackVolumeSpec, volume: wire.Volume, inputs: Volu
             )
         why = detach_blocked_reason(volume, instance, (inputs.managers or {}).get(current))
         if why is not None:
-            return steps.Blocked(Reason.DETACH_BLOCKED, why)
+            return steps.Blocked(Reason.DETACH_BLOCKED, why + _by_schedule(inputs.power))
         return steps.detach(current, instance_label(current, instance))
     assert target is not None
     instance = inputs.target_instance
@@ -133,9 +136,18 @@ def plan_volume(spec: specs.BarrackVolumeSpec, volume: wire.Volume, inputs: Volu
         return AttachWait(
             Reason.ATTACH_BLOCKED,
             f"attach needs instance {instance_label(target, instance)} ACTIVE or SHUTOFF, it is "
-            f"{instance.status}: the operator attaches once it is",
+            f"{instance.status}{_by_schedule(inputs.power)}: the operator attaches once it is",
         )
     return steps.attach(target, instance_label(target, instance))
+
+
+def _by_schedule(power: PowerOverride | None) -> str:
+    """Off-hours of a power schedule, when they are why the instance is not ACTIVE or SHUTOFF."""
+    if power is None or not power.off:
+        return ""
+    return (
+        f" (kept {power.off_state} by BarrackPowerSchedule {power.schedule} {power.until()}, its next window)"
+    )
 
 
 def attached_condition(
@@ -193,8 +205,10 @@ class VolumeReconciler(KindReconciler[specs.BarrackVolumeSpec, wire.Volume, Volu
             if name is not None:
                 managers[instance_id] = name
         region = spec.region or (instance.region if instance is not None else landing)
+        manager = managers.get(target or (current.instance_id if current else None) or "")
+        power = ctx.power(obj.namespace, manager) if manager else None
         return VolumeInputs(
-            target, instance, ctx.inventory.instances.items, source, managers, pending, region
+            target, instance, ctx.inventory.instances.items, source, managers, pending, region, power
         )
 
     def _target(
