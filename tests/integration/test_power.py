@@ -37,6 +37,15 @@ def off_now() -> list[dict[str, Any]]:
     return [{"days": EVERY_DAY, "from": _hhmm(at), "to": _hhmm(at + timedelta(minutes=1))}]
 
 
+def running_instance(kube: Kube, sim: Sim, labels: dict[str, str] | None = None) -> None:
+    """An SSH key and a Ready BarrackInstance gpu (Running)."""
+    kube.apply(ssh_key())
+    manifest = instance("gpu", sim.image())
+    manifest["metadata"]["labels"] = labels or {}
+    kube.apply(manifest)
+    kube.wait_condition("binst", "gpu", "Ready", "True", timeout=90)
+
+
 def barrack_state(sim: Sim, name: str) -> str | None:
     return next((i["status"] for i in sim.inventory()["instances"] if i["name"] == name), None)
 
@@ -44,11 +53,7 @@ def barrack_state(sim: Sim, name: str) -> str | None:
 def test_off_hours_hibernate_the_instance_and_the_window_restores_it(
     kube: Kube, sim: Sim, operator: Operator
 ) -> None:
-    kube.apply(ssh_key())
-    labelled = instance("gpu", sim.image())
-    labelled["metadata"]["labels"] = {"team": "ml"}
-    kube.apply(labelled)
-    kube.wait_condition("binst", "gpu", "Ready", "True", timeout=90)
+    running_instance(kube, sim, labels={"team": "ml"})
     start = datetime.now(UTC) + timedelta(minutes=1)
     start = start.replace(second=0, microsecond=0) + (
         timedelta(minutes=1) if start.second > 40 else timedelta()
@@ -80,9 +85,7 @@ def test_off_hours_hibernate_the_instance_and_the_window_restores_it(
 def test_deleting_the_schedule_gives_the_instance_back_its_own_power_state(
     kube: Kube, sim: Sim, operator: Operator
 ) -> None:
-    kube.apply(ssh_key())
-    kube.apply(instance("gpu", sim.image()))
-    kube.wait_condition("binst", "gpu", "Ready", "True", timeout=90)
+    running_instance(kube, sim)
     kube.apply(power_schedule("nights", off_now(), instanceRef={"name": "gpu"}, offState="Stopped"))
     wait_for(lambda: barrack_state(sim, "gpu") == "SHUTOFF", 60, what="stopped off-hours")
     kube.run("delete", "bpow", "nights")
@@ -94,9 +97,7 @@ def test_deleting_the_schedule_gives_the_instance_back_its_own_power_state(
 def test_a_second_schedule_over_one_instance_says_so_and_is_not_applied(
     kube: Kube, sim: Sim, operator: Operator
 ) -> None:
-    kube.apply(ssh_key())
-    kube.apply(instance("gpu", sim.image()))
-    kube.wait_condition("binst", "gpu", "Ready", "True", timeout=90)
+    running_instance(kube, sim)
     always = [{"days": EVERY_DAY, "from": "00:00", "to": "24:00"}]
     kube.apply(power_schedule("first", always, instanceRef={"name": "gpu"}))
     kube.wait_condition("bpow", "first", "Synced", "True", timeout=30)
@@ -111,9 +112,7 @@ def test_a_second_schedule_over_one_instance_says_so_and_is_not_applied(
 
 
 def test_an_attach_blocked_by_off_hours_names_the_schedule(kube: Kube, sim: Sim, operator: Operator) -> None:
-    kube.apply(ssh_key())
-    kube.apply(instance("gpu", sim.image()))
-    kube.wait_condition("binst", "gpu", "Ready", "True", timeout=90)
+    running_instance(kube, sim)
     kube.apply(power_schedule("nights", off_now(), instanceRef={"name": "gpu"}))
     wait_for(lambda: barrack_state(sim, "gpu") == "HIBERNATED", 60, what="hibernated off-hours")
     kube.apply(volume("data", instanceRef={"name": "gpu"}))
