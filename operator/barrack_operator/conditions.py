@@ -64,6 +64,7 @@ class Reason(StrEnum):
     OUT_OF_STOCK = "OutOfStock"
     NO_CAPACITY = "NoCapacity"
     SCHEDULE_CONFLICT = "ScheduleConflict"
+    LIFETIME_ENDED = "LifetimeEnded"
     """Synced=False: Barrack has too few GPUs of the model in the region to create the instance."""
     CREATE_BLOCKED = "CreateBlocked"
     """Synced=False: Barrack refused a create for a state reason (409); the operator retries."""

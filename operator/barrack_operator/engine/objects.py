@@ -8,6 +8,7 @@ from typing import Any
 
 from barrack_operator.conditions import READY, SYNCED
 from barrack_operator.resources.kinds import Kind
+from barrack_operator.resources.lifetime import EXTEND_ANNOTATION
 from barrack_operator.resources.model import (
     PAUSED_ANNOTATION,
     RECONCILE_REQUESTED_ANNOTATION,
@@ -50,6 +51,7 @@ def view(kind: Kind, body: Mapping[str, Any]) -> ObjectView:
         finalizers=tuple(meta.get("finalizers") or ()),
         resource_version=str(meta.get("resourceVersion", "")),
         created_at=str(meta.get("creationTimestamp") or ""),
+        extend_lifetime=annotations.get(EXTEND_ANNOTATION),
     )
 
 

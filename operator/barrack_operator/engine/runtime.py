@@ -40,6 +40,7 @@ from barrack_operator.resources.common import (
     with_next_try,
 )
 from barrack_operator.resources.kinds import KINDS, SNAPSHOT, Kind
+from barrack_operator.resources.lifetime import EXTEND_ANNOTATION
 from barrack_operator.resources.model import (
     PAUSED_ANNOTATION,
     RECONCILE_REQUESTED_ANNOTATION,
@@ -261,10 +262,12 @@ class Runtime:
         annotations = meta.get("annotations") or {}
         paused = annotations.get(PAUSED_ANNOTATION) == "true"
         requested = annotations.get(RECONCILE_REQUESTED_ANNOTATION)
+        extend = annotations.get(EXTEND_ANNOTATION)
         if (
             status.get("observedGeneration") != meta.get("generation")
             or (requested is not None and requested != status.get("lastHandledReconcileAt"))
             or self._paused.get(uid, paused) != paused
+            or (extend is not None and extend != (status.get("lifetime") or {}).get("lastExtension"))
         ):
             self.queue.wake(uid)
 

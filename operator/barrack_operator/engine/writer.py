@@ -187,6 +187,12 @@ class ObjectWriter:
             except Exception as exc:
                 log.warning("Write of the object failed: %s", exc, extra=object_ref(obj))
                 return False
+        if outcome.delete_object:
+            try:
+                await kube.delete_object(kind.plural, obj.namespace, obj.name)
+            except Exception as exc:  # the next pass asks again
+                log.warning("Deleting the object failed: %s", exc, extra=object_ref(obj))
+                return False
         return True
 
     def _changed_status(self, obj: ObjectView, outcome: Outcome) -> dict[str, Any]:

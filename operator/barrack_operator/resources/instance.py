@@ -23,6 +23,13 @@ from barrack_operator.resources import specs, steps
 from barrack_operator.resources.deletion import DELETIONS
 from barrack_operator.resources.frame import KindReconciler, Unresolved
 from barrack_operator.resources.guard import differences
+from barrack_operator.resources.lifetime import (
+    EXTEND_ANNOTATION,
+    LIFETIME_STATE,
+    Lifetime,
+    instance_lifetime,
+    report_lifetime,
+)
 from barrack_operator.resources.model import Context, CreditsDepleted, ObjectView, Outcome, id_key, ref_key
 from barrack_operator.resources.placement import volume_pin
 from barrack_operator.resources.power import PowerOverride
@@ -71,6 +78,8 @@ class InstanceInputs:
     """Where a new instance may land now; None once it exists (or while it cannot be placed)."""
     power: PowerOverride | None = None
     """What a BarrackPowerSchedule says of it now: off-hours keep it in the schedule's offState."""
+    lifetime: Lifetime | None = None
+    """Where spec.lifetime stands (None without one)."""
 
 
 def source_region_mismatch(spec: specs.BarrackInstanceSpec, inputs: InstanceInputs) -> steps.Blocked | None:
@@ -161,7 +170,11 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
     async def observe(
         self, ctx: Context, obj: ObjectView, spec: specs.BarrackInstanceSpec, out: Outcome
     ) -> InstanceInputs:
-        inputs = replace(await self._sources(ctx, obj, spec, out), power=ctx.power(obj.namespace, obj.name))
+        inputs = replace(
+            await self._sources(ctx, obj, spec, out),
+            power=ctx.power(obj.namespace, obj.name),
+            lifetime=instance_lifetime(spec, obj),
+        )
         if obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or spec.adoptId:
             ctx.capacity.forget(obj.uid)  # it exists: it waits for no place
             return inputs
@@ -249,6 +262,12 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
         mismatch = source_region_mismatch(spec, inputs)
         if mismatch is not None:
             return mismatch
+        if inputs.lifetime is not None and inputs.lifetime.expired:
+            return steps.Blocked(
+                Reason.LIFETIME_ENDED,
+                f"spec.lifetime ended at {stamp(inputs.lifetime.expires_at)} before the instance was made: it is "
+                f"not created; extend it with the annotation {EXTEND_ANNOTATION}, or delete this object",
+            )
         if inputs.placement is not None and inputs.placement.index is None:
             reason = Reason.OUT_OF_STOCK if inputs.placement.refused else Reason.NO_CAPACITY
             return steps.Blocked(reason, inputs.placement.message(ctx.capacity.interval))
@@ -379,7 +398,21 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
         power = inputs.power
         if power is not None and power.off:  # off-hours: the schedule's state, whatever the spec says
             spec = spec.model_copy(update={"powerState": power.off_state})
+        ended = inputs.lifetime is not None and inputs.lifetime.expired and spec.lifetime is not None
+        if (
+            ended and spec.lifetime is not None and spec.lifetime.action != "Delete"
+        ):  # for good, over any schedule
+            spec = spec.model_copy(update={"powerState": LIFETIME_STATE[spec.lifetime.action]})
         return plan_instance(spec, item)
+
+    async def reconcile(self, ctx: Context, obj: ObjectView) -> Outcome:
+        out = await super().reconcile(ctx, obj)
+        spec = specs.BarrackInstanceSpec.model_validate(obj.spec)
+        lifetime = instance_lifetime(spec, obj)
+        if lifetime is None or spec.lifetime is None or obj.paused or obj.observe_only:
+            return out
+        report_lifetime(out, lifetime, spec.lifetime.action, bool(out.status.get("id") or obj.recorded_id))
+        return out
 
     def create_defaults(self, spec: specs.BarrackInstanceSpec) -> dict[str, Any]:
         defaults: dict[str, Any] = {}

@@ -58,7 +58,9 @@ class ObjectView:
     finalizers: tuple[str, ...] = ()
     """``metadata.finalizers`` as the object was seen."""
     created_at: str = ""
-    """``metadata.creationTimestamp``: who waited longest for scarce GPUs."""
+    """``metadata.creationTimestamp``: who waited longest for scarce GPUs; when a lifetime began."""
+    extend_lifetime: str | None = None
+    """The value of ``barrack.ai/extend-lifetime``: a new value extends spec.lifetime once."""
     resource_version: str = ""
     """``metadata.resourceVersion`` as the object was seen (a precondition for a write that must
     not clobber another writer's finalizers)."""
@@ -133,6 +135,9 @@ class Outcome:
     """Annotations the glue removes from the object once the outcome is written."""
     spec_patch: dict[str, Any] = field(default_factory=dict)
     """Spec fields the glue writes (late initialization: Barrack's values for fields left out)."""
+    delete_object: bool = False
+    """The object is to be deleted (its lifetime ended with action Delete): the writer deletes it,
+    and its finalizer settles the Barrack side as for any deletion."""
     defer_status: bool = False
     """The resource was created moments ago and this pass made progress (a transition, a call):
     it does not write status (see :attr:`Timing.create_quiet`)."""

@@ -260,6 +260,15 @@ class Alternative(Model):
     )
 
 
+class Lifetime(Model):
+    duration: str = Field(
+        description="e.g. 8h, 90m or 1h30m.", pattern=r"^([0-9]+h)?([0-9]+m)?$", min_length=2
+    )
+    action: Literal["Hibernate", "Stop", "Delete"] = Field(
+        default="Stop", description="What happens at its end."
+    )
+
+
 class OSImageName(Model):
     name: str = Field(
         description="The OS image's name, e.g. Ubuntu 22.04; the operator uses that image's id in the region "
@@ -370,6 +379,11 @@ class BarrackInstanceSpec(CommonSpec):
         default=None,
         description="Write how to reach the instance into this Secret of the object's namespace (host, privateIP, "
         "port, username, ssh: a ready command line), owned by this object and kept current as the IP changes.",
+    )
+    lifetime: Lifetime | None = Field(
+        default=None,
+        description="How long the instance lives, counted from this object's creation, and what then: "
+        "Hibernate, Stop or Delete (Delete honours deletionPolicy and every detach rule).",
     )
 
 

@@ -87,7 +87,22 @@ class PowerScheduleStatus(Model):
     )
 
 
+class LifetimeStatus(Model):
+    expiresAt: str | None = Field(default=None, description="When the lifetime ends (RFC 3339).")
+    extendedBy: str | None = Field(default=None, description="The extensions so far, added up (e.g. 3h).")
+    lastExtension: str | None = Field(
+        default=None,
+        description="The barrack.ai/extend-lifetime value last taken (a new value extends once more).",
+    )
+    action: str | None = Field(
+        default=None, description="What happens at the end: Hibernate, Stop or Delete."
+    )
+    expired: bool | None = Field(default=None, description="The lifetime has ended.")
+
+
 class BarrackInstanceStatus(BilledStatus):
+    expiresAt: str | None = Field(default=None, description="When spec.lifetime ends (RFC 3339).")
+    lifetime: LifetimeStatus | None = Field(default=None, description="Where spec.lifetime stands.")
     powerSchedule: PowerScheduleStatus | None = Field(
         default=None, description="The power schedule the instance follows, if any, and what it says now."
     )
