@@ -26,6 +26,12 @@ from barrack_operator.barrack import ApiKeySource, BarrackClient, BarrackError
 from barrack_operator.barrack import models as m
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.barrack.routes import Auth
+from barrack_operator.budgets import (
+    namespace_burns,
+    namespace_committed,
+    over_namespace_budget,
+    price_everything,
+)
 from barrack_operator.capacity import CapacityBoard
 from barrack_operator.conditions import CREDITS_LOW, READY, Condition, Reason
 from barrack_operator.costs import Accruals, Demand, PriceBook, committed_hourly, demand_hourly, runway_hours
@@ -56,6 +62,7 @@ class AccountConfig:
     allowed_namespaces: tuple[str, ...] = ()
     credits_low_hours: float = 72.0
     max_hourly_spend: float | None = None
+    namespace_budgets: tuple[tuple[str, float], ...] = ()
     secret: tuple[str, str] | None = None
     """(Secret name, key) in the operator's namespace; None: the operator's own key (file or env)."""
     key_file: Path | None = None
@@ -90,6 +97,7 @@ class AccountConfig:
             allowed_namespaces=tuple(parsed.allowedNamespaces),
             credits_low_hours=parsed.creditsLowHours,
             max_hourly_spend=parsed.maxHourlySpend,
+            namespace_budgets=tuple((b.namespace, b.maxHourlySpend) for b in parsed.namespaceBudgets),
             secret=(parsed.secretRef.name, parsed.secretRef.key),
         )
 
@@ -222,6 +230,10 @@ class AccountRuntime:
         self._image_names: dict[str, str] = {}
         self._budget_lock = asyncio.Lock()
         self._reservations: dict[str, tuple[str, float, float]] = {}
+        self._reserved_for: dict[str, str | None] = {}
+        """Per reservation, the namespace it counts against (None: no namespace budget)."""
+        self.namespace_burns: list[dict[str, object]] = []
+        """Each budgeted namespace's burn, for the account's status."""
         """Admitted creates and power-ons: key → (listing, per hour, when), until listed."""
 
     @property
@@ -314,29 +326,53 @@ class AccountRuntime:
         return self.balance is not None and self.balance.balance <= 0
 
     async def admit(self, key: str, demand: Demand) -> None:
-        """The budget guard (``Context.admit``): with maxHourlySpend set, refuse (OverBudget) what
-        would raise the account's committed burn above it; else reserve it until a listing begun
-        after it shows the resource. One decision at a time, so that concurrent creates cannot
-        pass on the same headroom."""
+        """The budget guard (``Context.admit``): refuse (OverBudget) what would raise the account's
+        committed burn above maxHourlySpend, or its namespace's above its namespaceBudgets entry;
+        else reserve it until a listing begun after it shows the resource. One decision at a
+        time, so that concurrent creates cannot pass on the same headroom."""
         limit = self.config.max_hourly_spend
-        if limit is None:
+        budgets = dict(self.config.namespace_budgets)
+        namespace = self.context.refs.namespace_of(key) if budgets else None
+        if limit is None and namespace not in budgets:
             return
         async with self._budget_lock:
-            now = await self.committed_burn()
             asked = await demand_hourly(self.prices, demand)
-            currency = self.prices.currency
+            now = await self.committed_burn() if limit is not None else 0.0
             if now is None or asked is None:
                 raise OverBudget(
                     "Barrack's prices are not known yet, so the account's budget (maxHourlySpend) cannot be "
                     "judged; nothing was created or started; the operator asks again"
                 )
-            if now + asked > limit + 1e-9:
+            currency = self.prices.currency
+            if limit is not None and now + asked > limit + 1e-9:
                 raise OverBudget(
                     f"this would raise account {self.name}'s burn to {now + asked:.2f} {currency}/h: now "
                     f"{now:.2f}, this asks {asked:.2f}, the limit (maxHourlySpend) is {limit:.2f}; nothing was "
                     "called: it goes ahead by itself once demand falls or the budget rises"
                 )
+            if namespace in budgets:
+                assert namespace is not None
+                spent = await self.namespace_burn(namespace)
+                why = over_namespace_budget(
+                    self.name, namespace, spent or 0.0, asked, budgets[namespace], currency
+                )
+                if spent is None or why is not None:
+                    raise OverBudget(why or "Barrack's prices are not known yet; the operator asks again")
             self._reservations[key] = (demand.listing, asked, time.monotonic())
+            self._reserved_for[key] = namespace
+
+    async def namespace_burn(self, namespace: str) -> float | None:
+        """What the namespace's resources on this account will cost per hour once settled, with
+        what was admitted for it that no listing shows yet."""
+        ids = self.context.refs.ids_in(namespace)
+        await price_everything(self.prices, self.inventory, ids)
+        self.committed_reserved()  # drops reservations a listing now shows
+        reserved = [
+            hourly
+            for key, (_, hourly, _) in self._reservations.items()
+            if self._reserved_for.get(key) == namespace
+        ]
+        return namespace_committed(self.prices, self.inventory, ids, reserved)
 
     async def committed_burn(self) -> float | None:
         """What the account will burn per hour once every resource settles: instances in full
@@ -348,13 +384,19 @@ class AccountRuntime:
             instance_price=lambda instance: committed_hourly(self.prices, instance),
             snapshots=self.inventory.snapshots.items.values(),
         )
+        reserved = self.committed_reserved()
+        return None if listed is None else listed + reserved
+
+    def committed_reserved(self) -> float:
+        """What was admitted and no listing shows yet (a listing begun after it counts it itself)."""
         reserved = 0.0
         for key, (listing, hourly, at) in list(self._reservations.items()):
             if getattr(self.inventory, listing).started_at > at:
-                del self._reservations[key]  # a listing begun after it counts the resource itself
+                del self._reservations[key]
+                self._reserved_for.pop(key, None)
             else:
                 reserved += hourly
-        return None if listed is None else listed + reserved
+        return reserved
 
     async def refresh_money(self) -> None:
         """Ask the balance and price what the account holds now (burn per hour)."""
@@ -367,6 +409,9 @@ class AccountRuntime:
         self.prices.set_currency(self.balance.currency)
         try:
             self.burn = await self._burn_now()
+            budgets = dict(self.config.namespace_budgets)
+            burns = {ns: await self.namespace_burn(ns) for ns in budgets}
+            self.namespace_burns = namespace_burns(budgets, burns)
         except (BarrackError, MissingApiKey) as exc:
             self.balance_error = exc
 
@@ -389,6 +434,7 @@ def account_conditions(account: AccountRuntime) -> tuple[dict[str, Any], list[Co
         conditions.append(
             Condition(READY, True, Reason.AVAILABLE, f"Barrack answers with this account's key{note}")
         )
+    fields["namespaces"] = account.namespace_burns
     if account.balance is not None:
         fields["balance"] = round(account.balance.balance, 4)
         fields["currency"] = account.balance.currency

@@ -168,6 +168,40 @@ def test_the_budget_refuses_before_any_call_until_it_rises(
     assert len(team_sim.inventory()["instances"]) == 1
 
 
+def test_a_namespace_budget_refuses_before_any_call_and_the_account_lists_its_burn(
+    kube: Kube, sim: Sim, team_sim: Sim, operator: Operator, accounts: list[str]
+) -> None:
+    volume_hourly = money.VOLUME_TB_HOURLY_USD["NVMe"]  # 1000 GB
+    instance_hourly = money.GPU_HOURLY_USD["A40"]
+    _secret(kube, "team-n-key", TEAM_KEY)
+    budgets = [{"namespace": kube.namespace, "maxHourlySpend": round(volume_hourly + instance_hourly / 2, 4)}]
+    _account(kube, accounts, "team-n", team_sim, maxHourlySpend=100.0, namespaceBudgets=budgets)
+    ref = {"accountRef": {"name": "team-n"}}
+    kube.apply({**ssh_key(), "spec": {**ssh_key()["spec"], **ref}})
+    kube.apply(volume("data", sizeGB=1000, volumeType="NVMe", **ref))
+    kube.wait_condition("bvol", "data", "Ready", "True", timeout=60)
+    kube.apply(instance("gpu", team_sim.image(), **ref))
+    refused = kube.wait_condition("binst", "gpu", "Synced", "False", reason="BudgetExceeded", timeout=60)
+    figures = (f"namespace {kube.namespace}'s burn", f"now {volume_hourly:.2f}", f"asks {instance_hourly:.2f}",
+               "namespaceBudgets) is")  # fmt: skip
+    assert all(f in refused["message"] for f in figures), refused["message"]
+    assert not [k for k in team_sim.calls() if k.startswith("create_instance ")], "a create was sent"
+
+    def listed() -> list[dict[str, object]] | None:
+        status = kube.plane.kubectl("get", "bacct", "team-n", "-o", "json").stdout or "{}"
+        rows = json.loads(status).get("status", {}).get("namespaces") or []
+        return rows if rows and rows[0].get("burnPerHour") == pytest.approx(volume_hourly) else None
+
+    rows = wait_for(listed, 60, what="the account's list of namespace burns")
+    assert (
+        rows[0]["namespace"] == kube.namespace and rows[0]["maxHourlySpend"] == budgets[0]["maxHourlySpend"]
+    )
+    raised = [{"namespace": kube.namespace, "maxHourlySpend": volume_hourly + instance_hourly + 0.01}]
+    kube.plane.kubectl("patch", "barrackaccount", "team-n", "--type=merge", "-p",
+                       json.dumps({"spec": {"namespaceBudgets": raised}}))  # fmt: skip
+    kube.wait_condition("binst", "gpu", "Ready", "True", timeout=90)
+
+
 def test_a_failed_price_refresh_keeps_the_last_prices_and_says_so(
     kube: Kube, sim: Sim, team_sim: Sim, operator: Operator, accounts: list[str]
 ) -> None:

@@ -67,6 +67,21 @@ class Registry:
         """The objects of a kind in a namespace, by name."""
         return [(n, info) for (k, ns, n), info in list(self.objects.items()) if k == kind and ns == namespace]
 
+    def namespace_of(self, key: str) -> str | None:
+        """The namespace of the object of this uid, or that records this Barrack id."""
+        for (_, namespace, _), info in list(self.objects.items()):
+            if key in (info.uid, info.id):
+                return namespace
+        return None
+
+    def ids_in(self, namespace: str) -> set[str]:
+        """The Barrack ids the managing objects of a namespace record."""
+        return {
+            info.id
+            for (_, ns, _), info in list(self.objects.items())
+            if ns == namespace and info.id and info.manages
+        }
+
     def observe(self, kind: str, body: dict[str, Any], deleted: bool) -> bool:
         """Record an object's latest state; True when its id or readiness changed."""
         meta, status = body.get("metadata", {}), body.get("status") or {}

@@ -46,6 +46,17 @@ class AccountRateLimit(Model):
     )
 
 
+class NamespaceBudget(Model):
+    namespace: str = Field(
+        description="A namespace whose objects use this account.", pattern=DNS_LABEL_PATTERN
+    )
+    maxHourlySpend: float = Field(
+        description="What the namespace's resources on this account may cost per hour; a create or power-on "
+        "beyond it is refused before any call (BudgetExceeded).",
+        gt=0,
+    )
+
+
 class BarrackAccountSpec(Model):
     secretRef: SecretKeyRef = Field(description="Where the API key is: a Secret in the operator's namespace.")
     apiUrl: str = Field(
@@ -69,4 +80,9 @@ class BarrackAccountSpec(Model):
         description="A budget: a create or power-on that would raise the account's burn above this per hour is "
         "refused before any call (BudgetExceeded).",
         gt=0,
+    )
+    namespaceBudgets: list[NamespaceBudget] = Field(
+        default_factory=list,
+        description="Budgets per namespace, beside maxHourlySpend: a create or power-on must fit both.",
+        max_length=1000,
     )

@@ -176,6 +176,14 @@ class References(Protocol):
         """The objects of a kind in a namespace, by name."""
         ...
 
+    def namespace_of(self, key: str) -> str | None:
+        """The namespace of the object of this uid, or that records this Barrack id."""
+        ...
+
+    def ids_in(self, namespace: str) -> set[str]:
+        """The Barrack ids the managing objects of a namespace record."""
+        ...
+
     def claimed_by_other(self, barrack_id: str, uid: str) -> bool: ...
 
     def manager_of(self, barrack_id: str, uid: str) -> str | None:

@@ -164,7 +164,19 @@ class BarrackSnapshotScheduleStatus(Model):
 # The account (cluster-scoped) -----------------------------------------------------------------------
 
 
+class NamespaceBurn(Model):
+    namespace: str = Field(description="A namespace with a budget on this account.")
+    burnPerHour: float | None = Field(
+        default=None, description="What its resources will cost per hour once settled."
+    )
+    maxHourlySpend: float | None = Field(default=None, description="Its budget.")
+
+
 class BarrackAccountStatus(Model):
+    namespaces: list[NamespaceBurn] = Field(
+        default_factory=list,
+        description="Each namespace with a budget (spec.namespaceBudgets): its burn and limit.",
+    )
     balance: float | None = Field(default=None, description="Credit left, from Barrack.")
     currency: str | None = Field(default=None, description="The account's currency.")
     burnPerHour: float | None = Field(
