@@ -134,3 +134,25 @@ def test_an_invalid_schedule_is_refused_or_reported(kube: Kube, operator: Operat
     kube.apply(power_schedule("zone", off_now(), instanceRef={"name": "x"}, timeZone="Mars/Olympus"))
     condition = kube.wait_condition("bpow", "zone", "Ready", "False", reason="InvalidSpec", timeout=30)
     assert "spec.timeZone 'Mars/Olympus' is not an IANA time zone" in condition["message"]
+
+
+def test_a_restore_refused_at_the_windows_start_is_retried_with_the_reason_on_the_instance(
+    kube: Kube, sim: Sim, operator: Operator
+) -> None:
+    running_instance(kube, sim)
+    kube.apply(power_schedule("office", off_now(), instanceRef={"name": "gpu"}))
+    wait_for(lambda: barrack_state(sim, "gpu") == "HIBERNATED", 60, what="hibernated off-hours")
+    sim.admin(
+        "stock", {"stock": [{"region": "US-1", "gpu_model": "A40", "available": 0}]}
+    )  # others took them
+    kube.apply(
+        power_schedule(
+            "office", [{"days": EVERY_DAY, "from": "00:00", "to": "24:00"}], instanceRef={"name": "gpu"}
+        )
+    )
+    refused = kube.wait_condition("binst", "gpu", "Synced", "False", reason="PowerBlocked", timeout=60)
+    assert "out of stock" in refused["message"] and "the operator tries again" in refused["message"]
+    assert barrack_state(sim, "gpu") == "HIBERNATED"
+    sim.admin("stock", {"stock": [{"region": "US-1", "gpu_model": "A40", "available": 1}]})
+    wait_for(lambda: barrack_state(sim, "gpu") == "ACTIVE", 90, what="restored once GPUs are back")
+    kube.wait_condition("binst", "gpu", "Ready", "True", timeout=60)
