@@ -28,9 +28,7 @@ from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.barrack.routes import Auth
 from barrack_operator.budgets import (
     namespace_burns,
-    namespace_committed,
     over_namespace_budget,
-    price_everything,
 )
 from barrack_operator.capacity import CapacityBoard
 from barrack_operator.conditions import CREDITS_LOW, READY, Condition, Reason
@@ -365,27 +363,32 @@ class AccountRuntime:
         """What the namespace's resources on this account will cost per hour once settled, with
         what was admitted for it that no listing shows yet."""
         ids = self.context.refs.ids_in(namespace)
-        await price_everything(self.prices, self.inventory, ids)
+        listed = await self._committed_listed(lambda barrack_id: barrack_id in ids)
         self.committed_reserved()  # drops reservations a listing now shows
-        reserved = [
+        reserved = sum(
             hourly
             for key, (_, hourly, _) in self._reservations.items()
             if self._reserved_for.get(key) == namespace
-        ]
-        return namespace_committed(self.prices, self.inventory, ids, reserved)
+        )
+        return None if listed is None else listed + reserved
 
     async def committed_burn(self) -> float | None:
         """What the account will burn per hour once every resource settles: instances in full
         unless hibernated or going, volumes by size and type, and admitted creates and power-ons
         no listing has shown yet."""
-        listed = await self.prices.burn(
-            self.inventory.instances.items.values(),
-            self.inventory.volumes.items.values(),
-            instance_price=lambda instance: committed_hourly(self.prices, instance),
-            snapshots=self.inventory.snapshots.items.values(),
-        )
+        listed = await self._committed_listed(lambda barrack_id: True)
         reserved = self.committed_reserved()
         return None if listed is None else listed + reserved
+
+    async def _committed_listed(self, wanted: Callable[[str], bool]) -> float | None:
+        """What the listed resources ``wanted`` takes will cost per hour once settled."""
+        inventory = self.inventory
+        return await self.prices.burn(
+            (i for k, i in inventory.instances.items.items() if wanted(k)),
+            (v for k, v in inventory.volumes.items.items() if wanted(k)),
+            instance_price=lambda instance: committed_hourly(self.prices, instance),
+            snapshots=(s for k, s in inventory.snapshots.items.items() if wanted(k)),
+        )
 
     def committed_reserved(self) -> float:
         """What was admitted and no listing shows yet (a listing begun after it counts it itself)."""

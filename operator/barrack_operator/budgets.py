@@ -1,53 +1,12 @@
 """Namespace budgets: an account's ``namespaceBudgets`` cap what the resources of one namespace may
-cost per hour, beside the account's own ``maxHourlySpend``. A namespace's burn is what the
-resources its objects record (instances, volumes, snapshots) will cost once settled, plus what
-the guard admitted for it that no listing shows yet."""
+cost per hour, beside the account's own ``maxHourlySpend``. A namespace's burn
+(``AccountRuntime.namespace_burn``) is what the resources its objects record will cost once
+settled, priced as the account's committed burn is, plus what the guard admitted for it that no
+listing shows yet. Here: the refusal's words and the account status' list."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-
-from barrack_operator.costs import PriceBook, committed_hourly
-from barrack_operator.inventory import Inventory
-
-
-def namespace_committed(
-    prices: PriceBook,
-    inventory: Inventory,
-    ids: Iterable[str],
-    reserved: Iterable[float] = (),
-) -> float | None:
-    """What the resources of these ids will cost per hour once settled (prices must be known:
-    None while one is not), plus what was admitted and is not listed yet."""
-    total = sum(reserved)
-    for barrack_id in ids:
-        instance = inventory.instances.items.get(barrack_id)
-        volume = inventory.volumes.items.get(barrack_id)
-        snapshot = inventory.snapshots.items.get(barrack_id)
-        part: float | None = 0.0
-        if instance is not None:
-            part = committed_hourly(prices, instance)
-        elif volume is not None:
-            part = prices.volume_hourly(volume.size_gb, volume.volume_type)
-        elif snapshot is not None:
-            part = prices.snapshot_hourly(snapshot)
-        if part is None:
-            return None
-        total += part
-    return total
-
-
-async def price_everything(prices: PriceBook, inventory: Inventory, ids: Iterable[str]) -> None:
-    """Ask the prices the resources of these ids need."""
-    ids = set(ids)
-    instances = [i for k, i in inventory.instances.items.items() if k in ids]
-    volumes = [v for k, v in inventory.volumes.items.items() if k in ids]
-    snapshots = any(k in ids for k in inventory.snapshots.items)
-    await prices.ensure(
-        gpu_models=[i.gpu_model for i in instances],
-        volume_types=[v.volume_type for v in volumes],
-        snapshots=snapshots,
-    )
+from collections.abc import Mapping
 
 
 def over_namespace_budget(

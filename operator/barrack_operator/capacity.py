@@ -94,35 +94,42 @@ def judge(
     changed (``stock`` holds less)."""
     refused, short = set(refused), short or {}
     lacks: list[str] = []
+    by_refusal = False
     for index, place in enumerate(want.places):
-        have = stock.get(place.key, 0)
-        why = _lack(want, place, index in refused, have, hourly(place))
+        why, refusal = _lack(
+            want, place, index in refused, stock.get(place.key, 0), short.get(place.key), hourly(place)
+        )
         if why is None:
             return Placement(index, tuple(lacks), False)
-        if why.startswith("stock ") and place.key in short:
-            why = (
-                f"Barrack refused a create there as out of stock moments ago though it lists "
-                f"{short[place.key]}; tried again once its stock changes"
-            )
         lacks.append(f"{place.label()}: {why}")
-    return Placement(None, tuple(lacks), any("refused" in lack for lack in lacks))
+        by_refusal = by_refusal or refusal
+    return Placement(None, tuple(lacks), by_refusal)
 
 
-def _lack(want: Want, place: Place, refused: bool, have: int, price: float | None) -> str | None:
+def _lack(
+    want: Want, place: Place, refused: bool, have: int, listed: int | None, price: float | None
+) -> tuple[str | None, bool]:
+    """What the alternative lacks (None: nothing), and whether only a refusal of Barrack's is
+    why. ``listed``: what Barrack lists there when a create was refused since (``have`` is less)."""
     if want.pinned is not None and place.region != want.pinned[0]:
-        return f"skipped, {want.pinned[1]}"
+        return f"skipped, {want.pinned[1]}", False
     if place.region in want.no_image:
-        return f"Barrack has no OS image {want.image} there"
+        return f"Barrack has no OS image {want.image} there", False
     if refused:
-        return "Barrack refused it as out of stock; tried again once its stock changes"
+        return "Barrack refused it as out of stock; tried again once its stock changes", True
     if have < place.gpu_count:
-        return f"stock {have} of {place.gpu_count}"
+        if listed is not None:
+            return (
+                f"Barrack refused a create there as out of stock moments ago though it lists {listed}; "
+                "tried again once its stock changes"
+            ), True
+        return f"stock {have} of {place.gpu_count}", False
     if want.max_price is not None:
         if price is None:
-            return "its price is not known yet"
+            return "its price is not known yet", False
         if price > want.max_price:
-            return f"price {price:g}/h above the cap {want.max_price:g}/h"
-    return None
+            return f"price {price:g}/h above the cap {want.max_price:g}/h", False
+    return None, False
 
 
 def allocate(

@@ -20,7 +20,6 @@ from barrack_operator.resources.kinds import INSTANCE, POWER_SCHEDULE
 from barrack_operator.resources.model import ObjectView, Outcome, Timing, ref_key
 from barrack_operator.resources.power import InvalidPowerSchedule, PowerOverride, plan_power
 from barrack_operator.resources.power_spec import BarrackPowerScheduleSpec
-from barrack_operator.resources.schedule import matches
 from barrack_operator.resources.times import stamp
 
 IDLE_RECHECK = 300.0
@@ -67,7 +66,10 @@ class PowerRunner:
             out.warn(Reason.INVALID_SPEC, message)
             await self.writer.write(POWER_SCHEDULE, body, obj, out)
             return IDLE_RECHECK
-        targets, why_none = self._targets(obj, spec)
+        found, why_none = self.registry.selected_instances(
+            obj.namespace, spec.instanceRef, spec.instanceSelector
+        )
+        targets = [name for name, _ in found]
         me = (str(meta.get("creationTimestamp") or ""), obj.name, obj.uid)
         powered, taken = self._claim(obj, targets, me)
         override = PowerOverride(obj.name, not plan.on, spec.offState, plan.next_change)
@@ -95,20 +97,6 @@ class PowerRunner:
         self._namespaces.pop(uid, None)
         for key in self._held.pop(uid, set()):
             self._release(key)
-
-    def _targets(self, obj: ObjectView, spec: BarrackPowerScheduleSpec) -> tuple[list[str], str]:
-        if spec.instanceRef is not None:
-            name = spec.instanceRef.name
-            if self.registry.get(INSTANCE.kind, obj.namespace, name) is None:
-                return [], f"BarrackInstance {name} does not exist in {obj.namespace}"
-            return [name], ""
-        assert spec.instanceSelector is not None
-        found = sorted(
-            name
-            for name, info in self.registry.of_kind(INSTANCE.kind, obj.namespace)
-            if matches(spec.instanceSelector, info.labels)
-        )
-        return found, "" if found else f"no BarrackInstance in {obj.namespace} matches spec.instanceSelector"
 
     def _claim(
         self, obj: ObjectView, targets: list[str], me: tuple[str, str, str]

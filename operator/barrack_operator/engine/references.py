@@ -10,6 +10,8 @@ from typing import Any
 
 from barrack_operator.conditions import READY
 from barrack_operator.resources.model import RefInfo
+from barrack_operator.resources.schedule import matches
+from barrack_operator.resources.specs import LabelSelector, LocalRef
 from barrack_operator.workqueue import WorkQueue
 
 
@@ -66,6 +68,24 @@ class Registry:
     def of_kind(self, kind: str, namespace: str) -> list[tuple[str, RefInfo]]:
         """The objects of a kind in a namespace, by name."""
         return [(n, info) for (k, ns, n), info in list(self.objects.items()) if k == kind and ns == namespace]
+
+    def selected_instances(
+        self, namespace: str, ref: LocalRef | None, selector: LabelSelector | None
+    ) -> tuple[list[tuple[str, RefInfo]], str]:
+        """The BarrackInstances a schedule names (``instanceRef``) or selects (``instanceSelector``),
+        by name; when there are none, why."""
+        if ref is not None:
+            info = self.get("BarrackInstance", namespace, ref.name)
+            if info is None:
+                return [], f"BarrackInstance {ref.name} does not exist in {namespace}"
+            return [(ref.name, info)], ""
+        assert selector is not None, "the CRD requires one of the two"
+        found = sorted(
+            (name, info)
+            for name, info in self.of_kind("BarrackInstance", namespace)
+            if matches(selector, info.labels)
+        )
+        return found, "" if found else f"no BarrackInstance in {namespace} matches spec.instanceSelector"
 
     def namespace_of(self, key: str) -> str | None:
         """The namespace of the object of this uid, or that records this Barrack id."""

@@ -33,7 +33,6 @@ from barrack_operator.resources.schedule import (
     Target,
     invalid,
     label_value,
-    matches,
     plan_run,
     report,
     snapshot_manifest,
@@ -119,19 +118,10 @@ class ScheduleRunner:
 
     def targets(self, obj: ObjectView, spec: specs.BarrackSnapshotScheduleSpec) -> tuple[list[Target], str]:
         """The instances to snapshot, and when there are none, why."""
-        registry = self.registry
-        if spec.instanceRef is not None:
-            info = registry.get("BarrackInstance", obj.namespace, spec.instanceRef.name)
-            if info is None:
-                return [], f"BarrackInstance {spec.instanceRef.name} does not exist in {obj.namespace}"
-            return [Target(spec.instanceRef.name, info.account)], ""
-        assert spec.instanceSelector is not None
-        found = [
-            Target(name, info.account)
-            for name, info in sorted(registry.of_kind("BarrackInstance", obj.namespace))
-            if matches(spec.instanceSelector, info.labels)
-        ]
-        return found, "" if found else f"no BarrackInstance in {obj.namespace} matches spec.instanceSelector"
+        found, why_none = self.registry.selected_instances(
+            obj.namespace, spec.instanceRef, spec.instanceSelector
+        )
+        return [Target(name, info.account) for name, info in found], why_none
 
     async def _carry_out(self, obj: ObjectView, body: dict[str, Any], plan: RunPlan) -> RunDone:
         """Create the run's snapshots (an existing name is the same slot tried before) and ask

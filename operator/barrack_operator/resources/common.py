@@ -60,7 +60,10 @@ def failure_reason(error: ListingError, blocked: Reason = Reason.PRECONDITION_FA
     if isinstance(error, NotFound):
         return Reason.NOT_FOUND, f"Barrack has no such resource: {error.message}"
     if isinstance(error, PreconditionFailed):
-        return blocked, f"Barrack refused for now: {error.message}; the operator tries again, every few seconds"
+        return (
+            blocked,
+            f"Barrack refused for now: {error.message}; the operator tries again, every few seconds",
+        )
     return Reason.API_UNAVAILABLE, str(error)
 
 

@@ -173,7 +173,7 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
         inputs = replace(
             await self._sources(ctx, obj, spec, out),
             power=ctx.power(obj.namespace, obj.name),
-            lifetime=instance_lifetime(spec, obj),
+            lifetime=instance_lifetime(spec.lifetime, obj) if spec.lifetime else None,
         )
         if obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or spec.adoptId:
             ctx.capacity.forget(obj.uid)  # it exists: it waits for no place
@@ -407,11 +407,11 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
 
     async def reconcile(self, ctx: Context, obj: ObjectView) -> Outcome:
         out = await super().reconcile(ctx, obj)
-        spec = specs.BarrackInstanceSpec.model_validate(obj.spec)
-        lifetime = instance_lifetime(spec, obj)
-        if lifetime is None or spec.lifetime is None or obj.paused or obj.observe_only:
+        if not obj.spec.get("lifetime") or obj.paused or obj.observe_only:  # most instances: no second parse
             return out
-        report_lifetime(out, lifetime, spec.lifetime.action, bool(out.status.get("id") or obj.recorded_id))
+        wanted = specs.Lifetime.model_validate(obj.spec["lifetime"])
+        lifetime = instance_lifetime(wanted, obj)
+        report_lifetime(out, lifetime, wanted.action, bool(out.status.get("id") or obj.recorded_id))
         return out
 
     def create_defaults(self, spec: specs.BarrackInstanceSpec) -> dict[str, Any]:

@@ -102,12 +102,10 @@ def _words(value: timedelta) -> str | None:
 LIFETIME_STATE = {"Hibernate": specs.PowerState.HIBERNATED.value, "Stop": specs.PowerState.STOPPED.value}
 
 
-def instance_lifetime(spec: specs.BarrackInstanceSpec, obj: ObjectView) -> Lifetime | None:
-    if spec.lifetime is None:
-        return None
-    recorded = obj.status.get("lifetime")
+def instance_lifetime(wanted: specs.Lifetime, obj: ObjectView) -> Lifetime:
+    """Where the object's spec.lifetime stands now, from what its status recorded."""
     return lifetime_of(
-        spec.lifetime.duration, obj.created_at, obj.extend_lifetime, recorded, datetime.now(UTC)
+        wanted.duration, obj.created_at, obj.extend_lifetime, obj.status.get("lifetime"), datetime.now(UTC)
     )
 
 
