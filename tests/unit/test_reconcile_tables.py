@@ -417,6 +417,16 @@ def known(instance_id: str | None) -> RefInfo:
 
 FIREWALL_CASES = [
     (
+        "an instance that landed in another region is never attached, and says so",
+        fspec("far"),
+        fw([]),
+        (("far", known(WEB2)),),
+        [vm(WEB2, region="NORWAY-1")],
+        steps.Blocked,
+        (False, "InvalidSpec"),
+        (False, "InvalidSpec"),
+    ),
+    (
         "an ACTIVE referenced instance is attached",
         fspec("a"),
         fw([]),
@@ -502,6 +512,17 @@ def test_firewall_plan(
         )
     got = conditions_of(step)
     assert got[READY] == ready and got[SYNCED] == synced, reason
+
+
+def test_a_firewall_attaches_the_instances_of_its_region_and_names_the_others() -> None:
+    refs = (("near", known(WEB1)), ("far", known(WEB2)))
+    step = plan_firewall(
+        fspec("near", "far"),
+        fw([]),
+        FirewallInputs(refs, {i.id: i for i in [vm(), vm(WEB2, region="NORWAY-1")]}),
+    )
+    assert isinstance(step, steps.SetAttachments) and set(step.instance_ids) == {WEB1}
+    assert isinstance(step.then, steps.Blocked) and "far (BRK-2D) is in NORWAY-1" in step.then.message
 
 
 def test_a_pending_reference_sends_no_set_that_leaves_an_attached_instance_out() -> None:

@@ -49,6 +49,7 @@ def _attachments_plan(firewall: wire.Firewall, inputs: FirewallInputs) -> steps.
     wanted: set[str] = set()
     waiting: list[str] = []
     unresolved: list[str] = []
+    elsewhere: list[str] = []
     for name, info in inputs.refs:
         if info is None or not info.id:
             unresolved.append(
@@ -56,13 +57,24 @@ def _attachments_plan(firewall: wire.Firewall, inputs: FirewallInputs) -> steps.
             )
             continue
         instance = inputs.instances.get(info.id)
+        if instance is not None and instance.region != firewall.region and info.id not in attached:
+            elsewhere.append(
+                f"{name} ({info.id}) is in {instance.region}"
+            )  # a placed instance may land there
+            continue
         if info.id in attached or (instance is not None and instance.status == IS.ACTIVE):
             wanted.add(info.id)
         else:
             state = instance.status if instance is not None else "unknown"
             waiting.append(f"{name} ({info.id}) is {state}")
     then: steps.Step | None = None
-    if unresolved:
+    if elsewhere:
+        then = steps.Blocked(
+            Reason.INVALID_SPEC,
+            f"firewall {firewall.id} is in {firewall.region} and Barrack attaches it only there: {'; '.join(elsewhere)}; "
+            "give such an instance a firewall of its region (one per region a placed instance may land in)",
+        )
+    elif unresolved:
         wanted |= attached  # an instance attached now may be the one a pending reference names
         then = steps.Blocked(
             Reason.REFERENCE_NOT_READY,
