@@ -7,6 +7,9 @@ goes."""
 from __future__ import annotations
 
 import json
+import os
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +22,7 @@ from tests.integration.conftest import (
     Sim,
     barrack_named,
     instance,
+    running_operator,
     ssh_key,
     volume,
     wait_for,
@@ -323,3 +327,44 @@ spec: {{schedule: "@every 10s", keep: 2, instanceRef: {{name: gpu}}}}
     assert "is not Ready yet" in events[0]["message"]
     made = [c for c in sim.admin("created") if c["name"].startswith("gpu-")]
     assert len(made) == 1, "a second snapshot was asked for while the first was being made"
+
+
+FAILPOINTS = Path(__file__).resolve().parent / "failpoints"
+
+
+def test_an_unexpected_error_in_a_pass_reads_operator_error_and_recovers(
+    kube: Kube,
+    sim: Sim,
+    api_key_file: Path,
+    tmp_path: Path,
+    operator_settings: dict[str, str],
+    request: pytest.FixtureRequest,
+) -> None:
+    """The catch-all, end to end: a pass of one volume raises after its create was sent (the
+    failpoint in ``failpoints/sitecustomize.py``, put into the operator process from outside). That
+    volume reads Synced=False OperatorError with the traceback in the log, the operator and every
+    other object go on, the pass is retried with backoff, and once the fault ends the volume is
+    Ready over the one Barrack volume its first pass created."""
+    failpoint = tmp_path / "failpoint"
+    failpoint.write_text("flaky\n")
+    path = os.pathsep.join(p for p in (str(FAILPOINTS), os.environ.get("PYTHONPATH", "")) if p)
+    env = {"PYTHONPATH": path, "BARRACK_TEST_FAILPOINT": str(failpoint)}
+    with running_operator(
+        kube, sim, api_key_file, tmp_path, operator_settings, extra_env=env, request=request
+    ) as op:
+        kube.apply(volume("flaky"))
+        kube.apply(volume("steady"))
+        failed = kube.wait_condition("bvol", "flaky", "Synced", "False", reason="OperatorError", timeout=60)
+        assert "unexpected RuntimeError" in failed["message"] and "retries" in failed["message"]
+        kube.wait_condition("bvol", "steady", "Ready", "True", timeout=60)
+        wait_for(lambda: op.log().count("failpoint: the reconcile of flaky") >= 2, 60, what="a retried pass")
+        assert "Traceback" in op.log() and op.alive()
+        ready_before = kube.condition("bvol", "flaky", "Ready")
+        assert ready_before is None or ready_before["status"] != "True", "Ready=True over a failing pass"
+
+        failpoint.unlink()
+        kube.wait_condition("bvol", "flaky", "Ready", "True", reason="Available", timeout=90)
+        kube.wait_condition("bvol", "flaky", "Synced", "True", reason="Reconciled", timeout=30)
+        kube.wait_condition("bvol", "flaky", "Attached", "False", reason="Detached", timeout=30)
+    creates = Counter(c["name"] for c in sim.admin("created") if "flaky" in c["name"])
+    assert list(creates.values()) == [1], f"the failing passes created again: {creates}"
