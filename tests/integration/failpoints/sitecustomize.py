@@ -20,13 +20,15 @@ if _FILE:
 
     _reconcile = volume.reconcile
 
+    def _failing(name: str) -> bool:
+        try:
+            return name in Path(_FILE).read_text().split()
+        except FileNotFoundError:
+            return False
+
     async def _failing_reconcile(ctx, obj):  # type: ignore[no-untyped-def]
         outcome = await _reconcile(ctx, obj)
-        try:
-            names = Path(_FILE).read_text().split()
-        except FileNotFoundError:
-            names = []
-        if obj.name in names:
+        if _failing(obj.name):
             raise RuntimeError(f"failpoint: the reconcile of {obj.name} fails after its calls")
         return outcome
 
