@@ -23,7 +23,7 @@ from barrack_operator.barrack import (
 from barrack_operator.barrack import models as m
 from barrack_operator.barrack import requests as rq
 from barrack_operator.barrack.client import BarrackClient, RetryPolicy
-from barrack_operator.barrack.ratelimit import RateLimiter
+from barrack_operator.barrack.ratelimit import LimiterClosed, RateLimiter
 from barrack_operator.barrack.routes import ROUTES
 from barrack_sim.app import Simulator, create_app, peak_rate
 from tests.unit.conftest import API_KEY, SSH_PUBLIC_KEY, make_client
@@ -446,3 +446,19 @@ async def test_the_simulator_counts_each_second_s_requests_by_route(
         by_route.update(counts)
     assert by_route == {"create_ssh_key": 1, "list_volumes": 2}
     assert sum(n for _, n in rate["per_wall_second"]) == 3
+
+
+async def test_closing_a_rate_limiter_releases_every_call_waiting_for_a_slot() -> None:
+    """An account replaced while a pass waited for a slot (a create behind a burst of others) must
+    not leave that pass waiting for ever: it gets LimiterClosed at once, and so does any later call."""
+    limiter = RateLimiter(rate=0.01, burst=1)
+    await limiter.acquire()  # the one token: the next callers wait about 100 s
+    waiting = [asyncio.create_task(limiter.acquire(urgent=u)) for u in (True, False)]
+    await asyncio.sleep(0.05)
+    assert not any(t.done() for t in waiting) and limiter.waiting == 2
+    await limiter.close()
+    for task in waiting:
+        with pytest.raises(LimiterClosed):
+            await asyncio.wait_for(task, 1)
+    with pytest.raises(LimiterClosed):
+        await limiter.acquire()

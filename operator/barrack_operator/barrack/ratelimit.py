@@ -33,6 +33,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 _EPSILON = 1e-9
+
+
+class LimiterClosed(RuntimeError):
+    """The limiter's client was closed (its account replaced or gone): no slot will come. A call
+    waiting for one, or asking after, gets this at once instead of waiting for ever."""
+
+
 WINDOW = 1.0
 """Seconds of Barrack's sliding window: an answered request counts in it for this long."""
 
@@ -69,6 +76,7 @@ class RateLimiter:
         """Urgent, follow-up and new, served in that order."""
         self._dispatcher: asyncio.Task[None] | None = None
         self.total_wait_seconds = 0.0
+        self.closed = False
 
     @property
     def waiting(self) -> int:
@@ -112,6 +120,8 @@ class RateLimiter:
         return waited
 
     async def _granted(self, urgent: bool, follow_up: bool) -> float:
+        if self.closed:
+            raise LimiterClosed("the Barrack client is closed: no call is sent")
         started = self._clock()
         slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._lanes[0 if urgent else 1 if follow_up else 2].append(slot)
@@ -130,10 +140,19 @@ class RateLimiter:
         return waited
 
     async def close(self) -> None:
+        """No slot is granted from now on: every caller waiting for one gets :class:`LimiterClosed`."""
+        self.closed = True
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._dispatcher
+        for lane in self._lanes:
+            while lane:
+                waiter = lane.popleft()
+                if not waiter.done():
+                    waiter.set_exception(
+                        LimiterClosed("the Barrack client closed while this call waited to be sent")
+                    )
 
     def _next(self) -> deque[asyncio.Future[None]] | None:
         """The first lane with a caller waiting."""
