@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from barrack_operator.barrack import ApiKeySource, BarrackClient, BarrackError
 from barrack_operator.barrack import models as m
+from barrack_operator.barrack.clock import BarrackClock
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.barrack.routes import Auth
 from barrack_operator.budgets import (
@@ -34,6 +35,7 @@ from barrack_operator.capacity import CapacityBoard
 from barrack_operator.conditions import CREDITS_LOW, READY, Condition, Reason
 from barrack_operator.costs import Accruals, Demand, PriceBook, committed_hourly, demand_hourly, runway_hours
 from barrack_operator.inventory import Inventory
+from barrack_operator.month import Month
 from barrack_operator.resources.account_spec import BarrackAccountSpec
 from barrack_operator.resources.common import failure_reason
 from barrack_operator.resources.model import Context, Memory, OverBudget, References, Timing
@@ -61,6 +63,7 @@ class AccountConfig:
     credits_low_hours: float = 72.0
     max_hourly_spend: float | None = None
     namespace_budgets: tuple[tuple[str, float], ...] = ()
+    monthly_budget: float | None = None
     secret: tuple[str, str] | None = None
     """(Secret name, key) in the operator's namespace; None: the operator's own key (file or env)."""
     key_file: Path | None = None
@@ -96,6 +99,7 @@ class AccountConfig:
             credits_low_hours=parsed.creditsLowHours,
             max_hourly_spend=parsed.maxHourlySpend,
             namespace_budgets=tuple((b.namespace, b.maxHourlySpend) for b in parsed.namespaceBudgets),
+            monthly_budget=parsed.monthlyBudget,
             secret=(parsed.secretRef.name, parsed.secretRef.key),
         )
 
@@ -192,6 +196,7 @@ class AccountRuntime:
         on_change: Callable[[set[str]], None],
         wake: Callable[[str], None] = lambda uid: None,
         power: Callable[[str, str], PowerOverride | None] = lambda namespace, name: None,
+        clock: BarrackClock | None = None,
     ) -> None:
         self.config = config
         self.settings = settings
@@ -204,6 +209,7 @@ class AccountRuntime:
             burst=config.burst,
             observer=lambda route, code, seconds: observe(self, route, code, seconds),
             mutation_guard=fence,
+            clock=clock,
         )
         self.inventory = Inventory(
             self.client,
@@ -212,11 +218,14 @@ class AccountRuntime:
             on_change=on_change,
         )
         self.prices = PriceBook(self.client, refresh_seconds=settings.prices_interval)
-        self.accruals = Accruals(self.client, interval=settings.billing_interval)
+        self.accruals = Accruals(self.client, interval=settings.billing_interval, now=self.client.clock.now)
         self.capacity = CapacityBoard(self.client, self.prices, interval=settings.poll_interval, wake=wake)
         self.context = Context(self.client, self.inventory, refs, memory, timing, mark_create=mark_create,
                                admit=self.admit, credits_depleted=self.credits_depleted,
-                               capacity=self.capacity, power=power)  # fmt: skip
+                               capacity=self.capacity, power=power, held_off=self.hold_off,
+                               barrack_clock=self.client.clock)  # fmt: skip
+        self.held_off: set[str] = set()  # instances held off by a schedule or lifetime (saving_per_hour)
+        self.month: Month | None = None  # the calendar month so far (the money watcher counts it)
         self.balance: m.BalanceResponse | None = None
         self.balance_error: BarrackError | MissingApiKey | None = None
         self.burn: float | None = None
@@ -228,11 +237,27 @@ class AccountRuntime:
         self._image_names: dict[str, str] = {}
         self._budget_lock = asyncio.Lock()
         self._reservations: dict[str, tuple[str, float, float]] = {}
-        self._reserved_for: dict[str, str | None] = {}
-        """Per reservation, the namespace it counts against (None: no namespace budget)."""
+        """Admitted creates and power-ons: key → (listing, per hour, when), until listed."""
+        self._reserved_for: dict[str, str | None] = {}  # per reservation, its namespace if budgeted
         self.namespace_burns: list[dict[str, object]] = []
         """Each budgeted namespace's burn, for the account's status."""
-        """Admitted creates and power-ons: key → (listing, per hour, when), until listed."""
+
+    def hold_off(self, barrack_id: str, held: bool) -> None:
+        (self.held_off.add if held else self.held_off.discard)(barrack_id)
+
+    def saving_per_hour(self) -> float:
+        """What the instances held off save per hour now: their full price less what they cost."""
+        saved = 0.0
+        for barrack_id in list(self.held_off):
+            item = self.inventory.instances.items.get(barrack_id)
+            if item is None:
+                self.held_off.discard(barrack_id)
+                continue
+            full = self.prices.full_instance_hourly(item.gpu_model, item.gpu_count)
+            now = self.prices.instance_hourly(item)
+            if full is not None and now is not None:
+                saved += max(0.0, full - now)
+        return saved
 
     @property
     def name(self) -> str:

@@ -205,10 +205,12 @@ class Accruals:
     interval: float = 3600.0
     clock: Callable[[], float] = time.monotonic
     known: dict[str, tuple[float, float]] = field(default_factory=dict)
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    """Barrack's time, which its created_at is on."""
 
     async def accrued(self, item: m.VMInstance | m.Volume | m.Snapshot) -> float | None:
         entry = self.known.get(item.id)
-        if entry is None and _younger_than(item.created_at, self.interval):
+        if entry is None and _younger_than(item.created_at, self.interval, self.now()):
             entry = self.known[item.id] = (0.0, self.clock())  # new: nothing to ask Barrack yet
         if entry is not None and self.clock() - entry[1] < self.interval:
             return entry[0]
@@ -229,7 +231,7 @@ class Accruals:
         self.known.pop(barrack_id, None)
 
 
-def _younger_than(created_at: str | None, seconds: float) -> bool:
+def _younger_than(created_at: str | None, seconds: float, now: datetime) -> bool:
     if not created_at:
         return False
     try:
@@ -238,7 +240,7 @@ def _younger_than(created_at: str | None, seconds: float) -> bool:
         return False
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
-    return (datetime.now(UTC) - created).total_seconds() < seconds
+    return (now - created).total_seconds() < seconds
 
 
 def runway_hours(balance: float, burn: float) -> float | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter as CountOf
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from barrack_operator.barrack import BarrackClient
 from barrack_operator.barrack import models as m
 from barrack_operator.inventory import Inventory
+from barrack_operator.month import Month
 
 
 class AccountRuntime(Protocol):
@@ -39,6 +40,12 @@ class AccountRuntime(Protocol):
     def burn(self) -> float | None: ...
 
     def runway(self) -> float | None: ...
+
+    @property
+    def month(self) -> Month | None: ...
+
+    @property
+    def config(self) -> Any: ...
 
     def credits_low(self) -> bool: ...
 
@@ -146,6 +153,39 @@ def _money_families(accounts: list[tuple[str, AccountRuntime]]) -> Iterator[Gaug
             runway.add_metric([name], float("inf") if hours is None else hours)
             low.add_metric([name], float(account.credits_low()))
     yield from (balance, burn, runway, low)
+    yield from _month_families(accounts)
+
+
+def _month_families(accounts: list[tuple[str, AccountRuntime]]) -> Iterator[GaugeMetricFamily]:
+    """Each account's calendar month: accrued, projected, saved, and its monthly budget."""
+    labels = ["account", "currency"]
+    to_date = GaugeMetricFamily(
+        "barrack_account_month_to_date", "What the account accrued this calendar month.", labels=labels
+    )
+    projected = GaugeMetricFamily(
+        "barrack_account_projected_month_end",
+        "Accrued this month plus the burn now over the hours left in it.",
+        labels=labels,
+    )
+    saved = GaugeMetricFamily(
+        "barrack_account_saved_this_month",
+        "The full-price hours power schedules and lifetimes avoided this month.",
+        labels=labels,
+    )
+    budget = GaugeMetricFamily(
+        "barrack_account_monthly_budget", "The account's spec.monthlyBudget.", labels=labels
+    )
+    for name, account in accounts:
+        month = account.month
+        if month is None or account.burn is None or account.balance is None:
+            continue
+        currency = account.balance.currency
+        to_date.add_metric([name, currency], month.to_date)
+        projected.add_metric([name, currency], month.projected_end(account.burn))
+        saved.add_metric([name, currency], month.saved)
+        if account.config.monthly_budget is not None:
+            budget.add_metric([name, currency], account.config.monthly_budget)
+    yield from (to_date, projected, saved, budget)
 
 
 def watch_accounts(accounts: Callable[[], dict[str, AccountRuntime]]) -> None:

@@ -155,13 +155,15 @@ class Account:
         )
 
     def tick(self) -> None:
-        """Apply every transition that is due, earliest first; then bill the time since the last
-        tick, and hibernate every instance once the balance is spent."""
+        """Apply every transition that is due, earliest first, each after billing the time up to it
+        at the rates before it (so a clock pushed past a transition bills each side at its own
+        rate); then bill the rest, and hibernate every instance once the balance is spent."""
         now = self.clock.now()
         due = sorted(((t.due, rid) for rid, t in self._pending.items() if t.due <= now))
         for at, rid in due:
             transition = self._pending.pop(rid, None)
             if transition is not None:
+                self._bill(at)
                 transition.apply()
                 self.settled.append((rid, self.wall_epoch(at)))
         self.shelf.move(now)

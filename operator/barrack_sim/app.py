@@ -17,6 +17,8 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import formatdate
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -380,6 +382,8 @@ def _endpoint(sim: Simulator, name: str, handler: Handler) -> Callable[[Request]
         sim.arrivals.append((time.monotonic(), name))
         response = await _serve(request)
         sim.calls[(name, response.status_code)] += 1
+        # Barrack's time is the simulator's clock (pushed forward by /_sim/advance), as billing is.
+        response.headers["date"] = formatdate(sim.account.wall_epoch(sim.account.clock.now()), usegmt=True)
         return response
 
     async def _serve(request: Request) -> Response:
@@ -447,6 +451,24 @@ def _stock_endpoint(sim: Simulator) -> Callable[[Request], Awaitable[Response]]:
         )
 
     return stock
+
+
+def _clock_endpoint(sim: Simulator) -> Callable[[Request], Awaitable[Response]]:
+    async def clock(_: Request) -> Response:
+        """The simulator's time (as its Date header gives it), what the account burns per hour now,
+        and what it was billed so far, each record's status and cost (``records``)."""
+        a = sim.account
+        a.tick()
+        records = [
+            {"id": r.resource_id, "status": r.status, "minutes": r.minutes, "hourly": r.per_minute_rate * 60,
+             "cost": r.cost, "start": r.start.isoformat(), "end": r.end.isoformat() if r.end else None}
+            for rs in a.ledger.records.values() for r in rs
+        ]  # fmt: skip
+        now = datetime.fromtimestamp(a.wall_epoch(a.clock.now()), UTC).isoformat()
+        billed = sum(r["cost"] for r in records)
+        return JSONResponse({"now": now, "burn": a.hourly_burn(), "billed": billed, "records": records})
+
+    return clock
 
 
 def _admin_routes(sim: Simulator) -> list[Route]:
@@ -569,6 +591,7 @@ def _admin_routes(sim: Simulator) -> list[Route]:
         Route("/faults", faults, methods=["GET", "POST"]),
         Route("/config", config, methods=["GET", "POST"]),
         Route("/advance", advance, methods=["POST"]),
+        Route("/clock", _clock_endpoint(sim), methods=["GET"]),
         Route("/top-up", top_up, methods=["POST"]),
         Route("/stock", _stock_endpoint(sim), methods=["GET", "POST"]),
         Route("/state", state, methods=["POST"]),

@@ -139,12 +139,13 @@ class Ledger:
         current = records[-1] if records and records[-1].end is None else None
         rate = hourly / 60
         if current is None or abs(current.per_minute_rate - rate) > 1e-12 or current.status != status:
+            start = now - timedelta(minutes=minutes)  # these minutes are the new record's, at its rate
             if current is not None:
-                current.end = now
+                current.end = start
                 current.status = "completed" if current.status == "active" else current.status
             if hourly <= 0:
                 return 0.0
-            current = Record(f"BILL-{next(self._ids)}", resource_id, name, now, rate, status)
+            current = Record(f"BILL-{next(self._ids)}", resource_id, name, start, rate, status)
             records.append(current)
         current.minutes += minutes
         return minutes * rate

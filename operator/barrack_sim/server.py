@@ -42,4 +42,6 @@ def build_simulator(
 
 def serve(simulator: Simulator, host: str, port: int, log_level: str = "warning") -> None:
     logging.getLogger("uvicorn.access").disabled = log_level != "debug"
-    uvicorn.run(create_app(simulator), host=host, port=port, log_level=log_level, lifespan="off")
+    uvicorn.run(  # the Date header is the simulator's clock (see app.py), not uvicorn's
+        create_app(simulator), host=host, port=port, log_level=log_level, lifespan="off", date_header=False
+    )

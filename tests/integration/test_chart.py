@@ -86,6 +86,7 @@ ALERTS = {
     "BarrackObjectsNotReady",
     "BarrackInventoryErrors",
     "BarrackCreditsLow",
+    "BarrackMonthProjectedOverBudget",
 }
 
 

@@ -3,13 +3,22 @@ warned about 70 minutes before the end, and ended; the engine deletes the object
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
 
-from barrack_operator.resources.lifetime import lifetime_of, parse_duration, report_lifetime
-from barrack_operator.resources.model import Outcome
+from barrack_operator.barrack.clock import BarrackClock
+from barrack_operator.resources import specs
+from barrack_operator.resources.lifetime import (
+    instance_lifetime,
+    lifetime_of,
+    parse_duration,
+    report_lifetime,
+)
+from barrack_operator.resources.model import ObjectView, Outcome
 
-CREATED = "2026-12-07T08:00:00Z"
 T0 = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+CREATED = T0
 
 
 def test_durations() -> None:
@@ -44,16 +53,35 @@ def test_each_new_annotation_value_extends_once() -> None:
 
 
 def test_the_report_of_an_ended_delete_asks_for_the_objects_deletion() -> None:
-    ended = lifetime_of("1h", CREATED, None, None, T0 + timedelta(hours=2))
+    later = T0 + timedelta(hours=2)
+    ended = lifetime_of("1h", CREATED, None, None, later)
     out = Outcome()
-    report_lifetime(out, ended, "Delete", exists=True)
+    report_lifetime(out, ended, "Delete", exists=True, now=later)
     assert out.delete_object and out.status["expiresAt"] == "2026-12-07T09:00:00Z"
     assert [e.reason for e in out.events] == ["LifetimeExpired"]
     stopped = Outcome()
-    report_lifetime(stopped, ended, "Stop", exists=True)
+    report_lifetime(stopped, ended, "Stop", exists=True, now=later)
     assert not stopped.delete_object and stopped.status["lifetime"]["expired"] is True
     never_made = Outcome()
-    report_lifetime(never_made, ended, "Delete", exists=False)
+    report_lifetime(never_made, ended, "Delete", exists=False, now=later)
     assert not never_made.delete_object, (
         "nothing to delete on Barrack: the object stays, LifetimeEnded says why"
     )
+
+
+def test_a_lifetime_counts_on_barracks_clock_from_the_start_status_recorded() -> None:
+    """Barrack's clock is a day ahead of this machine's: an object created now starts its lifetime
+    a day ahead too (not expired at once), and once status recorded its start, that start holds
+    whatever the clock's offset does after."""
+    wall = T0.timestamp()
+    clock = BarrackClock(wall=lambda: wall)
+    clock.observe(formatdate(wall + 86_400, usegmt=True))
+    obj = ObjectView(kind="BarrackInstance", namespace="ns", name="gpu", uid="u", generation=1, spec={}, status={},
+                     created_at="2026-12-07T08:00:00Z")  # fmt: skip
+    wanted = specs.Lifetime(duration="1h", action="Delete")
+    first = instance_lifetime(wanted, obj, clock)
+    assert first.started_at == T0 + timedelta(days=1, seconds=0.5) and not first.expired
+    recorded = replace(obj, status={"lifetime": first.status("Delete")})
+    clock.observe(formatdate(wall + 86_400 + 7_200, usegmt=True))  # the clock jumps two hours
+    later = instance_lifetime(wanted, recorded, clock)
+    assert later.started_at == T0 + timedelta(days=1) and later.expired

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from barrack_operator.barrack import models as m
 from barrack_operator.barrack import requests as rq
+from barrack_operator.barrack.clock import BarrackClock
 from barrack_operator.barrack.credentials import KeySource
 from barrack_operator.barrack.errors import (
     ApiUnavailable,
@@ -108,6 +109,7 @@ class BarrackClient:
         observer: CallObserver | None = None,
         seed: int | None = None,
         mutation_guard: Callable[[], None] | None = None,
+        clock: BarrackClock | None = None,
     ) -> None:
         self._api_key = api_key
         self._auth = auth
@@ -120,6 +122,8 @@ class BarrackClient:
         self._guard = mutation_guard
         """Called before every mutation is sent (leader fencing); it raises to stop the call."""
         self.calls: Counter[tuple[str, str]] = Counter()
+        self.clock = clock or BarrackClock()
+        """Barrack's clock, told the Date of every reply."""
 
     async def aclose(self) -> None:
         await self.limiter.close()
@@ -188,6 +192,7 @@ class BarrackClient:
                         headers=self._auth.headers(key),
                     )
                 outcome = str(response.status_code)
+                self.clock.observe(response.headers.get("date"))
             finally:
                 self.calls[(route.name, outcome)] += 1
                 if self._observer is not None:

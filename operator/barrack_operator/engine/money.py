@@ -17,11 +17,13 @@ from typing import Any
 
 from barrack_operator.accounts import AccountRuntime, account_conditions
 from barrack_operator.barrack import BarrackError
+from barrack_operator.barrack.clock import BarrackClock
 from barrack_operator.barrack.credentials import MissingApiKey
-from barrack_operator.conditions import CREDITS_LOW, Condition, Reason, merge_conditions
+from barrack_operator.conditions import BUDGET_FORECAST, CREDITS_LOW, Condition, merge_conditions
 from barrack_operator.kube import StatusWriter, event_body
 from barrack_operator.leadership import LeadershipLost
 from barrack_operator.listings import LISTING_OF
+from barrack_operator.month import Month, forecast
 from barrack_operator.resources.kinds import ACCOUNT
 from barrack_operator.resources.model import ObjectView, Outcome
 from barrack_operator.resources.specs import GROUP, VERSION
@@ -39,8 +41,14 @@ class MoneyWatcher:
         declared: Callable[[str], bool],
         writer: Callable[[], StatusWriter | None],
         leading: Callable[[], bool],
+        clock: BarrackClock,
     ) -> None:
         self._settings = settings
+        self._clock = clock
+        self._months: dict[str, Month] = {}
+        """Each account's month so far (see :mod:`barrack_operator.month`)."""
+        self._recorded: dict[str, dict[str, Any]] = {}
+        """Each BarrackAccount's status as first seen: its month goes on from there."""
         self._accounts = accounts
         self._declared = declared
         """Whether a BarrackAccount object of this name exists (the default account may have none)."""
@@ -69,14 +77,46 @@ class MoneyWatcher:
     def seen(self, name: str, body: dict[str, Any]) -> None:
         """A BarrackAccount's event: its conditions as written before (kept across restarts)."""
         self._conditions.setdefault(name, list((body.get("status") or {}).get("conditions", [])))
+        self._recorded.setdefault(name, dict(body.get("status") or {}))
 
     def now(self) -> None:
         """Read every account's money at once (an account changed)."""
         self._now.set()
 
     def burn_moved(self) -> None:
-        """Instances came, went or changed power: judge the burns again."""
+        """Instances came, went or changed power: each month is counted up to now at the burn before,
+        and the burns are judged again."""
+        for account in list(self._accounts().values()):
+            self._count(account)
         self._burn_moved.set()
+
+    def clock_jumped(self) -> None:
+        """Barrack's clock jumped: each month is counted up to it at the burn before, then the money
+        is read again."""
+        for account in list(self._accounts().values()):
+            self._count(account)
+        self._now.set()
+
+    def _count(self, account: AccountRuntime) -> Month | None:
+        """The account's month counted up to now at its burn and saving so far; None while its
+        burn is not known, or its BarrackAccount's recorded month not read yet."""
+        name = account.name
+        if account.burn is None or (self._declared(name) and name not in self._recorded):
+            return None
+        now = self._clock.now()
+        month = self._months.get(name) or Month.from_status(self._recorded.get(name, {}), now)
+        month = month.count(now, account.burn, account.saving_per_hour())
+        self._months[name] = account.month = month
+        return month
+
+    def month_status(self, account: AccountRuntime) -> tuple[dict[str, Any], list[Condition]]:
+        """The month's status fields and BudgetForecast (counted up to now first)."""
+        month = self._count(account)
+        if month is None or account.burn is None:
+            return {}, []
+        budget = account.config.monthly_budget
+        condition = forecast(month, account.burn, budget, account.prices.currency)
+        return month.status(account.burn, budget), [] if condition is None else [condition]
 
     async def _watch_money(self) -> None:
         """Each idle poll interval (and at once when an account changes): every account's balance
@@ -89,9 +129,12 @@ class MoneyWatcher:
             low = False
             for account in list(self._accounts().values()):
                 try:
+                    self._count(account)  # up to now at the burn before this read
                     await account.refresh_money()
                     if self._declared(account.name):
-                        await self.write_account(account.name, *account_conditions(account))
+                        fields, conditions = account_conditions(account)
+                        month, forecast_now = self.month_status(account)
+                        await self.write_account(account.name, {**fields, **month}, conditions + forecast_now)
                 except LeadershipLost:
                     return
                 except Exception:
@@ -118,11 +161,14 @@ class MoneyWatcher:
 
     async def write_account(self, name: str, fields: dict[str, Any], conditions: list[Condition]) -> None:
         """Write a BarrackAccount's status when it changed (while only the balance drains, once
-        per idle interval), and a Warning event when its credit turns low."""
+        per idle interval), and a Warning event when its credit turns low or its month's
+        projection passes its budget. BudgetForecast goes when the budget does."""
         writer = self._writer()
         if writer is None or not self._leading():
             return
         previous = self._conditions.get(name, [])
+        if "monthlyBudget" not in fields:
+            previous = [c for c in previous if c["type"] != BUDGET_FORECAST]
         merged = merge_conditions(previous, conditions, None)
         status = {**fields, "conditions": merged}
         last = self._status.get(name)
@@ -132,8 +178,6 @@ class MoneyWatcher:
             written = self._written_at.get(name, -math.inf)
             if time.monotonic() - written < self._settings.idle_poll_interval:
                 return  # the balance drains between looks: written each idle interval, not each look
-        low = next((c for c in conditions if c.type == CREDITS_LOW), None)
-        was_low = next((c["status"] == "True" for c in previous if c["type"] == CREDITS_LOW), False)
         try:
             await writer.patch_status(ACCOUNT.plural, "", name, status)
         except Exception as exc:
@@ -141,21 +185,28 @@ class MoneyWatcher:
             return
         self._conditions[name], self._status[name] = merged, status
         self._written_at[name] = time.monotonic()
-        if low is not None and low.status and not was_low:
-            involved = {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": ACCOUNT.kind,
-                "name": name,
-                "namespace": "",
-            }
-            body = event_body(involved, "Warning", Reason.CREDITS_LOW, "Observe", low.message)
-            body["metadata"]["namespace"] = (
-                "default"  # where Kubernetes keeps a cluster-scoped object's events
-            )
-            try:
-                await writer.post_event(body)
-            except Exception as exc:
-                log.warning("Posting the event CreditsLow of BarrackAccount %s failed: %s", name, exc)
+        for turned in turned_bad(previous, conditions):
+            await self._warn(writer, name, turned)
+
+    @staticmethod
+    async def _warn(writer: StatusWriter, name: str, condition: Condition) -> None:
+        involved = {"apiVersion": f"{GROUP}/{VERSION}", "kind": ACCOUNT.kind, "name": name, "namespace": ""}
+        body = event_body(involved, "Warning", condition.reason, "Observe", condition.message)
+        body["metadata"]["namespace"] = "default"  # where Kubernetes keeps a cluster-scoped object's events
+        try:
+            await writer.post_event(body)
+        except Exception as exc:
+            log.warning("Posting the event %s of BarrackAccount %s failed: %s", condition.reason, name, exc)
+
+
+BAD_WHEN = {CREDITS_LOW: True, BUDGET_FORECAST: False}
+"""An account's conditions that warn when they turn to this status."""
+
+
+def turned_bad(previous: list[dict[str, Any]], conditions: list[Condition]) -> list[Condition]:
+    """The account's conditions that turned to their bad status since ``previous``."""
+    was = {c["type"]: c["status"] == "True" for c in previous}
+    return [c for c in conditions if BAD_WHEN.get(c.type) is c.status and was.get(c.type) is not c.status]
 
 
 async def add_cost(account: AccountRuntime, obj: ObjectView, outcome: Outcome) -> None:

@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from barrack_operator.conditions import READY, SYNCED
+from barrack_operator.accounts import AccountRuntime
+from barrack_operator.conditions import READY, SYNCED, Condition, Reason
+from barrack_operator.listings import LISTING_OF
+from barrack_operator.resources.common import complete_status
 from barrack_operator.resources.kinds import Kind
 from barrack_operator.resources.lifetime import EXTEND_ANNOTATION
 from barrack_operator.resources.model import (
@@ -16,6 +19,7 @@ from barrack_operator.resources.model import (
     Context,
     ObjectView,
     Outcome,
+    Timing,
 )
 from barrack_operator.resources.specs import GROUP, VERSION
 
@@ -80,3 +84,28 @@ def waits_for(outcome: Outcome) -> str:
         if found is not None:
             return f"{found.message.rstrip('.')} ({found.reason})"
     return "Barrack to answer for this object's resource (no condition says more)"
+
+
+async def paused_outcome(
+    reconcile: Reconciler,
+    obj: ObjectView,
+    account: AccountRuntime | Outcome,
+    finalizing: bool,
+    timing: Timing,
+) -> Outcome:
+    """Synced=False ReconcilePaused; outside a deletion, Ready as the frame's read-only pass
+    finds it (the spec compared with the inventory, no call)."""
+    out = Outcome()
+    if (
+        not finalizing
+        and isinstance(account, AccountRuntime)
+        and account.inventory.listing_error(LISTING_OF[obj.kind]) is None
+    ):
+        out = complete_status(account.context, obj, await reconcile(account.context, obj))
+    out.requeue_after = timing.blocked_requeue
+    message = (
+        f"reconciling is paused by the annotation {PAUSED_ANNOTATION}: no Barrack call is made for this "
+        "object, deletion included; remove the annotation to resume"
+    )
+    out.conditions.append(Condition(SYNCED, False, Reason.RECONCILE_PAUSED, message))
+    return out

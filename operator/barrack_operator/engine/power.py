@@ -29,8 +29,15 @@ Key = tuple[str, str]
 
 class PowerRunner:
     def __init__(
-        self, registry: Registry, writer: ObjectWriter, timing: Timing, wake: Callable[[str], None]
+        self,
+        registry: Registry,
+        writer: ObjectWriter,
+        timing: Timing,
+        wake: Callable[[str], None],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self.now = now
+        """Barrack's time: windows open and close on it."""
         self.registry = registry
         self.writer = writer
         self.timing = timing
@@ -57,7 +64,8 @@ class PowerRunner:
         out = Outcome()
         try:
             spec = BarrackPowerScheduleSpec.model_validate(obj.spec)
-            plan = plan_power(spec, datetime.now(UTC))
+            now = self.now()
+            plan = plan_power(spec, now)
         except (InvalidPowerSchedule, ValidationError) as exc:
             self.forget(obj.uid)
             message = f"{exc}; no instance is powered by this schedule until the spec is fixed"
@@ -85,11 +93,16 @@ class PowerRunner:
         await self.writer.write(POWER_SCHEDULE, body, obj, out)
         if plan.next_change is None:
             return IDLE_RECHECK
-        return max(0.5, min(IDLE_RECHECK, (plan.next_change - datetime.now(UTC)).total_seconds() + 0.2))
+        return max(0.5, min(IDLE_RECHECK, (plan.next_change - now).total_seconds() + 0.2))
 
     def instance_seen(self, namespace: str) -> None:
         """A BarrackInstance appeared: the namespace's schedules look again (a selector may match it)."""
         for uid in [u for u, ns in self._namespaces.items() if ns == namespace]:
+            self.wake(uid)
+
+    def clock_jumped(self) -> None:
+        """Barrack's clock jumped: every schedule looks again (a window may have opened or closed)."""
+        for uid in list(self._namespaces):
             self.wake(uid)
 
     def forget(self, uid: str) -> None:

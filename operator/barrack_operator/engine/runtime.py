@@ -16,6 +16,7 @@ from typing import Any
 from barrack_operator import metrics
 from barrack_operator.accounts import AccountRuntime
 from barrack_operator.barrack.client import MUTATIONS
+from barrack_operator.barrack.clock import BarrackClock
 from barrack_operator.barrack.routes import ROUTES
 from barrack_operator.conditions import SYNCED, Condition, Reason
 from barrack_operator.engine.account_set import AccountSet
@@ -24,7 +25,15 @@ from barrack_operator.engine.lease import lease_settings, stop_process
 from barrack_operator.engine.listing import listing_trouble
 from barrack_operator.engine.money import MoneyWatcher, add_cost
 from barrack_operator.engine.mutations import MutationWaits
-from barrack_operator.engine.objects import FINALIZER, KOPF_FINALIZER, Reconciler, object_ref, view, waits_for
+from barrack_operator.engine.objects import (
+    FINALIZER,
+    KOPF_FINALIZER,
+    Reconciler,
+    object_ref,
+    paused_outcome,
+    view,
+    waits_for,
+)
 from barrack_operator.engine.power import PowerRunner
 from barrack_operator.engine.references import Registry
 from barrack_operator.engine.releases import Releases
@@ -39,7 +48,7 @@ from barrack_operator.resources.common import (
     progressing,
     with_next_try,
 )
-from barrack_operator.resources.kinds import KINDS, SNAPSHOT, Kind
+from barrack_operator.resources.kinds import INSTANCE, KINDS, SNAPSHOT, Kind
 from barrack_operator.resources.lifetime import EXTEND_ANNOTATION
 from barrack_operator.resources.model import (
     PAUSED_ANNOTATION,
@@ -85,7 +94,9 @@ class Runtime:
         self.registry.queue = self.queue
         self.writer = ObjectWriter(lambda: self.status_writer, self.leading, self.memory, self.timing)
         """Everything written on objects: status, events, the create mark and the finalizer."""
-        self.power = PowerRunner(self.registry, self.writer, self.timing, self.queue.wake)
+        self.clock = BarrackClock()
+        """Barrack's time, from its replies: schedules, lifetimes and the month's money follow it."""
+        self.power = PowerRunner(self.registry, self.writer, self.timing, self.queue.wake, self.clock.now)
         """BarrackPowerSchedules: what each says of its instances now."""
         self.uninstall = Uninstall(lambda: self.status_writer, self.writer, self.memory, self.timing)
         self.mutations = MutationWaits(self.memory)
@@ -102,9 +113,11 @@ class Runtime:
             declared=lambda name: name in self.account_set.specs,
             writer=lambda: self.status_writer,
             leading=self.leading,
+            clock=self.clock,
         )
         """Each account's balance, burn and runway, and its BarrackAccount's status."""
         self.account_set.money = self.money
+        self.clock.listen(self._clock_jumped)
         self.health = HealthServer(
             self.account_set.inventories,
             self.poller_alive,
@@ -131,7 +144,16 @@ class Runtime:
             "on_change": self._on_inventory_change,
             "wake": self.queue.wake,
             "power": self.power.override_for,
+            "clock": self.clock,
         }
+
+    def _clock_jumped(self, seconds: float) -> None:
+        """Barrack's clock jumped: count the month to it; schedule windows and lifetimes look again."""
+        self.money.clock_jumped()
+        self.power.clock_jumped()
+        for uid, (kind, body) in list(self._objects.items()):
+            if kind is INSTANCE and (body.get("spec") or {}).get("lifetime"):
+                self.queue.wake(uid)
 
     @property
     def default(self) -> AccountRuntime:
@@ -370,32 +392,12 @@ class Runtime:
         outcome.requeue_after = max(outcome.requeue_after or 0.0, delay)
         with_next_try(outcome, delay, failures)
 
-    async def _paused_outcome(
-        self, reconcile: Reconciler, obj: ObjectView, account: AccountRuntime | Outcome, finalizing: bool
-    ) -> Outcome:
-        """Synced=False ReconcilePaused; outside a deletion, Ready as the frame's read-only pass
-        finds it (the spec compared with the inventory, no call)."""
-        out = Outcome()
-        if (
-            not finalizing
-            and isinstance(account, AccountRuntime)
-            and account.inventory.listing_error(LISTING_OF[obj.kind]) is None
-        ):
-            out = complete_status(account.context, obj, await reconcile(account.context, obj))
-        out.requeue_after = self.timing.blocked_requeue
-        message = (
-            f"reconciling is paused by the annotation {PAUSED_ANNOTATION}: no Barrack call is made for this "
-            "object, deletion included; remove the annotation to resume"
-        )
-        out.conditions.append(Condition(SYNCED, False, Reason.RECONCILE_PAUSED, message))
-        return out
-
     async def _reconcile_guarded(
         self, reconcile: Reconciler, obj: ObjectView, account: AccountRuntime | Outcome, *, finalizing: bool
     ) -> Outcome:
         self._paused[obj.uid] = obj.paused
         if obj.paused:
-            return await self._paused_outcome(reconcile, obj, account, finalizing)
+            return await paused_outcome(reconcile, obj, account, finalizing, self.timing)
         if not isinstance(account, AccountRuntime):
             if finalizing and never_on_barrack(obj, self.memory):
                 return Outcome(done=True)  # nothing was ever asked of Barrack for it: nothing to delete

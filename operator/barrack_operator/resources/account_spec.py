@@ -86,3 +86,9 @@ class BarrackAccountSpec(Model):
         description="Budgets per namespace, beside maxHourlySpend: a create or power-on must fit both.",
         max_length=1000,
     )
+    monthlyBudget: float | None = Field(
+        default=None,
+        description="What the account may cost in a calendar month (UTC, on Barrack's clock): BudgetForecast "
+        "turns False, with a Warning event, when status.projectedMonthEnd passes it. Nothing is refused by it.",
+        gt=0,
+    )

@@ -173,7 +173,7 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
         inputs = replace(
             await self._sources(ctx, obj, spec, out),
             power=ctx.power(obj.namespace, obj.name),
-            lifetime=instance_lifetime(spec.lifetime, obj) if spec.lifetime else None,
+            lifetime=instance_lifetime(spec.lifetime, obj, ctx.barrack_clock) if spec.lifetime else None,
         )
         if obj.recorded_id or ctx.memory.known_ids.get(obj.uid) or spec.adoptId:
             ctx.capacity.forget(obj.uid)  # it exists: it waits for no place
@@ -396,6 +396,7 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
         self, ctx: Context, spec: specs.BarrackInstanceSpec, item: wire.VMInstance, inputs: InstanceInputs
     ) -> steps.Step:
         power = inputs.power
+        wants_running = spec.powerState in (None, P.RUNNING)
         if power is not None and power.off:  # off-hours: the schedule's state, whatever the spec says
             spec = spec.model_copy(update={"powerState": power.off_state})
         ended = inputs.lifetime is not None and inputs.lifetime.expired and spec.lifetime is not None
@@ -403,6 +404,7 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
             ended and spec.lifetime is not None and spec.lifetime.action != "Delete"
         ):  # for good, over any schedule
             spec = spec.model_copy(update={"powerState": LIFETIME_STATE[spec.lifetime.action]})
+        ctx.held_off(item.id, wants_running and spec.powerState not in (None, P.RUNNING))
         return plan_instance(spec, item)
 
     async def reconcile(self, ctx: Context, obj: ObjectView) -> Outcome:
@@ -410,8 +412,9 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
         if not obj.spec.get("lifetime") or obj.paused or obj.observe_only:  # most instances: no second parse
             return out
         wanted = specs.Lifetime.model_validate(obj.spec["lifetime"])
-        lifetime = instance_lifetime(wanted, obj)
-        report_lifetime(out, lifetime, wanted.action, bool(out.status.get("id") or obj.recorded_id))
+        lifetime = instance_lifetime(wanted, obj, ctx.barrack_clock)
+        exists = bool(out.status.get("id") or obj.recorded_id)
+        report_lifetime(out, lifetime, wanted.action, exists, ctx.barrack_clock.now())
         return out
 
     def create_defaults(self, spec: specs.BarrackInstanceSpec) -> dict[str, Any]:

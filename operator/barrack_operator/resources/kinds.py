@@ -186,6 +186,9 @@ ACCOUNT = Kind(
         _col("Burn/h", ".status.burnPerHour", "number"),
         _col("Runway", ".status.runwayHours", "number"),
         _col("Credits-Low", '.status.conditions[?(@.type=="CreditsLow")].status'),
+        _col("Month", ".status.monthToDate", "number"),
+        _col("Projected", ".status.projectedMonthEnd", "number"),
+        _col("Saved", ".status.savedThisMonth", "number", priority=1),
     ),
     scope="Cluster",
     categories=(),  # `kubectl get barrack` lists what costs money in a namespace

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from barrack_operator.barrack.clock import BarrackClock
 from barrack_operator.conditions import Reason
 from barrack_operator.resources import specs
 from barrack_operator.resources.model import ObjectView, Outcome
@@ -34,6 +35,7 @@ def parse_duration(text: str) -> timedelta | None:
 class Lifetime:
     """Where an instance's lifetime stands."""
 
+    started_at: datetime
     expires_at: datetime
     extended: timedelta
     """The extensions so far, added up."""
@@ -47,6 +49,7 @@ class Lifetime:
 
     def status(self, action: str) -> dict[str, object]:
         return {
+            "startedAt": stamp(self.started_at),
             "expiresAt": stamp(self.expires_at),
             "extendedBy": _words(self.extended),
             "lastExtension": self.last_extension,
@@ -63,9 +66,13 @@ class Lifetime:
 
 
 def lifetime_of(
-    duration: str, created: str, annotation: str | None, recorded: dict[str, object] | None, now: datetime
+    duration: str,
+    started: datetime | None,
+    annotation: str | None,
+    recorded: dict[str, object] | None,
+    now: datetime,
 ) -> Lifetime:
-    """The lifetime from the spec's duration and the object's creation, with the extensions status
+    """The lifetime from the spec's duration and its start (None: now), with the extensions status
     recorded and the annotation's value when it is new."""
     recorded = recorded or {}
     extended = parse_duration(str(recorded.get("extendedBy") or "")) or timedelta(0)
@@ -79,9 +86,10 @@ def lifetime_of(
             )
         else:
             extended, last = extended + more, annotation
-    start = parse_time(created) or now
+    start = started or now
     expires = start + (parse_duration(duration) or timedelta(0)) + extended
     return Lifetime(
+        started_at=start,
         expires_at=expires,
         extended=extended,
         last_extension=str(last) if last else None,
@@ -102,14 +110,19 @@ def _words(value: timedelta) -> str | None:
 LIFETIME_STATE = {"Hibernate": specs.PowerState.HIBERNATED.value, "Stop": specs.PowerState.STOPPED.value}
 
 
-def instance_lifetime(wanted: specs.Lifetime, obj: ObjectView) -> Lifetime:
-    """Where the object's spec.lifetime stands now, from what its status recorded."""
-    return lifetime_of(
-        wanted.duration, obj.created_at, obj.extend_lifetime, obj.status.get("lifetime"), datetime.now(UTC)
+def instance_lifetime(wanted: specs.Lifetime, obj: ObjectView, clock: BarrackClock) -> Lifetime:
+    """Where the object's spec.lifetime stands now on Barrack's clock, from what its status
+    recorded. It started when status says (``startedAt``), else at the object's creation, on
+    Barrack's clock as it reads now."""
+    recorded = obj.status.get("lifetime") or {}
+    created = parse_time(obj.created_at)
+    started = parse_time(recorded.get("startedAt")) or (
+        None if created is None else created + timedelta(seconds=clock.offset)
     )
+    return lifetime_of(wanted.duration, started, obj.extend_lifetime, recorded, clock.now())
 
 
-def report_lifetime(out: Outcome, lifetime: Lifetime, action: str, exists: bool) -> None:
+def report_lifetime(out: Outcome, lifetime: Lifetime, action: str, exists: bool, now: datetime) -> None:
     """status.expiresAt and status.lifetime, the warning before the end, the end itself (a Delete
     asks for this object's deletion), and a look again at the next moment that matters."""
     out.status["expiresAt"] = stamp(lifetime.expires_at)
@@ -127,7 +140,7 @@ def report_lifetime(out: Outcome, lifetime: Lifetime, action: str, exists: bool)
             "LifetimeExpired", f"spec.lifetime ended at {stamp(lifetime.expires_at)}: {LIFETIME_DONE[action]}"
         )
         out.delete_object = action == "Delete"
-    upcoming = lifetime.next_moment(datetime.now(UTC))
+    upcoming = lifetime.next_moment(now)
     if upcoming is not None:
         out.requeue_after = min(out.requeue_after or upcoming, upcoming)
 

@@ -18,6 +18,7 @@ from barrack_operator.barrack import (
     BarrackClient,
 )
 from barrack_operator.barrack import models as wire
+from barrack_operator.barrack.clock import BarrackClock
 from barrack_operator.capacity import Place, Placement, Want
 from barrack_operator.conditions import Condition
 from barrack_operator.costs import Demand
@@ -289,6 +290,11 @@ class Context:
     """Where new instances may land: Barrack's stock, prices and OS images (see :mod:`capacity`)."""
     power: Callable[[str, str], PowerOverride | None] = lambda namespace, name: None
     """What a BarrackPowerSchedule says of the instance of this namespace and name now."""
+    barrack_clock: BarrackClock = field(default_factory=BarrackClock)
+    """Barrack's time (see :mod:`barrack_operator.barrack.clock`): lifetimes are counted on it."""
+    held_off: Callable[[str, bool], None] = lambda barrack_id, held: None
+    """Whether a schedule or a lifetime holds this Barrack instance off against a spec that wants it
+    running (what it saves is counted in the account's month)."""
 
 
 class Capacity(Protocol):

@@ -88,6 +88,9 @@ class PowerScheduleStatus(Model):
 
 
 class LifetimeStatus(Model):
+    startedAt: str | None = Field(
+        default=None, description="When the lifetime began, on Barrack's clock (the object's creation)."
+    )
     expiresAt: str | None = Field(default=None, description="When the lifetime ends (RFC 3339).")
     extendedBy: str | None = Field(default=None, description="The extensions so far, added up (e.g. 3h).")
     lastExtension: str | None = Field(
@@ -172,6 +175,19 @@ class NamespaceBurn(Model):
     maxHourlySpend: float | None = Field(default=None, description="Its budget.")
 
 
+class MonthCount(Model):
+    month: str = Field(description="The calendar month (YYYY-MM, UTC).")
+    countedAt: str | None = Field(
+        default=None, description="When the figures were last counted (Barrack's clock)."
+    )
+
+
+class MonthClosed(Model):
+    month: str = Field(description="The calendar month (YYYY-MM, UTC).")
+    total: float = Field(description="What the account accrued in it.")
+    saved: float = Field(description="What power schedules and lifetimes avoided in it.")
+
+
 class BarrackAccountStatus(Model):
     namespaces: list[NamespaceBurn] = Field(
         default_factory=list,
@@ -185,9 +201,27 @@ class BarrackAccountStatus(Model):
     runwayHours: float | None = Field(
         default=None, description="balance / burnPerHour: hours until credits run out."
     )
+    monthToDate: float | None = Field(
+        default=None, description="What the account accrued this calendar month (UTC, on Barrack's clock)."
+    )
+    projectedMonthEnd: float | None = Field(
+        default=None, description="monthToDate plus burnPerHour over the hours left in the month."
+    )
+    savedThisMonth: float | None = Field(
+        default=None,
+        description="The full-price hours that power schedules and lifetimes avoided this month, at Barrack's "
+        "prices (an instance held off against a spec that wants it running).",
+    )
+    monthlyBudget: float | None = Field(
+        default=None, description="spec.monthlyBudget, beside the projection."
+    )
+    month: MonthCount | None = Field(
+        default=None, description="Which month the figures are of, counted when."
+    )
+    lastMonth: MonthClosed | None = Field(default=None, description="The month before, as it closed.")
     observedGeneration: int | None = Field(default=None, description="Last metadata.generation handled.")
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready (the key works and Barrack answers) and CreditsLow; one per type.",
+        description="Ready (the key works and Barrack answers), CreditsLow and BudgetForecast; one per type.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
