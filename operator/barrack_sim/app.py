@@ -465,7 +465,7 @@ def _clock_endpoint(sim: Simulator) -> Callable[[Request], Awaitable[Response]]:
             for rs in a.ledger.records.values() for r in rs
         ]  # fmt: skip
         now = datetime.fromtimestamp(a.wall_epoch(a.clock.now()), UTC).isoformat()
-        billed = sum(r["cost"] for r in records)
+        billed = sum(r.cost for rs in a.ledger.records.values() for r in rs)
         return JSONResponse({"now": now, "burn": a.hourly_burn(), "billed": billed, "records": records})
 
     return clock
