@@ -91,7 +91,7 @@ def _import(args: argparse.Namespace) -> int:
     try:
         k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
     except k8s_config.ConfigException:
-        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
+        k8s_config.load_kube_config(context=args.context)  # type: ignore[no-untyped-call]
     api = k8s.CustomObjectsApi()
     try:
         managed, taken = _managed_objects(api, args.namespace)
@@ -309,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--out", help="write one file per resource into this directory instead of stdout")
     imp.add_argument("--observe", action="store_true", help="managementPolicy: Observe on every object")
     imp.add_argument("--apply", action="store_true", help="create the objects in the namespace")
+    imp.add_argument("--context", help="the kubeconfig context (default: the current one)")
     imp.set_defaults(func=_import)
 
     _add_generators(commands)

@@ -1,0 +1,63 @@
+"""What ``kubectl barrack why`` says, pure: the condition that holds an object back (its reason,
+and its message, which says the next step), whether the operator has seen its latest spec, and
+its recent Warning events; for a Ready object, that it is Ready."""
+
+from __future__ import annotations
+
+from typing import Any
+
+RECENT_WARNINGS = 5
+
+
+def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == type_), None)
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    """Ready=True and nothing holds it back (Synced, where the kind has it, not False)."""
+    ready, synced = _condition(obj, "Ready"), _condition(obj, "Synced")
+    return bool(ready and ready.get("status") == "True") and not (synced and synced.get("status") == "False")
+
+
+def why(obj: dict[str, Any], events: list[dict[str, Any]]) -> list[str]:
+    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    title = f"{obj['kind']}/{meta.get('name')}"
+    lines: list[str] = []
+    if meta.get("deletionTimestamp"):
+        lines.append(
+            f"{title} is being deleted (finalizers: {', '.join(meta.get('finalizers') or []) or 'none'})."
+        )
+    seen, generation = status.get("observedGeneration"), meta.get("generation")
+    if generation is not None and seen != generation:
+        lines.append(f"The operator has not handled its latest spec yet (generation {generation}, status of "
+                     f"{seen if seen is not None else 'none'}): what follows may be about the spec before.")  # fmt: skip
+    if is_ready(obj):
+        shown = _condition(obj, "Ready") or {}
+        return [f"{title} is Ready: {shown.get('message') or shown.get('reason')}", *lines]
+    ready, synced = _condition(obj, "Ready"), _condition(obj, "Synced")
+    holding = synced if synced and synced.get("status") == "False" else ready
+    if holding is None:
+        lines.insert(0, f"{title} is not Ready: the operator has written no condition yet (is it running and "
+                        "watching this namespace?).")  # fmt: skip
+    else:
+        lines.insert(
+            0, f"{title} is not Ready: {holding.get('type')}={holding.get('status')} {holding.get('reason')}"
+        )
+        lines.insert(1, f"  {holding.get('message') or '(no message)'}")
+        other = ready if holding is synced else synced
+        if (
+            other is not None
+            and other.get("status") == "False"
+            and other.get("reason") != holding.get("reason")
+        ):
+            lines.insert(2, f"  also {other.get('type')}=False {other.get('reason')}: {other.get('message')}")
+    warnings = sorted((e for e in events if e.get("type") == "Warning"), key=_when, reverse=True)
+    if warnings:
+        lines.append("Recent warnings:")
+        lines += [f"  {_when(e)}  {e.get('reason')}: {e.get('message')}" for e in warnings[:RECENT_WARNINGS]]
+    return lines
+
+
+def _when(event: dict[str, Any]) -> str:
+    return str(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp") or "")
