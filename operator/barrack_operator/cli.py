@@ -124,6 +124,8 @@ async def _list_account() -> Any:
             instances=[i async for i in barrack.iter_instances()],
             firewalls=[f async for f in barrack.iter_firewalls()],
             ssh_keys=[k async for k in barrack.iter_ssh_keys()],
+            snapshots=[s async for s in barrack.iter_snapshots()],
+            images=[i async for i in barrack.iter_images()],
         )
 
 

@@ -4,7 +4,9 @@ management, for the resources no object manages yet.
 Each manifest adopts its resource (``spec.adoptId``) and states what Barrack lists, so adopting
 changes nothing; names are made valid for Kubernetes (and unique); references between the imported
 resources (and those already managed in the namespace) are written as references: a volume's
-``instanceRef``, an instance's ``sshKeyRefs`` and ``bootVolumeRef``, a firewall's ``instanceRefs``.
+``instanceRef``, an instance's ``sshKeyRefs``, ``bootVolumeRef`` and ``customImageRef``, a
+firewall's ``instanceRefs``, a snapshot's ``instanceRef`` and an image's ``snapshotRef``; a
+referent that is neither is named by its Barrack id (``instanceId``, ``snapshotId``).
 With ``observe`` the objects are ``managementPolicy: Observe``. Pure: the command lists Barrack and
 Kubernetes and hands the lists here.
 """
@@ -41,6 +43,8 @@ class Account:
     instances: list[wire.VMInstance] = field(default_factory=list)
     firewalls: list[wire.Firewall] = field(default_factory=list)
     ssh_keys: list[wire.SSHKey] = field(default_factory=list)
+    snapshots: list[wire.Snapshot] = field(default_factory=list)
+    images: list[wire.CustomImage] = field(default_factory=list)
 
 
 def kubernetes_name(barrack_name: str, taken: set[str]) -> str:
@@ -63,11 +67,14 @@ def plan_import(
     taken_names: Iterable[str] = (),
 ) -> ImportPlan:
     """One manifest for each Barrack resource whose id is not in ``managed`` (Barrack id -> the
-    name of the object of this namespace that manages it, None when one in another namespace does),
-    SSH keys first, then instances, volumes and firewalls, so that each reference names an object
-    above it or one already managed here."""
+    name of the object of this namespace that manages it, None when one in another namespace does):
+    SSH keys, instances, volumes, firewalls, snapshots, then images. Snapshots' and images' names
+    are reserved first, as an instance may boot from an image of a snapshot of another instance."""
     taken = set(taken_names)
     names: dict[str, str] = {i: n for i, n in managed.items() if n}
+    for backup in [*account.snapshots, *account.images]:
+        if backup.id not in managed and _readable(backup):
+            names[backup.id] = kubernetes_name(backup.name, taken)
     plan = ImportPlan()
     manifests = plan.manifests
 
@@ -98,7 +105,51 @@ def plan_import(
             plan.skipped.append(spec)
         else:
             add("BarrackFirewall", firewall, spec)
+    for snapshot in (r for r in account.snapshots if r.id not in managed):
+        if not _readable(snapshot):
+            plan.skipped.append(
+                f"snapshot {snapshot.name} ({snapshot.id}): {snapshot.status}, not made yet or failing"
+            )
+        elif snapshot.instance_id is None:
+            plan.skipped.append(
+                f"snapshot {snapshot.name} ({snapshot.id}): Barrack names no instance it was taken of"
+            )
+        else:
+            add(
+                "BarrackSnapshot",
+                snapshot,
+                _backup_spec(snapshot.instance_id, "instance", names, snapshot.description),
+            )
+    for image in (r for r in account.images if r.id not in managed):
+        if not _readable(image):
+            plan.skipped.append(f"image {image.name} ({image.id}): {image.status}, not made yet or failing")
+        elif image.snapshot_id is None:
+            plan.skipped.append(
+                f"image {image.name} ({image.id}): Barrack names no snapshot it was made from"
+            )
+        else:
+            add("BarrackImage", image, _backup_spec(image.snapshot_id, "snapshot", names, ""))
     return plan
+
+
+READABLE = frozenset({wire.SnapshotState.SUCCESS.value, wire.ImageState.AVAILABLE.value})
+"""Backup states in which the resource is made (Barrack's docs use either word for either kind; the
+other states are on their way, failed or going)."""
+
+
+def _readable(backup: wire.Snapshot | wire.CustomImage) -> bool:
+    return backup.status in READABLE
+
+
+def _backup_spec(source_id: str, source: str, names: Mapping[str, str], description: str) -> dict[str, Any]:
+    """A snapshot's (source ``instance``) or an image's (``snapshot``) spec: a reference to its
+    source's object when there is one here, else the source's Barrack id."""
+    spec: dict[str, Any] = (
+        {f"{source}Ref": {"name": names[source_id]}} if source_id in names else {f"{source}Id": source_id}
+    )
+    if description:
+        spec["description"] = description
+    return spec
 
 
 def _instance_spec(
@@ -120,6 +171,10 @@ def _instance_spec(
     }
     if instance.boot_volume_id:
         spec["bootVolumeRef"] = {"name": _volume_name(instance.boot_volume_id, account, names, taken)}
+    elif instance.image_id and any(image.id == instance.image_id for image in account.images):
+        spec["customImageRef" if instance.image_id in names else "customImageId"] = (
+            {"name": names[instance.image_id]} if instance.image_id in names else instance.image_id
+        )
     else:
         spec["imageId"] = instance.image_id
     if instance.status in POWER_OF_STATE:

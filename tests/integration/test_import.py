@@ -147,3 +147,36 @@ def test_import_out_writes_a_file_per_resource_and_observe_mirrors_without_ownin
         kube.run("delete", short, m["metadata"]["name"], "--timeout=60s")  # Observe owns nothing
     assert _mutations(sim) == before, "an observed import changed or deleted something"
     assert {v["id"] for v in sim.inventory()["volumes"]} == {data["id"]}
+
+
+@pytest.mark.parametrize("sim_args", [["--first-id", "760001"]])  # ids no other test's objects hold
+def test_import_brings_snapshots_and_images_with_their_references(
+    kube: Kube, sim: Sim, operator: Operator, api_key_file: Path
+) -> None:
+    """A snapshot of an instance and an image of that snapshot, made on Barrack: import writes a
+    BarrackSnapshot naming the instance's object and a BarrackImage naming the snapshot's; applied,
+    all are Ready with no call that changes the account."""
+    key = sim.call("POST", "/ssh-keys/", {"name": "key", "public_key": SSH_PUBLIC_KEY})["ssh_key"]
+    box = sim.call("POST", "/instances/", {"name": "box", "region": "US-1", "gpu_model": "A40", "gpu_count": 1,
+                                            "image_id": sim.image(), "ssh_key_ids": [key["id"]]})["instance"]  # fmt: skip
+    wait_for(lambda: _settled(sim), 30, what="instance ACTIVE")
+    snap = sim.call("POST", "/snapshots/", {"name": "Nightly", "instance_id": box["id"]})["snapshot"]
+    wait_for(lambda: _settled(sim), 30, what="snapshot made")
+    sim.call("POST", f"/snapshots/{snap['id']}/image/", {"name": "Golden"})
+    wait_for(lambda: _settled(sim), 30, what="image made")
+    before = _mutations(sim)
+    result = subprocess.run(
+        [*CLI, "import", "--namespace", kube.namespace, "--apply"],
+        env=operator_env(kube.plane.kubeconfig, sim.api, api_key_file),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "created BarrackSnapshot" in result.stdout and "created BarrackImage" in result.stdout, (
+        result.stdout
+    )
+    kube.wait_condition("bsnap", "nightly", "Ready", "True", timeout=60)
+    kube.wait_condition("bimg", "golden", "Ready", "True", timeout=60)
+    kube.wait_condition("binst", "box", "Ready", "True", timeout=60)
+    assert (kube.get("bsnap", "nightly") or {})["spec"]["instanceRef"] == {"name": "box"}
+    assert (kube.get("bimg", "golden") or {})["spec"]["snapshotRef"] == {"name": "nightly"}
+    assert _mutations(sim) == before, "importing changed the account"

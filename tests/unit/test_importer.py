@@ -75,3 +75,45 @@ def test_what_cannot_be_stated_here_is_left_out_and_said() -> None:
     assert len(plan.skipped) == 3 and all("namespace" in reason for reason in plan.skipped)
     data = next(m for m in plan.manifests if m["metadata"]["name"] == "data")
     assert data["spec"]["instanceId"] == "BRK-1D"  # the instance was left out: referred to by id
+
+
+def test_snapshots_and_images_are_imported_with_their_sources_as_references() -> None:
+    """A snapshot of an imported instance names it; an image of that snapshot names the snapshot;
+    an instance booted from that image names the image (its name reserved before the instance);
+    a source that is not imported is named by id; what is not made yet is left out, saying why."""
+    base = account()
+    nightly = m.Snapshot(id="BRK-1S", name="Nightly 1", instance_id="BRK-1D", region="US-1", status="SUCCESS",
+                         description="before the upgrade")  # fmt: skip
+    foreign = m.Snapshot(id="BRK-2S", name="theirs", instance_id="BRK-77D", region="US-1", status="SUCCESS")
+    making = m.Snapshot(id="BRK-3S", name="making", instance_id="BRK-1D", region="US-1", status="CREATING")
+    golden = m.CustomImage(
+        id="BRK-1M", name="Golden", snapshot_id="BRK-1S", region="US-1", status="AVAILABLE"
+    )
+    from_image = m.VMInstance(id="BRK-3D", name="cloned", status="ACTIVE", region="US-1", gpu_model="A40",
+                              gpu_count=1, image_id="BRK-1M", ssh_key_ids=["BRK-1K"])  # fmt: skip
+    plan = plan_import(
+        Account(
+            volumes=base.volumes,
+            instances=[*base.instances, from_image],
+            firewalls=base.firewalls,
+            ssh_keys=base.ssh_keys,
+            snapshots=[nightly, foreign, making],
+            images=[golden],
+        ),
+        {"BRK-5V": "already"},
+        observe=True,
+    )
+    by_id = {mf["spec"]["adoptId"]: mf for mf in plan.manifests}
+    assert by_id["BRK-1S"]["kind"] == "BarrackSnapshot" and by_id["BRK-1S"]["metadata"]["name"] == "nightly-1"
+    assert by_id["BRK-1S"]["spec"]["instanceRef"] == {"name": by_id["BRK-1D"]["metadata"]["name"]}
+    assert by_id["BRK-1S"]["spec"]["description"] == "before the upgrade"
+    assert by_id["BRK-2S"]["spec"]["instanceId"] == "BRK-77D" and "instanceRef" not in by_id["BRK-2S"]["spec"]
+    assert by_id["BRK-1M"]["kind"] == "BarrackImage" and by_id["BRK-1M"]["spec"]["snapshotRef"] == {
+        "name": "nightly-1"
+    }
+    assert (
+        by_id["BRK-3D"]["spec"]["customImageRef"] == {"name": "golden"}
+        and "imageId" not in by_id["BRK-3D"]["spec"]
+    )
+    assert all(mf["spec"]["managementPolicy"] == "Observe" for mf in plan.manifests)
+    assert "BRK-3S" not in by_id and any("making" in s and "CREATING" in s for s in plan.skipped)
