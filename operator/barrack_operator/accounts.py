@@ -297,11 +297,12 @@ class AccountRuntime:
     async def stop(self) -> None:
         await self.inventory.close()
         await self.capacity.stop()
-        for task in (self._supervisor, self._poller):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):  # stopping: its end is not news
-                    await task
+        tasks = [task for task in (self._supervisor, self._poller) if task is not None]
+        for task in tasks:  # each asked directly: the supervisor's cancel reaches the poller only through it
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # stopping: its end is not news
+                await task
         await self.client.aclose()
 
     async def image_name(self, instance: m.VMInstance) -> str | None:

@@ -14,7 +14,7 @@ Kubernetes and hands the lists here.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +72,8 @@ def plan_import(
     are reserved first, as an instance may boot from an image of a snapshot of another instance."""
     taken = set(taken_names)
     names: dict[str, str] = {i: n for i, n in managed.items() if n}
-    for backup in [*account.snapshots, *account.images]:
+    backups: list[wire.Snapshot | wire.CustomImage] = [*account.snapshots, *account.images]
+    for backup in backups:
         if backup.id not in managed and _readable(backup):
             names[backup.id] = kubernetes_name(backup.name, taken)
     plan = ImportPlan()
@@ -105,6 +106,18 @@ def plan_import(
             plan.skipped.append(spec)
         else:
             add("BarrackFirewall", firewall, spec)
+    _add_backups(account, managed, names, plan, add)
+    return plan
+
+
+def _add_backups(
+    account: Account,
+    managed: Mapping[str, str | None],
+    names: Mapping[str, str],
+    plan: ImportPlan,
+    add: Callable[[str, Any, dict[str, Any]], None],
+) -> None:
+    """The snapshots and images no object manages: each named by its source's object, else id."""
     for snapshot in (r for r in account.snapshots if r.id not in managed):
         if not _readable(snapshot):
             plan.skipped.append(
@@ -129,7 +142,6 @@ def plan_import(
             )
         else:
             add("BarrackImage", image, _backup_spec(image.snapshot_id, "snapshot", names, ""))
-    return plan
 
 
 READABLE = frozenset({wire.SnapshotState.SUCCESS.value, wire.ImageState.AVAILABLE.value})

@@ -47,6 +47,7 @@ from barrack_operator.listings import (
     moves,
 )
 from barrack_operator.looks import PageLooks
+from barrack_operator.waiting import wait_event
 
 log = logging.getLogger(__name__)
 OnChange = Callable[[set[str]], Awaitable[None] | None]
@@ -267,7 +268,8 @@ class Inventory(PageLooks):
         try:
             async with self._polled:
                 try:
-                    await asyncio.wait_for(self._polled.wait_for(settled), timeout)
+                    async with asyncio.timeout(timeout):  # not wait_for: see barrack_operator.waiting
+                        await self._polled.wait_for(settled)
                 except TimeoutError:
                     raise ListingFailed(f"no listing of {', '.join(wanted)} within {timeout:.0f}s") from None
         finally:
@@ -475,8 +477,7 @@ class Inventory(PageLooks):
             await self._report(changed)
             return
         self._nudge.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._nudge.wait(), self._sleep_until(now))
+        await wait_event(self._nudge, self._sleep_until(now))
 
     async def _report(self, changed: set[str]) -> None:
         if changed and self._on_change is not None:

@@ -28,6 +28,7 @@ from barrack_operator.resources.kinds import ACCOUNT
 from barrack_operator.resources.model import ObjectView, Outcome
 from barrack_operator.resources.specs import GROUP, VERSION
 from barrack_operator.settings import Settings
+from barrack_operator.waiting import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +132,9 @@ class MoneyWatcher:
                 try:
                     self._count(account)  # up to now at the burn before this read
                     await account.refresh_money()
+                    month, forecast_now = self.month_status(account)  # every account's, written or not
                     if self._declared(account.name):
                         fields, conditions = account_conditions(account)
-                        month, forecast_now = self.month_status(account)
                         await self.write_account(account.name, {**fields, **month}, conditions + forecast_now)
                 except LeadershipLost:
                     return
@@ -142,8 +143,7 @@ class MoneyWatcher:
                 account.inventory.watch_closely("instances", account.credits_low())
                 low = low or account.credits_low()
             interval = self._settings.poll_interval if low else self._settings.idle_poll_interval
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._now.wait(), interval)
+            await wait_event(self._now, interval)
 
     async def _watch_burn(self) -> None:
         """When instances come, go or change power, each account's burn is judged again from the

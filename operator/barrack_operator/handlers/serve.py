@@ -27,6 +27,7 @@ from barrack_operator.kube import StatusWriter
 from barrack_operator.resources.kinds import ALL_KINDS
 from barrack_operator.resources.specs import GROUP, VERSION
 from barrack_operator.settings import Settings
+from barrack_operator.waiting import wait_event
 
 log = logging.getLogger(__name__)
 DISCOVERY_INTERVAL = 5.0
@@ -139,8 +140,7 @@ async def _serve_kinds(runtime: Runtime, settings: Settings, stop: asyncio.Event
                 raise  # not a CRD that went: the process fails, and is started again
             log.warning("A watch ended as its CRD went (%s); kopf starts again over the kinds served", exc)
             changed.set()
-            with contextlib.suppress(TimeoutError):  # discovery may lag the watch by a moment
-                await asyncio.wait_for(stop.wait(), DISCOVERY_INTERVAL)
+            await wait_event(stop, DISCOVERY_INTERVAL)  # discovery may lag the watch by a moment
         finally:
             watcher.cancel()
             _stop_on_signals(stop)
@@ -155,8 +155,7 @@ async def _kinds_installed(kube: StatusWriter, stop: asyncio.Event) -> frozenset
     while (served := await served_kinds(kube)) is None or not served:
         if served is not None:
             log.warning("No CRD of %s is installed; waiting for them (kubectl apply -f crds/)", GROUP)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), DISCOVERY_INTERVAL)
+        await wait_event(stop, DISCOVERY_INTERVAL)
         if stop.is_set():
             return None
     return served
