@@ -52,6 +52,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ sys.path.insert(0, str(ROOT / "hack"))
 from barrack_operator.devcluster import ControlPlane  # noqa: E402
 from barrack_operator.devcluster.binaries import find_binary  # noqa: E402
 from barrack_operator.devcluster.cluster import free_port  # noqa: E402
+from barrack_operator.progress import Progress  # noqa: E402
 from barrack_testkit.stack import DevStack, SimProcess, dev_stack, wait_for  # noqa: E402
 
 API_KEY = "bench-key-5c0ffee"
@@ -378,6 +380,23 @@ def print_memory_profile(work: Path, stack: DevStack) -> None:
     print(profile.read_text(), file=sys.stderr)  # mid-burst (half Ready), then once all are
 
 
+def progress_of(
+    args: argparse.Namespace, objects: list[dict[str, Any]], watch: ReadyWatch
+) -> Callable[[], int]:
+    """A progress line per kind of the workload as its objects turn Ready (none with -o json); the
+    callable shows it and answers how many are Ready."""
+    progress = Progress(quiet=args.output == "json", every=args.report_every)
+    totals = Counter(o["kind"].lower() + "s" for o in objects)
+
+    def show() -> int:
+        ready = Counter(plural for plural, _ in list(watch.seen))
+        for plural, total in sorted(totals.items()):
+            progress.update(plural, ready[plural], total, "Ready")
+        return ready.total()
+
+    return show
+
+
 def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, Any]:
     plane, sim = stack.plane, stack.sim
     objects = mix_workload(args.n, sim.image()) if args.mix else volume_workload(args.n)
@@ -392,6 +411,7 @@ def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, 
     apply_all(plane, manifests)
     print(f"applied {len(objects)} objects in {time.monotonic() - started:.1f}s", file=sys.stderr)
     last_report = 0.0
+    show_progress = progress_of(args, objects, watch)
 
     profiled_mid_burst = not args.memory_profile
 
@@ -399,8 +419,8 @@ def measure(args: argparse.Namespace, work: Path, stack: DevStack) -> dict[str, 
         # Counted from the bench's watch, not by listing every object twice a second: at 10,000
         # objects such a poll costs the apiserver (and the two cores) more than the operator does.
         nonlocal last_report, profiled_mid_burst
-        count = len(watch.seen)
-        if time.monotonic() - last_report > args.report_every:
+        count = show_progress()
+        if args.output != "json" and time.monotonic() - last_report > args.report_every:
             last_report = time.monotonic()
             queued = metric(args.metrics_port, "barrack_rate_limiter_queued")
             print(
@@ -528,6 +548,10 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up waiting for Ready after (s)")
     parser.add_argument("--apply-streams", type=int, default=4, help="kubectl processes creating the objects")
     parser.add_argument("--report-every", type=float, default=5.0, help="progress line interval (s)")
+    parser.add_argument(
+        "-o", "--output", choices=["text", "json"], default="text",
+        help="json: no progress lines (the result is the JSON line on stdout either way)",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) afterwards")
     parser.add_argument("--log-level", default="warning", help="the operator's (operator.log with --keep)")
     parser.add_argument(

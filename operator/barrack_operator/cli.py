@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, cast
 
@@ -86,8 +87,10 @@ def _import(args: argparse.Namespace) -> int:
     from kubernetes import config as k8s_config
 
     from barrack_operator.importer import plan_import
+    from barrack_operator.progress import Progress
 
-    account = asyncio.run(_list_account())
+    progress = Progress(quiet=args.output == "json")
+    account = asyncio.run(_list_account(progress))
     try:
         k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
     except k8s_config.ConfigException:
@@ -105,28 +108,29 @@ def _import(args: argparse.Namespace) -> int:
     plan = plan_import(account, managed, observe=args.observe, taken_names=taken)
     for reason in plan.skipped:
         print(f"# left out: {reason}", file=sys.stderr)
-    _emit_manifests(args, api, plan.manifests)
+    _emit_manifests(args, api, plan.manifests, progress)
     print(f"# {len(plan.manifests)} resources to import; {len(managed)} already managed", file=sys.stderr)
     return 0
 
 
-async def _list_account() -> Any:
-    """What the operator's account holds on Barrack, every kind import writes."""
+async def _list_account(progress: Any) -> Any:
+    """What the operator's account holds on Barrack, every kind import writes (a progress line per
+    kind as it is listed)."""
     from barrack_operator.barrack import ApiKeySource, BarrackClient
     from barrack_operator.importer import Account
     from barrack_operator.settings import Settings
 
     settings = Settings.from_env()
     source = ApiKeySource(key_file=settings.api_key_file)
+    listed: dict[str, list[Any]] = {}
     async with BarrackClient(settings.api_url, source, auth=settings.auth) as barrack:
-        return Account(
-            volumes=[v async for v in barrack.iter_volumes()],
-            instances=[i async for i in barrack.iter_instances()],
-            firewalls=[f async for f in barrack.iter_firewalls()],
-            ssh_keys=[k async for k in barrack.iter_ssh_keys()],
-            snapshots=[s async for s in barrack.iter_snapshots()],
-            images=[i async for i in barrack.iter_images()],
-        )
+        for kind in ("ssh_keys", "instances", "volumes", "firewalls", "snapshots", "images"):
+            items = listed[kind] = []
+            async for item in barrack.iter_listing(kind):
+                items.append(item)
+                progress.update(kind.replace("_", " "), len(items), 0, "listed")
+            progress.update(kind.replace("_", " "), len(items), len(items), "listed")
+    return Account(**listed)
 
 
 def _managed_objects(api: Any, namespace: str) -> tuple[dict[str, str | None], set[str]]:
@@ -149,8 +153,13 @@ def _managed_objects(api: Any, namespace: str) -> tuple[dict[str, str | None], s
     return {i: managed_here.get(i) for i in managed_anywhere}, taken
 
 
-def _emit_manifests(args: argparse.Namespace, api: Any, manifests: list[dict[str, Any]]) -> None:
-    """Write the manifests to --out (a file each), or print them; create them with --apply."""
+def _emit_manifests(
+    args: argparse.Namespace, api: Any, manifests: list[dict[str, Any]], progress: Any
+) -> None:
+    """Write the manifests to --out (a file each), or print them (YAML, or a JSON List with -o json);
+    create them with --apply (a progress line per kind)."""
+    import json
+
     import yaml
 
     from barrack_operator.resources.kinds import KINDS
@@ -162,15 +171,21 @@ def _emit_manifests(args: argparse.Namespace, api: Any, manifests: list[dict[str
         for manifest in manifests:
             path = out / f"{manifest['kind'].lower()}-{manifest['metadata']['name']}.yaml"
             path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    elif not args.apply and args.output == "json":
+        print(json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}, indent=2))
     elif not args.apply:
         print(yaml.safe_dump_all(manifests, sort_keys=False), end="")
     if args.apply:
         plurals = {kind.kind: kind.plural for kind in KINDS}
+        totals = Counter(manifest["kind"] for manifest in manifests)
+        done: Counter[str] = Counter()
         for manifest in manifests:
             api.create_namespaced_custom_object(
                 GROUP, VERSION, args.namespace, plurals[manifest["kind"]], manifest
             )
             print(f"created {manifest['kind']} {args.namespace}/{manifest['metadata']['name']}", flush=True)
+            done[manifest["kind"]] += 1
+            progress.update(manifest["kind"], done[manifest["kind"]], totals[manifest["kind"]], "created")
 
 
 def _crds(args: argparse.Namespace) -> int:
@@ -312,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--observe", action="store_true", help="managementPolicy: Observe on every object")
     imp.add_argument("--apply", action="store_true", help="create the objects in the namespace")
     imp.add_argument("--context", help="the kubeconfig context (default: the current one)")
+    imp.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml", help="the manifests' format")
     imp.set_defaults(func=_import)
 
     _add_generators(commands)

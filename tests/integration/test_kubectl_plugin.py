@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,10 @@ def test_pause_resume_reconcile_and_import(
     out = kubectl_barrack(kube, "import", env=env)
     assert out.returncode == 0, out.stderr
     assert "name: stray" in out.stdout and "kind: BarrackVolume" in out.stdout and API_KEY not in out.stdout
+    assert re.search(r"^volumes: \d+/\d+ listed$", out.stderr, re.M), (
+        "a plain progress line per kind off a terminal"
+    )
+    as_json = kubectl_barrack(kube, "import", "-o", "json", env=env)
+    assert as_json.returncode == 0 and "listed" not in as_json.stderr, "no progress with -o json"
+    listed = json.loads(as_json.stdout)
+    assert listed["kind"] == "List" and [i["spec"]["name"] for i in listed["items"]] == ["stray"]

@@ -124,15 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
                        ("resume", "let the operator act on the object again"),
                        ("reconcile", "ask for a reconcile of the object now")):  # fmt: skip
         commands.add_parser(name, help=what).add_argument("object", metavar="KIND/NAME")
-    i = commands.add_parser("import", help="barrack-operator import, into the namespace")
-    i.add_argument("rest", nargs=argparse.REMAINDER, help="--out DIR, --observe, --apply")
+    commands.add_parser(
+        "import", help="barrack-operator import into the namespace: --out DIR, --observe, --apply, -o"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "import":
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "import":  # the rest is barrack-operator import's to read
+        args.rest = rest
         return _import(args)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         cluster = Cluster(args.kubeconfig, args.context, args.namespace)
         {"trace": _trace, "why": _why, "cost": _cost}.get(args.command, _annotate)(cluster, args)
