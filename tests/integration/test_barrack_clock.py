@@ -150,10 +150,14 @@ def test_a_working_week_across_a_dst_change_on_barracks_clock(
         go_to(sim, berlin(29, 19, 5))
         operator_saw(kube, berlin(29, 19, 5))
         status, billed = account_status(kube), sim_clock(sim)["billed"]
+        print(
+            f"month to date {status['monthToDate']} against {billed:.4f} billed; saved {status['savedThisMonth']}"
+        )
         assert status["monthToDate"] == pytest.approx(billed, rel=0.005, abs=0.05), (status, billed)
         full_hourly = running[0]["hourly"]
         hibernated_hours = sum(r["minutes"] for r in records if r["status"] == "hibernated") / 60
         saved = hibernated_hours * (full_hourly - HIBERNATED_HOURLY)
+        print(f"saved {status['savedThisMonth']} against {saved:.4f} ({hibernated_hours:.2f} h hibernated)")
         assert status["savedThisMonth"] == pytest.approx(saved, rel=0.005, abs=0.05), (status, saved)
         assert status["month"]["month"] == "2027-03"
         hours_left = (datetime(2027, 4, 1, tzinfo=ZoneInfo("UTC")) - berlin(29, 19, 5)).total_seconds() / 3600

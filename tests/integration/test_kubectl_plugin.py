@@ -25,7 +25,7 @@ BIN = Path(sys.executable).parent
 def sim_args() -> list[str]:
     """Ids of their own: import leaves out what objects in any namespace record, and the other
     tests' simulators hand out ids from the same first number into the same cluster."""
-    return ["--first-id", "800001"]
+    return ["--first-id", "860001"]
 
 
 def kubectl_barrack(
