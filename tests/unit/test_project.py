@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,16 @@ def test_accounts_and_metrics_do_not_import_each_other() -> None:
     package = PACKAGE / "barrack_operator"
     assert "barrack_operator.accounts" not in _imports(package / "metrics.py")
     assert "barrack_operator.metrics" not in _imports(package / "accounts.py")
+
+
+def test_every_simulator_given_its_own_ids_gets_a_range_no_other_test_uses() -> None:
+    """Import leaves out what any object in the cluster records, and the integration tests share
+    one cluster: two simulators starting at one --first-id hand out the same ids, and one test's
+    resource reads as managed in another's (a stray volume left out of an import)."""
+    integration = Path(__file__).resolve().parents[1] / "integration"
+    firsts = Counter(
+        n
+        for path in integration.rglob("*.py")
+        for n in re.findall(r'"--first-id",\s*"(\d+)"', path.read_text())
+    )
+    assert firsts and [n for n, count in firsts.items() if count > 1] == [], firsts
