@@ -30,9 +30,8 @@ def kind_named(word: str) -> Kind:
 class Cluster:
     def __init__(self, kubeconfig: str | None, context: str | None, namespace: str | None) -> None:
         k8s_config.load_kube_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
-        _, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        contexts, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
         if context:
-            contexts, _ = k8s_config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
             active = next((c for c in contexts if c["name"] == context), active)
         self.namespace = namespace or (active or {}).get("context", {}).get("namespace") or "default"
         self.custom = k8s.CustomObjectsApi()
