@@ -39,7 +39,6 @@ from barrack_operator.month import Month
 from barrack_operator.resources.account_spec import BarrackAccountSpec
 from barrack_operator.resources.common import failure_reason
 from barrack_operator.resources.model import Context, Memory, OverBudget, References, Timing
-from barrack_operator.resources.power import PowerOverride
 from barrack_operator.resources.specs import DEFAULT_ACCOUNT
 from barrack_operator.settings import Settings
 
@@ -190,14 +189,14 @@ class AccountRuntime:
         refs: References,
         memory: Memory,
         timing: Timing,
-        mark_create: Any,
         observe: Observer,
         fence: Callable[[], None],
         on_change: Callable[[set[str]], None],
         wake: Callable[[str], None] = lambda uid: None,
-        power: Callable[[str, str], PowerOverride | None] = lambda namespace, name: None,
         clock: BarrackClock | None = None,
+        **hooks: Any,
     ) -> None:
+        """``hooks`` are the Context's callbacks into the runtime (mark_create, power, read_config_map)."""
         self.config = config
         self.settings = settings
         self.key_source = key_source
@@ -220,10 +219,9 @@ class AccountRuntime:
         self.prices = PriceBook(self.client, refresh_seconds=settings.prices_interval)
         self.accruals = Accruals(self.client, interval=settings.billing_interval, now=self.client.clock.now)
         self.capacity = CapacityBoard(self.client, self.prices, interval=settings.poll_interval, wake=wake)
-        self.context = Context(self.client, self.inventory, refs, memory, timing, mark_create=mark_create,
-                               admit=self.admit, credits_depleted=self.credits_depleted,
-                               capacity=self.capacity, power=power, held_off=self.hold_off,
-                               barrack_clock=self.client.clock)  # fmt: skip
+        self.context = Context(self.client, self.inventory, refs, memory, timing, admit=self.admit,
+                               credits_depleted=self.credits_depleted, capacity=self.capacity,
+                               held_off=self.hold_off, barrack_clock=self.client.clock, **hooks)  # fmt: skip
         self.held_off: set[str] = set()  # instances held off by a schedule or lifetime (saving_per_hour)
         self.month: Month | None = None  # the calendar month so far (the money watcher counts it)
         self.balance: m.BalanceResponse | None = None

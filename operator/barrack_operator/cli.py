@@ -124,7 +124,7 @@ async def _list_account(progress: Any) -> Any:
     source = ApiKeySource(key_file=settings.api_key_file)
     listed: dict[str, list[Any]] = {}
     async with BarrackClient(settings.api_url, source, auth=settings.auth) as barrack:
-        for kind in ("ssh_keys", "instances", "volumes", "firewalls", "snapshots", "images"):
+        for kind in ("ssh_keys", "scripts", "instances", "volumes", "firewalls", "snapshots", "images"):
             items = listed[kind] = []
             async for item in barrack.iter_listing(kind):
                 items.append(item)

@@ -4,7 +4,8 @@ management, for the resources no object manages yet.
 Each manifest adopts its resource (``spec.adoptId``) and states what Barrack lists, so adopting
 changes nothing; names are made valid for Kubernetes (and unique); references between the imported
 resources (and those already managed in the namespace) are written as references: a volume's
-``instanceRef``, an instance's ``sshKeyRefs``, ``bootVolumeRef`` and ``customImageRef``, a
+``instanceRef``, an instance's ``sshKeyRefs``, ``bootVolumeRef``, ``customImageRef`` and
+``startupScriptRef``, a
 firewall's ``instanceRefs``, a snapshot's ``instanceRef`` and an image's ``snapshotRef``; a
 referent that is neither is named by its Barrack id (``instanceId``, ``snapshotId``).
 With ``observe`` the objects are ``managementPolicy: Observe``. Pure: the command lists Barrack and
@@ -43,6 +44,7 @@ class Account:
     instances: list[wire.VMInstance] = field(default_factory=list)
     firewalls: list[wire.Firewall] = field(default_factory=list)
     ssh_keys: list[wire.SSHKey] = field(default_factory=list)
+    scripts: list[wire.Script] = field(default_factory=list)
     snapshots: list[wire.Snapshot] = field(default_factory=list)
     images: list[wire.CustomImage] = field(default_factory=list)
 
@@ -68,7 +70,7 @@ def plan_import(
 ) -> ImportPlan:
     """One manifest for each Barrack resource whose id is not in ``managed`` (Barrack id -> the
     name of the object of this namespace that manages it, None when one in another namespace does):
-    SSH keys, instances, volumes, firewalls, snapshots, then images. Snapshots' and images' names
+    SSH keys, startup scripts, instances, volumes, firewalls, snapshots, then images. Snapshots' and images' names
     are reserved first, as an instance may boot from an image of a snapshot of another instance."""
     taken = set(taken_names)
     names: dict[str, str] = {i: n for i, n in managed.items() if n}
@@ -92,6 +94,8 @@ def plan_import(
     new = [r for r in account.ssh_keys if r.id not in managed]
     for key in new:
         add("BarrackSSHKey", key, {"publicKey": key.public_key})
+    for script in (r for r in account.scripts if r.id not in managed):
+        add("BarrackStartupScript", script, {"content": script.content, "description": script.description})
     for instance in (r for r in account.instances if r.id not in managed):
         made = _instance_spec(instance, account, names, taken)
         if isinstance(made, str):
@@ -189,6 +193,10 @@ def _instance_spec(
         )
     else:
         spec["imageId"] = instance.image_id
+    if instance.startup_script_id in names:
+        spec["startupScriptRef"] = {"name": names[instance.startup_script_id]}
+    elif instance.startup_script_id:
+        spec["startupScript"] = instance.startup_script_id
     if instance.status in POWER_OF_STATE:
         spec["powerState"] = POWER_OF_STATE[instance.status]
     if instance.status == "ACTIVE":

@@ -54,7 +54,7 @@ OnChange = Callable[[set[str]], Awaitable[None] | None]
 
 
 class Inventory(PageLooks):
-    KINDS = ("volumes", "instances", "firewalls", "ssh_keys", "snapshots", "images")
+    KINDS = ("volumes", "instances", "firewalls", "ssh_keys", "scripts", "snapshots", "images")
     UNUSED_FACTOR = 10
     """A kind no object uses (:meth:`use`) is listed only every UNUSED_FACTOR slow intervals: the
     account's burn counts it, nothing waits on it, and an account of volumes alone pays no call
@@ -98,6 +98,7 @@ class Inventory(PageLooks):
         self.instances: Snapshot[wire.VMInstance] = Snapshot()
         self.firewalls: Snapshot[wire.Firewall] = Snapshot()
         self.ssh_keys: Snapshot[wire.SSHKey] = Snapshot()
+        self.scripts: Snapshot[wire.Script] = Snapshot()
         self.snapshots: Snapshot[wire.Snapshot] = Snapshot()
         self.images: Snapshot[wire.CustomImage] = Snapshot()
         self.used: set[str] = set()

@@ -16,12 +16,14 @@ import os
 import secrets
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+from barrack_operator.resources.model import KubernetesRefused
 from barrack_operator.resources.specs import GROUP, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -345,3 +347,24 @@ def event_body(
         "eventTime": now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
         "count": 1,
     }
+
+
+class ConfigMapReader:
+    """A ConfigMap's data by namespace and name (None: there is none), through the operator's
+    Kubernetes client once it exists; :class:`KubernetesRefused` when Kubernetes cannot say."""
+
+    def __init__(self, client: Callable[[], StatusWriter | None]) -> None:
+        self._client = client
+
+    async def __call__(self, namespace: str, name: str) -> dict[str, str] | None:
+        client = self._client()
+        if client is None:
+            raise KubernetesRefused(f"reading ConfigMap {namespace}/{name}: no Kubernetes client yet")
+        status, body = await client.request_json("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+        if status == 404:
+            return None
+        if status >= 400:
+            raise KubernetesRefused(
+                f"reading ConfigMap {namespace}/{name} failed: {status} {body.get('reason', '')}"
+            )
+        return {str(k): str(v) for k, v in (body.get("data") or {}).items()}

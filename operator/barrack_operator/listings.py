@@ -16,13 +16,31 @@ from barrack_operator.barrack.client import PAGE_LIMIT
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.barrack.routes import ROUTES
 
-T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey, wire.Snapshot, wire.CustomImage)
-Item = wire.Volume | wire.VMInstance | wire.Firewall | wire.SSHKey | wire.Snapshot | wire.CustomImage
+T = TypeVar(  # each Barrack resource type a listing holds; the one place that names them all
+    "T",
+    wire.Volume,
+    wire.VMInstance,
+    wire.Firewall,
+    wire.SSHKey,
+    wire.Script,
+    wire.Snapshot,
+    wire.CustomImage,
+)
+Item = (
+    wire.Volume
+    | wire.VMInstance
+    | wire.Firewall
+    | wire.SSHKey
+    | wire.Script
+    | wire.Snapshot
+    | wire.CustomImage
+)
 _TRANSITIONAL: dict[str, Callable[[str], bool]] = {
     "volumes": lambda s: wire.is_transitional(wire.VolumeState, s),
     "instances": lambda s: wire.is_transitional(wire.InstanceState, s),
     "firewalls": lambda s: wire.is_transitional(wire.FirewallState, s),
     "ssh_keys": lambda s: False,
+    "scripts": lambda s: False,
     "snapshots": lambda s: wire.is_transitional(wire.SnapshotState, s),
     "images": lambda s: wire.is_transitional(wire.ImageState, s),
 }
@@ -142,6 +160,7 @@ _AFFECTS = {
     "instances": ("instances", "volumes"),
     "firewalls": ("firewalls", "instances"),
     "ssh-keys": ("ssh_keys",),
+    "scripts": ("scripts",),
     "snapshots": ("snapshots", "images", "instances"),  # an image is made, a restore makes an instance
     "images": ("images",),
 }
@@ -150,6 +169,7 @@ LISTING_OF: dict[str, str] = {
     "BarrackInstance": "instances",
     "BarrackFirewall": "firewalls",
     "BarrackSSHKey": "ssh_keys",
+    "BarrackStartupScript": "scripts",
     "BarrackSnapshot": "snapshots",
     "BarrackImage": "images",
 }
@@ -159,6 +179,7 @@ PLAN_READS: dict[str, tuple[str, ...]] = {
     "BarrackInstance": ("instances",),
     "BarrackFirewall": ("firewalls", "instances"),
     "BarrackSSHKey": ("ssh_keys",),
+    "BarrackStartupScript": ("scripts", "instances"),
     "BarrackSnapshot": ("snapshots", "instances"),
     "BarrackImage": ("images", "snapshots"),
 }
@@ -169,6 +190,7 @@ KIND_OF: dict[type, str] = {
     wire.VMInstance: "instances",
     wire.Firewall: "firewalls",
     wire.SSHKey: "ssh_keys",
+    wire.Script: "scripts",
     wire.Snapshot: "snapshots",
     wire.CustomImage: "images",
 }

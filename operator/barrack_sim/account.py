@@ -26,6 +26,7 @@ from barrack_operator.barrack import requests as rq
 from barrack_sim import money
 from barrack_sim.clock import SimClock
 from barrack_sim.errors import Conflict, Invalid, Missing, NoCredits
+from barrack_sim.scripts import Scripts
 from barrack_sim.stock import Shelf
 
 VOLUME_NAME = re.compile(r"^[A-Za-z0-9 _.\-]{1,50}$")
@@ -112,6 +113,7 @@ class Account:
         self.instances: dict[str, m.VMInstance] = {}
         self.firewalls: dict[str, m.Firewall] = {}
         self.ssh_keys: dict[str, m.SSHKey] = {}
+        self.scripts = Scripts(self._new_id)
         self.images: dict[str, m.OSImage] = {}
         self.snapshots: dict[str, m.Snapshot] = {}
         self.custom_images: dict[str, m.CustomImage] = {}
@@ -442,6 +444,8 @@ class Account:
             raise Invalid("An instance needs at least one SSH key")
         for key_id in req.ssh_key_ids:
             self.ssh_key(key_id)
+        if req.startup_script_id is not None:
+            self.scripts.get(req.startup_script_id)
         sources = [s for s in (req.image_id, req.boot_volume_id, req.custom_image_id) if s is not None]
         if len(sources) != 1:
             raise Invalid("Give exactly one boot source: image_id, boot_volume_id or custom_image_id")
@@ -474,6 +478,7 @@ class Account:
             private_ip=f"10.0.{len(self.instances) // 250}.{len(self.instances) % 250 + 2}",
             ssh_key_ids=list(req.ssh_key_ids),
             security_rules=rules,
+            startup_script_id=req.startup_script_id,
             created_at=_now_iso(),
         )
         self._public_ip_wanted[instance.id] = req.public_ip

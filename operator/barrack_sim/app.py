@@ -339,6 +339,28 @@ def _handlers() -> dict[str, Handler]:  # noqa: PLR0915 - one table, one entry a
         a.delete_ssh_key(rq.path_params["id"])
         return {}
 
+    @route("list_scripts")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return _paged(rq, "scripts", list(a.scripts.items.values()))
+
+    @route("create_script")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return {"script": _dump(a.scripts.create(await _body(rq, wire_requests.CreateScriptRequest)))}
+
+    @route("get_script")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        return {"script": _dump(a.scripts.get(rq.path_params["id"]))}
+
+    @route("update_script")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        req = await _body(rq, wire_requests.UpdateScriptRequest)
+        return {"script": _dump(a.scripts.update(rq.path_params["id"], req))}
+
+    @route("delete_script")
+    async def _(rq: Request, a: Account) -> dict[str, Any]:
+        a.scripts.delete(rq.path_params["id"], a.instances.values())
+        return {}
+
     missing = ROUTES.keys() - h.keys()
     if missing:
         raise RuntimeError(f"simulator routes without a handler: {sorted(missing)}")
@@ -498,6 +520,7 @@ def _admin_routes(sim: Simulator) -> list[Route]:
                 "instances": [_dump(i) for i in a.instances.values()],
                 "firewalls": [_dump(f) for f in a.firewalls.values()],
                 "ssh_keys": [_dump(k) for k in a.ssh_keys.values()],
+                "scripts": [_dump(s) for s in a.scripts.items.values()],
                 "snapshots": [_dump(s) for s in a.snapshots.values()],
                 "images": [_dump(i) for i in a.custom_images.values()],
                 "pending_transitions": a.pending(),

@@ -49,6 +49,7 @@ LEAST_PRIVILEGE = [
     },  # schedules
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "patch"]},  # connection Secrets
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},  # startup scripts' contentFrom
 ]
 
 

@@ -33,11 +33,13 @@ from tests.integration.conftest import (
 pytestmark = pytest.mark.integration
 OTHER_PUBLIC_KEY = "ssh-ed25519 " + base64.b64encode(b"\0\0\0\x0bssh-ed25519\0\0\0\x20" + b"k" * 32).decode()
 
+SCRIPT = "#!/bin/sh\necho ready\n"
 KINDS = {  # kind: (short name, plural of the inventory)
     "BarrackVolume": ("bvol", "volumes"),
     "BarrackInstance": ("binst", "instances"),
     "BarrackFirewall": ("bfw", "firewalls"),
     "BarrackSSHKey": ("bkey", "ssh_keys"),
+    "BarrackStartupScript": ("bscript", "scripts"),
     "BarrackSnapshot": ("bsnap", "snapshots"),
     "BarrackImage": ("bimg", "images"),
 }
@@ -69,6 +71,9 @@ def barrack_resources(sim: Sim, tag: str) -> dict[str, dict[str, Any]]:
         "BarrackInstance": instance,
         "BarrackFirewall": _made(sim, "/firewalls/", {"name": f"{tag}-fw", "region": "US-1"}, "firewall"),
         "BarrackSSHKey": key,
+        "BarrackStartupScript": _made(
+            sim, "/scripts/", {"name": f"{tag}-script", "content": SCRIPT}, "script"
+        ),
         "BarrackSnapshot": snapshot,
         "BarrackImage": image,
     }
@@ -82,6 +87,7 @@ def spec_of(kind: str, sim: Sim, made: dict[str, dict[str, Any]]) -> dict[str, A
         "BarrackInstance": gpu,
         "BarrackFirewall": {"region": "US-1"},
         "BarrackSSHKey": {"publicKey": SSH_PUBLIC_KEY},
+        "BarrackStartupScript": {"content": SCRIPT},
         "BarrackSnapshot": {"instanceId": made["BarrackInstance"]["id"]},
         "BarrackImage": {"snapshotId": made["BarrackSnapshot"]["id"]},
     }[kind]
@@ -94,7 +100,8 @@ MISMATCHED = {  # what Barrack cannot change, set otherwise than the resource ha
     "BarrackSSHKey": {"publicKey": OTHER_PUBLIC_KEY},
     "BarrackSnapshot": {"instanceId": "BRK-999999"},
 }
-"""BarrackImage has no field Barrack cannot change that an adoption could disagree on."""
+"""BarrackImage and BarrackStartupScript have no field Barrack cannot change that an adoption could
+disagree on."""
 
 
 def manifest(kind: str, name: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:

@@ -43,6 +43,16 @@ async def _instance(
     return instance
 
 
+async def _walk_scripts(client: BarrackClient) -> None:
+    script = await client.create_script(rq.CreateScriptRequest(name="setup", content="echo 1"))
+    assert (
+        await client.update_script(script.id, rq.UpdateScriptRequest(content="echo 2"))
+    ).content == "echo 2"
+    assert [s.id async for s in client.iter_scripts()] == [script.id]
+    assert (await client.get_script(script.id)).content == "echo 2"
+    await client.delete_script(script.id)
+
+
 async def test_every_route_is_served(client: BarrackClient, sim: Simulator) -> None:
     """Walk every route of the table once; the simulator counts each."""
     await asyncio.gather(client.get_balance(), client.list_regions())
@@ -97,7 +107,7 @@ async def test_every_route_is_served(client: BarrackClient, sim: Simulator) -> N
     await client.get_firewall(firewall.id)
     await client.delete_firewall(firewall.id)
     keys = [k async for k in client.iter_ssh_keys()]
-    await client.get_ssh_key(keys[0].id)
+    await asyncio.gather(client.get_ssh_key(keys[0].id), _walk_scripts(client))
     await client.delete_instance(instance.id)
     sim.account.clock.advance(10)
     await client.delete_ssh_key(keys[0].id)
@@ -352,6 +362,7 @@ def test_only_routes_that_make_a_resource_wait_behind_follow_ups() -> None:
         "create_instance",
         "create_firewall",
         "create_ssh_key",
+        "create_script",
         "create_snapshot",
         "restore_snapshot",
         "create_image",

@@ -117,3 +117,29 @@ def test_snapshots_and_images_are_imported_with_their_sources_as_references() ->
     )
     assert all(mf["spec"]["managementPolicy"] == "Observe" for mf in plan.manifests)
     assert "BRK-3S" not in by_id and any("making" in s and "CREATING" in s for s in plan.skipped)
+
+
+def test_startup_scripts_are_imported_and_instances_name_them() -> None:
+    base = account()
+    setup = m.Script(id="BRK-1T", name="Setup Drivers", content="#!/bin/sh\necho hi\n", description="drivers")
+    web = base.instances[0].model_copy(update={"startup_script_id": "BRK-1T"})
+    other = base.instances[1].model_copy(update={"startup_script_id": "BRK-9T"})  # a script not listed
+    plan = plan_import(
+        Account(
+            volumes=base.volumes,
+            instances=[web, other],
+            firewalls=base.firewalls,
+            ssh_keys=base.ssh_keys,
+            scripts=[setup],
+        ),
+        {"BRK-5V": "already"},
+    )
+    by_id = {mf["spec"]["adoptId"]: mf for mf in plan.manifests}
+    assert (
+        by_id["BRK-1T"]["kind"] == "BarrackStartupScript"
+        and by_id["BRK-1T"]["metadata"]["name"] == "setup-drivers"
+    )
+    assert by_id["BRK-1T"]["spec"]["content"] == "#!/bin/sh\necho hi\n"
+    assert by_id["BRK-1T"]["spec"]["description"] == "drivers"
+    assert by_id["BRK-1D"]["spec"]["startupScriptRef"] == {"name": "setup-drivers"}
+    assert by_id["BRK-2D"]["spec"]["startupScript"] == "BRK-9T"

@@ -44,10 +44,10 @@ finalizers and its annotations), their status (written by the reconcile loops), 
 the Secret as a file. */}}
 {{- define "barrack-operator.rules" -}}
 - apiGroups: ["barrack.ai"]
-  resources: ["barrackvolumes", "barrackinstances", "barrackfirewalls", "barracksshkeys", "barracksnapshots", "barrackimages", "barracksnapshotschedules", "barrackpowerschedules"]
+  resources: ["barrackvolumes", "barrackinstances", "barrackfirewalls", "barracksshkeys", "barrackstartupscripts", "barracksnapshots", "barrackimages", "barracksnapshotschedules", "barrackpowerschedules"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["barrack.ai"]
-  resources: ["barrackvolumes/status", "barrackinstances/status", "barrackfirewalls/status", "barracksshkeys/status", "barracksnapshots/status", "barrackimages/status", "barracksnapshotschedules/status", "barrackpowerschedules/status"]
+  resources: ["barrackvolumes/status", "barrackinstances/status", "barrackfirewalls/status", "barracksshkeys/status", "barrackstartupscripts/status", "barracksnapshots/status", "barrackimages/status", "barracksnapshotschedules/status", "barrackpowerschedules/status"]
   verbs: ["patch"]
 # A BarrackSnapshotSchedule creates its BarrackSnapshots and deletes those beyond keep.
 - apiGroups: ["barrack.ai"]
@@ -59,4 +59,8 @@ the Secret as a file. */}}
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["create", "patch"]
+# A BarrackStartupScript's contentFrom: the ConfigMap key is read, never written.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get"]
 {{- end -}}

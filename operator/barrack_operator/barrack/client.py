@@ -61,6 +61,7 @@ LISTINGS: dict[str, tuple[str, type[m.Page], str]] = {
     "instances": ("list_instances", m.InstanceListResponse, "instances"),
     "firewalls": ("list_firewalls", m.FirewallListResponse, "firewalls"),
     "ssh_keys": ("list_ssh_keys", m.SSHKeyListResponse, "ssh_keys"),
+    "scripts": ("list_scripts", m.ScriptListResponse, "scripts"),
     "snapshots": ("list_snapshots", m.SnapshotListResponse, "snapshots"),
     "images": ("list_images", m.ImageListResponse, "images"),
 }
@@ -427,6 +428,23 @@ class BarrackClient:
 
     async def delete_ssh_key(self, key_id: str) -> None:
         await self._call("delete_ssh_key", m.Envelope, id=key_id)
+
+    # Startup scripts ---------------------------------------------------------------------------
+
+    def iter_scripts(self) -> AsyncIterator[m.Script]:
+        return self.iter_listing("scripts")
+
+    async def create_script(self, request: rq.CreateScriptRequest) -> m.Script:
+        return (await self._call("create_script", m.ScriptResponse, body=request)).script
+
+    async def get_script(self, script_id: str) -> m.Script:
+        return (await self._call("get_script", m.ScriptResponse, id=script_id)).script
+
+    async def update_script(self, script_id: str, request: rq.UpdateScriptRequest) -> m.Script:
+        return (await self._call("update_script", m.ScriptResponse, body=request, id=script_id)).script
+
+    async def delete_script(self, script_id: str) -> None:
+        await self._call("delete_script", m.Envelope, id=script_id)
 
 
 __all__ = ["BarrackClient", "BarrackError", "RetryPolicy"]

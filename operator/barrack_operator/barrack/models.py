@@ -230,7 +230,20 @@ class VMInstance(ReplyModel):
     volume_ids: list[str] = Field(default_factory=list)
     ssh_key_ids: list[str] = Field(default_factory=list)
     security_rules: list[FirewallRule] = Field(default_factory=list)
+    startup_script_id: str | None = None
     created_at: str | None = None
+
+
+class Script(ReplyModel):
+    """A startup script (contract section 8): run once, at an instance's first boot."""
+
+    id: str
+    name: str
+    description: str = ""
+    content: str = ""
+    status: UpperStr = "ACTIVE"
+    created_at: str | None = None
+    updated_at: str | None = None
 
 
 class Snapshot(ReplyModel):
@@ -336,6 +349,14 @@ class SSHKeyResponse(Envelope):
 
 class SSHKeyListResponse(Page):
     ssh_keys: list[SSHKey]
+
+
+class ScriptResponse(Envelope):
+    script: Script
+
+
+class ScriptListResponse(Page):
+    scripts: list[Script]
 
 
 class OSImageListResponse(Page):

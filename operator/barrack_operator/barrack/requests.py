@@ -109,6 +109,17 @@ class CreateSSHKeyRequest(WireModel):
     public_key: str
 
 
+class CreateScriptRequest(WireModel):
+    name: str
+    content: str
+    description: str | None = None
+
+
+class UpdateScriptRequest(WireModel):
+    content: str | None = None
+    description: str | None = None
+
+
 Currency = Literal["USD", "EUR", "INR"]
 
 

@@ -15,6 +15,7 @@ from enum import StrEnum
 class Method(StrEnum):
     GET = "GET"
     POST = "POST"
+    PUT = "PUT"
     DELETE = "DELETE"
 
 
@@ -39,7 +40,7 @@ class Route:
         return self.path.format(**params)
 
 
-G, P, D = Method.GET, Method.POST, Method.DELETE
+G, P, U, D = Method.GET, Method.POST, Method.PUT, Method.DELETE
 
 ROUTES: dict[str, Route] = {
     route.name: route
@@ -96,6 +97,11 @@ ROUTES: dict[str, Route] = {
         Route("create_ssh_key", P, "/ssh-keys/", makes=True),
         Route("get_ssh_key", G, "/ssh-keys/{id}/"),
         Route("delete_ssh_key", D, "/ssh-keys/{id}/"),
+        Route("list_scripts", G, "/scripts/"),
+        Route("create_script", P, "/scripts/", makes=True),
+        Route("get_script", G, "/scripts/{id}/"),
+        Route("update_script", U, "/scripts/{id}/"),
+        Route("delete_script", D, "/scripts/{id}/"),
     )
 }
 

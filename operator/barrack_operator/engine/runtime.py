@@ -40,7 +40,7 @@ from barrack_operator.engine.releases import Releases
 from barrack_operator.engine.uninstall import Uninstall
 from barrack_operator.engine.writer import ObjectWriter
 from barrack_operator.inventory import Inventory
-from barrack_operator.kube import StatusWriter
+from barrack_operator.kube import ConfigMapReader, StatusWriter
 from barrack_operator.leadership import LeaderElector, LeadershipLost
 from barrack_operator.listings import LISTING_OF, InventoryClosed, kinds_touched
 from barrack_operator.resources.common import (
@@ -53,6 +53,7 @@ from barrack_operator.resources.lifetime import EXTEND_ANNOTATION
 from barrack_operator.resources.model import (
     PAUSED_ANNOTATION,
     RECONCILE_REQUESTED_ANNOTATION,
+    KubernetesRefused,
     MarkNotWritten,
     Memory,
     ObjectDeleting,
@@ -144,6 +145,7 @@ class Runtime:
             "on_change": self._on_inventory_change,
             "wake": self.queue.wake,
             "power": self.power.override_for,
+            "read_config_map": ConfigMapReader(lambda: self.status_writer),
             "clock": self.clock,
         }
 
@@ -417,7 +419,7 @@ class Runtime:
         except LeadershipLost as exc:  # the process is stopping; a fenced process writes nothing
             log.warning("%s", exc, extra=object_ref(obj))
             return Outcome(requeue_after=self.timing.blocked_requeue)
-        except MarkNotWritten as exc:  # Kubernetes is away or refused: no create was sent
+        except (MarkNotWritten, KubernetesRefused) as exc:  # Kubernetes is away or refused: nothing was sent
             log.warning("%s; the operator retries", exc, extra=object_ref(obj))
             out = Outcome(requeue_after=self.timing.transition_requeue)
             out.conditions.append(

@@ -12,14 +12,24 @@ from barrack_operator.handlers.glue import (
     register_power_schedules,
     register_schedules,
 )
-from barrack_operator.resources import firewall, image, instance, snapshot, sshkey, volume
-from barrack_operator.resources.kinds import FIREWALL, IMAGE, INSTANCE, SNAPSHOT, SSH_KEY, VOLUME, Kind
+from barrack_operator.resources import firewall, image, instance, script, snapshot, sshkey, volume
+from barrack_operator.resources.kinds import (
+    FIREWALL,
+    IMAGE,
+    INSTANCE,
+    SCRIPT,
+    SNAPSHOT,
+    SSH_KEY,
+    VOLUME,
+    Kind,
+)
 
 HANDLERS: dict[Kind, tuple[Reconciler, Reconciler]] = {
     VOLUME: (volume.reconcile, volume.finalize),
     INSTANCE: (instance.reconcile, instance.finalize),
     FIREWALL: (firewall.reconcile, firewall.finalize),
     SSH_KEY: (sshkey.reconcile, sshkey.finalize),
+    SCRIPT: (script.reconcile, script.finalize),
     SNAPSHOT: (snapshot.reconcile, snapshot.finalize),
     IMAGE: (image.reconcile, image.finalize),
 }

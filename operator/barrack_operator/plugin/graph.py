@@ -32,6 +32,7 @@ REFERENCES: tuple[Reference, ...] = (
     Reference("BarrackInstance", "bootVolumeRef", "BarrackVolume"),
     Reference("BarrackInstance", "customImageRef", "BarrackImage"),
     Reference("BarrackInstance", "restoreFrom.snapshotRef", "BarrackSnapshot"),
+    Reference("BarrackInstance", "startupScriptRef", "BarrackStartupScript"),
     Reference("BarrackFirewall", "instanceRefs[]", "BarrackInstance"),
     Reference("BarrackSnapshot", "instanceRef", "BarrackInstance"),
     Reference("BarrackImage", "snapshotRef", "BarrackSnapshot"),
@@ -40,8 +41,8 @@ REFERENCES: tuple[Reference, ...] = (
     Reference("BarrackPowerSchedule", "instanceRef", "BarrackInstance"),
     Reference("BarrackPowerSchedule", "instanceSelector", "BarrackInstance", selector=True),
 )
-BILLED_ON_AN_ACCOUNT = ("BarrackVolume", "BarrackInstance", "BarrackFirewall", "BarrackSSHKey", "BarrackSnapshot",
-                        "BarrackImage")  # fmt: skip
+BILLED_ON_AN_ACCOUNT = ("BarrackVolume", "BarrackInstance", "BarrackFirewall", "BarrackSSHKey",
+                        "BarrackStartupScript", "BarrackSnapshot", "BarrackImage")  # fmt: skip
 """The kinds whose objects name an account (``spec.accountRef``, else ``default``)."""
 
 

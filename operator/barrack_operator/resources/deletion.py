@@ -17,17 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
 
 from barrack_operator.barrack import models as wire
 from barrack_operator.conditions import Reason
+from barrack_operator.listings import T
 from barrack_operator.resources import steps
 from barrack_operator.resources.common import blocked, finalize_guarded, progressing, waiting_on_state
 from barrack_operator.resources.guard import find_for_deletion
 from barrack_operator.resources.messages import detach_blocked_reason, instance_label
 from barrack_operator.resources.model import Context, ObjectView, Outcome
 
-T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey, wire.Snapshot, wire.CustomImage)
 VS, IS = wire.VolumeState, wire.InstanceState
 
 
@@ -39,10 +39,12 @@ class Delete(steps.Call):
 @dataclass(frozen=True)
 class DeletionInputs:
     """What a deletion's plan reads besides the resource: the instance a volume is attached to,
-    and the BarrackInstance object that manages it (the detach rule's next step names it)."""
+    and the BarrackInstance object that manages it (the detach rule's next step names it); the
+    instances a startup script is in use by."""
 
     instance: wire.VMInstance | None = None
     managed_by: str | None = None
+    users: tuple[str, ...] = ()
 
 
 NOTHING_LEFT = steps.Done("Barrack has nothing of this object's left to delete")
@@ -106,6 +108,18 @@ def plan_delete_ssh_key(key: wire.SSHKey | None, inputs: DeletionInputs) -> step
     return NOTHING_LEFT if key is None else delete("SSH key", key.id)
 
 
+def plan_delete_script(script: wire.Script | None, inputs: DeletionInputs) -> steps.Step:
+    """A script goes once no instance not yet deleted was created with it (Barrack refuses before)."""
+    if script is None:
+        return NOTHING_LEFT
+    if inputs.users:
+        return steps.Blocked(
+            Reason.DELETION_BLOCKED,
+            f"startup script {script.id} is in use by {', '.join(inputs.users)}: it is deleted once they are",
+        )
+    return delete("startup script", script.id)
+
+
 @dataclass(frozen=True)
 class KindDeletion(Generic[T]):
     """What a kind supplies to the deletion frame: how its resource is named in messages, read,
@@ -134,6 +148,11 @@ class KindDeletion(Generic[T]):
         return await finalize_guarded(ctx, obj, steps_)
 
     async def _observe(self, ctx: Context, obj: ObjectView, item: T | None) -> DeletionInputs:
+        if isinstance(item, wire.Script):
+            await ctx.inventory.listed_once("instances")
+            users = [i.id for i in ctx.inventory.instances.items.values()
+                     if i.startup_script_id == item.id and i.status != "DELETED"]  # fmt: skip
+            return DeletionInputs(users=tuple(_label(ctx, obj.namespace, i) for i in sorted(users)))
         instance_id = item.instance_id if isinstance(item, wire.Volume) else None
         if instance_id is None:
             return DeletionInputs()
@@ -176,6 +195,11 @@ class KindDeletion(Generic[T]):
         return out
 
 
+def _label(ctx: Context, namespace: str, instance_id: str) -> str:
+    name = ctx.refs.name_of("BarrackInstance", namespace, instance_id)
+    return f"BarrackInstance {name} ({instance_id})" if name else f"instance {instance_id}"
+
+
 def _id_and_state(item: Any) -> dict[str, Any]:
     return {"id": item.id, "state": item.status}
 
@@ -196,6 +220,10 @@ DELETIONS: dict[str, KindDeletion[Any]] = {
     "BarrackSSHKey": KindDeletion(
         "SSH key", "ssh_keys", lambda c: c.client.get_ssh_key, plan_delete_ssh_key,
         lambda c: c.client.delete_ssh_key, _id_and_state, settles=False,
+    ),
+    "BarrackStartupScript": KindDeletion(
+        "startup script", "scripts", lambda c: c.client.get_script, plan_delete_script,
+        lambda c: c.client.delete_script, _id_and_state, settles=False,
     ),
     "BarrackSnapshot": KindDeletion(
         "snapshot", "snapshots", lambda c: c.client.get_snapshot, plan_delete_snapshot,

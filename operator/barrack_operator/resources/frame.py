@@ -27,12 +27,11 @@ from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
 
 from barrack_operator.barrack import BarrackError, NotFound, PreconditionFailed
-from barrack_operator.barrack import models as wire
 from barrack_operator.barrack.client import CALLS_PAUSED
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.conditions import READY, SYNCED, Condition, Reason
 from barrack_operator.costs import Demand
-from barrack_operator.listings import LISTING_OF, ListingFailed, Snapshot
+from barrack_operator.listings import LISTING_OF, ListingFailed, Snapshot, T
 from barrack_operator.resources import specs, steps
 from barrack_operator.resources.common import RECONCILED, failed
 from barrack_operator.resources.guard import Found, ensure_exists
@@ -49,7 +48,6 @@ from barrack_operator.resources.model import (
 )
 
 S = TypeVar("S", bound=specs.CommonSpec)
-T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey, wire.Snapshot, wire.CustomImage)
 I = TypeVar("I")  # noqa: E741 - the kind's inputs: what observe resolved besides the resource
 
 

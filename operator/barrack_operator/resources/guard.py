@@ -18,14 +18,13 @@ from barrack_operator.barrack import (
 )
 from barrack_operator.barrack.credentials import MissingApiKey
 from barrack_operator.costs import Demand
-from barrack_operator.listings import LISTING_OF
+from barrack_operator.listings import LISTING_OF, T
 from barrack_operator.resources.model import (
     Context,
     CreateInFlight,
     Lost,
     ObjectDeleting,
     ObjectView,
-    T,
 )
 
 log = logging.getLogger(__name__)

@@ -80,6 +80,8 @@ class InstanceInputs:
     """What a BarrackPowerSchedule says of it now: off-hours keep it in the schedule's offState."""
     lifetime: Lifetime | None = None
     """Where spec.lifetime stands (None without one)."""
+    script_id: str | None = None
+    """The startup script's Barrack id (spec.startupScript, or its startupScriptRef resolved)."""
 
 
 def source_region_mismatch(spec: specs.BarrackInstanceSpec, inputs: InstanceInputs) -> steps.Blocked | None:
@@ -244,15 +246,12 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
             else:
                 snapshot = ctx.inventory.snapshots.items[restore_id]
                 source_region = (f"snapshot {restore_id}", snapshot.region)
-        return InstanceInputs(
-            key_ids,
-            boot_volume_id,
-            tuple(unresolved),
-            custom_image_id,
-            restore_id,
-            source_region,
-            places_of(spec),
-        )
+        script_id = spec.startupScript
+        if spec.startupScriptRef is not None:
+            script_id = _resolve(ctx, obj, out, "BarrackStartupScript", spec.startupScriptRef.name)
+            unresolved += [] if script_id else [f"BarrackStartupScript {spec.startupScriptRef.name}"]
+        return InstanceInputs(key_ids, boot_volume_id, tuple(unresolved), custom_image_id, restore_id,
+                              source_region, places_of(spec), script_id=script_id)  # fmt: skip
 
     def before_create(
         self, ctx: Context, obj: ObjectView, spec: specs.BarrackInstanceSpec, inputs: InstanceInputs
@@ -335,7 +334,7 @@ class InstanceReconciler(KindReconciler[specs.BarrackInstanceSpec, wire.VMInstan
                 boot_volume_id=inputs.boot_volume_id,
                 custom_image_id=inputs.custom_image_id,
                 ssh_key_ids=[k for k in inputs.key_ids if k],
-                startup_script_id=spec.startupScript,
+                startup_script_id=inputs.script_id,
                 cloud_init=spec.cloudInit,
                 public_ip=public_ip,
                 security_rules=[r.to_wire() for r in spec.securityRules or []] or None,

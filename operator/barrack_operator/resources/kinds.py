@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from barrack_operator.resources import account_spec, power_spec
+from barrack_operator.resources import account_spec, power_spec, script_spec
 from barrack_operator.resources import specs as s
 from barrack_operator.resources import statuses as st
 
@@ -77,6 +77,7 @@ INSTANCE = Kind(
         "restoreFrom",
         "sshKeyRefs",
         "startupScript",
+        "startupScriptRef",
         "cloudInit",
     ),
     extra_columns=(
@@ -105,6 +106,16 @@ SSH_KEY = Kind(
     status=st.BarrackSSHKeyStatus,
     description="An SSH public key registered on Barrack, installed on the instances that name it.",
     immutable_fields=("name", "publicKey"),
+)
+SCRIPT = Kind(
+    kind="BarrackStartupScript",
+    plural="barrackstartupscripts",
+    short_name="bscript",
+    spec=script_spec.BarrackStartupScriptSpec,
+    status=st.BarrackStartupScriptStatus,
+    description="A Barrack startup script, run once at the first boot of the instances that name it.",
+    immutable_fields=("name",),
+    extra_columns=(_col("SHA256", ".status.contentSHA256", priority=1),),
 )
 SNAPSHOT = Kind(
     kind="BarrackSnapshot",
@@ -194,7 +205,7 @@ ACCOUNT = Kind(
     categories=(),  # `kubectl get barrack` lists what costs money in a namespace
     barrack_resource=False,
 )
-KINDS: tuple[Kind, ...] = (VOLUME, INSTANCE, FIREWALL, SSH_KEY, SNAPSHOT, IMAGE)
+KINDS: tuple[Kind, ...] = (VOLUME, INSTANCE, FIREWALL, SSH_KEY, SCRIPT, SNAPSHOT, IMAGE)
 """The kinds whose objects each manage one Barrack resource."""
 ALL_KINDS: tuple[Kind, ...] = (*KINDS, SCHEDULE, POWER_SCHEDULE, ACCOUNT)
 """Every CRD the operator brings."""
@@ -243,8 +254,20 @@ EXTRA_SPEC_VALIDATIONS: dict[str, list[dict[str, str]]] = {
             "message": "restoreFrom takes exactly one of snapshotRef and snapshotId",
         },
         {
-            "rule": "!has(self.restoreFrom) || (!has(self.startupScript) && !has(self.cloudInit))",
-            "message": "a restored instance boots the snapshot's disk: restoreFrom takes no startupScript or cloudInit",
+            "rule": "!has(self.restoreFrom) || (!has(self.startupScript) && !has(self.startupScriptRef) && "
+            "!has(self.cloudInit))",
+            "message": "a restored instance boots the snapshot's disk: restoreFrom takes no startupScript, "
+            "startupScriptRef or cloudInit",
+        },
+        {
+            "rule": "!(has(self.startupScript) && has(self.startupScriptRef))",
+            "message": "set startupScript or startupScriptRef, not both",
+        },
+    ],
+    "BarrackStartupScript": [
+        {
+            "rule": "has(self.content) != has(self.contentFrom)",
+            "message": "set exactly one of content and contentFrom",
         },
     ],
     "BarrackSnapshot": [

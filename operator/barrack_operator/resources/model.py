@@ -12,21 +12,17 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from barrack_operator.barrack import (
     BarrackClient,
 )
-from barrack_operator.barrack import models as wire
 from barrack_operator.barrack.clock import BarrackClock
 from barrack_operator.capacity import Place, Placement, Want
 from barrack_operator.conditions import Condition
 from barrack_operator.costs import Demand
 from barrack_operator.inventory import Inventory
 from barrack_operator.resources.power import PowerOverride
-
-T = TypeVar("T", wire.Volume, wire.VMInstance, wire.Firewall, wire.SSHKey, wire.Snapshot, wire.CustomImage)
-
 
 RECREATE_ANNOTATION = "barrack.ai/recreate"
 """On an object whose Barrack resource is lost: "true" asks the operator for a new, empty one."""
@@ -269,6 +265,10 @@ async def _no_budget(key: str, demand: Demand) -> None:
     return None
 
 
+async def _no_config_map(namespace: str, name: str) -> dict[str, str] | None:
+    return None
+
+
 @dataclass
 class Context:
     client: BarrackClient
@@ -292,6 +292,9 @@ class Context:
     """What a BarrackPowerSchedule says of the instance of this namespace and name now."""
     barrack_clock: BarrackClock = field(default_factory=BarrackClock)
     """Barrack's time (see :mod:`barrack_operator.barrack.clock`): lifetimes are counted on it."""
+    read_config_map: Callable[[str, str], Awaitable[dict[str, str] | None]] = _no_config_map
+    """A ConfigMap's data by namespace and name (None: there is none); raises
+    :class:`KubernetesRefused` when Kubernetes cannot say."""
     held_off: Callable[[str, bool], None] = lambda barrack_id, held: None
     """Whether a schedule or a lifetime holds this Barrack instance off against a spec that wants it
     running (what it saves is counted in the account's month)."""
@@ -349,6 +352,10 @@ class CreditsDepleted(Exception):
 
 class MarkNotWritten(Exception):
     """:attr:`Context.mark_create` could not persist the mark; the create was not sent."""
+
+
+class KubernetesRefused(Exception):
+    """A read the pass needs from Kubernetes (a ConfigMap) failed; nothing was sent to Barrack."""
 
 
 class Lost(Exception):

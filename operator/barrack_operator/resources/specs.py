@@ -12,10 +12,17 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from barrack_operator.barrack import models as wire
 from barrack_operator.barrack import requests as rq
+
+# Re-exported: every kind's spec module and the engine name them as specs' (an explicit re-export).
+from barrack_operator.resources.model_base import Model as Model  # noqa: PLC0414
+from barrack_operator.resources.selectors import LabelSelector as LabelSelector  # noqa: PLC0414
+from barrack_operator.resources.selectors import (
+    LabelSelectorRequirement as LabelSelectorRequirement,  # noqa: PLC0414
+)
 
 GROUP = "barrack.ai"
 VERSION = "v1alpha1"
@@ -64,10 +71,6 @@ ADOPT_ID_KEPT = {
     "message": "adoptId cannot change or be removed once set: it names the Barrack resource this object manages",
 }
 """adoptId may be set on an object later (to take over a resource), never changed or removed."""
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore", use_enum_values=True)
 
 
 class DeletionPolicy(StrEnum):
@@ -279,6 +282,7 @@ class OSImageName(Model):
 
 
 MAX_ALTERNATIVES = 8
+FIRST_BOOT = "run at first boot (one of startupScript, startupScriptRef); immutable."
 
 
 class BarrackInstanceSpec(CommonSpec):
@@ -337,9 +341,11 @@ class BarrackInstanceSpec(CommonSpec):
         min_length=1,
         max_length=MAX_SSH_KEYS,
     )
-    startupScript: str | None = Field(
-        default=None, description="Barrack startup script id run at first boot; immutable."
-    )
+    startupScript: str | None = Field(default=None, description=f"Barrack startup script id {FIRST_BOOT}")
+    startupScriptRef: LocalRef | None = Field(
+        default=None, description=f"The BarrackStartupScript {FIRST_BOOT} A change of its content affects "
+        "only instances created afterwards.",
+    )  # fmt: skip
     cloudInit: str | None = Field(
         default=None, description="cloud-init user data, used at first boot; immutable.", max_length=65536
     )
@@ -443,29 +449,6 @@ class BarrackImageSpec(CommonSpec):
         description="Make the image from the Barrack snapshot of this id (one of snapshotRef, snapshotId); "
         "immutable.",
         pattern=ID_PATTERN,
-    )
-
-
-class LabelSelectorRequirement(Model):
-    key: str = Field(description="Label key.", min_length=1, max_length=317)
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
-        description="In, NotIn, Exists or DoesNotExist."
-    )
-    values: list[str] = Field(
-        default_factory=list,
-        description="Values for In and NotIn; none for Exists and DoesNotExist.",
-        max_length=100,
-    )
-
-
-class LabelSelector(Model):
-    matchLabels: dict[str, str] = Field(
-        default_factory=dict, description="Labels an instance must carry, each with this value."
-    )
-    matchExpressions: list[LabelSelectorRequirement] = Field(
-        default_factory=list,
-        description="Requirements an instance's labels must meet (all of them).",
-        max_length=20,
     )
 
 

@@ -126,6 +126,14 @@ class BarrackFirewallStatus(CommonStatus):
     ruleIds: list[str] = Field(default_factory=list, description="Barrack ids of the rules.")
 
 
+class BarrackStartupScriptStatus(CommonStatus):
+    contentSHA256: str | None = Field(default=None, description="SHA-256 of the content Barrack holds.")
+    updatedAt: str | None = Field(default=None, description="When Barrack last changed the script.")
+    usedBy: list[str] = Field(
+        default_factory=list, description="Barrack ids of the instances created with it and not deleted."
+    )
+
+
 class BarrackSSHKeyStatus(CommonStatus):
     fingerprint: str | None = Field(default=None, description="Key fingerprint Barrack reports.")
 
