@@ -150,15 +150,17 @@ def test_import_out_writes_a_file_per_resource_and_observe_mirrors_without_ownin
 
 
 @pytest.mark.parametrize("sim_args", [["--first-id", "760001"]])  # ids no other test's objects hold
-def test_import_brings_snapshots_and_images_with_their_references(
+def test_import_brings_scripts_snapshots_and_images_with_their_references(
     kube: Kube, sim: Sim, operator: Operator, api_key_file: Path
 ) -> None:
     """A snapshot of an instance and an image of that snapshot, made on Barrack: import writes a
     BarrackSnapshot naming the instance's object and a BarrackImage naming the snapshot's; applied,
     all are Ready with no call that changes the account."""
     key = sim.call("POST", "/ssh-keys/", {"name": "key", "public_key": SSH_PUBLIC_KEY})["ssh_key"]
+    setup = sim.call("POST", "/scripts/", {"name": "Setup", "content": "#!/bin/sh\necho hi\n"})["script"]
     box = sim.call("POST", "/instances/", {"name": "box", "region": "US-1", "gpu_model": "A40", "gpu_count": 1,
-                                            "image_id": sim.image(), "ssh_key_ids": [key["id"]]})["instance"]  # fmt: skip
+                                            "image_id": sim.image(), "ssh_key_ids": [key["id"]],
+                                            "startup_script_id": setup["id"]})["instance"]  # fmt: skip
     wait_for(lambda: _settled(sim), 30, what="instance ACTIVE")
     snap = sim.call("POST", "/snapshots/", {"name": "Nightly", "instance_id": box["id"]})["snapshot"]
     wait_for(lambda: _settled(sim), 30, what="snapshot made")
@@ -179,4 +181,6 @@ def test_import_brings_snapshots_and_images_with_their_references(
     kube.wait_condition("binst", "box", "Ready", "True", timeout=60)
     assert (kube.get("bsnap", "nightly") or {})["spec"]["instanceRef"] == {"name": "box"}
     assert (kube.get("bimg", "golden") or {})["spec"]["snapshotRef"] == {"name": "nightly"}
+    kube.wait_condition("bscript", "setup", "Ready", "True", timeout=60)
+    assert (kube.get("binst", "box") or {})["spec"]["startupScriptRef"] == {"name": "setup"}
     assert _mutations(sim) == before, "importing changed the account"

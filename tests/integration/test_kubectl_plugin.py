@@ -79,6 +79,14 @@ def test_trace_why_and_cost_read_the_objects_and_their_referents(
     assert absent.returncode == 1 and "NotFound" in absent.stderr and '"nothing" not found' in absent.stderr
     unknown = kubectl_barrack(kube, "trace", "pods/x")
     assert unknown.returncode == 1 and "resource type" in unknown.stderr
+    context = kube.plane.kubectl("config", "current-context").stdout.strip()
+    assert kubectl_barrack(kube, "--context", context, "why", "binst/gpu").stdout.startswith(
+        "BarrackInstance/gpu"
+    )
+    no_context = kubectl_barrack(kube, "--context", "nowhere", "why", "binst/gpu")
+    assert (
+        no_context.returncode == 1 and "nowhere" in no_context.stderr and "Traceback" not in no_context.stderr
+    )
 
     why = kubectl_barrack(kube, "why", "binst/lost")
     assert why.returncode == 0 and why.stdout.startswith("BarrackInstance/lost is not Ready: Synced=False")

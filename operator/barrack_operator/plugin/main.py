@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client as k8s
+from kubernetes import config as k8s_config
 
 from barrack_operator.plugin import render
 from barrack_operator.plugin.cluster import Cluster, UnknownKind, kind_named
@@ -143,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         {"trace": _trace, "why": _why, "cost": _cost}.get(args.command, _annotate)(cluster, args)
     except (Failed, UnknownKind) as exc:
         print(f"error: {exc}" if isinstance(exc, UnknownKind) else str(exc), file=sys.stderr)
+        return 1
+    except k8s_config.ConfigException as exc:  # no kubeconfig, or no such context: as kubectl says it
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except k8s.ApiException as exc:
         print(f"Error from server ({exc.reason}): {exc.status}", file=sys.stderr)
