@@ -90,7 +90,7 @@ def test_trace_why_and_cost_read_the_objects_and_their_referents(
 
     why = kubectl_barrack(kube, "why", "binst/lost")
     assert why.returncode == 0 and why.stdout.startswith("BarrackInstance/lost is not Ready: Synced=False")
-    assert "ReferenceNotReady" in why.stdout and "nokey" in why.stdout
+    assert "ReferenceNotReady" in why.stdout and "nokey" in why.stdout and "\n  Next step: " in why.stdout
     ready = kubectl_barrack(kube, "why", "binst/gpu").stdout
     assert ready.startswith("BarrackInstance/gpu is Ready")
 

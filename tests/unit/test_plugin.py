@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from barrack_operator.plugin import render
 from barrack_operator.plugin.cost import account_rows, cost_rows, grouped, totals
 from barrack_operator.plugin.graph import REFERENCES
+from barrack_operator.plugin.next_steps import NEXT_STEPS, from_doc
 from barrack_operator.plugin.trace import lines, trace
 from barrack_operator.plugin.why import why
 from barrack_operator.resources.kinds import ALL_KINDS
@@ -101,7 +103,8 @@ def test_why_names_the_holding_condition_and_recent_warnings_or_says_ready() -> 
               {"type": "Normal", "reason": "Created", "message": "x", "lastTimestamp": "2026-12-07T11:00:00Z"}]  # fmt: skip
     said = why(held, events)
     assert said[0] == "BarrackVolume/data is not Ready: Synced=False AttachBlocked"
-    assert said[1] == "  waits for gpu; it retries" and "also Ready=False Creating: m" in said[2]
+    assert said[1] == "  waits for gpu; it retries" and said[2].startswith("  Next step: ")
+    assert "also Ready=False Creating: m" in said[3]
     assert said[-1] == "  2026-12-07T10:00:00Z  AttachBlocked: old" and not any("Created" in s for s in said)
     assert why(obj("BarrackVolume", "ok"), []) == ["BarrackVolume/ok is Ready: m"]
     stale = obj("BarrackVolume", "new", ready=None)
@@ -135,3 +138,10 @@ def test_tables_are_plain_off_a_terminal() -> None:
     out = io.StringIO()
     render.table(["READY", "NAME"], [["True", "x"]], out)
     assert out.getvalue() == "READY   NAME\nTrue    x\n", "no colour codes when not a terminal"
+
+
+def test_the_next_steps_are_docs_conditions_table() -> None:
+    """why's next steps are the 'What to do' column of docs/conditions.md, every reason of it."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "conditions.md").read_text()
+    assert from_doc(doc) == NEXT_STEPS, "run: python -m barrack_operator.plugin.next_steps docs/conditions.md"
+    assert NEXT_STEPS["AttachBlocked"] and NEXT_STEPS["OperatorError"].startswith("report it")

@@ -1,10 +1,12 @@
 """What ``kubectl barrack why`` says, pure: the condition that holds an object back (its reason,
-and its message, which says the next step), whether the operator has seen its latest spec, and
+its message, and the next step docs/conditions.md gives for the reason), whether the operator has seen its latest spec, and
 its recent Warning events; for a Ready object, that it is Ready."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from barrack_operator.plugin.next_steps import NEXT_STEPS
 
 RECENT_WARNINGS = 5
 
@@ -41,17 +43,15 @@ def why(obj: dict[str, Any], events: list[dict[str, Any]]) -> list[str]:
         lines.insert(0, f"{title} is not Ready: the operator has written no condition yet (is it running and "
                         "watching this namespace?).")  # fmt: skip
     else:
-        lines.insert(
-            0, f"{title} is not Ready: {holding.get('type')}={holding.get('status')} {holding.get('reason')}"
-        )
-        lines.insert(1, f"  {holding.get('message') or '(no message)'}")
+        kind_of = f"{holding.get('type')}={holding.get('status')} {holding.get('reason')}"
+        said = [f"{title} is not Ready: {kind_of}", f"  {holding.get('message') or '(no message)'}"]
+        step = NEXT_STEPS.get(str(holding.get("reason")))
+        if step and step != "nothing":
+            said.append(f"  Next step: {step}")
         other = ready if holding is synced else synced
-        if (
-            other is not None
-            and other.get("status") == "False"
-            and other.get("reason") != holding.get("reason")
-        ):
-            lines.insert(2, f"  also {other.get('type')}=False {other.get('reason')}: {other.get('message')}")
+        if other and other.get("status") == "False" and other.get("reason") != holding.get("reason"):
+            said.append(f"  also {other.get('type')}=False {other.get('reason')}: {other.get('message')}")
+        lines[:0] = said
     warnings = sorted((e for e in events if e.get("type") == "Warning"), key=_when, reverse=True)
     if warnings:
         lines.append("Recent warnings:")
