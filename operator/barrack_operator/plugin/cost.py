@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from barrack_operator.resources.specs import DEFAULT_ACCOUNT
+from barrack_operator.resources.specs import account_name
 
 GROUPS = ("namespace", "account", "kind")
 
@@ -24,7 +24,7 @@ def cost_rows(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "namespace": meta.get("namespace"),
             "kind": obj["kind"],
             "name": meta.get("name"),
-            "account": str((spec.get("accountRef") or {}).get("name") or DEFAULT_ACCOUNT),
+            "account": account_name(spec),
             "hourly": float(cost.get("hourly") or 0.0),
             "accrued": float(cost.get("accrued") or 0.0),
             "currency": cost.get("currency") or "",

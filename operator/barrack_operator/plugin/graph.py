@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from barrack_operator.resources.schedule import matches
-from barrack_operator.resources.specs import DEFAULT_ACCOUNT, LabelSelector
+from barrack_operator.resources.specs import LabelSelector, account_name
 
 ACCOUNT = "BarrackAccount"
 
@@ -79,7 +79,7 @@ def uses(
         for name in names(spec, ref):
             yield ref.target, name, _find(objects, ref.target, name)
     if kind in BILLED_ON_AN_ACCOUNT:
-        account = str((spec.get("accountRef") or {}).get("name") or DEFAULT_ACCOUNT)
+        account = account_name(spec)
         yield ACCOUNT, account, _find(objects, ACCOUNT, account)
 
 
@@ -97,8 +97,7 @@ def used_by(
     if kind == ACCOUNT:
         for billed in BILLED_ON_AN_ACCOUNT:
             for source in objects.get(billed, []):
-                spec = source.get("spec") or {}
-                if str((spec.get("accountRef") or {}).get("name") or DEFAULT_ACCOUNT) == name:
+                if account_name(source.get("spec") or {}) == name:
                     yield billed, source["metadata"]["name"], source
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from barrack_operator.plugin.graph import ACCOUNT, used_by, uses
+from barrack_operator.plugin.why import condition, holding
 from barrack_operator.resources.specs import DEFAULT_ACCOUNT
 
 
@@ -25,10 +26,6 @@ class Node:
     def missing(self) -> bool:
         return bool(self.row()["missing"])
 
-    def condition(self, type_: str) -> dict[str, Any]:
-        conditions = ((self.obj or {}).get("status") or {}).get("conditions") or []
-        return next((c for c in conditions if c.get("type") == type_), {})
-
     def row(self) -> dict[str, Any]:
         """The row's fields: the holding condition's reason and message (Synced's when it is
         False, else Ready's)."""
@@ -41,8 +38,8 @@ class Node:
                     "id": None, "state": None, "ready": None, "synced": None,
                     "reason": "Missing", "message": f"no {self.kind} named {self.name} exists"}  # fmt: skip
         status = self.obj.get("status") or {}
-        ready, synced = self.condition("Ready"), self.condition("Synced")
-        holding = synced if synced.get("status") == "False" else ready
+        ready, synced = condition(self.obj, "Ready") or {}, condition(self.obj, "Synced") or {}
+        held = holding(self.obj) or {}
         return {
             "kind": self.kind,
             "name": self.name,
@@ -52,8 +49,8 @@ class Node:
             "state": status.get("state"),
             "ready": ready.get("status"),
             "synced": synced.get("status"),
-            "reason": holding.get("reason"),
-            "message": holding.get("message"),
+            "reason": held.get("reason"),
+            "message": held.get("message"),
         }
 
     def as_dict(self) -> dict[str, Any]:

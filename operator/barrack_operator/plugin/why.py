@@ -11,14 +11,20 @@ from barrack_operator.plugin.next_steps import NEXT_STEPS
 RECENT_WARNINGS = 5
 
 
-def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
     conditions = (obj.get("status") or {}).get("conditions") or []
     return next((c for c in conditions if c.get("type") == type_), None)
 
 
+def holding(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The condition that says most of the object: Synced when it is False, else Ready."""
+    synced = condition(obj, "Synced")
+    return synced if synced and synced.get("status") == "False" else condition(obj, "Ready")
+
+
 def is_ready(obj: dict[str, Any]) -> bool:
     """Ready=True and nothing holds it back (Synced, where the kind has it, not False)."""
-    ready, synced = _condition(obj, "Ready"), _condition(obj, "Synced")
+    ready, synced = condition(obj, "Ready"), condition(obj, "Synced")
     return bool(ready and ready.get("status") == "True") and not (synced and synced.get("status") == "False")
 
 
@@ -35,21 +41,20 @@ def why(obj: dict[str, Any], events: list[dict[str, Any]]) -> list[str]:
         lines.append(f"The operator has not handled its latest spec yet (generation {generation}, status of "
                      f"{seen if seen is not None else 'none'}): what follows may be about the spec before.")  # fmt: skip
     if is_ready(obj):
-        shown = _condition(obj, "Ready") or {}
+        shown = condition(obj, "Ready") or {}
         return [f"{title} is Ready: {shown.get('message') or shown.get('reason')}", *lines]
-    ready, synced = _condition(obj, "Ready"), _condition(obj, "Synced")
-    holding = synced if synced and synced.get("status") == "False" else ready
-    if holding is None:
+    ready, synced, held = condition(obj, "Ready"), condition(obj, "Synced"), holding(obj)
+    if held is None:
         lines.insert(0, f"{title} is not Ready: the operator has written no condition yet (is it running and "
                         "watching this namespace?).")  # fmt: skip
     else:
-        kind_of = f"{holding.get('type')}={holding.get('status')} {holding.get('reason')}"
-        said = [f"{title} is not Ready: {kind_of}", f"  {holding.get('message') or '(no message)'}"]
-        step = NEXT_STEPS.get(str(holding.get("reason")))
+        kind_of = f"{held.get('type')}={held.get('status')} {held.get('reason')}"
+        said = [f"{title} is not Ready: {kind_of}", f"  {held.get('message') or '(no message)'}"]
+        step = NEXT_STEPS.get(str(held.get("reason")))
         if step and step != "nothing":
             said.append(f"  Next step: {step}")
-        other = ready if holding is synced else synced
-        if other and other.get("status") == "False" and other.get("reason") != holding.get("reason"):
+        other = ready if held is synced else synced
+        if other and other.get("status") == "False" and other.get("reason") != held.get("reason"):
             said.append(f"  also {other.get('type')}=False {other.get('reason')}: {other.get('message')}")
         lines[:0] = said
     warnings = sorted((e for e in events if e.get("type") == "Warning"), key=_when, reverse=True)

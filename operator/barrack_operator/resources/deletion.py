@@ -150,9 +150,8 @@ class KindDeletion(Generic[T]):
     async def _observe(self, ctx: Context, obj: ObjectView, item: T | None) -> DeletionInputs:
         if isinstance(item, wire.Script):
             await ctx.inventory.listed_once("instances")
-            users = [i.id for i in ctx.inventory.instances.items.values()
-                     if i.startup_script_id == item.id and i.status != "DELETED"]  # fmt: skip
-            return DeletionInputs(users=tuple(_label(ctx, obj.namespace, i) for i in sorted(users)))
+            users = script_users(ctx, item.id)
+            return DeletionInputs(users=tuple(_label(ctx, obj.namespace, i) for i in users))
         instance_id = item.instance_id if isinstance(item, wire.Volume) else None
         if instance_id is None:
             return DeletionInputs()
@@ -193,6 +192,12 @@ class KindDeletion(Generic[T]):
         out.note("Deleted", f"Deleted Barrack {self.what} {item.id}")
         out.done = True
         return out
+
+
+def script_users(ctx: Context, script_id: str) -> list[str]:
+    """The ids of the listed instances created with the script and not deleted, in order."""
+    return sorted(i.id for i in ctx.inventory.instances.items.values()
+                  if i.startup_script_id == script_id and i.status != "DELETED")  # fmt: skip
 
 
 def _label(ctx: Context, namespace: str, instance_id: str) -> str:

@@ -15,7 +15,7 @@ from barrack_operator.barrack import models as wire
 from barrack_operator.barrack import requests as rq
 from barrack_operator.conditions import Reason
 from barrack_operator.resources import steps
-from barrack_operator.resources.deletion import DELETIONS
+from barrack_operator.resources.deletion import DELETIONS, script_users
 from barrack_operator.resources.frame import KindReconciler
 from barrack_operator.resources.model import Context, ObjectView, Outcome
 from barrack_operator.resources.script_spec import BarrackStartupScriptSpec
@@ -97,8 +97,7 @@ class ScriptReconciler(KindReconciler[BarrackStartupScriptSpec, wire.Script, Scr
                 "updatedAt": item.updated_at}  # fmt: skip
 
     def status_of(self, ctx: Context, item: wire.Script, inputs: ScriptInputs | None) -> dict[str, Any]:
-        users = [i.id for i in ctx.inventory.instances.items.values() if i.startup_script_id == item.id]
-        return {**self.status(item), "usedBy": sorted(users)}
+        return {**self.status(item), "usedBy": script_users(ctx, item.id)}
 
     def plan(
         self, ctx: Context, spec: BarrackStartupScriptSpec, item: wire.Script, inputs: ScriptInputs
